@@ -1,0 +1,570 @@
+"""The ``exchange`` command line.
+
+Exit codes scripts can rely on:
+
+====  ==========================================================
+0     success
+1     the operation failed or was refused (message says why)
+2     usage error (bad arguments)
+3     verification failed (``verify``: signature, schema or proof)
+4     the node or database could not be reached
+====  ==========================================================
+
+Further subcommands arrive through the ``congress_exchange.cli`` entry-point group
+(for example ``exchange adapter`` from the adapters package): each entry point is a
+callable ``register(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime, timezone
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from exchange.config import NodeConfig, env_value, load_config
+from exchange.errors import (
+    AuthError,
+    ConfigError,
+    ExchangeError,
+    OperationalError,
+    ProofError,
+    SchemaError,
+    VerificationError,
+    diagnostics,
+)
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_VERIFY, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+_log = logging.getLogger("exchange.cli")
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _progress(done: int, total: int | None, what: str) -> None:
+    if not sys.stderr.isatty() and total is not None and done not in (total,) and done % 500:
+        return
+    tail = f"/{total}" if total is not None else ""
+    end = "\n" if total is not None and done >= total else "\r"
+    print(f"  {what}: {done}{tail}", end=end, file=sys.stderr, flush=True)
+
+
+# -- configuration helpers ------------------------------------------------------------
+def _config(args: argparse.Namespace) -> NodeConfig:
+    path = getattr(args, "config", None) or env_value("EXCHANGE_CONFIG") or None
+    if path is None and Path("node.toml").exists():
+        path = "node.toml"
+    overrides: dict[str, dict[str, Any]] = {}
+    if getattr(args, "data_dir", None):
+        overrides.setdefault("node", {})["data_dir"] = str(Path(args.data_dir).resolve())
+    if getattr(args, "listen", None):
+        overrides.setdefault("http", {})["listen"] = args.listen
+    return load_config(Path(path) if path else None, overrides=overrides)
+
+
+def _with_node(args: argparse.Namespace, fn: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    """Open the node's storage (not its HTTP server), run ``fn(node)``, close it."""
+    from exchange.node import Node
+
+    async def run() -> int:
+        node = Node(_config(args))
+        await node.start()
+        try:
+            return await fn(node)
+        finally:
+            await node.stop()
+
+    return asyncio.run(run())
+
+
+def _read_json_file(path: str) -> Any:
+    from exchange.core.canonical import parse_json
+
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    return parse_json(data, allow_floats=False)
+
+
+def _write_json(obj: Any, out: str | None) -> None:
+    text = json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        _say(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+
+
+# -- keys ------------------------------------------------------------------------------
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    from exchange.core.signing import generate_key, save_private_key
+
+    key = generate_key(args.alg, args.key_id)
+    save_private_key(key, Path(args.out))
+    print(json.dumps({"key_id": key.key_id, "alg": key.alg, "public_key": key.public_key.b64()}))
+    _say(f"private key written to {args.out} (mode 0600) — keep it at the site, never share it")
+    _say(f"register it on the node: exchange site key add {key.key_id.split('#')[0]} "
+         f"--key-id {key.key_id} --public-key {key.public_key.b64()}")
+    return EXIT_OK
+
+
+# -- node ------------------------------------------------------------------------------
+_NODE_TOML = """\
+# Congress Exchange node configuration ({region}).
+# Every key can be overridden by an environment variable EXCHANGE_<SECTION>_<KEY>;
+# EXCHANGE_DATABASE_URL, EXCHANGE_DATABASE_READ_URL, EXCHANGE_LISTEN and
+# EXCHANGE_DATA_DIR are the usual ones.
+
+[node]
+id = "{region}"                  # lowercase slug, unique in the federation
+name = "{name}"
+base_url = "http://{listen}"     # the URL peers and sites use to reach this node
+data_dir = "data"                # relative to this file; holds the node key and the
+                                 # embedded PostgreSQL when database.url is empty
+key_file = "node.key"            # relative to data_dir; mode 0600
+
+[http]
+listen = "{listen}"
+max_body_bytes = 4194304         # largest request body (a batch of items)
+max_batch = 500                  # most items per push
+max_blob_bytes = 67108864        # largest attachment
+signature_max_age = 300          # seconds a signed request stays valid
+
+[database]
+url = ""                         # empty: embedded PostgreSQL in data_dir/pg
+read_url = ""                    # optional read replica for pulls
+pool_min = 2
+pool_max = 10
+
+[limits]
+max_depth = 32                   # JSON nesting bound
+future_skew_seconds = 600        # how far created_at may be ahead of this node's clock
+"""
+
+
+def cmd_node_init(args: argparse.Namespace) -> int:
+    from exchange.core.signing import generate_key, save_private_key
+
+    folder = Path(args.dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg_path = folder / "node.toml"
+    if cfg_path.exists() and not args.force:
+        raise ConfigError(f"{cfg_path} already exists; use --force to overwrite it")
+    cfg_path.write_text(
+        _NODE_TOML.format(region=args.region, name=args.name or args.region, listen=args.listen),
+        encoding="utf-8",
+    )
+    cfg = load_config(cfg_path)
+    cfg.data_path.mkdir(parents=True, exist_ok=True)
+    if not cfg.key_path.exists():
+        save_private_key(generate_key(key_id=f"{args.region}#k1"), cfg.key_path)
+    _say(f"wrote {cfg_path} and node key {cfg.key_path}")
+    _say(f"start it with: exchange node up --config {cfg_path}")
+    return EXIT_OK
+
+
+def cmd_node_up(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from exchange.http.app import make_app
+    from exchange.node import Node
+
+    cfg = _config(args)
+
+    async def run() -> int:
+        node = Node(cfg)
+        await node.start()
+        runner = web.AppRunner(make_app(node), access_log=None, shutdown_timeout=5)
+        await runner.setup()
+        host, port = cfg.listen_host_port
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        _say(f"节点 {node.id} 已启动 / node {node.id} listening on http://{host}:{port} "
+             f"(database: {'embedded PostgreSQL in ' + str(cfg.data_path / 'pg') if node.embedded else 'external'})")
+        try:
+            await stop.wait()
+        finally:
+            _say("stopping…")
+            await runner.cleanup()
+            await node.stop()
+        return EXIT_OK
+
+    return _run_loop(run())
+
+
+def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    async def fn(node: Any) -> int:
+        _say("database schema is up to date")
+        return EXIT_OK
+
+    return _with_node(args, fn)
+
+
+# -- sites and monitors ---------------------------------------------------------------
+def cmd_site_add(args: argparse.Namespace) -> int:
+    async def fn(node: Any) -> int:
+        await node.sites.add_site(args.site, args.name, args.home or node.id, args.circle or [])
+        _say(f"site {args.site} ({args.name}) registered, circles: {', '.join(args.circle or []) or '-'}")
+        return EXIT_OK
+
+    return _with_node(args, fn)
+
+
+def cmd_site_key_add(args: argparse.Namespace) -> int:
+    from exchange.core.signing import b64u_decode, parse_key_id, suite
+
+    owner, _ = parse_key_id(args.key_id)
+    if owner != args.site:
+        raise ConfigError(f"key id {args.key_id} does not belong to site {args.site}")
+    try:
+        raw = b64u_decode(args.public_key)
+    except ValueError:
+        raise ConfigError("--public-key must be base64url (as printed by 'exchange keys new')") from None
+    if len(raw) != suite(args.alg).public_key_size:
+        raise ConfigError(f"--public-key is {len(raw)} bytes; an {args.alg} public key has "
+                          f"{suite(args.alg).public_key_size}")
+    valid_from = datetime.fromisoformat(args.valid_from) if args.valid_from else None
+
+    async def fn(node: Any) -> int:
+        await node.sites.add_key(args.key_id, args.site, args.alg, raw, valid_from)
+        _say(f"key {args.key_id} added to {args.site}")
+        return EXIT_OK
+
+    return _with_node(args, fn)
+
+
+def cmd_site_key_revoke(args: argparse.Namespace) -> int:
+    at = datetime.fromisoformat(args.at) if args.at else None
+
+    async def fn(node: Any) -> int:
+        when = await node.sites.revoke_key(args.key_id, at)
+        _say(f"key {args.key_id} revoked from {when.isoformat()}; items it signed before stay valid")
+        return EXIT_OK
+
+    return _with_node(args, fn)
+
+
+def cmd_site_list(args: argparse.Namespace) -> int:
+    from exchange.http.routes_directory import site_json
+
+    async def fn(node: Any) -> int:
+        sites = await node.sites.list_sites()
+        _write_json({"sites": [site_json(s) for s in sites]}, None)
+        return EXIT_OK
+
+    return _with_node(args, fn)
+
+
+def cmd_monitor_add(args: argparse.Namespace) -> int:
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+
+    async def fn(node: Any) -> int:
+        await node.sites.add_monitor(args.monitor, args.name, token, args.circle or [], args.site or [])
+        print(token)
+        _say(f"monitor {args.monitor} registered; the token above is shown once — hand it over securely")
+        return EXIT_OK
+
+    return _with_node(args, fn)
+
+
+# -- items -----------------------------------------------------------------------------
+def cmd_item_new(args: argparse.Namespace) -> int:
+    from exchange.templates import template
+
+    _write_json(template(args.kind, args.author, args.partner), args.out)
+    return EXIT_OK
+
+
+def cmd_item_sign(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from exchange.core.items import schema_error, sign_item
+    from exchange.core.signing import load_private_key
+    from schemas.items import ITEM_ADAPTER
+
+    key = load_private_key(Path(args.key))
+    item = _read_json_file(args.file)
+    if isinstance(item, dict) and set(item) == {"item", "sig"}:
+        item = item["item"]
+    try:
+        ITEM_ADAPTER.validate_python(item)
+    except ValidationError as exc:
+        raise schema_error(exc, "item") from None
+    _write_json(sign_item(item, key), args.out)
+    return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from exchange.client import ExchangeClient
+    from exchange.core.signing import load_private_key
+
+    key = load_private_key(Path(args.key))
+    docs = [(_f, _read_json_file(_f)) for _f in args.files]
+    for name, doc in docs:
+        if not (isinstance(doc, dict) and set(doc) == {"item", "sig"}):
+            raise SchemaError(f"{name} is not a signed item; sign it first: exchange item sign {name} --key KEY")
+
+    async def run() -> int:
+        failed = 0
+        async with ExchangeClient(args.node, key=key) as client:
+            for start in range(0, len(docs), 500):
+                chunk = docs[start:start + 500]
+                results = (await client.push_batch([d for _, d in chunk]))["results"]
+                for (name, _), res in zip(chunk, results, strict=True):
+                    if res["status"] == "refused":
+                        failed += 1
+                        err = res["error"]
+                        print(f"{name}\trefused\t{err['code']}: {err['message']}")
+                    else:
+                        print(f"{name}\t{res['status']}\t{res['id']}\tindex {res['index']}")
+                _progress(min(start + 500, len(docs)), len(docs), "pushed")
+        return EXIT_FAIL if failed else EXIT_OK
+
+    return asyncio.run(run())
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    import orjson
+
+    from exchange.client import ExchangeClient
+    from exchange.core.signing import load_private_key
+
+    key = load_private_key(Path(args.key))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / ".cursor.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    cursor = int(state.get(args.node, -1)) if not args.from_start else -1
+    filters = {k: v for k, v in (("kind", args.kind), ("author", args.author), ("tag", args.tag)) if v}
+
+    def save_cursor(c: int) -> None:
+        state[args.node] = c
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, state_path)
+
+    async def run() -> int:
+        n = 0
+        async with ExchangeClient(args.node, key=key) as client:
+            sites = await client.sites()
+            (out / "sites.json").write_text(
+                json.dumps({"sites": sites}, ensure_ascii=False, indent=2), encoding="utf-8"
+            )
+            nonlocal cursor
+            while True:
+                page = await client.list_items(cursor, limit=200, **filters)
+                for env in page["items"]:
+                    name = f"{env['index']:08d}-{env['id'][7:19]}.json"
+                    data = orjson.dumps(env["signed"])
+                    tmp = out / (name + ".tmp")
+                    tmp.write_bytes(data)
+                    os.replace(tmp, out / name)
+                    n += 1
+                    cursor = env["index"]
+                if page["items"]:
+                    save_cursor(cursor)
+                    _progress(n, None, "pulled")
+                if page.get("next_cursor") is None:
+                    break
+        _say(f"pulled {n} new item(s) into {out} (cursor {cursor})")
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from exchange.verify import verify_path
+
+    report = verify_path(Path(args.file), sites_file=Path(args.sites) if args.sites else None,
+                         public_key=args.public_key)
+    for line in report.lines:
+        print(line)
+    return EXIT_OK if report.ok else EXIT_VERIFY
+
+
+# -- parser ----------------------------------------------------------------------------
+def _common_node(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="node.toml (default: $EXCHANGE_CONFIG or ./node.toml)")
+    p.add_argument("--data-dir", metavar="DIR", help="override node.data_dir")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (plugins included)."""
+    from exchange.core.signing import suites
+    from exchange.templates import KIND_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog="exchange",
+        description="Congress Exchange — 人大常委会工作交流平台: signed case studies, joint "
+        "inspection plans and lessons between county people's congresses.",
+        epilog="Exit codes: 0 ok, 1 failed/refused, 2 usage, 3 verification failed, "
+        "4 node or database unreachable. 'exchange COMMAND --help' explains each command.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    keys = sub.add_parser("keys", help="make signing keys").add_subparsers(dest="sub", required=True)
+    p = keys.add_parser("new", help="generate a private key file (mode 0600) and print the public key")
+    p.add_argument("--key-id", required=True, help="key id, e.g. huaibei-duji#k1")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the private key")
+    p.add_argument("--alg", default="ed25519", choices=suites(), help="signature suite")
+    p.set_defaults(func=cmd_keys_new)
+
+    node = sub.add_parser("node", help="set up and run a node").add_subparsers(dest="sub", required=True)
+    p = node.add_parser("init", help="write a commented node.toml and a node key")
+    p.add_argument("--region", required=True, help="node id, e.g. huaihai or yangtze-delta")
+    p.add_argument("--name", default="", help="display name, e.g. 淮海经济区节点")
+    p.add_argument("--dir", default=".", help="folder for node.toml (default: current)")
+    p.add_argument("--listen", default="127.0.0.1:8700", help="HOST:PORT to listen on")
+    p.add_argument("--force", action="store_true", help="overwrite an existing node.toml")
+    p.set_defaults(func=cmd_node_init)
+    p = node.add_parser("up", help="run the node (embedded PostgreSQL unless EXCHANGE_DATABASE_URL is set)")
+    _common_node(p)
+    p.add_argument("--listen", metavar="HOST:PORT", help="override http.listen")
+    p.set_defaults(func=cmd_node_up)
+
+    p = sub.add_parser("demo", help="run a node with demo sites and items (embedded PostgreSQL)")
+    p.add_argument("--data-dir", default="demo-data", help="folder for the demo (default: demo-data)")
+    p.add_argument("--listen", default="127.0.0.1:8700", help="HOST:PORT (default 127.0.0.1:8700)")
+    p.set_defaults(func=lambda a: __import__("exchange.demo", fromlist=["run_demo"]).run_demo(Path(a.data_dir), a.listen))
+
+    p = sub.add_parser("migrate", help="apply database migrations and exit")
+    _common_node(p)
+    p.set_defaults(func=cmd_migrate)
+
+    site = sub.add_parser("site", help="register sites and their keys (operator, on the node host)")
+    ssub = site.add_subparsers(dest="sub", required=True)
+    p = ssub.add_parser("add", help="register or update a site")
+    p.add_argument("site", help="site id, e.g. huaibei-duji")
+    p.add_argument("--name", required=True, help="display name, e.g. 淮北市杜集区人大常委会")
+    p.add_argument("--circle", action="append", help="circle membership (repeatable)")
+    p.add_argument("--home", help="home node id (default: this node)")
+    _common_node(p)
+    p.set_defaults(func=cmd_site_add)
+    p = ssub.add_parser("list", help="print the sites and keys as JSON")
+    _common_node(p)
+    p.set_defaults(func=cmd_site_list)
+    key = ssub.add_parser("key", help="add or revoke a site key").add_subparsers(dest="subsub", required=True)
+    p = key.add_parser("add", help="add a public key to a site")
+    p.add_argument("site")
+    p.add_argument("--key-id", required=True, help="e.g. huaibei-duji#k2")
+    p.add_argument("--public-key", required=True, help="base64url public key from 'exchange keys new'")
+    p.add_argument("--alg", default="ed25519", choices=suites())
+    p.add_argument("--valid-from", help="ISO 8601 time the key becomes valid (default: now)")
+    _common_node(p)
+    p.set_defaults(func=cmd_site_key_add)
+    p = key.add_parser("revoke", help="revoke a key: new items signed with it are refused")
+    p.add_argument("key_id")
+    p.add_argument("--at", help="ISO 8601 revocation time (default: now)")
+    _common_node(p)
+    p.set_defaults(func=cmd_site_key_revoke)
+
+    mon = sub.add_parser("monitor", help="read-only monitor tokens").add_subparsers(dest="sub", required=True)
+    p = mon.add_parser("add", help="register a monitor and print its bearer token once")
+    p.add_argument("monitor", help="monitor id, e.g. huaibei-municipal")
+    p.add_argument("--name", required=True)
+    p.add_argument("--circle", action="append", help="circles in scope (repeatable)")
+    p.add_argument("--site", action="append", help="sites in scope (repeatable)")
+    _common_node(p)
+    p.set_defaults(func=cmd_monitor_add)
+
+    item = sub.add_parser("item", help="write and sign items").add_subparsers(dest="sub", required=True)
+    p = item.add_parser("new", help="print a filled-in, schema-valid item template to edit",
+                        description="Kinds: " + "; ".join(f"{k} = {v}" for k, v in KIND_NAMES.items()))
+    p.add_argument("--kind", required=True, choices=list(KIND_NAMES))
+    p.add_argument("--author", default="huaibei-duji", help="authoring site id")
+    p.add_argument("--partner", default="suzhou-wuzhong", help="partner site for plans")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_item_new)
+    p = item.add_parser("sign", help="check an item against the schema and sign it")
+    p.add_argument("file", help="item JSON file ('-' for stdin)")
+    p.add_argument("--key", required=True, metavar="FILE", help="the site's private key file")
+    p.add_argument("--out", metavar="FILE", help="write the signed item here (default: stdout)")
+    p.set_defaults(func=cmd_item_sign)
+
+    p = sub.add_parser("push", help="push signed item files to a node")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--node", required=True, help="node URL, e.g. http://127.0.0.1:8700")
+    p.add_argument("--key", required=True, metavar="FILE", help="the site's private key file (signs the requests)")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("pull", help="pull new items as files, resuming from the saved cursor")
+    p.add_argument("--node", required=True)
+    p.add_argument("--key", required=True, metavar="FILE")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for item files, sites.json and the cursor")
+    p.add_argument("--kind")
+    p.add_argument("--author")
+    p.add_argument("--tag")
+    p.add_argument("--from-start", action="store_true", help="ignore the saved cursor")
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("verify", help="check a signed item file offline (no network)",
+                       description="Checks the schema and the signature. The public key comes from "
+                       "--public-key, --sites, or sites.json beside the file (written by 'exchange pull').")
+    p.add_argument("file")
+    p.add_argument("--sites", metavar="FILE", help="a site directory (GET /v1/sites output)")
+    p.add_argument("--public-key", metavar="B64", help="the signer's public key, base64url")
+    p.set_defaults(func=cmd_verify)
+
+    for ep in entry_points(group="congress_exchange.cli"):
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken plugin must not break the CLI
+            _log.warning("CLI plugin %s failed to load: %s", ep.name, exc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``exchange`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        code: int = args.func(args)
+        return code
+    except (VerificationError, ProofError) as err:
+        _say(diagnostics(err))
+        return EXIT_VERIFY
+    except (OperationalError, AuthError) as err:
+        _say(diagnostics(err))
+        return EXIT_UNREACHABLE if isinstance(err, OperationalError) else EXIT_FAIL
+    except ExchangeError as err:
+        _say(diagnostics(err))
+        return EXIT_FAIL
+    except FileNotFoundError as err:
+        _say(f"error: no such file: {err.filename}")
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Node configuration: one TOML file plus ``EXCHANGE_*`` environment overrides.
+
+This is the only module that reads ``os.environ``. Sections are pydantic models, so a
+wrong value is refused at start with the key path (``http.max_body_bytes: ...``).
+
+Environment overrides (for secrets and containers) win over the file:
+
+========================================  =========================================
+``EXCHANGE_DATABASE_URL``                 ``database.url``
+``EXCHANGE_DATABASE_READ_URL``            ``database.read_url``
+``EXCHANGE_LISTEN``                       ``http.listen``
+``EXCHANGE_DATA_DIR``                     ``node.data_dir``
+``EXCHANGE_<SECTION>_<KEY>``              any other key, e.g. ``EXCHANGE_HTTP_MAX_BATCH``
+========================================  =========================================
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from exchange.errors import ConfigError
+
+__all__ = [
+    "DatabaseConfig",
+    "HttpConfig",
+    "LimitsConfig",
+    "NodeConfig",
+    "NodeSection",
+    "env_flag",
+    "env_value",
+    "load_config",
+]
+
+_SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class NodeSection(_Section):
+    """``[node]``: who this node is."""
+
+    id: str = Field("local", pattern=_SLUG, description="Node id, a lowercase slug")
+    name: str = Field("", description="Display name, e.g. 淮海经济区节点")
+    base_url: str = Field("", description="Public URL peers use to reach this node")
+    key_file: str = Field("node.key", description="Node private key, relative to data_dir")
+    data_dir: str = Field("data", description="Data folder; relative to the config file")
+    circles: list[str] = Field(default_factory=list, description="Circles this node serves")
+
+
+class HttpConfig(_Section):
+    """``[http]``: the API listener and request limits."""
+
+    listen: str = "127.0.0.1:8700"
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(500, ge=1, le=5000)
+    max_blob_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    signature_max_age: int = Field(300, ge=10, le=3600)
+    signature_max_skew: int = Field(30, ge=0, le=600)
+    page_max_bytes: int = Field(1024 * 1024, ge=16 * 1024)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8700")
+        return v
+
+
+class DatabaseConfig(_Section):
+    """``[database]``: empty ``url`` means the embedded PostgreSQL in ``data_dir/pg``."""
+
+    url: str = ""
+    read_url: str = ""
+    pool_min: int = Field(2, ge=1)
+    pool_max: int = Field(10, ge=1)
+    embedded_port: int = Field(0, ge=0, lt=65536)
+
+
+class LimitsConfig(_Section):
+    """``[limits]``: what the node accepts."""
+
+    max_depth: int = Field(32, ge=4, le=256)
+    future_skew_seconds: int = Field(600, ge=0)
+
+
+class NodeConfig(_Section):
+    """The whole configuration of one node."""
+
+    node: NodeSection = Field(default_factory=NodeSection)  # type: ignore[arg-type]
+    http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)  # type: ignore[arg-type]
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)  # type: ignore[arg-type]
+    config_dir: str = Field("", exclude=True)
+
+    @property
+    def data_path(self) -> Path:
+        """Absolute data folder."""
+        p = Path(self.node.data_dir).expanduser()
+        if not p.is_absolute():
+            p = Path(self.config_dir or ".") / p
+        return p.resolve()
+
+    @property
+    def key_path(self) -> Path:
+        """Absolute path of the node key file."""
+        p = Path(self.node.key_file).expanduser()
+        return p if p.is_absolute() else self.data_path / p
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        """``http.listen`` split."""
+        host, _, port = self.http.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+_SPECIAL_ENV = {
+    "EXCHANGE_DATABASE_URL": ("database", "url"),
+    "EXCHANGE_DATABASE_READ_URL": ("database", "read_url"),
+    "EXCHANGE_LISTEN": ("http", "listen"),
+    "EXCHANGE_DATA_DIR": ("node", "data_dir"),
+}
+_SECTIONS = {"node": NodeSection, "http": HttpConfig, "database": DatabaseConfig,
+             "limits": LimitsConfig}
+
+
+def _coerce(section: str, key: str, raw: str) -> Any:
+    field = _SECTIONS[section].model_fields.get(key)
+    if field is None:
+        return raw
+    ann = field.annotation
+    if ann is int:
+        try:
+            return int(raw)
+        except ValueError:
+            return raw
+    if ann == list[str]:
+        return [p.strip() for p in raw.split(",") if p.strip()]
+    return raw
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith("EXCHANGE_"):
+            continue
+        if name in _SPECIAL_ENV:
+            section, key = _SPECIAL_ENV[name]
+        else:
+            rest = name[len("EXCHANGE_"):].lower()
+            section, _, key = rest.partition("_")
+            if section not in _SECTIONS or not key:
+                continue
+            if key not in _SECTIONS[section].model_fields:
+                continue
+        data.setdefault(section, {})[key] = _coerce(section, key, value)
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> NodeConfig:
+    """Load, merge and validate the configuration.
+
+    Args:
+        path: TOML file; ``None`` means defaults only.
+        overrides: Values from the command line, by section (win over everything).
+        environ: The environment (``os.environ`` by default).
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error, or an invalid value; the message
+            names the key path and what is wrong.
+    """
+    data: dict[str, Any] = {}
+    config_dir = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config file {path} not found; create one with 'exchange node init'"
+            ) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        config_dir = path.resolve().parent
+    _apply_env(data, os.environ if environ is None else environ)
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    data["config_dir"] = str(config_dir)
+    try:
+        return NodeConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{loc}: {err['msg']}")
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid configuration{where}: " + "; ".join(problems)) from None
+
+
+def env_value(name: str, default: str = "") -> str:
+    """Read one ``EXCHANGE_*`` variable (for tools that have no config file)."""
+    if not name.startswith("EXCHANGE_"):
+        raise ValueError("only EXCHANGE_* variables are read")
+    return os.environ.get(name, default)
+
+
+def env_flag(name: str) -> bool:
+    """True if ``EXCHANGE_*`` variable ``name`` is set to 1/true/yes."""
+    return env_value(name).lower() in ("1", "true", "yes")

@@ -1,0 +1,264 @@
+"""The exception tree, registered by wire code.
+
+::
+
+    ExchangeError                      (code, http_status, message)
+    ├── InputError                     400  malformed JSON, schema, limits
+    │   ├── JsonError                       bad_json, invalid_utf8, duplicate_key, too_deep,
+    │   │                                   number_out_of_range, float_not_allowed
+    │   ├── TooLarge                   413  too_large, batch_too_large
+    │   └── SchemaError                422  schema_invalid, unknown_kind, timestamp_in_future,
+    │                                       audience_invalid
+    ├── VerificationError              422  bad_signature, unknown_key, revoked_key, ...
+    │   └── ProofError                 422  proof_invalid, checkpoint_invalid
+    ├── AuthError                      401  unauthenticated, bad_request_signature, ...
+    ├── Forbidden                      403  forbidden, not_home_node
+    ├── NotFound                       404  not_found, blob_missing
+    ├── Conflict                       409  conflict, blob_hash_mismatch (400)
+    ├── RateLimited                    429
+    ├── ConfigError                         config_invalid (names the key path)
+    └── OperationalError               503  database_unavailable, schema_too_new
+
+Each concrete code maps to exactly one class via :func:`error_class_for`, so
+``exchange.client`` can rebuild the same exception a server raised (the asyncpg SQLSTATE
+registry pattern). :func:`diagnostics` renders an error for the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from schemas.errors import ErrorCode
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "Conflict",
+    "ExchangeError",
+    "Forbidden",
+    "InputError",
+    "JsonError",
+    "NotFound",
+    "OperationalError",
+    "ProofError",
+    "RateLimited",
+    "SchemaError",
+    "TooLarge",
+    "VerificationError",
+    "diagnostics",
+    "error_class_for",
+    "make_error",
+]
+
+_REGISTRY: dict[ErrorCode, type[ExchangeError]] = {}
+
+
+class ExchangeError(Exception):
+    """Base of every error the project raises on purpose.
+
+    Args:
+        message: A sentence a person can act on: what is wrong, and what to do.
+        code: The wire code; defaults to the class's first registered code.
+        detail: Optional JSON-serialisable context (never secrets).
+    """
+
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.INTERNAL,)
+    http_status: ClassVar[int] = 500
+    status_overrides: ClassVar[dict[ErrorCode, int]] = {}
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code if code is not None else self.codes[0]
+        if self.code not in self.codes:
+            raise ValueError(f"{type(self).__name__} cannot carry code {self.code.value}")
+        self.detail = detail or {}
+
+    @property
+    def status(self) -> int:
+        """HTTP status for this error."""
+        return self.status_overrides.get(self.code, self.http_status)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for code in cls.__dict__.get("codes", ()):
+            _REGISTRY[code] = cls
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON error body for this error."""
+        body: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        if self.detail:
+            body["detail"] = self.detail
+        return {"error": body}
+
+
+class InputError(ExchangeError):
+    """The request or document is malformed."""
+
+    codes = (ErrorCode.BAD_REQUEST,)
+    http_status = 400
+
+
+class JsonError(InputError):
+    """JSON that the strict parser refuses."""
+
+    codes = (
+        ErrorCode.BAD_JSON,
+        ErrorCode.INVALID_UTF8,
+        ErrorCode.DUPLICATE_KEY,
+        ErrorCode.TOO_DEEP,
+        ErrorCode.NUMBER_OUT_OF_RANGE,
+        ErrorCode.FLOAT_NOT_ALLOWED,
+    )
+
+
+class TooLarge(InputError):
+    """A body, blob or batch over its limit."""
+
+    codes = (ErrorCode.TOO_LARGE, ErrorCode.BATCH_TOO_LARGE)
+    http_status = 413
+
+
+class SchemaError(InputError):
+    """Well-formed JSON that does not match the schema."""
+
+    codes = (
+        ErrorCode.SCHEMA_INVALID,
+        ErrorCode.UNKNOWN_KIND,
+        ErrorCode.TIMESTAMP_IN_FUTURE,
+        ErrorCode.AUDIENCE_INVALID,
+    )
+    http_status = 422
+
+
+class VerificationError(ExchangeError):
+    """A signature, key or trust check failed."""
+
+    codes = (
+        ErrorCode.BAD_SIGNATURE,
+        ErrorCode.UNKNOWN_KEY,
+        ErrorCode.REVOKED_KEY,
+        ErrorCode.KEY_NOT_YET_VALID,
+        ErrorCode.AUTHOR_MISMATCH,
+        ErrorCode.UNSUPPORTED_ALGORITHM,
+        ErrorCode.UNKNOWN_SITE,
+        ErrorCode.ROSTER_INVALID,
+        ErrorCode.ROSTER_STALE,
+    )
+    http_status = 422
+
+
+class ProofError(VerificationError):
+    """A Merkle proof or checkpoint does not verify."""
+
+    codes = (ErrorCode.PROOF_INVALID, ErrorCode.CHECKPOINT_INVALID)
+
+
+class AuthError(ExchangeError):
+    """The request is not (validly) authenticated."""
+
+    codes = (
+        ErrorCode.UNAUTHENTICATED,
+        ErrorCode.BAD_REQUEST_SIGNATURE,
+        ErrorCode.DIGEST_MISMATCH,
+        ErrorCode.REPLAYED_REQUEST,
+        ErrorCode.SIGNATURE_EXPIRED,
+    )
+    http_status = 401
+
+
+class Forbidden(ExchangeError):
+    """Authenticated, but not allowed to do this."""
+
+    codes = (ErrorCode.FORBIDDEN, ErrorCode.NOT_HOME_NODE)
+    http_status = 403
+
+
+class NotFound(ExchangeError):
+    """No such resource (or not visible to this reader)."""
+
+    codes = (ErrorCode.NOT_FOUND, ErrorCode.BLOB_MISSING, ErrorCode.NOT_YET_INTEGRATED)
+    http_status = 404
+
+
+class Conflict(ExchangeError):
+    """The request conflicts with stored state."""
+
+    codes = (ErrorCode.CONFLICT, ErrorCode.BLOB_HASH_MISMATCH)
+    http_status = 409
+    status_overrides = {ErrorCode.BLOB_HASH_MISMATCH: 400}
+
+
+class RateLimited(ExchangeError):
+    """Too many requests; retry after ``detail['retry_after']`` seconds."""
+
+    codes = (ErrorCode.RATE_LIMITED,)
+    http_status = 429
+
+
+class ConfigError(ExchangeError):
+    """Configuration that cannot be used; the message names the key path."""
+
+    codes = (ErrorCode.CONFIG_INVALID,)
+    http_status = 500
+
+
+class OperationalError(ExchangeError):
+    """The node cannot serve right now (database, schema version)."""
+
+    codes = (ErrorCode.DATABASE_UNAVAILABLE, ErrorCode.SCHEMA_TOO_NEW, ErrorCode.INTERNAL)
+    http_status = 503
+    status_overrides = {ErrorCode.INTERNAL: 500}
+
+
+def error_class_for(code: str) -> type[ExchangeError]:
+    """Return the exception class registered for a wire code.
+
+    Args:
+        code: A wire error code, as found in an error body.
+
+    Returns:
+        The registered class, or :class:`ExchangeError` for an unknown code.
+    """
+    try:
+        return _REGISTRY[ErrorCode(code)]
+    except ValueError:
+        return ExchangeError
+
+
+def make_error(code: str, message: str, detail: dict[str, Any] | None = None) -> ExchangeError:
+    """Rebuild an exception from an error body's fields.
+
+    Args:
+        code: The wire code.
+        message: The message.
+        detail: Optional context.
+
+    Returns:
+        An instance of the registered class (``ExchangeError`` with ``internal`` if unknown).
+    """
+    cls = error_class_for(code)
+    try:
+        return cls(message, code=ErrorCode(code), detail=detail)
+    except ValueError:
+        return ExchangeError(message, detail={"code": code, **(detail or {})})
+
+
+def diagnostics(err: BaseException) -> str:
+    """One line for a terminal: the code and the message, no traceback.
+
+    Args:
+        err: Any exception.
+
+    Returns:
+        ``"error[code]: message"`` for project errors, a generic line otherwise.
+    """
+    if isinstance(err, ExchangeError):
+        return f"error[{err.code.value}]: {err.message}"
+    return f"error[internal]: {type(err).__name__}: {err}"

@@ -1,0 +1,53 @@
+"""The aiohttp application: wiring only.
+
+``make_app(node)`` mounts one route table per API area, the error middleware, and the
+node's background work as ``cleanup_ctx`` entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from exchange.node import Node
+
+from . import routes_blobs, routes_directory, routes_items, routes_monitoring
+from .keys import NODE
+from .middleware import error_middleware
+
+__all__ = ["make_app"]
+
+_log = logging.getLogger(__name__)
+
+
+async def _nonce_purger(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(60)
+            try:
+                await node.nonces.purge(datetime.now(timezone.utc))
+            except Exception:  # keep purging on the next round
+                _log.warning("nonce purge failed", exc_info=True)
+
+    task = asyncio.create_task(loop(), name="nonce-purge")
+    yield
+    task.cancel()
+
+
+def make_app(node: Node) -> web.Application:
+    """Build the HTTP application for a started :class:`~exchange.node.Node`."""
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=node.config.http.max_body_bytes,
+    )
+    app[NODE] = node
+    for module in (routes_items, routes_blobs, routes_directory, routes_monitoring):
+        app.add_routes(module.routes)
+    app.cleanup_ctx.append(_nonce_purger)
+    return app

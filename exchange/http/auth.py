@@ -1,0 +1,125 @@
+"""Who is calling: RFC 9421 signatures for sites (and nodes), bearer tokens for monitors.
+
+A signed request's key id names its owner. The key must be current (not revoked, already
+valid), the signature must cover method, path, query, authority and — for a body — the
+``content-digest``, it must be fresh (``created`` within the window) and its nonce unused:
+each nonce is remembered until the window has passed, so a captured request cannot be
+replayed. Monitors present ``Authorization: Bearer <token>``; only a hash of each token is
+stored. Requests with neither are anonymous, which only the public endpoints accept.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta, timezone
+
+from aiohttp import web
+
+from exchange.core import httpsig
+from exchange.core.signing import PublicKey
+from exchange.core.trust import Reader
+from exchange.errors import AuthError, Forbidden, VerificationError
+from exchange.node import Node
+from schemas.errors import ErrorCode
+
+from .keys import NODE, READER
+
+__all__ = ["authenticate", "require"]
+
+_KEYID = re.compile(r'keyid="([^"\\]{1,200})"')
+
+
+async def _site_reader(node: Node, site_id: str) -> Reader:
+    site = await node.sites.get_site(site_id)
+    if site is None:
+        raise AuthError(f"site {site_id} is not registered here", code=ErrorCode.BAD_REQUEST_SIGNATURE)
+    return Reader("site", site.id, circles=frozenset(site.circles))
+
+
+async def authenticate(request: web.Request, body: bytes | None) -> Reader:
+    """Establish the request's principal and store it on the request.
+
+    Args:
+        request: The request.
+        body: The full body for digest checking, or ``None`` when the handler checks the
+            digest itself while streaming (blob uploads).
+
+    Raises:
+        AuthError: a signature or token is present but not valid.
+    """
+    node = request.app[NODE]
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        token = auth[7:].strip()
+        mon = await node.sites.monitor_by_token(token) if token else None
+        if mon is None:
+            raise AuthError("unknown or revoked monitor token", code=ErrorCode.UNAUTHENTICATED)
+        scope = await node.sites.sites_in_scope(mon.circles, mon.sites)
+        reader = Reader("monitor", mon.id, circles=frozenset(mon.circles), sites=frozenset(scope))
+        request[READER] = reader
+        return reader
+    if "Signature-Input" not in request.headers and "Signature" not in request.headers:
+        reader = Reader("anonymous")
+        request[READER] = reader
+        return reader
+    m = _KEYID.search(request.headers.get("Signature-Input", ""))
+    if m is None:
+        raise AuthError("Signature-Input has no keyid", code=ErrorCode.BAD_REQUEST_SIGNATURE)
+    key_id = m.group(1)
+    keys = await node.sites.keys([key_id])
+    now = datetime.now(timezone.utc)
+
+    def lookup(kid: str) -> PublicKey:
+        rec = keys.get(kid)
+        if rec is None:
+            raise VerificationError(f"key {kid} is not known here", code=ErrorCode.UNKNOWN_KEY)
+        if rec.revoked_at is not None and rec.revoked_at <= now:
+            raise VerificationError(f"key {kid} is revoked", code=ErrorCode.REVOKED_KEY)
+        if rec.valid_from > now:
+            raise VerificationError(f"key {kid} is not valid yet", code=ErrorCode.KEY_NOT_YET_VALID)
+        return rec.public
+
+    cfg = node.config.http
+    verified = httpsig.verify_request(
+        request.method,
+        request.rel_url.raw_path_qs if request.rel_url.raw_query_string else request.rel_url.raw_path,
+        request.host,
+        request.headers,
+        body,
+        key_lookup=lookup,
+        now=int(time.time()),
+        max_age=cfg.signature_max_age,
+        max_skew=cfg.signature_max_skew,
+    )
+    expires = datetime.fromtimestamp(verified.created, timezone.utc) + timedelta(
+        seconds=cfg.signature_max_age + cfg.signature_max_skew
+    )
+    if not await node.nonces.claim(verified.key_id, verified.nonce, expires):
+        raise AuthError(
+            "this request was already received (nonce reused); sign each request afresh",
+            code=ErrorCode.REPLAYED_REQUEST,
+        )
+    owner = keys[verified.key_id].owner
+    reader = await _site_reader(node, owner)
+    request[READER] = reader
+    return reader
+
+
+def require(reader: Reader, *kinds: str) -> None:
+    """Refuse unless the principal is one of ``kinds``.
+
+    Raises:
+        AuthError: anonymous caller.
+        Forbidden: authenticated, but the wrong kind of principal.
+    """
+    if reader.kind in kinds:
+        return
+    if reader.kind == "anonymous":
+        raise AuthError(
+            "this endpoint needs a signed request (site) or a monitor token",
+            code=ErrorCode.UNAUTHENTICATED,
+        )
+    raise Forbidden(f"a {reader.kind} may not do this", code=ErrorCode.FORBIDDEN)
+
+

@@ -1,0 +1,157 @@
+"""The OpenAPI 3.1 document, generated from the same pydantic models the node uses.
+
+Each operation names its request and response models; their JSON Schemas are collected
+under ``components/schemas``. A test checks every mounted route is described here and
+every described route is mounted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+__all__ = ["OPERATIONS", "Operation", "build_openapi"]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented endpoint."""
+
+    method: str
+    path: str
+    summary: str
+    auth: tuple[str, ...]  # "site", "monitor", "node", or () for public
+    request: str | None = None
+    response: str | None = None
+    status: int = 200
+    params: tuple[tuple[str, str, str], ...] = ()  # (name, in, description)
+    raw: str | None = None  # media type of a raw (non-JSON) body
+
+
+_ITEM_FILTERS = (
+    ("cursor", "query", "Return items with index greater than this (default -1)"),
+    ("limit", "query", "Page size, 1–1000 (default 100); pages are also capped by bytes"),
+    ("kind", "query", "Only this kind"),
+    ("author", "query", "Only this author site"),
+    ("tag", "query", "Only items carrying this tag"),
+    ("circle", "query", "Only items addressed to this circle"),
+    ("since", "query", "Only items created at or after this ISO 8601 time"),
+)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("post", "/v1/items", "Push one signed item, or a batch {items: [...]}",
+              ("site",), "SignedItem", "PushResult", 201),
+    Operation("get", "/v1/items", "List items visible to the caller, by log index",
+              ("site", "monitor", "node"), None, "ItemPage", params=_ITEM_FILTERS),
+    Operation("get", "/v1/items/{id}", "One item by id", ("site", "monitor", "node"),
+              None, "ItemEnvelope", params=(("id", "path", "sha256:<hex> item id"),)),
+    Operation("put", "/v1/blobs/{sha256}", "Upload an attachment (streamed, hash-checked)",
+              ("site",), None, "BlobInfo", 201,
+              params=(("sha256", "path", "hex SHA-256 of the bytes"),),
+              raw="application/octet-stream"),
+    Operation("get", "/v1/blobs/{sha256}", "Download an attachment",
+              ("site", "monitor", "node"), None, None,
+              params=(("sha256", "path", "hex SHA-256 of the bytes"),),
+              raw="application/octet-stream"),
+    Operation("get", "/v1/sites", "The site directory with public keys", (), None, "SiteList"),
+    Operation("get", "/v1/sites/{id}", "One site", (), None, "SiteInfo",
+              params=(("id", "path", "site id"),)),
+    Operation("get", "/healthz", "Liveness", (), None, "Health"),
+    Operation("get", "/readyz", "Readiness (database reachable)", (), None, "Health"),
+    Operation("get", "/openapi.json", "This document", (), None, None),
+)
+
+
+def _models() -> dict[str, type[BaseModel]]:
+    import schemas
+
+    names = {op.request for op in OPERATIONS} | {op.response for op in OPERATIONS}
+    names |= {"ErrorBody"}
+    return {n: getattr(schemas, n) for n in sorted(x for x in names if x)}
+
+
+@lru_cache(maxsize=1)
+def _components() -> dict[str, Any]:
+    models = _models()
+    _, top = models_json_schema(
+        [(m, "validation") for m in models.values()],
+        ref_template="#/components/schemas/{model}",
+    )
+    return dict(top.get("$defs", {}))
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
+    """The OpenAPI document."""
+    paths: dict[str, dict[str, Any]] = {}
+    err = {"content": {"application/json": {"schema": _ref("ErrorBody")}}}
+    for op in OPERATIONS:
+        entry: dict[str, Any] = {
+            "summary": op.summary,
+            "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '').replace('.', '_')}",
+            "responses": {"4XX": {"description": "Refused; see error.code", **err}},
+        }
+        if op.response:
+            entry["responses"][str(op.status)] = {
+                "description": "OK",
+                "content": {"application/json": {"schema": _ref(op.response)}},
+            }
+        elif op.raw:
+            entry["responses"][str(op.status)] = {
+                "description": "OK", "content": {op.raw: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        else:
+            entry["responses"][str(op.status)] = {"description": "OK"}
+        if op.request:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(op.request)}},
+            }
+        elif op.raw and op.method == "put":
+            entry["requestBody"] = {
+                "required": True,
+                "content": {op.raw: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        if op.params:
+            entry["parameters"] = [
+                {"name": n, "in": where, "required": where == "path", "description": d,
+                 "schema": {"type": "string"}}
+                for n, where, d in op.params
+            ]
+        sec = []
+        if "site" in op.auth or "node" in op.auth:
+            sec.append({"httpSignature": []})
+        if "monitor" in op.auth:
+            sec.append({"monitorToken": []})
+        if sec:
+            entry["security"] = sec
+        paths.setdefault(op.path, {})[op.method] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Congress Exchange node API",
+            "version": "1",
+            "description": "Signed items between county people's congress standing committees. "
+            "Errors are {\"error\": {\"code\", \"message\"}} with stable codes.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {
+                "httpSignature": {
+                    "type": "apiKey", "in": "header", "name": "Signature",
+                    "description": "RFC 9421 HTTP Message Signature (Ed25519) by a site or node key; "
+                    "see the README for the covered components",
+                },
+                "monitorToken": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }

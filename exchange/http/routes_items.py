@@ -1,0 +1,133 @@
+"""``/v1/items``: push signed items, list and fetch them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+from aiohttp import web
+
+from exchange.errors import InputError, NotFound, SchemaError, TooLarge
+from exchange.storage.items import ItemFilter, StoredItem
+from schemas.errors import ErrorCode
+
+from .auth import authenticate, require
+from .body import read_body, read_json
+from .keys import NODE
+from .middleware import json_response
+
+__all__ = ["routes", "signed_bytes", "envelope"]
+
+routes = web.RouteTableDef()
+
+
+def signed_bytes(it: StoredItem) -> orjson.Fragment:
+    """The signed wrapper, spliced from the stored canonical bytes (never re-serialised)."""
+    from exchange.core.signing import b64u_encode
+
+    sig = orjson.dumps({"key": it.key_id, "alg": it.alg, "value": b64u_encode(it.sig)})
+    return orjson.Fragment(b'{"item":' + it.canonical + b',"sig":' + sig + b"}")
+
+
+def envelope(it: StoredItem) -> dict[str, object]:
+    """An ``ItemEnvelope`` body."""
+    return {
+        "index": it.idx,
+        "id": it.id,
+        "received_at": it.received_at.isoformat(),
+        "signed": signed_bytes(it),
+    }
+
+
+@routes.post("/v1/items")
+async def push_items(request: web.Request) -> web.Response:
+    """Push one signed item, or ``{"items": [...]}`` (up to ``http.max_batch``)."""
+    node = request.app[NODE]
+    body = await read_body(request)
+    reader = await authenticate(request, body)
+    require(reader, "site")
+    doc = read_json(request, body)
+    if isinstance(doc, dict) and "items" in doc:
+        if set(doc) != {"items"} or not isinstance(doc["items"], list):
+            raise SchemaError(
+                "a batch is {\"items\": [signed items]} with no other fields",
+                code=ErrorCode.SCHEMA_INVALID,
+            )
+        objs = doc["items"]
+        if not objs:
+            raise SchemaError("a batch needs at least one item", code=ErrorCode.SCHEMA_INVALID)
+        if len(objs) > node.config.http.max_batch:
+            raise TooLarge(
+                f"a batch holds at most {node.config.http.max_batch} items, got {len(objs)}",
+                code=ErrorCode.BATCH_TOO_LARGE,
+            )
+        outcomes = await node.ingestor.push(objs, reader)
+        results = [o.to_json() for o in outcomes]
+        counts = {s: sum(1 for o in outcomes if o.status == s)
+                  for s in ("accepted", "duplicate", "refused")}
+        return json_response({"results": results, **{k: v for k, v in counts.items()}})
+    (outcome,) = await node.ingestor.push([doc], reader)
+    if outcome.error is not None:
+        raise outcome.error
+    status = 201 if outcome.status == "accepted" else 200
+    return json_response(outcome.to_json(), status)
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise InputError(f"query parameter {name} must be an integer", code=ErrorCode.BAD_REQUEST) from None
+    if not lo <= v <= hi:
+        raise InputError(f"query parameter {name} must be between {lo} and {hi}", code=ErrorCode.BAD_REQUEST)
+    return v
+
+
+@routes.get("/v1/items")
+async def list_items(request: web.Request) -> web.Response:
+    """Items after ``cursor`` visible to the caller, filtered by kind/author/tag/circle/since."""
+    node = request.app[NODE]
+    reader = await authenticate(request, b"")
+    require(reader, "site", "monitor", "node")
+    q = request.query
+    since = None
+    if q.get("since"):
+        try:
+            since = datetime.fromisoformat(q["since"])
+        except ValueError:
+            raise InputError("since must be an ISO 8601 date or timestamp", code=ErrorCode.BAD_REQUEST) from None
+        if since.tzinfo is None:
+            from datetime import timezone
+
+            since = since.replace(tzinfo=timezone.utc)
+    flt = ItemFilter(
+        after=_int_param(request, "cursor", -1, -1, 2**62),
+        kind=q.get("kind") or None,
+        author=q.get("author") or None,
+        tag=q.get("tag") or None,
+        circle=q.get("circle") or None,
+        since=since,
+    )
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    items, nxt = await node.items.page(
+        reader, flt, limit=limit, max_bytes=node.config.http.page_max_bytes
+    )
+    return json_response({"items": [envelope(i) for i in items], "next_cursor": nxt})
+
+
+@routes.get("/v1/items/{id}")
+async def get_item(request: web.Request) -> web.Response:
+    """One item by id, if the caller may see it (404 otherwise: existence is not revealed)."""
+    node = request.app[NODE]
+    reader = await authenticate(request, b"")
+    require(reader, "site", "monitor", "node")
+    item_id = request.match_info["id"]
+    it = await node.items.get(item_id, reader) if item_id.startswith("sha256:") else None
+    if it is None:
+        raise NotFound(f"no item {item_id} visible to you", code=ErrorCode.NOT_FOUND)
+    return json_response(envelope(it))
+
+

@@ -1,0 +1,94 @@
+"""The composition root: one object that owns a node's parts and their lifecycle.
+
+``Node.start()`` starts the embedded PostgreSQL when no URL is configured, opens the
+pools (applying migrations), loads the node key and builds the stores and services;
+``Node.stop()`` undoes it in reverse. The HTTP app (:func:`exchange.http.app.make_app`)
+and the CLI both go through it, so there is exactly one way a node is put together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from exchange.config import NodeConfig
+from exchange.core.signing import PrivateKey, generate_key, load_private_key, save_private_key
+from exchange.service.ingest import GroupCommitter, Ingestor
+from exchange.storage.blobs import BlobStore
+from exchange.storage.database import Database
+from exchange.storage.directory import SiteStore
+from exchange.storage.embedded import EmbeddedPostgres
+from exchange.storage.items import ItemStore
+from exchange.storage.nonces import NonceStore
+
+__all__ = ["Node"]
+
+_log = logging.getLogger(__name__)
+
+
+class Node:
+    """A running node's parts.
+
+    Args:
+        config: Validated configuration.
+    """
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.id = config.node.id
+        self.embedded: EmbeddedPostgres | None = None
+        self.db: Database | None = None
+        self.key: PrivateKey | None = None
+        self._started = False
+
+    async def start(self, *, run_migrations: bool = True) -> None:
+        """Bring the node's storage and services up.
+
+        Raises:
+            OperationalError: the database cannot be started or reached.
+            ConfigError: the node key is unusable.
+        """
+        cfg = self.config
+        data = cfg.data_path
+        data.mkdir(parents=True, exist_ok=True)
+        url = cfg.database.url
+        if not url:
+            self.embedded = EmbeddedPostgres(data / "pg", port=cfg.database.embedded_port)
+            await asyncio.to_thread(self.embedded.start)
+            url = self.embedded.url("exchange")
+        self.db = Database(
+            url, cfg.database.read_url, min_size=cfg.database.pool_min,
+            max_size=cfg.database.pool_max,
+        )
+        await self.db.open(run_migrations=run_migrations)
+        self.key = self._load_or_create_key()
+        self.sites = SiteStore(self.db)
+        self.items = ItemStore(self.db)
+        self.blobs = BlobStore(self.db)
+        self.nonces = NonceStore(self.db)
+        self.committer = GroupCommitter(self.db, self.items)
+        self.committer.start()
+        self.ingestor = Ingestor(
+            self.db, self.sites, self.committer, self.id,
+            future_skew=timedelta(seconds=cfg.limits.future_skew_seconds),
+        )
+        self._started = True
+
+    def _load_or_create_key(self) -> PrivateKey:
+        path = self.config.key_path
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_private_key(generate_key(key_id=f"{self.id}#k1"), path)
+            _log.info("created node key %s", path)
+        return load_private_key(path)
+
+    async def stop(self) -> None:
+        """Stop services, close pools and stop the embedded server (if we run one)."""
+        if self._started:
+            await self.committer.stop()
+        if self.db is not None:
+            await self.db.close()
+        if self.embedded is not None and self.embedded.started_here:
+            await asyncio.to_thread(self.embedded.stop)
+        self._started = False

@@ -1,0 +1,245 @@
+"""Sites, their keys, and monitors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from exchange.core.trust import KeyRecord
+from exchange.errors import Conflict, NotFound
+from schemas.errors import ErrorCode
+
+from .database import Database
+
+__all__ = ["MonitorRecord", "SiteRecordRow", "SiteStore"]
+
+
+@dataclass(frozen=True)
+class SiteRecordRow:
+    """A site as stored on this node."""
+
+    id: str
+    name: str
+    home_node: str
+    circles: tuple[str, ...]
+    keys: tuple[KeyRecord, ...]
+
+
+@dataclass(frozen=True)
+class MonitorRecord:
+    """A monitor (read-only) and its scope."""
+
+    id: str
+    name: str
+    circles: tuple[str, ...]
+    sites: tuple[str, ...]
+
+
+def _key(row: Any) -> KeyRecord:
+    return KeyRecord(
+        key_id=row["key_id"],
+        owner=row["site_id"],
+        alg=row["alg"],
+        public_key=bytes(row["public_key"]),
+        valid_from=row["valid_from"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def token_hash(token: str) -> bytes:
+    """What is stored for a bearer token: SHA-256 of it (tokens are 256-bit random)."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class SiteStore:
+    """Queries on ``sites``, ``site_keys`` and ``monitors``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add_site(
+        self,
+        site_id: str,
+        name: str,
+        home_node: str,
+        circles: Sequence[str],
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> None:
+        """Register a site (or update its name, home and circles)."""
+        async with self.db.connect(conn) as c:
+            await c.execute(
+                """INSERT INTO sites (id, name, home_node, circles) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (id) DO UPDATE
+                   SET name = EXCLUDED.name, home_node = EXCLUDED.home_node,
+                       circles = EXCLUDED.circles""",
+                site_id, name, home_node, list(circles),
+            )
+
+    async def add_key(
+        self,
+        key_id: str,
+        site_id: str,
+        alg: str,
+        public_key: bytes,
+        valid_from: datetime | None = None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> None:
+        """Add a public key to a site.
+
+        Raises:
+            NotFound: no such site.
+            Conflict: the key id exists with other key material.
+        """
+        async with self.db.connect(conn) as c:
+            if not await c.fetchval("SELECT 1 FROM sites WHERE id=$1", site_id):
+                raise NotFound(f"site {site_id} is not registered; add it first")
+            existing = await c.fetchrow(
+                "SELECT public_key, alg FROM site_keys WHERE key_id=$1", key_id
+            )
+            if existing is not None:
+                if bytes(existing["public_key"]) == public_key and existing["alg"] == alg:
+                    return
+                raise Conflict(
+                    f"key id {key_id} is already used by another key; pick the next kN",
+                    code=ErrorCode.CONFLICT,
+                )
+            await c.execute(
+                """INSERT INTO site_keys (key_id, site_id, alg, public_key, valid_from)
+                   VALUES ($1, $2, $3, $4, coalesce($5, now()))""",
+                key_id, site_id, alg, public_key, valid_from,
+            )
+
+    async def revoke_key(
+        self, key_id: str, at: datetime | None = None, *, conn: asyncpg.Connection | None = None
+    ) -> datetime:
+        """Revoke a key from ``at`` (now by default); returns the revocation time.
+
+        Raises:
+            NotFound: no such key.
+        """
+        async with self.db.connect(conn) as c:
+            when = await c.fetchval(
+                """UPDATE site_keys SET revoked_at = coalesce(revoked_at, coalesce($2, now()))
+                   WHERE key_id=$1 RETURNING revoked_at""",
+                key_id, at,
+            )
+        if when is None:
+            raise NotFound(f"key {key_id} is not known")
+        return when  # type: ignore[no-any-return]
+
+    async def keys(
+        self, key_ids: Sequence[str], *, conn: asyncpg.Connection | None = None
+    ) -> dict[str, KeyRecord]:
+        """Key records for the given ids (missing ones are absent)."""
+        async with self.db.connect(conn) as c:
+            rows = await c.fetch(
+                "SELECT * FROM site_keys WHERE key_id = ANY($1::text[])", list(key_ids)
+            )
+        return {r["key_id"]: _key(r) for r in rows}
+
+    async def get_site(
+        self, site_id: str, *, conn: asyncpg.Connection | None = None
+    ) -> SiteRecordRow | None:
+        """One site with its keys, or None."""
+        sites = await self.list_sites([site_id], conn=conn)
+        return sites[0] if sites else None
+
+    async def list_sites(
+        self, ids: Sequence[str] | None = None, *, conn: asyncpg.Connection | None = None
+    ) -> list[SiteRecordRow]:
+        """All sites (or those named), with keys, ordered by id."""
+        async with self.db.connect(conn) as c:
+            if ids is None:
+                rows = await c.fetch("SELECT * FROM sites ORDER BY id")
+                krows = await c.fetch("SELECT * FROM site_keys ORDER BY key_id")
+            else:
+                rows = await c.fetch(
+                    "SELECT * FROM sites WHERE id = ANY($1::text[]) ORDER BY id", list(ids)
+                )
+                krows = await c.fetch(
+                    "SELECT * FROM site_keys WHERE site_id = ANY($1::text[]) ORDER BY key_id",
+                    list(ids),
+                )
+        by_site: dict[str, list[KeyRecord]] = {}
+        for k in krows:
+            by_site.setdefault(k["site_id"], []).append(_key(k))
+        return [
+            SiteRecordRow(
+                id=r["id"],
+                name=r["name"],
+                home_node=r["home_node"],
+                circles=tuple(r["circles"]),
+                keys=tuple(by_site.get(r["id"], ())),
+            )
+            for r in rows
+        ]
+
+    async def circles(self, *, conn: asyncpg.Connection | None = None) -> set[str]:
+        """Every circle some registered site belongs to."""
+        async with self.db.connect(conn) as c:
+            rows = await c.fetch("SELECT DISTINCT unnest(circles) AS c FROM sites")
+        return {r["c"] for r in rows}
+
+    async def site_ids(self, *, conn: asyncpg.Connection | None = None) -> set[str]:
+        """Ids of every registered site."""
+        async with self.db.connect(conn) as c:
+            rows = await c.fetch("SELECT id FROM sites")
+        return {r["id"] for r in rows}
+
+    # -- monitors ----------------------------------------------------------------
+    async def add_monitor(
+        self,
+        monitor_id: str,
+        name: str,
+        token: str,
+        circles: Sequence[str],
+        sites: Sequence[str],
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> None:
+        """Register a monitor with a bearer token (only its hash is stored)."""
+        async with self.db.connect(conn) as c:
+            await c.execute(
+                """INSERT INTO monitors (id, name, circles, sites, token_hash)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (id) DO UPDATE SET name=EXCLUDED.name,
+                     circles=EXCLUDED.circles, sites=EXCLUDED.sites,
+                     token_hash=EXCLUDED.token_hash, revoked_at=NULL""",
+                monitor_id, name, list(circles), list(sites), token_hash(token),
+            )
+
+    async def monitor_by_token(
+        self, token: str, *, conn: asyncpg.Connection | None = None
+    ) -> MonitorRecord | None:
+        """The active monitor holding ``token``, or None.
+
+        The lookup is by SHA-256 of the token, an index probe on a uniformly random
+        value, so its timing does not reveal how much of a guess was right.
+        """
+        async with self.db.connect(conn) as c:
+            row = await c.fetchrow(
+                "SELECT * FROM monitors WHERE token_hash=$1 AND revoked_at IS NULL",
+                token_hash(token),
+            )
+        if row is None:
+            return None
+        return MonitorRecord(row["id"], row["name"], tuple(row["circles"]), tuple(row["sites"]))
+
+    async def sites_in_scope(
+        self, circles: Sequence[str], sites: Sequence[str], *,
+        conn: asyncpg.Connection | None = None,
+    ) -> set[str]:
+        """Sites covered by a monitor scope: the named sites plus members of the circles."""
+        async with self.db.connect(conn) as c:
+            rows = await c.fetch(
+                "SELECT id FROM sites WHERE id = ANY($1::text[]) OR circles && $2::text[]",
+                list(sites), list(circles),
+            )
+        return {r["id"] for r in rows}

