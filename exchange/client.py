@@ -92,6 +92,7 @@ class ExchangeClient:
                 httpsig.sign_request(
                     self.key, method, target, self._authority, out, body,
                     created=int(time.time()), nonce=secrets.token_urlsafe(16),
+                    scheme=urlsplit(self.base_url).scheme or "https",
                 )
             )
         elif self.token:

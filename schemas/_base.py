@@ -132,6 +132,9 @@ class Matches:
 # C0 controls and DEL; long text additionally allows TAB and LF.
 _FORBIDDEN_LINE = "\\x00-\\x1f\\x7f"
 _FORBIDDEN_MULTILINE = "\\x00-\\x08\\x0b-\\x1f\\x7f"
+_BAD_LINE = re.compile(f"[{_FORBIDDEN_LINE}\\ud800-\\udfff]")
+_BAD_MULTILINE = re.compile(f"[{_FORBIDDEN_MULTILINE}\\ud800-\\udfff]")
+_NOT_BLANK = re.compile(r"\S")
 
 
 @dataclass(frozen=True)
@@ -167,28 +170,28 @@ class Chars:
         return json_schema
 
     def _validate(self, value: str) -> str:
-        for position, char in enumerate(value):
-            code = ord(char)
-            control = code < 0x20 or code == 0x7F
-            if control and not (self.multiline and char in "\t\n"):
-                raise PydanticCustomError(
-                    "string_control_character",
-                    "must not contain control character {char} "
-                    "(found at position {position}){hint}",
-                    {
-                        "char": f"U+{code:04X}",
-                        "position": position,
-                        "hint": "" if self.multiline else "; this is a one-line field",
-                    },
-                )
+        bad = _BAD_MULTILINE if self.multiline else _BAD_LINE
+        found = bad.search(value)
+        if found is not None:
+            code = ord(found.group())
             if 0xD800 <= code <= 0xDFFF:
                 raise PydanticCustomError(
                     "string_surrogate",
                     "must not contain a lone surrogate {char} "
                     "(found at position {position})",
-                    {"char": f"U+{code:04X}", "position": position},
+                    {"char": f"U+{code:04X}", "position": found.start()},
                 )
-        if not self.blank_ok and re.search(r"\S", value) is None:
+            raise PydanticCustomError(
+                "string_control_character",
+                "must not contain control character {char} "
+                "(found at position {position}){hint}",
+                {
+                    "char": f"U+{code:04X}",
+                    "position": found.start(),
+                    "hint": "" if self.multiline else "; this is a one-line field",
+                },
+            )
+        if not self.blank_ok and _NOT_BLANK.search(value) is None:
             raise PydanticCustomError(
                 "string_blank", "must not be empty or only whitespace"
             )
@@ -287,13 +290,13 @@ def _refuse_non_int(value: Any) -> Any:
     if type(value) is not int:
         raise PydanticCustomError(
             "int_type",
-            "Input should be the integer 1, not {type}",
+            "Input should be an integer, not {type}",
             {"type": type(value).__name__},
         )
     return value
 
 
-ExactInt = BeforeValidator(_refuse_non_int)
+IntOnly = BeforeValidator(_refuse_non_int)
 """Put on an integer ``Literal`` so that ``true`` and ``1.0`` are refused."""
 
 

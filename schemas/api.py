@@ -24,6 +24,7 @@ from ._base import (
     Sha256Hex,
     SiteId,
     StrictModel,
+    Text,
     Timestamp,
 )
 from .errors import ErrorCode
@@ -56,7 +57,7 @@ class ErrorDetail(StrictModel):
     code: Annotated[ErrorCode, Field(strict=False)] = Field(
         description="Stable error code; clients branch on it."
     )
-    message: Paragraph = Field(description="What went wrong, for people.")
+    message: Text = Field(description="What went wrong, for people.")
     detail: JsonObject | None = Field(
         default=None, description="Machine-readable context (field paths, limits)."
     )
@@ -166,7 +167,7 @@ class Health(StrictModel):
     """``GET /v1/healthz`` and ``/v1/readyz``: overall status and each check's state."""
 
     status: Literal["ok", "starting", "degraded"]
-    checks: Annotated[dict[Line, Line], Field(max_length=100)] = Field(
+    checks: Annotated[dict[Line, Paragraph], Field(max_length=100)] = Field(
         default={}, description="Check name to a short state, e.g. database: ok."
     )
 

@@ -23,7 +23,7 @@ from ._base import (
     Base64Url,
     Chars,
     CircleId,
-    ExactInt,
+    IntOnly,
     ItemId,
     KeyId,
     Matches,
@@ -157,7 +157,7 @@ class _ItemBase(StrictModel):
 
     _own_rel: ClassVar[str | None] = None
 
-    v: Annotated[Literal[1], ExactInt] = Field(description="Format version.")
+    v: Annotated[Literal[1], IntOnly] = Field(description="Format version.")
     author: SiteId = Field(description="The site that wrote and signs the item.")
     created_at: Timestamp = Field(
         description="When the author created it, RFC 3339 with offset."
@@ -212,7 +212,7 @@ class _ItemBase(StrictModel):
             if owner is None:
                 continue
             if ref.rel != self._own_rel:
-                raise ValueError(f"a {ref.rel!r} ref belongs only in a {owner} item")
+                raise ValueError(f"{ref.rel!r} refs are only allowed in {owner} items")
             if ref.id != self._ref_target():
                 raise ValueError(
                     f"the {ref.rel!r} ref must point at the body's item "

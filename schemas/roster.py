@@ -58,7 +58,7 @@ class KeyEntry(StrictModel):
     """
 
     key_id: KeyId = Field(description="Key id, '<owner>#k<n>'.")
-    alg: Alg = Field(default="ed25519", description="Signature algorithm.")
+    alg: Alg = Field(description="Signature algorithm, e.g. ed25519.")
     public_key: Base64Url = Field(description="Raw public key, unpadded base64url.")
     valid_from: Timestamp = Field(description="First instant the key may sign.")
     revoked_at: Timestamp | None = Field(

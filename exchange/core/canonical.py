@@ -177,46 +177,50 @@ def _colon_count(data: bytes | str) -> int:
 
 
 def _survey(root: Any, limit: int) -> int:
-    """Walk a value once (iteratively) and return ``_FLOAT | _KEYS | _SLOW`` flags.
+    """Walk a value once, level by level, and return ``_FLOAT|_KEYS|_SLOW`` flags.
 
     ``_SLOW`` is returned as soon as it is known: a type other than an exact
     JSON type, an integer beyond ±(2^53−1), a float that is not finite or has a
     magnitude ≥ 2^53, or nesting deeper than ``limit`` (which also ends cycles).
     """
-    flags = 0
     t = type(root)
     if t is not dict and t is not list:
         return _survey_scalar(root)
-    stack: list[tuple[Any, int]] = [(root, 1)]
-    while stack:
-        node, depth = stack.pop()
+    flags = 0
+    level: list[Any] = [root]
+    depth = 1
+    while level:
         if depth > limit:
             return flags | _SLOW
-        if type(node) is dict:
-            try:
-                keys = "".join(node)
-            except TypeError:  # a key that is not a str
-                return flags | _SLOW
-            if not keys.isascii() and max(keys) >= "\ue000":
-                flags |= _KEYS
-            values: Any = node.values()
-        else:
-            values = node
-        for v in values:
-            t = type(v)
-            if t is str or t is bool or v is None:
-                continue
-            if t is int:
-                if v > MAX_SAFE_INTEGER or v < -MAX_SAFE_INTEGER:
+        below: list[Any] = []
+        for node in level:
+            if type(node) is dict:
+                try:
+                    keys = "".join(node)
+                except TypeError:  # a key that is not a str
                     return flags | _SLOW
-            elif t is dict or t is list:
-                stack.append((v, depth + 1))
-            elif t is float:
-                flags |= _FLOAT
-                if not -_TWO_53 < v < _TWO_53:  # also catches NaN
-                    return flags | _SLOW
+                if not keys.isascii() and max(keys) >= "\ue000":
+                    flags |= _KEYS
+                values: Any = node.values()
             else:
-                return flags | _SLOW
+                values = node
+            for v in values:
+                t = type(v)
+                if t is str or t is bool or v is None:
+                    continue
+                if t is int:
+                    if v > MAX_SAFE_INTEGER or v < -MAX_SAFE_INTEGER:
+                        return flags | _SLOW
+                elif t is dict or t is list:
+                    below.append(v)
+                elif t is float:
+                    flags |= _FLOAT
+                    if not -_TWO_53 < v < _TWO_53:  # also catches NaN
+                        return flags | _SLOW
+                else:
+                    return flags | _SLOW
+        level = below
+        depth += 1
     return flags
 
 
@@ -628,23 +632,28 @@ def _canonical_flagged(obj: Any, flags: int) -> bytes:
     return canonical_json_reference(obj)
 
 
-def _escape_table() -> dict[int, str]:
-    table = {i: f"\\u{i:04x}" for i in range(0x20)}
-    table.update(
-        {
-            ord("\b"): "\\b",
-            ord("\t"): "\\t",
-            ord("\n"): "\\n",
-            ord("\f"): "\\f",
-            ord("\r"): "\\r",
-            ord('"'): '\\"',
-            ord("\\"): "\\\\",
-        }
-    )
-    return table
+_ESCAPES: Final = {chr(i): f"\\u{i:04x}" for i in range(0x20)} | {
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+_NEEDS_ESCAPE: Final = re.compile(r'[\x00-\x1f"\\]')
 
 
-_ESCAPES: Final = _escape_table()
+def _escape(match: re.Match[str]) -> str:
+    return _ESCAPES[match.group()]
+
+
+def _quote(text: str) -> str:
+    """A JSON string token exactly as RFC 8785 (ECMAScript) writes it."""
+    # re.sub visits only the matches; str.translate is slow on CJK text.
+    return '"' + _NEEDS_ESCAPE.sub(_escape, text) + '"'
+
+
 _LITERAL: Final = 0
 _VALUE: Final = 1
 _LEAVE: Final = 2
@@ -713,7 +722,7 @@ def canonical_json_reference(obj: Any) -> bytes:
         elif item is False:
             parts.append("false")
         elif isinstance(item, str):
-            parts.append('"' + str.translate(item, _ESCAPES) + '"')
+            parts.append(_quote(item))
         elif isinstance(item, int):
             number = int.__int__(item)
             if not -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
@@ -747,8 +756,7 @@ def canonical_json_reference(obj: Any) -> bytes:
                     key, value = members[i]
                     work.append((_VALUE, value))
                     prefix = "," if i else ""
-                    escaped = str.translate(key, _ESCAPES)
-                    work.append((_LITERAL, f'{prefix}"{escaped}":'))
+                    work.append((_LITERAL, prefix + _quote(key) + ":"))
                 parts.append("{")
             else:
                 work.append((_LITERAL, "]"))

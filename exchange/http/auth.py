@@ -91,6 +91,8 @@ async def authenticate(request: web.Request, body: bytes | None) -> Reader:
         now=int(time.time()),
         max_age=cfg.signature_max_age,
         max_skew=cfg.signature_max_skew,
+        scheme=request.scheme,
+        digest_deferred=body is None,
     )
     expires = datetime.fromtimestamp(verified.created, timezone.utc) + timedelta(
         seconds=cfg.signature_max_age + cfg.signature_max_skew

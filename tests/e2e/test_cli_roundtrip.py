@@ -62,8 +62,9 @@ async def test_push_pull_verify_with_cli_only(fresh_db: Callable[[], Awaitable[s
     _cli("site", "key", "add", "xuzhou-tongshan", "--key-id", "xuzhou-tongshan#k2", "--public-key", pub2,
          env=env, cwd=work)
 
+    log = open(work / "node.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen([sys.executable, "-m", "exchange", "node", "up", "--config", "node.toml"],
-                            env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -74,7 +75,7 @@ async def test_push_pull_verify_with_cli_only(fresh_db: Callable[[], Awaitable[s
                         break
             except OSError:
                 pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert proc.poll() is None, (work / "node.log").read_text()
             assert time.monotonic() < deadline, "node did not become ready"
             time.sleep(0.2)
 
@@ -119,7 +120,8 @@ async def test_push_pull_verify_with_cli_only(fresh_db: Callable[[], Awaitable[s
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0
+        log.close()
+    assert proc.returncode == 0, (work / "node.log").read_text()
 
 
 def test_cli_usage_errors(tmp_path: Path) -> None:

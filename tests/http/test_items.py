@@ -316,13 +316,20 @@ async def test_blobs(node: Any) -> None:
 async def test_blob_hash_mismatch_stores_nothing(node: Any) -> None:
     await _setup(node)
     data = b"real bytes" * 1000
-    wrong = hashlib.sha256(b"other").hexdigest()
-    import base64
-    digest = "sha-256=:" + base64.b64encode(bytes.fromhex(wrong)).decode() + ":"
-    status, body = await _raw(node, "PUT", f"/v1/blobs/{wrong}", data, signer=node.keys["huaibei-duji"],
-                              headers={"Content-Type": "application/octet-stream", "Content-Digest": digest})
+    claimed = b"other bytes"
+    wrong = hashlib.sha256(claimed).hexdigest()
+    # Signed (and digested) as if uploading `claimed`, but the bytes sent are `data`.
+    status, body = await _raw(node, "PUT", f"/v1/blobs/{wrong}", claimed, signer=node.keys["huaibei-duji"],
+                              headers={"Content-Type": "application/octet-stream"},
+                              mutate=lambda h, b: (h, data))
     assert (status, body["error"]["code"]) == (400, "blob_hash_mismatch")
     assert await node.node.blobs.meta(wrong) is None
+    # A digest that names another hash than the URL is refused before any byte is stored.
+    other = hashlib.sha256(b"x").hexdigest()
+    status, body = await _raw(node, "PUT", f"/v1/blobs/{other}", data, signer=node.keys["huaibei-duji"],
+                              headers={"Content-Type": "application/octet-stream"})
+    assert (status, body["error"]["code"]) == (401, "digest_mismatch")
+    assert await node.node.blobs.meta(other) is None
 
 
 async def test_blob_over_limit(node_factory: Any) -> None:
