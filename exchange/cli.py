@@ -42,17 +42,29 @@ from exchange.errors import (
     diagnostics,
 )
 
-__all__ = ["main"]
+__all__ = [
+    "EXIT_FAIL",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "EXIT_VERIFY",
+    "common_node_args",
+    "main",
+    "node_config",
+    "progress",
+    "say",
+    "with_node",
+]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_VERIFY, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 _log = logging.getLogger("exchange.cli")
 
 
-def _say(msg: str) -> None:
+def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _progress(done: int, total: int | None, what: str) -> None:
+def progress(done: int, total: int | None, what: str) -> None:
     if not sys.stderr.isatty() and total is not None and done not in (total,) and done % 500:
         return
     tail = f"/{total}" if total is not None else ""
@@ -61,7 +73,7 @@ def _progress(done: int, total: int | None, what: str) -> None:
 
 
 # -- configuration helpers ------------------------------------------------------------
-def _config(args: argparse.Namespace) -> NodeConfig:
+def node_config(args: argparse.Namespace) -> NodeConfig:
     path = getattr(args, "config", None) or env_value("EXCHANGE_CONFIG") or None
     if path is None and Path("node.toml").exists():
         path = "node.toml"
@@ -73,12 +85,12 @@ def _config(args: argparse.Namespace) -> NodeConfig:
     return load_config(Path(path) if path else None, overrides=overrides)
 
 
-def _with_node(args: argparse.Namespace, fn: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+def with_node(args: argparse.Namespace, fn: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     """Open the node's storage (not its HTTP server), run ``fn(node)``, close it."""
     from exchange.node import Node
 
     async def run() -> int:
-        node = Node(_config(args))
+        node = Node(node_config(args))
         await node.start()
         try:
             return await fn(node)
@@ -99,7 +111,7 @@ def _write_json(obj: Any, out: str | None) -> None:
     text = json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
     if out:
         Path(out).write_text(text, encoding="utf-8")
-        _say(f"wrote {out}")
+        say(f"wrote {out}")
     else:
         sys.stdout.write(text)
 
@@ -111,8 +123,8 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     key = generate_key(args.alg, args.key_id)
     save_private_key(key, Path(args.out))
     print(json.dumps({"key_id": key.key_id, "alg": key.alg, "public_key": key.public_key.b64()}))
-    _say(f"private key written to {args.out} (mode 0600) — keep it at the site, never share it")
-    _say(f"register it on the node: exchange site key add {key.key_id.split('#')[0]} "
+    say(f"private key written to {args.out} (mode 0600) — keep it at the site, never share it")
+    say(f"register it on the node: exchange site key add {key.key_id.split('#')[0]} "
          f"--key-id {key.key_id} --public-key {key.public_key.b64()}")
     return EXIT_OK
 
@@ -167,8 +179,8 @@ def cmd_node_init(args: argparse.Namespace) -> int:
     cfg.data_path.mkdir(parents=True, exist_ok=True)
     if not cfg.key_path.exists():
         save_private_key(generate_key(key_id=f"{args.region}#k1"), cfg.key_path)
-    _say(f"wrote {cfg_path} and node key {cfg.key_path}")
-    _say(f"start it with: exchange node up --config {cfg_path}")
+    say(f"wrote {cfg_path} and node key {cfg.key_path}")
+    say(f"start it with: exchange node up --config {cfg_path}")
     return EXIT_OK
 
 
@@ -178,7 +190,7 @@ def cmd_node_up(args: argparse.Namespace) -> int:
     from exchange.http.app import make_app
     from exchange.node import Node
 
-    cfg = _config(args)
+    cfg = node_config(args)
 
     async def run() -> int:
         node = Node(cfg)
@@ -192,12 +204,12 @@ def cmd_node_up(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        _say(f"节点 {node.id} 已启动 / node {node.id} listening on http://{host}:{port} "
+        say(f"节点 {node.id} 已启动 / node {node.id} listening on http://{host}:{port} "
              f"(database: {'embedded PostgreSQL in ' + str(cfg.data_path / 'pg') if node.embedded else 'external'})")
         try:
             await stop.wait()
         finally:
-            _say("stopping…")
+            say("stopping…")
             await runner.cleanup()
             await node.stop()
         return EXIT_OK
@@ -216,20 +228,20 @@ def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     async def fn(node: Any) -> int:
-        _say("database schema is up to date")
+        say("database schema is up to date")
         return EXIT_OK
 
-    return _with_node(args, fn)
+    return with_node(args, fn)
 
 
 # -- sites and monitors ---------------------------------------------------------------
 def cmd_site_add(args: argparse.Namespace) -> int:
     async def fn(node: Any) -> int:
         await node.sites.add_site(args.site, args.name, args.home or node.id, args.circle or [])
-        _say(f"site {args.site} ({args.name}) registered, circles: {', '.join(args.circle or []) or '-'}")
+        say(f"site {args.site} ({args.name}) registered, circles: {', '.join(args.circle or []) or '-'}")
         return EXIT_OK
 
-    return _with_node(args, fn)
+    return with_node(args, fn)
 
 
 def cmd_site_key_add(args: argparse.Namespace) -> int:
@@ -249,10 +261,10 @@ def cmd_site_key_add(args: argparse.Namespace) -> int:
 
     async def fn(node: Any) -> int:
         await node.sites.add_key(args.key_id, args.site, args.alg, raw, valid_from)
-        _say(f"key {args.key_id} added to {args.site}")
+        say(f"key {args.key_id} added to {args.site}")
         return EXIT_OK
 
-    return _with_node(args, fn)
+    return with_node(args, fn)
 
 
 def cmd_site_key_revoke(args: argparse.Namespace) -> int:
@@ -260,10 +272,10 @@ def cmd_site_key_revoke(args: argparse.Namespace) -> int:
 
     async def fn(node: Any) -> int:
         when = await node.sites.revoke_key(args.key_id, at)
-        _say(f"key {args.key_id} revoked from {when.isoformat()}; items it signed before stay valid")
+        say(f"key {args.key_id} revoked from {when.isoformat()}; items it signed before stay valid")
         return EXIT_OK
 
-    return _with_node(args, fn)
+    return with_node(args, fn)
 
 
 def cmd_site_list(args: argparse.Namespace) -> int:
@@ -274,7 +286,7 @@ def cmd_site_list(args: argparse.Namespace) -> int:
         _write_json({"sites": [site_json(s) for s in sites]}, None)
         return EXIT_OK
 
-    return _with_node(args, fn)
+    return with_node(args, fn)
 
 
 def cmd_monitor_add(args: argparse.Namespace) -> int:
@@ -285,10 +297,10 @@ def cmd_monitor_add(args: argparse.Namespace) -> int:
     async def fn(node: Any) -> int:
         await node.sites.add_monitor(args.monitor, args.name, token, args.circle or [], args.site or [])
         print(token)
-        _say(f"monitor {args.monitor} registered; the token above is shown once — hand it over securely")
+        say(f"monitor {args.monitor} registered; the token above is shown once — hand it over securely")
         return EXIT_OK
 
-    return _with_node(args, fn)
+    return with_node(args, fn)
 
 
 # -- items -----------------------------------------------------------------------------
@@ -341,7 +353,7 @@ def cmd_push(args: argparse.Namespace) -> int:
                         print(f"{name}\trefused\t{err['code']}: {err['message']}")
                     else:
                         print(f"{name}\t{res['status']}\t{res['id']}\tindex {res['index']}")
-                _progress(min(start + 500, len(docs)), len(docs), "pushed")
+                progress(min(start + 500, len(docs)), len(docs), "pushed")
         return EXIT_FAIL if failed else EXIT_OK
 
     return asyncio.run(run())
@@ -387,10 +399,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
                     cursor = env["index"]
                 if page["items"]:
                     save_cursor(cursor)
-                    _progress(n, None, "pulled")
+                    progress(n, None, "pulled")
                 if page.get("next_cursor") is None:
                     break
-        _say(f"pulled {n} new item(s) into {out} (cursor {cursor})")
+        say(f"pulled {n} new item(s) into {out} (cursor {cursor})")
         return EXIT_OK
 
     return asyncio.run(run())
@@ -407,7 +419,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------
-def _common_node(p: argparse.ArgumentParser) -> None:
+def common_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="node.toml (default: $EXCHANGE_CONFIG or ./node.toml)")
     p.add_argument("--data-dir", metavar="DIR", help="override node.data_dir")
 
@@ -443,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing node.toml")
     p.set_defaults(func=cmd_node_init)
     p = node.add_parser("up", help="run the node (embedded PostgreSQL unless EXCHANGE_DATABASE_URL is set)")
-    _common_node(p)
+    common_node_args(p)
     p.add_argument("--listen", metavar="HOST:PORT", help="override http.listen")
     p.set_defaults(func=cmd_node_up)
 
@@ -453,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda a: __import__("exchange.demo", fromlist=["run_demo"]).run_demo(Path(a.data_dir), a.listen))
 
     p = sub.add_parser("migrate", help="apply database migrations and exit")
-    _common_node(p)
+    common_node_args(p)
     p.set_defaults(func=cmd_migrate)
 
     site = sub.add_parser("site", help="register sites and their keys (operator, on the node host)")
@@ -463,10 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="display name, e.g. 淮北市杜集区人大常委会")
     p.add_argument("--circle", action="append", help="circle membership (repeatable)")
     p.add_argument("--home", help="home node id (default: this node)")
-    _common_node(p)
+    common_node_args(p)
     p.set_defaults(func=cmd_site_add)
     p = ssub.add_parser("list", help="print the sites and keys as JSON")
-    _common_node(p)
+    common_node_args(p)
     p.set_defaults(func=cmd_site_list)
     key = ssub.add_parser("key", help="add or revoke a site key").add_subparsers(dest="subsub", required=True)
     p = key.add_parser("add", help="add a public key to a site")
@@ -475,12 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-key", required=True, help="base64url public key from 'exchange keys new'")
     p.add_argument("--alg", default="ed25519", choices=suites())
     p.add_argument("--valid-from", help="ISO 8601 time the key becomes valid (default: now)")
-    _common_node(p)
+    common_node_args(p)
     p.set_defaults(func=cmd_site_key_add)
     p = key.add_parser("revoke", help="revoke a key: new items signed with it are refused")
     p.add_argument("key_id")
     p.add_argument("--at", help="ISO 8601 revocation time (default: now)")
-    _common_node(p)
+    common_node_args(p)
     p.set_defaults(func=cmd_site_key_revoke)
 
     mon = sub.add_parser("monitor", help="read-only monitor tokens").add_subparsers(dest="sub", required=True)
@@ -489,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--circle", action="append", help="circles in scope (repeatable)")
     p.add_argument("--site", action="append", help="sites in scope (repeatable)")
-    _common_node(p)
+    common_node_args(p)
     p.set_defaults(func=cmd_monitor_add)
 
     item = sub.add_parser("item", help="write and sign items").add_subparsers(dest="sub", required=True)
@@ -530,6 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-key", metavar="B64", help="the signer's public key, base64url")
     p.set_defaults(func=cmd_verify)
 
+    from exchange.commands import command_modules
+
+    for module in command_modules():
+        module.register(sub)
     for ep in entry_points(group="congress_exchange.cli"):
         try:
             ep.load()(sub)
@@ -551,16 +567,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except (VerificationError, ProofError) as err:
-        _say(diagnostics(err))
+        say(diagnostics(err))
         return EXIT_VERIFY
     except (OperationalError, AuthError) as err:
-        _say(diagnostics(err))
+        say(diagnostics(err))
         return EXIT_UNREACHABLE if isinstance(err, OperationalError) else EXIT_FAIL
     except ExchangeError as err:
-        _say(diagnostics(err))
+        say(diagnostics(err))
         return EXIT_FAIL
     except FileNotFoundError as err:
-        _say(f"error: no such file: {err.filename}")
+        say(f"error: no such file: {err.filename}")
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,154 @@
+"""What an adapter is: a Source, a Sink, or both, configured by its own pydantic model.
+
+The contract
+------------
+* A **source** reads new documents from the site's own system and returns them as
+  *unsigned* item drafts. It keeps a resumable position (``state``, a JSON-able dict the
+  runner stores durably) and must be **deterministic**: reading the same document again
+  yields the same item (same ``created_at``, same text), hence the same item id, so a
+  re-read after a crash is a harmless duplicate, never a second item.
+* A **sink** delivers a partner's signed item into the site's system, **idempotently**
+  (keyed by item id): delivering the same item twice leaves one copy.
+* Adapters never hold the site's private key and never talk to the node: the runner
+  signs, spools and pushes (see :mod:`adapters.runner`). They may use ``schemas``,
+  ``exchange.core``, ``exchange.errors`` and ``exchange.client`` — never node internals.
+* Each adapter class names its config model (``config_model``); the registry validates
+  the ``[[source]]`` / ``[[sink]]`` table with it when the adapter is loaded, so a typo
+  is reported with its key path before anything runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from exchange.errors import ExchangeError
+from schemas.errors import ErrorCode
+
+__all__ = [
+    "AdapterConfig",
+    "AdapterContext",
+    "AdapterError",
+    "Attachment",
+    "Draft",
+    "Poll",
+    "Sink",
+    "Source",
+]
+
+
+class AdapterError(ExchangeError):
+    """A source or sink cannot do its work; the message names what and why.
+
+    ``retryable`` tells the runner whether to try again later (a server that is down)
+    or to report and skip (a document whose layout changed).
+    """
+
+    codes = (ErrorCode.BAD_REQUEST,)
+    http_status = 400
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message, code=ErrorCode.BAD_REQUEST)
+        self.retryable = retryable
+
+
+class AdapterConfig(BaseModel):
+    """Base of every adapter's config section (``type`` and ``name`` are common)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to upload as a blob and reference from the item."""
+
+    name: str
+    media_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An unsigned item produced by a source.
+
+    Attributes:
+        item: The item object without ``attachments`` entries for the files below (the
+            runner uploads them and fills in name, media type, size and sha256).
+        ref: A stable reference to the document in the site's system (a URL, a file
+            path, a primary key, a Message-ID), for logs and dry runs.
+        attachments: Files to upload with it.
+    """
+
+    item: dict[str, Any]
+    ref: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What a source returns: new drafts and the position after them.
+
+    ``problems`` lists documents that could not be turned into items (each a clear
+    message naming the document and the missing or bad field); they are reported in
+    the adapter's health and skipped, never pushed half-filled.
+    """
+
+    drafts: list[Draft]
+    state: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What the runner hands an adapter."""
+
+    site_id: str
+    data_dir: Path
+    log: logging.Logger
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Reads new documents from the site's system."""
+
+    config_model: ClassVar[type[AdapterConfig]]
+
+    async def poll(self, state: dict[str, Any]) -> Poll:
+        """Return drafts for documents after ``state`` and the new state.
+
+        Raises:
+            AdapterError: the system cannot be read (``retryable`` if it may recover).
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Delivers partners' items into the site's system."""
+
+    config_model: ClassVar[type[AdapterConfig]]
+
+    async def deliver(self, signed: dict[str, Any], envelope: dict[str, Any]) -> None:
+        """Deliver one signed item (``envelope`` has ``index``, ``id``, ``received_at``).
+
+        Must be idempotent by ``envelope["id"]``.
+
+        Raises:
+            AdapterError: delivery failed (``retryable`` if it may succeed later).
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
