@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import io
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -122,7 +123,10 @@ class ExchangeClient:
         hdrs = self.signed_headers(method, target, body, hdrs)
         url = f"{self.base_url.split('://')[0]}://{self._authority}{target}"
         try:
-            async with self.session.request(method, url, data=body, headers=hdrs) as resp:
+            # Large bodies go through a file-like payload so aiohttp streams them
+            # instead of blocking the event loop on one big write.
+            data: bytes | io.BytesIO | None = io.BytesIO(body) if body and len(body) > 65536 else body
+            async with self.session.request(method, url, data=data, headers=hdrs) as resp:
                 data = await resp.read()
                 return self._decode(resp.status, data)
         except aiohttp.ClientError as exc:

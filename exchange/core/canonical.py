@@ -87,8 +87,10 @@ _SLOW: Final = 4  # anything else the fast paths cannot vouch for
 def parse_json(
     data: bytes | str, *, max_depth: int = 32, allow_floats: bool = True
 ) -> Any:
-    """Parse strict RFC 8259 JSON into ``dict``/``list``/``str``/``int``/``float``/
-    ``bool``/``None``.
+    """Parse strict RFC 8259 JSON, refusing everything a peer could read differently.
+
+    The result holds only ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool``
+    and ``None``.
 
     Args:
         data: UTF-8 bytes (no BOM) or text.
@@ -109,7 +111,7 @@ def parse_json(
             ``float_not_allowed``. The message gives the position.
         TypeError: ``data`` is not bytes-like or ``str``.
     """
-    fast = _parse_fast(data, max_depth, allow_floats)
+    fast = _parse_fast(data, max_depth, allow_floats, False)
     if fast is not None:
         obj = fast[0]
         expected = _colon_count(data)
@@ -139,7 +141,7 @@ def canonical_bytes_of(
         JsonError: As for :func:`parse_json`.
         TypeError: ``data`` is not bytes-like or ``str``.
     """
-    fast = _parse_fast(data, max_depth, allow_floats)
+    fast = _parse_fast(data, max_depth, allow_floats, True)
     if fast is not None:
         obj, flags = fast
         canon = _canonical_flagged(obj, flags)
@@ -152,33 +154,38 @@ def canonical_bytes_of(
 
 
 def _parse_fast(
-    data: bytes | str, max_depth: int, allow_floats: bool
+    data: bytes | str, max_depth: int, allow_floats: bool, keys: bool
 ) -> tuple[Any, int] | None:
     """orjson plus a survey; ``None`` when the slow path must decide."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
-    flags = _survey(obj, max_depth)
+    flags = _survey(obj, max_depth, keys)
     if flags & _SLOW or (flags & _FLOAT and not allow_floats):
         return None
     return obj, flags
 
 
+_ESCAPED_COLON: Final = re.compile(rb"\\u003[aA]")
+_ESCAPED_COLON_TEXT: Final = re.compile(r"\\u003[aA]")
+
+
 def _colon_count(data: bytes | str) -> int:
     """Colons in the raw text, or -1 if one may be spelt as an escape."""
     if isinstance(data, str):
-        if "\\u003a" in data or "\\u003A" in data:
+        if "\\" in data and _ESCAPED_COLON_TEXT.search(data) is not None:
             return -1
         return data.count(":")
-    if b"\\u003a" in data or b"\\u003A" in data:
+    if b"\\" in data and _ESCAPED_COLON.search(data) is not None:
         return -1
     return data.count(b":")
 
 
-def _survey(root: Any, limit: int) -> int:
+def _survey(root: Any, limit: int, keys: bool = True) -> int:
     """Walk a value once, level by level, and return ``_FLOAT|_KEYS|_SLOW`` flags.
 
+    With ``keys`` false, key order is not checked (parsing needs no ``_KEYS``).
     ``_SLOW`` is returned as soon as it is known: a type other than an exact
     JSON type, an integer beyond ±(2^53−1), a float that is not finite or has a
     magnitude ≥ 2^53, or nesting deeper than ``limit`` (which also ends cycles).
@@ -195,24 +202,27 @@ def _survey(root: Any, limit: int) -> int:
         below: list[Any] = []
         for node in level:
             if type(node) is dict:
-                try:
-                    keys = "".join(node)
-                except TypeError:  # a key that is not a str
-                    return flags | _SLOW
-                if not keys.isascii() and max(keys) >= "\ue000":
-                    flags |= _KEYS
+                if keys:
+                    try:
+                        joined = "".join(node)
+                    except TypeError:  # a key that is not a str
+                        return flags | _SLOW
+                    if not joined.isascii() and max(joined) >= "\ue000":
+                        flags |= _KEYS
                 values: Any = node.values()
             else:
                 values = node
             for v in values:
                 t = type(v)
-                if t is str or t is bool or v is None:
+                if t is str:
                     continue
                 if t is int:
                     if v > MAX_SAFE_INTEGER or v < -MAX_SAFE_INTEGER:
                         return flags | _SLOW
                 elif t is dict or t is list:
                     below.append(v)
+                elif t is bool or v is None:
+                    continue
                 elif t is float:
                     flags |= _FLOAT
                     if not -_TWO_53 < v < _TWO_53:  # also catches NaN
@@ -539,7 +549,7 @@ def _string_error(doc: _Text, pos: int) -> JsonError:
             return doc.error(
                 ErrorCode.BAD_JSON,
                 f"invalid escape {text[i : i + (6 if nxt == 'u' else 2)]!r} in a "
-                "string; JSON allows \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX",
+                'string; JSON allows \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX',
                 i,
             )
         i += 1

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from exchange.errors import SchemaError, VerificationError
 from schemas.errors import ErrorCode
 
-from .canonical import canonical_json
+from .canonical import canonical_json, item_id
 from .signing import (
     CONTEXT_ITEM,
     PrivateKey,
@@ -48,15 +48,6 @@ def _canonical_item(item: Any) -> bytes:
     if isinstance(item, bytes | bytearray):
         return bytes(item)
     return canonical_json(item)
-
-
-def item_id(item: Any) -> str:
-    """``sha256:<hex>`` of the item's RFC 8785 canonical bytes.
-
-    Args:
-        item: The item object (a dict), or its canonical bytes.
-    """
-    return "sha256:" + hashlib.sha256(_canonical_item(item)).hexdigest()
 
 
 def signing_input(item: Any) -> bytes:

@@ -31,7 +31,7 @@ _KEYID = re.compile(r'keyid="([^"\\]{1,200})"')
 
 
 async def _site_reader(node: Node, site_id: str) -> Reader:
-    site = await node.sites.get_site(site_id)
+    site = await node.sites.cached_site(site_id)
     if site is None:
         raise AuthError(f"site {site_id} is not registered here", code=ErrorCode.BAD_REQUEST_SIGNATURE)
     return Reader("site", site.id, circles=frozenset(site.circles))

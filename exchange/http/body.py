@@ -28,13 +28,18 @@ async def read_body(request: web.Request) -> bytes:
             "send fewer items per batch",
             code=ErrorCode.TOO_LARGE,
         )
-    data = await request.content.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(
-            f"request body is over the limit of {limit} bytes; send fewer items per batch",
-            code=ErrorCode.TOO_LARGE,
-        )
-    return data
+    chunks: list[bytes] = []
+    size = 0
+    # StreamReader.read(n) may return fewer bytes than are coming: read to the end.
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(
+                f"request body is over the limit of {limit} bytes; send fewer items per batch",
+                code=ErrorCode.TOO_LARGE,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def read_json(request: web.Request, body: bytes) -> Any:

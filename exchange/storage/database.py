@@ -82,6 +82,7 @@ class Database:
         self._max = max_size
         self._pool: asyncpg.Pool | None = None
         self._read_pool: asyncpg.Pool | None = None
+        self._relaxed_pool: asyncpg.Pool | None = None
         self.embedded: EmbeddedPostgres | None = None
 
     @classmethod
@@ -118,6 +119,10 @@ class Database:
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=self._min, max_size=self._max, init=_init_conn
             )
+            self._relaxed_pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=4, init=_init_conn,
+                server_settings={"synchronous_commit": "off"},
+            )
             if self.read_url:
                 self._read_pool = await asyncpg.create_pool(
                     self.read_url, min_size=1, max_size=self._max, init=_init_conn
@@ -129,10 +134,10 @@ class Database:
 
     async def close(self) -> None:
         """Close the pools."""
-        for pool in (self._pool, self._read_pool):
+        for pool in (self._pool, self._read_pool, self._relaxed_pool):
             if pool is not None:
                 await pool.close()
-        self._pool = self._read_pool = None
+        self._pool = self._read_pool = self._relaxed_pool = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -140,6 +145,17 @@ class Database:
         if self._pool is None:
             raise OperationalError("database is not open", code=ErrorCode.DATABASE_UNAVAILABLE)
         return self._pool
+
+    @property
+    def relaxed_pool(self) -> asyncpg.Pool:
+        """A small pool whose commits do not wait for the WAL flush.
+
+        Only for writes whose loss in a crash is harmless (request nonces): one round
+        trip and no fsync wait on the request path.
+        """
+        if self._relaxed_pool is None:
+            raise OperationalError("database is not open", code=ErrorCode.DATABASE_UNAVAILABLE)
+        return self._relaxed_pool
 
     @property
     def read_pool(self) -> asyncpg.Pool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,8 +60,26 @@ def token_hash(token: str) -> bytes:
 class SiteStore:
     """Queries on ``sites``, ``site_keys`` and ``monitors``."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, cache_seconds: float = 2.0) -> None:
         self.db = db
+        self._cache_seconds = cache_seconds
+        self._site_cache: dict[str, tuple[float, SiteRecordRow | None]] = {}
+
+    async def cached_site(self, site_id: str) -> SiteRecordRow | None:
+        """Like :meth:`get_site`, but answered from memory for a couple of seconds.
+
+        For request authentication only (circles and names change rarely). Keys are
+        never taken from this cache: revocation must take effect at once.
+        """
+        now = time.monotonic()
+        hit = self._site_cache.get(site_id)
+        if hit is not None and now - hit[0] < self._cache_seconds:
+            return hit[1]
+        site = await self.get_site(site_id)
+        if len(self._site_cache) > 10_000:
+            self._site_cache.clear()
+        self._site_cache[site_id] = (now, site)
+        return site
 
     async def add_site(
         self,

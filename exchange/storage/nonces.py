@@ -20,8 +20,7 @@ class NonceStore:
         # Not waiting for the WAL flush is safe here: a nonce lost in a crash can at
         # worst let one request signed before the crash be replayed within its window,
         # and every write request is idempotent (items by id, blobs by hash).
-        async with self.db.pool.acquire() as c, c.transaction():
-            await c.execute("SET LOCAL synchronous_commit = off")
+        async with self.db.relaxed_pool.acquire() as c:
             status = await c.execute(
                 """INSERT INTO request_nonces (key_id, nonce, expires_at) VALUES ($1, $2, $3)
                    ON CONFLICT DO NOTHING""",

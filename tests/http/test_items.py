@@ -360,3 +360,16 @@ async def test_unknown_request_key_is_refused(node: Any) -> None:
     stranger = generate_key(key_id="nobody#k1")
     status, body = await _raw(node, "GET", "/v1/items", None, signer=stranger)
     assert status == 401 and body["error"]["code"] == "bad_request_signature"
+
+
+async def test_large_batch_body_is_read_whole(node: Any) -> None:
+    """A 500-item batch (~1 MB) arrives in many TCP reads; all of it must be verified."""
+    await _setup(node)
+    key = node.keys["huaibei-duji"]
+    it = _item()
+    it["summary"] = "预算联网监督" * 150
+    batch = [sign_item(dict(it, title=f"批量{i}"), key) for i in range(500)]
+    async with node.client("huaibei-duji") as c:
+        res = await c.push_batch(batch)
+    assert res["accepted"] == 500 and res["refused"] == 0
+    assert await _count(node) == 500
