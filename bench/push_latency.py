@@ -45,11 +45,19 @@ def pct(xs: list[float], p: float) -> float:
 
 async def main(n_items: int, clients: list[int]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="exchange-bench-"))
-    cfg = load_config(None, overrides={"node": {"id": "bench", "data_dir": str(tmp)},
-                                       "http": {"listen": "127.0.0.1:0"}}, environ={})
+    cfg = load_config(
+        None,
+        overrides={
+            "node": {"id": "bench", "data_dir": str(tmp)},
+            "http": {"listen": "127.0.0.1:0"},
+        },
+        environ={},
+    )
     node = Node(cfg)
     await node.start()
-    await node.sites.add_site("huaibei-duji", "淮北市杜集区人大常委会", "bench", ["huaihai"])
+    await node.sites.add_site(
+        "huaibei-duji", "淮北市杜集区人大常委会", "bench", ["huaihai"]
+    )
     key = generate_key(key_id="huaibei-duji#k1")
     await node.sites.add_key(key.key_id, "huaibei-duji", "ed25519", key.public_key.raw)
     runner = web.AppRunner(make_app(node), access_log=None)
@@ -59,7 +67,9 @@ async def main(n_items: int, clients: list[int]) -> None:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     url = f"http://127.0.0.1:{port}"
     size = len(canonical_json(_item(0)))
-    print(f"item size {size} bytes (canonical); {n_items} items per run; durable commits")
+    print(
+        f"item size {size} bytes (canonical); {n_items} items per run; durable commits"
+    )
     seq = 0
     try:
         for c in clients:
@@ -80,8 +90,10 @@ async def main(n_items: int, clients: list[int]) -> None:
             t0 = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(c)))
             dt = time.perf_counter() - t0
-            print(f"clients={c:3d}  {n_items / dt:8.0f} items/s  p50 {statistics.median(lat):6.2f} ms  "
-                  f"p95 {pct(lat, 95):6.2f} ms  p99 {pct(lat, 99):6.2f} ms")
+            print(
+                f"clients={c:3d}  {n_items / dt:8.0f} items/s  p50 {statistics.median(lat):6.2f} ms  "
+                f"p95 {pct(lat, 95):6.2f} ms  p99 {pct(lat, 99):6.2f} ms"
+            )
     finally:
         await runner.cleanup()
         await node.stop()
@@ -90,7 +102,9 @@ async def main(n_items: int, clients: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--items", type=int, default=500)
     ap.add_argument("--clients", default="1,8,32")
     a = ap.parse_args()

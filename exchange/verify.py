@@ -34,7 +34,9 @@ class Report:
         self.lines.append(f"FAIL {msg}")
 
 
-def _find_key(key_id: str, sites_file: Path | None, file: Path) -> tuple[PublicKey, str, str | None]:
+def _find_key(
+    key_id: str, sites_file: Path | None, file: Path
+) -> tuple[PublicKey, str, str | None]:
     candidates = [sites_file] if sites_file else [file.parent / "sites.json"]
     for cand in candidates:
         if cand is None or not cand.exists():
@@ -54,7 +56,9 @@ def _find_key(key_id: str, sites_file: Path | None, file: Path) -> tuple[PublicK
     )
 
 
-def verify_path(file: Path, *, sites_file: Path | None = None, public_key: str | None = None) -> Report:
+def verify_path(
+    file: Path, *, sites_file: Path | None = None, public_key: str | None = None
+) -> Report:
     """Verify one signed item file.
 
     Args:
@@ -79,14 +83,18 @@ def verify_path(file: Path, *, sites_file: Path | None = None, public_key: str |
             key = PublicKey(parsed.sig["alg"], b64u_decode(public_key), key_id)
         else:
             key, name, revoked = _find_key(key_id, sites_file, file)
-        if key.alg != parsed.sig["alg"] or not key.verify(parsed.message, parsed.signature):
+        if key.alg != parsed.sig["alg"] or not key.verify(
+            parsed.message, parsed.signature
+        ):
             raise VerificationError(
                 "signature does not match the item: it was altered or signed by another key",
                 code=ErrorCode.BAD_SIGNATURE,
             )
         report.lines.append(f"OK   {parsed.id}")
         report.lines.append(f"     {parsed.item['kind']} 《{parsed.item['title']}》")
-        report.lines.append(f"     signed by {key_id} ({name}), created {parsed.item['created_at']}")
+        report.lines.append(
+            f"     signed by {key_id} ({name}), created {parsed.item['created_at']}"
+        )
         if revoked:
             when = datetime.fromisoformat(revoked)
             report.lines.append(

@@ -35,13 +35,34 @@ def _bad(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
 
 
 def test_schemas_import_only_stdlib_and_pydantic() -> None:
-    assert _bad(_files("schemas"), ("exchange", "adapters", "aiohttp", "asyncpg", "orjson", "nacl")) == []
+    assert (
+        _bad(
+            _files("schemas"),
+            ("exchange", "adapters", "aiohttp", "asyncpg", "orjson", "nacl"),
+        )
+        == []
+    )
 
 
 def test_core_does_no_io() -> None:
-    assert _bad(_files("exchange/core"), ("asyncio", "aiohttp", "asyncpg", "exchange.storage",
-                                         "exchange.http", "exchange.service", "exchange.node",
-                                         "adapters", "socket", "subprocess")) == []
+    assert (
+        _bad(
+            _files("exchange/core"),
+            (
+                "asyncio",
+                "aiohttp",
+                "asyncpg",
+                "exchange.storage",
+                "exchange.http",
+                "exchange.service",
+                "exchange.node",
+                "adapters",
+                "socket",
+                "subprocess",
+            ),
+        )
+        == []
+    )
 
 
 def test_exchange_never_imports_adapters() -> None:
@@ -51,8 +72,19 @@ def test_exchange_never_imports_adapters() -> None:
 def test_adapters_do_not_reach_into_storage_or_http() -> None:
     if not (REPO / "adapters").is_dir():
         pytest.fail("adapters/ package is missing")
-    assert _bad(_files("adapters"), ("exchange.storage", "exchange.http", "exchange.service",
-                                     "exchange.node", "asyncpg.pool")) == []
+    assert (
+        _bad(
+            _files("adapters"),
+            (
+                "exchange.storage",
+                "exchange.http",
+                "exchange.service",
+                "exchange.node",
+                "asyncpg.pool",
+            ),
+        )
+        == []
+    )
 
 
 def test_only_config_reads_the_environment() -> None:

@@ -74,7 +74,9 @@ def sign_item(
     """
     kid = key_id or private_key.key_id
     if not kid:
-        raise VerificationError("a key id (site#kN) is needed to sign", code=ErrorCode.UNKNOWN_KEY)
+        raise VerificationError(
+            "a key id (site#kN) is needed to sign", code=ErrorCode.UNKNOWN_KEY
+        )
     owner, _ = parse_key_id(kid)
     if item.get("author") != owner:
         raise VerificationError(
@@ -82,7 +84,10 @@ def sign_item(
             code=ErrorCode.AUTHOR_MISMATCH,
         )
     value = private_key.sign(signing_input(dict(item)))
-    return {"item": dict(item), "sig": {"key": kid, "alg": private_key.alg, "value": b64u_encode(value)}}
+    return {
+        "item": dict(item),
+        "sig": {"key": kid, "alg": private_key.alg, "value": b64u_encode(value)},
+    }
 
 
 def verify_item(signed: Mapping[str, Any], public_key: PublicKey) -> None:

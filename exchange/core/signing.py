@@ -101,7 +101,8 @@ def parse_key_id(key_id: str) -> tuple[str, int]:
     m = KEY_ID_RE.match(key_id) if isinstance(key_id, str) else None
     if m is None:
         raise VerificationError(
-            f"key id {key_id!r} is not of the form 'site-id#kN'", code=ErrorCode.UNKNOWN_KEY
+            f"key id {key_id!r} is not of the form 'site-id#kN'",
+            code=ErrorCode.UNKNOWN_KEY,
         )
     return m.group(1), int(m.group(2))
 
@@ -178,7 +179,9 @@ register_suite(
     Suite(
         name="ed25519",
         generate=lambda: bytes(nacl.signing.SigningKey.generate()),
-        public_from_private=lambda seed: bytes(nacl.signing.SigningKey(seed).verify_key),
+        public_from_private=lambda seed: bytes(
+            nacl.signing.SigningKey(seed).verify_key
+        ),
         sign=lambda seed, msg: nacl.signing.SigningKey(seed).sign(msg).signature,
         verify=_ed_verify,
         public_key_size=32,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from exchange.errors import SchemaError, VerificationError
@@ -17,7 +17,14 @@ from schemas.errors import ErrorCode
 
 from .signing import PublicKey, parse_key_id
 
-__all__ = ["KeyLookup", "KeyRecord", "Reader", "Verifier", "audience_allows", "parse_timestamp"]
+__all__ = [
+    "KeyLookup",
+    "KeyRecord",
+    "Reader",
+    "Verifier",
+    "audience_allows",
+    "parse_timestamp",
+]
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,7 @@ class Verifier:
             VerificationError: any trust or signature failure, with its code.
             SchemaError: ``created_at`` too far in the future.
         """
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         rec = self.key_for(str(sig["key"]), str(item["author"]), now)
         alg = str(sig["alg"])
         if alg != rec.alg:
@@ -176,7 +183,9 @@ class Reader:
 
 
 def audience_allows(
-    reader: Reader, author: str, circles: list[str] | tuple[str, ...],
+    reader: Reader,
+    author: str,
+    circles: list[str] | tuple[str, ...],
     sites: list[str] | tuple[str, ...],
 ) -> bool:
     """Whether ``reader`` may see an item with this author and audience.

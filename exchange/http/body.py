@@ -48,4 +48,6 @@ def read_json(request: web.Request, body: bytes) -> Any:
     Raises:
         JsonError: malformed, duplicate keys, invalid UTF-8, too deep, floats, big ints.
     """
-    return parse_json(body, max_depth=request.app[NODE].config.limits.max_depth, allow_floats=False)
+    return parse_json(
+        body, max_depth=request.app[NODE].config.limits.max_depth, allow_floats=False
+    )

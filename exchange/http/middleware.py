@@ -26,18 +26,26 @@ _log = logging.getLogger("exchange.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """A JSON response serialised with orjson."""
     return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json",
+        body=orjson.dumps(body),
+        status=status,
+        content_type="application/json",
         headers=headers,
     )
 
 
-def error_response(code: ErrorCode, message: str, status: int, request_id: str = "") -> web.Response:
+def error_response(
+    code: ErrorCode, message: str, status: int, request_id: str = ""
+) -> web.Response:
     """A JSON error response."""
     headers = {"X-Request-Id": request_id} if request_id else None
-    return json_response({"error": {"code": code.value, "message": message}}, status, headers)
+    return json_response(
+        {"error": {"code": code.value, "message": message}}, status, headers
+    )
 
 
 _HTTP_CODES = {
@@ -48,7 +56,9 @@ _HTTP_CODES = {
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def error_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
     """Assign a request id and render every error as JSON."""
     rid = request.headers.get("X-Request-Id", "")
     if not rid or len(rid) > 64 or not rid.replace("-", "").isalnum():
@@ -74,10 +84,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             msg = "request body is over the size limit"
         return error_response(code, msg, exc.status, rid)
     except Exception:
-        _log.exception("unhandled error in %s %s [%s]", request.method, request.path, rid)
+        _log.exception(
+            "unhandled error in %s %s [%s]", request.method, request.path, rid
+        )
         return error_response(
-            ErrorCode.INTERNAL, f"internal error; quote request id {rid} to the operator",
-            500, rid,
+            ErrorCode.INTERNAL,
+            f"internal error; quote request id {rid} to the operator",
+            500,
+            rid,
         )
     resp.headers.setdefault("X-Request-Id", rid)
     return resp

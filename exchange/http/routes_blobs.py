@@ -39,7 +39,9 @@ async def put_blob(request: web.Request) -> web.Response:
     sha = _sha_param(request)
     limit = node.config.http.max_blob_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"blob is over the limit of {limit} bytes", code=ErrorCode.TOO_LARGE)
+        raise TooLarge(
+            f"blob is over the limit of {limit} bytes", code=ErrorCode.TOO_LARGE
+        )
     # The digest is checked while streaming (BlobStore compares the final hash with the
     # URL, and the URL's hash with the signed Content-Digest here).
     reader = await authenticate(request, None)
@@ -54,9 +56,14 @@ async def put_blob(request: web.Request) -> web.Response:
     existing = await node.blobs.meta(sha)
     if existing is not None:
         return json_response(
-            {"sha256": sha, "size": existing.size, "media_type": existing.media_type}, 200
+            {"sha256": sha, "size": existing.size, "media_type": existing.media_type},
+            200,
         )
-    media = request.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
+    media = (
+        request.headers.get("Content-Type", "application/octet-stream")
+        .split(";")[0]
+        .strip()
+    )
     if not _MEDIA.match(media):
         media = "application/octet-stream"
 
@@ -67,7 +74,9 @@ async def put_blob(request: web.Request) -> web.Response:
     meta = await node.blobs.put_stream(
         sha, chunks(), media_type=media, uploader=reader.id, max_bytes=limit
     )
-    return json_response({"sha256": meta.sha256, "size": meta.size, "media_type": meta.media_type}, 201)
+    return json_response(
+        {"sha256": meta.sha256, "size": meta.size, "media_type": meta.media_type}, 201
+    )
 
 
 @routes.get("/v1/blobs/{sha256}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 from aiohttp import web
@@ -50,12 +50,14 @@ async def push_items(request: web.Request) -> web.Response:
     if isinstance(doc, dict) and "items" in doc:
         if set(doc) != {"items"} or not isinstance(doc["items"], list):
             raise SchemaError(
-                "a batch is {\"items\": [signed items]} with no other fields",
+                'a batch is {"items": [signed items]} with no other fields',
                 code=ErrorCode.SCHEMA_INVALID,
             )
         objs = doc["items"]
         if not objs:
-            raise SchemaError("a batch needs at least one item", code=ErrorCode.SCHEMA_INVALID)
+            raise SchemaError(
+                "a batch needs at least one item", code=ErrorCode.SCHEMA_INVALID
+            )
         if len(objs) > node.config.http.max_batch:
             raise TooLarge(
                 f"a batch holds at most {node.config.http.max_batch} items, got {len(objs)}",
@@ -63,9 +65,11 @@ async def push_items(request: web.Request) -> web.Response:
             )
         outcomes = await node.ingestor.push(objs, reader)
         results = [o.to_json() for o in outcomes]
-        counts = {s: sum(1 for o in outcomes if o.status == s)
-                  for s in ("accepted", "duplicate", "refused")}
-        return json_response({"results": results, **{k: v for k, v in counts.items()}})
+        counts = {
+            s: sum(1 for o in outcomes if o.status == s)
+            for s in ("accepted", "duplicate", "refused")
+        }
+        return json_response({"results": results, **counts})
     (outcome,) = await node.ingestor.push([doc], reader)
     if outcome.error is not None:
         raise outcome.error
@@ -80,9 +84,14 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     try:
         v = int(raw)
     except ValueError:
-        raise InputError(f"query parameter {name} must be an integer", code=ErrorCode.BAD_REQUEST) from None
+        raise InputError(
+            f"query parameter {name} must be an integer", code=ErrorCode.BAD_REQUEST
+        ) from None
     if not lo <= v <= hi:
-        raise InputError(f"query parameter {name} must be between {lo} and {hi}", code=ErrorCode.BAD_REQUEST)
+        raise InputError(
+            f"query parameter {name} must be between {lo} and {hi}",
+            code=ErrorCode.BAD_REQUEST,
+        )
     return v
 
 
@@ -98,11 +107,13 @@ async def list_items(request: web.Request) -> web.Response:
         try:
             since = datetime.fromisoformat(q["since"])
         except ValueError:
-            raise InputError("since must be an ISO 8601 date or timestamp", code=ErrorCode.BAD_REQUEST) from None
+            raise InputError(
+                "since must be an ISO 8601 date or timestamp",
+                code=ErrorCode.BAD_REQUEST,
+            ) from None
         if since.tzinfo is None:
-            from datetime import timezone
 
-            since = since.replace(tzinfo=timezone.utc)
+            since = since.replace(tzinfo=UTC)
     flt = ItemFilter(
         after=_int_param(request, "cursor", -1, -1, 2**62),
         kind=q.get("kind") or None,
@@ -125,9 +136,9 @@ async def get_item(request: web.Request) -> web.Response:
     reader = await authenticate(request, b"")
     require(reader, "site", "monitor", "node")
     item_id = request.match_info["id"]
-    it = await node.items.get(item_id, reader) if item_id.startswith("sha256:") else None
+    it = (
+        await node.items.get(item_id, reader) if item_id.startswith("sha256:") else None
+    )
     if it is None:
         raise NotFound(f"no item {item_id} visible to you", code=ErrorCode.NOT_FOUND)
     return json_response(envelope(it))
-
-

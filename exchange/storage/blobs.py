@@ -75,7 +75,9 @@ class BlobStore:
             await c.execute(
                 """INSERT INTO blobs (sha256, size, media_type, uploader)
                    VALUES ($1, 0, $2, $3)""",
-                sha256, media_type, uploader,
+                sha256,
+                media_type,
+                uploader,
             )
             async for chunk in chunks:
                 size += len(chunk)
@@ -89,14 +91,18 @@ class BlobStore:
                 while len(buf) >= CHUNK_SIZE:
                     await c.execute(
                         "INSERT INTO blob_chunks (sha256, seq, data) VALUES ($1, $2, $3)",
-                        sha256, seq, bytes(buf[:CHUNK_SIZE]),
+                        sha256,
+                        seq,
+                        bytes(buf[:CHUNK_SIZE]),
                     )
                     del buf[:CHUNK_SIZE]
                     seq += 1
             if buf:
                 await c.execute(
                     "INSERT INTO blob_chunks (sha256, seq, data) VALUES ($1, $2, $3)",
-                    sha256, seq, bytes(buf),
+                    sha256,
+                    seq,
+                    bytes(buf),
                 )
             if h.hexdigest() != sha256:
                 raise Conflict(
@@ -112,7 +118,9 @@ class BlobStore:
         while True:
             async with self.db.pool.acquire() as c:
                 data = await c.fetchval(
-                    "SELECT data FROM blob_chunks WHERE sha256=$1 AND seq=$2", sha256, seq
+                    "SELECT data FROM blob_chunks WHERE sha256=$1 AND seq=$2",
+                    sha256,
+                    seq,
                 )
             if data is None:
                 return

@@ -43,7 +43,9 @@ def pg_bin(name: str) -> Path:
         )
     # Located without importing the package: its import has side effects (locks,
     # runtime-dir warnings) that we do not need.
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+    return (
+        Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+    )
 
 
 def _open_prefix(path: Path) -> None:
@@ -95,8 +97,14 @@ class EmbeddedPostgres:
             pwd.getpwnam(self._run_as)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin",
-                 self._run_as],
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "-s",
+                    "/usr/sbin/nologin",
+                    self._run_as,
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -201,8 +209,19 @@ class EmbeddedPostgres:
         log = self.pgdata / "server.log"
         try:
             self._run(
-                [str(pg_bin("pg_ctl")), "-D", str(self.pgdata), "-w", "-t", "60",
-                 "-o", opts, "-l", str(log), "start"],
+                [
+                    str(pg_bin("pg_ctl")),
+                    "-D",
+                    str(self.pgdata),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    opts,
+                    "-l",
+                    str(log),
+                    "start",
+                ],
                 timeout=90,
             )
         except OperationalError as exc:
@@ -210,7 +229,8 @@ class EmbeddedPostgres:
             with contextlib.suppress(OSError):
                 tail = log.read_text(errors="replace")[-1500:]
             raise OperationalError(
-                f"{exc.message}\nserver log:\n{tail}", code=ErrorCode.DATABASE_UNAVAILABLE
+                f"{exc.message}\nserver log:\n{tail}",
+                code=ErrorCode.DATABASE_UNAVAILABLE,
             ) from None
         self._started_here = True
         deadline = time.monotonic() + 30
@@ -223,8 +243,17 @@ class EmbeddedPostgres:
         if self.running_pid() is None:
             return
         self._run(
-            [str(pg_bin("pg_ctl")), "-D", str(self.pgdata), "-w", "-t", "60",
-             "-m", mode, "stop"],
+            [
+                str(pg_bin("pg_ctl")),
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-m",
+                mode,
+                "stop",
+            ],
             timeout=90,
         )
 

@@ -40,7 +40,9 @@ def available_migrations() -> list[Migration]:
     for entry in resources.files("exchange.storage.migrations").iterdir():
         m = _NAME.match(entry.name)
         if m:
-            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text("utf-8")))
+            found.append(
+                Migration(int(m.group(1)), m.group(2), entry.read_text("utf-8"))
+            )
     found.sort(key=lambda mg: mg.version)
     for i, mg in enumerate(found, start=1):
         if mg.version != i:
@@ -53,7 +55,9 @@ async def current_version(conn: asyncpg.Connection) -> int:
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
         return 0
-    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+    return int(
+        await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+    )
 
 
 async def migrate(conn: asyncpg.Connection, *, target: int | None = None) -> list[int]:

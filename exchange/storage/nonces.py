@@ -24,12 +24,16 @@ class NonceStore:
             status = await c.execute(
                 """INSERT INTO request_nonces (key_id, nonce, expires_at) VALUES ($1, $2, $3)
                    ON CONFLICT DO NOTHING""",
-                key_id, nonce, expires_at,
+                key_id,
+                nonce,
+                expires_at,
             )
         return bool(status.endswith(" 1"))
 
     async def purge(self, now: datetime) -> int:
         """Forget nonces whose window has passed; returns how many."""
         async with self.db.pool.acquire() as c:
-            status = await c.execute("DELETE FROM request_nonces WHERE expires_at < $1", now)
+            status = await c.execute(
+                "DELETE FROM request_nonces WHERE expires_at < $1", now
+            )
         return int(status.split()[-1])

@@ -32,16 +32,30 @@ def test_node_up_starts_and_stops_embedded_postgres(tmp_path: Path) -> None:
     data = tmp_path / "data"
     log = open(tmp_path / "node.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exchange", "node", "up", "--data-dir", str(data),
-         "--listen", f"127.0.0.1:{port}"],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "exchange",
+            "node",
+            "up",
+            "--data-dir",
+            str(data),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     pg_pid = None
     try:
         deadline = time.monotonic() + 90
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/readyz", timeout=2
+                ) as r:
                     if r.status == 200:
                         break
             except OSError:
@@ -50,7 +64,9 @@ def test_node_up_starts_and_stops_embedded_postgres(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "node did not become ready"
             time.sleep(0.2)
         pidfile = data / "pg" / "postmaster.pid"
-        assert pidfile.exists(), "the embedded PostgreSQL should live in the data folder"
+        assert pidfile.exists(), (
+            "the embedded PostgreSQL should live in the data folder"
+        )
         pg_pid = int(pidfile.read_text().splitlines()[0])
         assert _pid_alive(pg_pid)
         assert (data / "node.key").stat().st_mode & 0o777 == 0o600
@@ -68,5 +84,7 @@ def test_node_up_starts_and_stops_embedded_postgres(tmp_path: Path) -> None:
         if not _pid_alive(pg_pid):
             break
         time.sleep(0.1)
-    assert not _pid_alive(pg_pid), "embedded PostgreSQL still running after the node stopped"
+    assert not _pid_alive(pg_pid), (
+        "embedded PostgreSQL still running after the node stopped"
+    )
     assert not (data / "pg" / "postmaster.pid").exists()

@@ -26,29 +26,53 @@ pytestmark = pytest.mark.asyncio
 
 
 async def _setup(node: Any) -> None:
-    await node.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai", "yangtze-delta"))
+    await node.add_site(
+        "huaibei-duji", "淮北市杜集区人大常委会", ("huaihai", "yangtze-delta")
+    )
     await node.add_site("suzhou-wuzhong", "苏州市吴中区人大常委会", ("yangtze-delta",))
     await node.add_site("xuzhou-tongshan", "徐州市铜山区人大常委会", ("huaihai",))
 
 
-def _item(author: str = "huaibei-duji", kind: str = "lesson", **changes: Any) -> dict[str, Any]:
+def _item(
+    author: str = "huaibei-duji", kind: str = "lesson", **changes: Any
+) -> dict[str, Any]:
     it = template(kind, author=author, partner="suzhou-wuzhong")
     it.update(changes)
     return it
 
 
-async def _raw(node: Any, method: str, path: str, body: bytes | None, *,
-               signer: Any = None, headers: dict[str, str] | None = None,
-               mutate: Any = None) -> tuple[int, Any]:
+async def _raw(
+    node: Any,
+    method: str,
+    path: str,
+    body: bytes | None,
+    *,
+    signer: Any = None,
+    headers: dict[str, str] | None = None,
+    mutate: Any = None,
+) -> tuple[int, Any]:
     """Send a request by hand (to craft bad ones); returns (status, json)."""
     authority = node.url.split("://", 1)[1]
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     if signer is not None:
-        hdrs.update(httpsig.sign_request(signer, method, path, authority, hdrs, body,
-                                         created=int(time.time()), nonce=secrets.token_urlsafe(12)))
+        hdrs.update(
+            httpsig.sign_request(
+                signer,
+                method,
+                path,
+                authority,
+                hdrs,
+                body,
+                created=int(time.time()),
+                nonce=secrets.token_urlsafe(12),
+            )
+        )
     if mutate:
         hdrs, body = mutate(hdrs, body)
-    async with aiohttp.ClientSession() as s, s.request(method, node.url + path, data=body, headers=hdrs) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(method, node.url + path, data=body, headers=hdrs) as r,
+    ):
         data = await r.read()
         return r.status, orjson.loads(data) if data else None
 
@@ -72,7 +96,11 @@ async def test_push_pull_get_roundtrip(node: Any) -> None:
         assert res["status"] == "accepted" and res["index"] == 0
         assert res["id"] == item_id(signed["item"])
         again = await c.push(signed)
-        assert again["status"] == "duplicate" and again["index"] == 0 and again["id"] == res["id"]
+        assert (
+            again["status"] == "duplicate"
+            and again["index"] == 0
+            and again["id"] == res["id"]
+        )
         env = await c.get_item(res["id"])
         assert env["signed"] == signed and env["index"] == 0
     async with node.client("suzhou-wuzhong") as c:
@@ -84,13 +112,21 @@ async def test_push_pull_get_roundtrip(node: Any) -> None:
 
 async def test_audience_limits_readers(node: Any) -> None:
     await _setup(node)
-    only_huaihai = sign_item(_item(audience={"circles": ["huaihai"], "sites": []}), node.keys["huaibei-duji"])
-    to_site = sign_item(_item(title="仅送吴中区", audience={"circles": [], "sites": ["suzhou-wuzhong"]}),
-                        node.keys["huaibei-duji"])
+    only_huaihai = sign_item(
+        _item(audience={"circles": ["huaihai"], "sites": []}), node.keys["huaibei-duji"]
+    )
+    to_site = sign_item(
+        _item(
+            title="仅送吴中区", audience={"circles": [], "sites": ["suzhou-wuzhong"]}
+        ),
+        node.keys["huaibei-duji"],
+    )
     async with node.client("huaibei-duji") as c:
         a = await c.push(only_huaihai)
         b = await c.push(to_site)
-    async with node.client("xuzhou-tongshan") as c:  # in huaihai, not addressed directly
+    async with node.client(
+        "xuzhou-tongshan"
+    ) as c:  # in huaihai, not addressed directly
         ids = [e["id"] for e in (await c.list_items())["items"]]
         assert ids == [a["id"]]
         with pytest.raises(NotFound):
@@ -105,15 +141,19 @@ async def test_audience_limits_readers(node: Any) -> None:
 async def test_filters_and_paging(node: Any) -> None:
     await _setup(node)
     key = node.keys["huaibei-duji"]
-    batch = [sign_item(_item(kind=k, title=f"条目{i}"), key)
-             for i, k in enumerate(["lesson", "case_study", "inspection_plan"] * 5)]
+    batch = [
+        sign_item(_item(kind=k, title=f"条目{i}"), key)
+        for i, k in enumerate(["lesson", "case_study", "inspection_plan"] * 5)
+    ]
     async with node.client("huaibei-duji") as c:
         res = await c.push_batch(batch)
         assert res["accepted"] == 15 and res["refused"] == 0
         plans = await c.list_items(kind="inspection_plan")
         assert len(plans["items"]) == 5
-        assert all(orjson.loads(orjson.dumps(e["signed"]))["item"]["kind"] == "inspection_plan"
-                   for e in plans["items"])
+        assert all(
+            orjson.loads(orjson.dumps(e["signed"]))["item"]["kind"] == "inspection_plan"
+            for e in plans["items"]
+        )
         tagged = await c.list_items(tag="安全生产法")
         assert len(tagged["items"]) == 5
         seen = [e["index"] async for e in c.iter_items(limit=4)]
@@ -133,17 +173,32 @@ async def test_batch_with_bad_items_stores_good_ones(node: Any) -> None:
     async with node.client("huaibei-duji") as c:
         res = await c.push_batch([good1, tampered, good2, unknown_kind])
     statuses = [(r["status"], (r["error"] or {}).get("code")) for r in res["results"]]
-    assert statuses == [("accepted", None), ("refused", "bad_signature"),
-                        ("accepted", None), ("refused", "unknown_kind")]
+    assert statuses == [
+        ("accepted", None),
+        ("refused", "bad_signature"),
+        ("accepted", None),
+        ("refused", "unknown_kind"),
+    ]
     assert res["accepted"] == 2 and res["refused"] == 2
     assert await _count(node) == 2
 
 
-@pytest.mark.parametrize("case", [
-    "tampered", "other_site_key", "unknown_key", "revoked_key", "author_not_signer",
-    "unknown_field", "unknown_body_field", "unknown_kind", "future", "bad_audience",
-    "not_own_item",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "tampered",
+        "other_site_key",
+        "unknown_key",
+        "revoked_key",
+        "author_not_signer",
+        "unknown_field",
+        "unknown_body_field",
+        "unknown_kind",
+        "future",
+        "bad_audience",
+        "not_own_item",
+    ],
+)
 async def test_bad_items_refused_nothing_stored(node: Any, case: str) -> None:
     await _setup(node)
     duji = node.keys["huaibei-duji"]
@@ -165,9 +220,11 @@ async def test_bad_items_refused_nothing_stored(node: Any, case: str) -> None:
     elif case == "revoked_key":
         await node.node.sites.revoke_key("huaibei-duji#k1")
         new = generate_key(key_id="huaibei-duji#k2")
-        await node.node.sites.add_key(new.key_id, "huaibei-duji", new.alg, new.public_key.raw)
+        await node.node.sites.add_key(
+            new.key_id, "huaibei-duji", new.alg, new.public_key.raw
+        )
         node.keys["huaibei-duji"] = new  # requests signed with the new key
-        doc = sign_item(_item(), duji)   # item signed with the revoked one
+        doc = sign_item(_item(), duji)  # item signed with the revoked one
         expect = (422, "revoked_key")
     elif case == "author_not_signer":
         pusher = "suzhou-wuzhong"
@@ -188,22 +245,37 @@ async def test_bad_items_refused_nothing_stored(node: Any, case: str) -> None:
         doc = sign_item(_item(created_at="2099-01-01T00:00:00+08:00"), duji)
         expect = (422, "timestamp_in_future")
     elif case == "bad_audience":
-        doc = sign_item(_item(audience={"circles": ["no-such-circle"], "sites": []}), duji)
+        doc = sign_item(
+            _item(audience={"circles": ["no-such-circle"], "sites": []}), duji
+        )
         expect = (422, "audience_invalid")
     else:  # not_own_item: wuzhong pushes duji's validly signed item
         pusher = "suzhou-wuzhong"
         doc = sign_item(_item(), duji)
         expect = (403, "forbidden")
-    status, body = await _raw(node, "POST", "/v1/items", orjson.dumps(doc), signer=node.keys[pusher])
+    status, body = await _raw(
+        node, "POST", "/v1/items", orjson.dumps(doc), signer=node.keys[pusher]
+    )
     assert (status, body["error"]["code"]) == expect, body
     assert body["error"]["message"]
     assert await _count(node) == 0
 
 
-@pytest.mark.parametrize("case", [
-    "bad_digest", "missing_signature", "expired", "replayed", "over_limit", "too_deep",
-    "duplicate_keys", "invalid_utf8", "float", "batch_too_large",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bad_digest",
+        "missing_signature",
+        "expired",
+        "replayed",
+        "over_limit",
+        "too_deep",
+        "duplicate_keys",
+        "invalid_utf8",
+        "float",
+        "batch_too_large",
+    ],
+)
 async def test_bad_requests_refused(node_factory: Any, case: str) -> None:
     node = await node_factory(http={"max_body_bytes": 64 * 1024, "max_batch": 3})
     await _setup(node)
@@ -212,33 +284,51 @@ async def test_bad_requests_refused(node_factory: Any, case: str) -> None:
     signer: Any = duji
     mutate = None
     if case == "bad_digest":
+
         def mutate(h: dict[str, str], b: bytes) -> tuple[dict[str, str], bytes]:
             return h, b.replace(b"zh-CN", b"zh-TW")
+
         expect = (401, "digest_mismatch")
     elif case == "missing_signature":
         signer = None
         expect = (401, "unauthenticated")
     elif case == "expired":
         authority = node.url.split("://", 1)[1]
-        old = httpsig.sign_request(duji, "POST", "/v1/items", authority,
-                                   {"Content-Type": "application/json"}, body,
-                                   created=int(time.time()) - 3600, nonce="old-nonce")
+        old = httpsig.sign_request(
+            duji,
+            "POST",
+            "/v1/items",
+            authority,
+            {"Content-Type": "application/json"},
+            body,
+            created=int(time.time()) - 3600,
+            nonce="old-nonce",
+        )
         signer = None
 
         def mutate(h: dict[str, str], b: bytes) -> tuple[dict[str, str], bytes]:
             return {**h, **old}, b
+
         expect = (401, "signature_expired")
     elif case == "replayed":
         authority = node.url.split("://", 1)[1]
-        hdrs = httpsig.sign_request(duji, "POST", "/v1/items", authority,
-                                    {"Content-Type": "application/json"}, body,
-                                    created=int(time.time()), nonce="once-only")
+        hdrs = httpsig.sign_request(
+            duji,
+            "POST",
+            "/v1/items",
+            authority,
+            {"Content-Type": "application/json"},
+            body,
+            created=int(time.time()),
+            nonce="once-only",
+        )
         signer = None
         first, _ = await _raw(node, "POST", "/v1/items", body, headers=hdrs)
         assert first == 201
 
         def mutate(h: dict[str, str], b: bytes) -> tuple[dict[str, str], bytes]:
             return {**h, **hdrs}, b
+
         expect = (401, "replayed_request")
     elif case == "over_limit":
         it = _item()
@@ -253,15 +343,21 @@ async def test_bad_requests_refused(node_factory: Any, case: str) -> None:
         body = body.replace(b'{"item":{', b'{"item":{"title":"x",', 1)
         expect = (400, "duplicate_key")
     elif case == "invalid_utf8":
-        body = body.replace("杜集".encode() if "杜集".encode() in body else b"zh-CN", b"\xff\xfe", 1)
+        body = body.replace(
+            "杜集".encode() if "杜集".encode() in body else b"zh-CN", b"\xff\xfe", 1
+        )
         expect = (400, "invalid_utf8")
     elif case == "float":
         body = body.replace(b'"v":1', b'"v":1.0', 1)
         expect = (400, "float_not_allowed")
     else:  # batch_too_large
-        body = orjson.dumps({"items": [sign_item(_item(title=f"第{i}"), duji) for i in range(4)]})
+        body = orjson.dumps(
+            {"items": [sign_item(_item(title=f"第{i}"), duji) for i in range(4)]}
+        )
         expect = (413, "batch_too_large")
-    status, resp = await _raw(node, "POST", "/v1/items", body, signer=signer, mutate=mutate)
+    status, resp = await _raw(
+        node, "POST", "/v1/items", body, signer=signer, mutate=mutate
+    )
     assert (status, resp["error"]["code"]) == expect, resp
     expected_count = 1 if case == "replayed" else 0
     assert await _count(node) == expected_count
@@ -286,11 +382,18 @@ async def test_monitor_sees_only_its_scope(node: Any) -> None:
     async with node.client("huaibei-duji") as c:
         await c.push(sign_item(_item(), node.keys["huaibei-duji"]))
     async with node.client("suzhou-wuzhong") as c:
-        await c.push(sign_item(_item(author="suzhou-wuzhong", title="吴中经验"), node.keys["suzhou-wuzhong"]))
+        await c.push(
+            sign_item(
+                _item(author="suzhou-wuzhong", title="吴中经验"),
+                node.keys["suzhou-wuzhong"],
+            )
+        )
     token = await node.add_monitor("huaibei-municipal", circles=("huaihai",))
     async with node.client(token=token) as c:
-        authors = [orjson.loads(orjson.dumps(e["signed"]))["item"]["author"]
-                   for e in (await c.list_items())["items"]]
+        authors = [
+            orjson.loads(orjson.dumps(e["signed"]))["item"]["author"]
+            for e in (await c.list_items())["items"]
+        ]
     assert authors == ["huaibei-duji"]
 
 
@@ -300,11 +403,23 @@ async def test_blobs(node: Any) -> None:
     sha = hashlib.sha256(data).hexdigest()
     async with node.client("huaibei-duji") as c:
         info = await c.put_blob(data, "application/pdf")
-        assert info == {"sha256": sha, "size": len(data), "media_type": "application/pdf"}
+        assert info == {
+            "sha256": sha,
+            "size": len(data),
+            "media_type": "application/pdf",
+        }
         assert await c.get_blob(sha) == data  # the uploader may read its own blob
-        it = _item(attachments=[{"name": "方案.pdf", "media_type": "application/pdf",
-                                 "size": len(data), "sha256": sha}],
-                   audience={"circles": ["huaihai"], "sites": []})
+        it = _item(
+            attachments=[
+                {
+                    "name": "方案.pdf",
+                    "media_type": "application/pdf",
+                    "size": len(data),
+                    "sha256": sha,
+                }
+            ],
+            audience={"circles": ["huaihai"], "sites": []},
+        )
         await c.push(sign_item(it, node.keys["huaibei-duji"]))
     async with node.client("xuzhou-tongshan") as c:
         assert await c.get_blob(sha) == data
@@ -319,15 +434,27 @@ async def test_blob_hash_mismatch_stores_nothing(node: Any) -> None:
     claimed = b"other bytes"
     wrong = hashlib.sha256(claimed).hexdigest()
     # Signed (and digested) as if uploading `claimed`, but the bytes sent are `data`.
-    status, body = await _raw(node, "PUT", f"/v1/blobs/{wrong}", claimed, signer=node.keys["huaibei-duji"],
-                              headers={"Content-Type": "application/octet-stream"},
-                              mutate=lambda h, b: (h, data))
+    status, body = await _raw(
+        node,
+        "PUT",
+        f"/v1/blobs/{wrong}",
+        claimed,
+        signer=node.keys["huaibei-duji"],
+        headers={"Content-Type": "application/octet-stream"},
+        mutate=lambda h, b: (h, data),
+    )
     assert (status, body["error"]["code"]) == (400, "blob_hash_mismatch")
     assert await node.node.blobs.meta(wrong) is None
     # A digest that names another hash than the URL is refused before any byte is stored.
     other = hashlib.sha256(b"x").hexdigest()
-    status, body = await _raw(node, "PUT", f"/v1/blobs/{other}", data, signer=node.keys["huaibei-duji"],
-                              headers={"Content-Type": "application/octet-stream"})
+    status, body = await _raw(
+        node,
+        "PUT",
+        f"/v1/blobs/{other}",
+        data,
+        signer=node.keys["huaibei-duji"],
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert (status, body["error"]["code"]) == (401, "digest_mismatch")
     assert await node.node.blobs.meta(other) is None
 
@@ -338,19 +465,28 @@ async def test_blob_over_limit(node_factory: Any) -> None:
     async with node.client("huaibei-duji") as c:
         with pytest.raises(Exception) as ei:
             await c.put_blob(b"x" * 200_000)
-    assert getattr(ei.value, "code", None) is not None and ei.value.code.value == "too_large"
+    assert (
+        getattr(ei.value, "code", None) is not None
+        and ei.value.code.value == "too_large"
+    )
 
 
 async def test_sites_directory_and_health(node: Any) -> None:
     await _setup(node)
     async with node.client() as c:
         sites = await c.sites()
-        assert [s["id"] for s in sites] == ["huaibei-duji", "suzhou-wuzhong", "xuzhou-tongshan"]
+        assert [s["id"] for s in sites] == [
+            "huaibei-duji",
+            "suzhou-wuzhong",
+            "xuzhou-tongshan",
+        ]
         assert sites[0]["name"] == "淮北市杜集区人大常委会"
         assert sites[0]["keys"][0]["key_id"] == "huaibei-duji#k1"
         assert (await c.health())["status"] == "ok"
         doc = await c.request("GET", "/openapi.json")
-        assert "/v1/items" in doc["paths"] and "SignedItem" in doc["components"]["schemas"]
+        assert (
+            "/v1/items" in doc["paths"] and "SignedItem" in doc["components"]["schemas"]
+        )
     status, body = await _raw(node, "GET", "/v1/nope", None)
     assert (status, body["error"]["code"]) == (404, "not_found")
 

@@ -22,8 +22,15 @@ async def test_every_route_is_documented(node: Any) -> None:
         mounted.add((route.method.lower(), path))
     doc = build_openapi(app)
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
-    undocumented = {r for r in mounted if r not in documented and not r[1].startswith(("/dashboard", "/read", "/static"))}
-    assert undocumented == set(), f"routes missing from exchange/http/openapi.py: {sorted(undocumented)}"
+    undocumented = {
+        r
+        for r in mounted
+        if r not in documented
+        and not r[1].startswith(("/dashboard", "/read", "/static"))
+    }
+    assert undocumented == set(), (
+        f"routes missing from exchange/http/openapi.py: {sorted(undocumented)}"
+    )
     stale = documented - mounted
     assert stale == set(), f"documented but not mounted: {sorted(stale)}"
     assert doc["openapi"].startswith("3.1")
