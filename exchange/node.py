@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from exchange.config import NodeConfig
+from exchange.core.trust import Reader
 from exchange.core.signing import PrivateKey, generate_key, load_private_key, save_private_key
 from exchange.service.ingest import GroupCommitter, Ingestor
+from exchange.metrics import Metrics
+from exchange.storage.activity import ActivityStore
 from exchange.storage.blobs import BlobStore
 from exchange.storage.database import Database
 from exchange.storage.directory import SiteStore
@@ -67,13 +72,28 @@ class Node:
         self.items = ItemStore(self.db)
         self.blobs = BlobStore(self.db)
         self.nonces = NonceStore(self.db)
+        self.activity = ActivityStore(self.db)
+        self.metrics = Metrics()
+        self.metrics.add_refresher(self._refresh_metrics)
+        # Extra sections of GET /v1/activity (federation lag, adapter health, ...):
+        # name -> coroutine taking the monitor's Reader and returning JSON-able data.
+        self.activity_sections: dict[str, Callable[[Reader], Awaitable[Any]]] = {}
         self.committer = GroupCommitter(self.db, self.items)
         self.committer.start()
         self.ingestor = Ingestor(
             self.db, self.sites, self.committer, self.id,
             future_skew=timedelta(seconds=cfg.limits.future_skew_seconds),
+            activity=self.activity, metrics=self.metrics,
         )
         self._started = True
+
+    async def _refresh_metrics(self, m: Metrics) -> None:
+        assert self.db is not None
+        m.log_size.set(await self.items.size())
+        stats = self.db.pool_stats()
+        m.pool.labels("idle").set(stats["idle"])
+        m.pool.labels("busy").set(stats["size"] - stats["idle"])
+        m.pool.labels("max").set(stats["max"])
 
     def _load_or_create_key(self) -> PrivateKey:
         path = self.config.key_path

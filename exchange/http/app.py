@@ -15,9 +15,16 @@ from aiohttp import web
 
 from exchange.node import Node
 
-from . import routes_blobs, routes_directory, routes_items, routes_monitoring
+from . import (
+    routes_activity,
+    routes_blobs,
+    routes_dashboard,
+    routes_directory,
+    routes_items,
+    routes_monitoring,
+)
 from .keys import NODE
-from .middleware import error_middleware
+from .middleware import error_middleware, observe_middleware
 
 __all__ = ["make_app"]
 
@@ -43,11 +50,15 @@ async def _nonce_purger(app: web.Application) -> AsyncIterator[None]:
 def make_app(node: Node) -> web.Application:
     """Build the HTTP application for a started :class:`~exchange.node.Node`."""
     app = web.Application(
-        middlewares=[error_middleware],
+        middlewares=[observe_middleware, error_middleware],
         client_max_size=node.config.http.max_body_bytes,
     )
     app[NODE] = node
-    for module in (routes_items, routes_blobs, routes_directory, routes_monitoring):
+    for module in (
+        routes_items, routes_blobs, routes_directory, routes_monitoring,
+        routes_activity, routes_dashboard,
+    ):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_nonce_purger)
+    app.cleanup_ctx.append(routes_dashboard.broadcaster_ctx)
     return app

@@ -25,7 +25,9 @@ from schemas.errors import ErrorCode
 
 from .keys import NODE, READER
 
-__all__ = ["authenticate", "require"]
+__all__ = ["SESSION_COOKIE", "authenticate", "require"]
+
+SESSION_COOKIE = "exchange_session"
 
 _KEYID = re.compile(r'keyid="([^"\\]{1,200})"')
 
@@ -60,6 +62,17 @@ async def authenticate(request: web.Request, body: bytes | None) -> Reader:
         request[READER] = reader
         return reader
     if "Signature-Input" not in request.headers and "Signature" not in request.headers:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie and request.method in ("GET", "HEAD"):
+            # Dashboard sessions are read-only: SameSite=Strict cookies on safe methods.
+            monitor_id = await node.activity.session_monitor(cookie)
+            mon = await node.sites.monitor_by_id(monitor_id) if monitor_id else None
+            if mon is not None:
+                scope = await node.sites.sites_in_scope(mon.circles, mon.sites)
+                reader = Reader("monitor", mon.id, circles=frozenset(mon.circles),
+                                sites=frozenset(scope))
+                request[READER] = reader
+                return reader
         reader = Reader("anonymous")
         request[READER] = reader
         return reader

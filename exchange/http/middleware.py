@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -18,11 +19,15 @@ from aiohttp import web
 from exchange.errors import ExchangeError
 from schemas.errors import ErrorCode
 
-from .keys import REQUEST_ID
+from exchange.logs import REQUEST_ID as REQUEST_ID_VAR
+from exchange.storage.activity import SECURITY_CODES
 
-__all__ = ["error_middleware", "error_response", "json_response"]
+from .keys import ERROR_CODE, NODE, READER, REQUEST_ID
+
+__all__ = ["error_middleware", "error_response", "json_response", "observe_middleware"]
 
 _log = logging.getLogger("exchange.http")
+_access = logging.getLogger("exchange.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -64,9 +69,11 @@ async def error_middleware(
     if not rid or len(rid) > 64 or not rid.replace("-", "").isalnum():
         rid = secrets.token_hex(8)
     request[REQUEST_ID] = rid
+    REQUEST_ID_VAR.set(rid)
     try:
         resp = await handler(request)
     except ExchangeError as err:
+        request[ERROR_CODE] = err.code.value
         headers = {"X-Request-Id": rid}
         if err.code is ErrorCode.RATE_LIMITED and "retry_after" in err.detail:
             headers["Retry-After"] = str(err.detail["retry_after"])
@@ -95,3 +102,59 @@ async def error_middleware(
         )
     resp.headers.setdefault("X-Request-Id", rid)
     return resp
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    if info is None:
+        return "unmatched"
+    return info.canonical
+
+
+@web.middleware
+async def observe_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Time each request, count it, log one JSON access line, note security events."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    finally:
+        elapsed = time.perf_counter() - start
+        node = request.app[NODE]
+        route = _route_name(request)
+        metrics = getattr(node, "metrics", None)
+        if metrics is not None:
+            metrics.requests.labels(route, request.method, f"{status // 100}xx").inc()
+            metrics.latency.labels(route, request.method).observe(elapsed)
+        reader = request.get(READER)
+        code = request.get(ERROR_CODE, "")
+        _access.info(
+            "%s %s %s",
+            request.method,
+            route,
+            status,
+            extra={"fields": {
+                "route": route, "method": request.method, "status": status,
+                "ms": round(elapsed * 1000, 2),
+                "principal": f"{reader.kind}:{reader.id}" if reader else "anonymous",
+                "request_id": request.get(REQUEST_ID, ""),
+                **({"code": code} if code else {}),
+            }},
+        )
+        if code in SECURITY_CODES and status in (401, 403):
+            if metrics is not None:
+                metrics.security_events.labels(code).inc()
+            activity = getattr(node, "activity", None)
+            if activity is not None:
+                try:
+                    await activity.event(
+                        "security", reader.id if reader else "", code,
+                        f"{request.method} {route} refused: {code}",
+                        {"remote": request.remote or ""},
+                    )
+                except Exception:  # statistics never fail a request
+                    _log.warning("could not record security event", exc_info=True)

@@ -64,6 +64,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/healthz", "Liveness", (), None, "Health"),
     Operation("get", "/readyz", "Readiness (database reachable)", (), None, "Health"),
     Operation("get", "/openapi.json", "This document", (), None, None),
+    Operation("get", "/v1/activity", "Exchange activity of the sites in the monitor's scope",
+              ("monitor",), None, None,
+              params=(("days", "query", "days of daily counts (default 30)"),
+                      ("inactive_days", "query", "inactivity threshold in days (default 14)"))),
+    Operation("get", "/metrics", "Prometheus metrics (text exposition format)", (), None, None,
+              raw="text/plain"),
 )
 
 

@@ -126,6 +126,8 @@ async def list_items(request: web.Request) -> web.Response:
     items, nxt = await node.items.page(
         reader, flt, limit=limit, max_bytes=node.config.http.page_max_bytes
     )
+    if items and reader.kind == "site":
+        await node.activity.bump(reader.id, "pulled", len(items))
     return json_response({"items": [envelope(i) for i in items], "next_cursor": nxt})
 
 

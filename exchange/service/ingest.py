@@ -35,6 +35,8 @@ import asyncpg
 from exchange.core.items import ParsedItem, parse_signed_item
 from exchange.core.trust import KeyRecord, Reader, Verifier, parse_timestamp
 from exchange.errors import ExchangeError, Forbidden, OperationalError, SchemaError
+from exchange.metrics import Metrics
+from exchange.storage.activity import SECURITY_CODES, ActivityStore
 from exchange.storage.database import Database
 from exchange.storage.directory import SiteStore
 from exchange.storage.items import ItemStore, NewItem
@@ -234,8 +236,12 @@ class Ingestor:
         *,
         future_skew: timedelta = timedelta(minutes=10),
         accepted_algs: frozenset[str] = frozenset(),
+        activity: ActivityStore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.activity = activity
+        self.metrics = metrics
         self.sites = sites
         self.committer = committer
         self.node_id = node_id
@@ -346,4 +352,37 @@ class Ingestor:
                 out.append(Outcome(c.row.id, status, index))
             else:
                 out.append(c)
+        await self._record(out, pusher, origin)
         return out
+
+    async def _record(self, outcomes: list[Outcome], pusher: Reader, origin: str) -> None:
+        """Count outcomes for monitoring (after the commit; never fails the push)."""
+        accepted = sum(1 for o in outcomes if o.status == "accepted")
+        refused = [o for o in outcomes if o.error is not None]
+        if self.metrics is not None:
+            if accepted:
+                self.metrics.items_accepted.labels(origin).inc(accepted)
+            dups = sum(1 for o in outcomes if o.status == "duplicate")
+            if dups:
+                self.metrics.items_duplicate.inc(dups)
+            for o in refused:
+                assert o.error is not None
+                self.metrics.items_refused.labels(o.error.code.value).inc()
+                if o.error.code.value in SECURITY_CODES:
+                    self.metrics.security_events.labels(o.error.code.value).inc()
+        if self.activity is None or not pusher.id:
+            return
+        try:
+            if accepted:
+                await self.activity.bump(pusher.id, "pushed", accepted)
+            if refused:
+                await self.activity.bump(pusher.id, "refused", len(refused))
+            for o in refused[:20]:
+                assert o.error is not None
+                kind = "security" if o.error.code.value in SECURITY_CODES else "refused"
+                await self.activity.event(
+                    kind, pusher.id, o.error.code.value, o.error.message,
+                    {"item": o.id, "origin": origin},
+                )
+        except Exception:  # statistics must never fail a committed push
+            _log.warning("could not record push activity", exc_info=True)

@@ -251,6 +251,18 @@ class SiteStore:
             return None
         return MonitorRecord(row["id"], row["name"], tuple(row["circles"]), tuple(row["sites"]))
 
+    async def monitor_by_id(
+        self, monitor_id: str, *, conn: asyncpg.Connection | None = None
+    ) -> MonitorRecord | None:
+        """An active monitor by id, or None."""
+        async with self.db.connect(conn) as c:
+            row = await c.fetchrow(
+                "SELECT * FROM monitors WHERE id=$1 AND revoked_at IS NULL", monitor_id
+            )
+        if row is None:
+            return None
+        return MonitorRecord(row["id"], row["name"], tuple(row["circles"]), tuple(row["sites"]))
+
     async def sites_in_scope(
         self, circles: Sequence[str], sites: Sequence[str], *,
         conn: asyncpg.Connection | None = None,

@@ -1,0 +1,177 @@
+"""What monitors see: daily counters, refusal and security events, dashboard sessions.
+
+Counter and event writes go through the relaxed pool (no wait for the WAL flush): they
+are statistics, and losing the last few in a crash is acceptable, while adding an fsync
+to every request is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from .database import Database
+
+__all__ = ["ActivityStore", "SECURITY_CODES"]
+
+# Error codes that are security events when they happen (forgery, misuse of keys,
+# replays, log inconsistencies), as opposed to ordinary malformed input.
+SECURITY_CODES = frozenset({
+    "bad_signature", "unknown_key", "revoked_key", "author_mismatch", "key_not_yet_valid",
+    "bad_request_signature", "replayed_request", "not_home_node", "checkpoint_invalid",
+    "proof_invalid", "roster_invalid",
+})
+
+
+class ActivityStore:
+    """Queries on ``activity_daily``, ``activity_events`` and ``monitor_sessions``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def bump(self, site: str, metric: str, n: int = 1, day: date | None = None) -> None:
+        """Add ``n`` to a site's counter for ``day`` (today, UTC+8, by default)."""
+        if n <= 0 or not site:
+            return
+        day = day or china_today()
+        async with self.db.relaxed_pool.acquire() as c:
+            await c.execute(
+                """INSERT INTO activity_daily (day, site, metric, n) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (day, site, metric) DO UPDATE SET n = activity_daily.n + $4""",
+                day, site, metric, n,
+            )
+
+    async def event(
+        self, kind: str, site: str, code: str, message: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a refusal or security event (message must hold no secrets)."""
+        async with self.db.relaxed_pool.acquire() as c:
+            await c.execute(
+                """INSERT INTO activity_events (kind, site, code, message, detail)
+                   VALUES ($1, $2, $3, $4, $5)""",
+                kind, site, code, message[:500], detail or {},
+            )
+
+    async def daily(self, sites: Sequence[str], since: date) -> list[dict[str, Any]]:
+        """Counters per day, site and metric for ``sites`` from ``since``."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch(
+                """SELECT day, site, metric, n FROM activity_daily
+                   WHERE site = ANY($1::text[]) AND day >= $2 ORDER BY day, site, metric""",
+                list(sites), since,
+            )
+        return [dict(r) for r in rows]
+
+    async def pushed_by_kind(
+        self, sites: Sequence[str], since: datetime
+    ) -> list[dict[str, Any]]:
+        """Items authored per day (China time), author, kind and audience circle."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch(
+                """SELECT (received_at AT TIME ZONE 'Asia/Shanghai')::date AS day,
+                          author AS site, kind,
+                          coalesce(circle, '') AS circle, count(*) AS n
+                   FROM items LEFT JOIN LATERAL unnest(audience_circles) AS circle ON TRUE
+                   WHERE author = ANY($1::text[]) AND received_at >= $2
+                   GROUP BY 1, 2, 3, 4 ORDER BY 1""",
+                list(sites), since,
+            )
+        return [dict(r) for r in rows]
+
+    async def site_summary(self, sites: Sequence[str]) -> list[dict[str, Any]]:
+        """Per site: items shared, last push, last pull, refusals in 7 days."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch(
+                """SELECT s.id AS site, s.name, s.circles,
+                          (SELECT count(*) FROM items i WHERE i.author = s.id) AS items_shared,
+                          (SELECT max(received_at) FROM items i WHERE i.author = s.id) AS last_push,
+                          (SELECT max(day) FROM activity_daily d
+                            WHERE d.site = s.id AND d.metric = 'pulled') AS last_pull_day,
+                          (SELECT coalesce(sum(n), 0)::bigint FROM activity_daily d
+                            WHERE d.site = s.id AND d.metric = 'refused'
+                              AND d.day >= current_date - 7) AS refused_7d
+                   FROM sites s WHERE s.id = ANY($1::text[]) ORDER BY s.id""",
+                list(sites),
+            )
+        return [dict(r) for r in rows]
+
+    async def events(
+        self, sites: Sequence[str], kinds: Sequence[str], limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Recent events for ``sites`` (and node-wide ones with no site)."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch(
+                """SELECT id, at, kind, site, code, message, detail FROM activity_events
+                   WHERE kind = ANY($2::text[]) AND (site = ANY($1::text[]) OR site = '')
+                   ORDER BY at DESC LIMIT $3""",
+                list(sites), list(kinds), limit,
+            )
+        return [dict(r) for r in rows]
+
+    async def plans(self, sites: Sequence[str]) -> list[dict[str, Any]]:
+        """Joint inspection plans led by or involving ``sites``, with endorsements."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch(
+                """WITH p AS (
+                     SELECT id, author, received_at,
+                            convert_from(canonical, 'UTF8')::jsonb AS doc FROM items
+                     WHERE kind = 'inspection_plan')
+                   SELECT p.id, p.author, p.received_at, p.doc->>'title' AS title,
+                          p.doc->'body'->>'law' AS law,
+                          p.doc->'body'->'participating_sites' AS participants,
+                          p.doc->'body'->'phases' AS phases,
+                          coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                       'site', e.author,
+                                       'decision', convert_from(e.canonical, 'UTF8')::jsonb
+                                                   ->'body'->>'decision'))
+                                    FROM items e WHERE e.kind = 'endorsement'
+                                      AND convert_from(e.canonical, 'UTF8')::jsonb
+                                          ->'body'->>'plan' = p.id), '[]') AS endorsements
+                   FROM p
+                   WHERE p.author = ANY($1::text[])
+                      OR p.doc->'body'->'participating_sites' ?| $1::text[]
+                   ORDER BY p.received_at DESC LIMIT 100""",
+                list(sites),
+            )
+        return [dict(r) for r in rows]
+
+    # -- dashboard sessions ------------------------------------------------------------
+    async def new_session(self, monitor_id: str, ttl: timedelta) -> str:
+        """Create a session for a monitor; returns the cookie value (stored hashed)."""
+        token = secrets.token_urlsafe(32)
+        async with self.db.pool.acquire() as c:
+            await c.execute(
+                """INSERT INTO monitor_sessions (token_hash, monitor_id, expires_at)
+                   VALUES ($1, $2, now() + $3)""",
+                _h(token), monitor_id, ttl,
+            )
+            await c.execute("DELETE FROM monitor_sessions WHERE expires_at < now()")
+        return token
+
+    async def session_monitor(self, token: str) -> str | None:
+        """The monitor id of a live session, or None."""
+        async with self.db.pool.acquire() as c:
+            return await c.fetchval(  # type: ignore[no-any-return]
+                """SELECT s.monitor_id FROM monitor_sessions s JOIN monitors m
+                     ON m.id = s.monitor_id AND m.revoked_at IS NULL
+                   WHERE s.token_hash = $1 AND s.expires_at > now()""",
+                _h(token),
+            )
+
+    async def end_session(self, token: str) -> None:
+        """Log out."""
+        async with self.db.pool.acquire() as c:
+            await c.execute("DELETE FROM monitor_sessions WHERE token_hash = $1", _h(token))
+
+
+def _h(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def china_today() -> date:
+    """Today's date in China (UTC+8), the day boundary users expect."""
+    return (datetime.now(timezone.utc) + timedelta(hours=8)).date()
