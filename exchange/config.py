@@ -30,6 +30,7 @@ __all__ = [
     "DatabaseConfig",
     "HttpConfig",
     "LimitsConfig",
+    "LogConfig",
     "NodeConfig",
     "NodeSection",
     "env_flag",
@@ -92,6 +93,14 @@ class LimitsConfig(_Section):
     future_skew_seconds: int = Field(600, ge=0)
 
 
+class LogConfig(_Section):
+    """``[log]``: the Merkle log writer."""
+
+    writer: bool = Field(True, description="Compete for the log-writer lock in this process")
+    checkpoint_interval_ms: int = Field(1000, ge=10, le=600_000)
+    batch_size: int = Field(5000, ge=1, le=100_000)
+
+
 class NodeConfig(_Section):
     """The whole configuration of one node."""
 
@@ -99,6 +108,7 @@ class NodeConfig(_Section):
     http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)  # type: ignore[arg-type]
     limits: LimitsConfig = Field(default_factory=LimitsConfig)  # type: ignore[arg-type]
+    log: LogConfig = Field(default_factory=LogConfig)  # type: ignore[arg-type]
     config_dir: str = Field("", exclude=True)
 
     @property
@@ -128,8 +138,10 @@ _SPECIAL_ENV = {
     "EXCHANGE_LISTEN": ("http", "listen"),
     "EXCHANGE_DATA_DIR": ("node", "data_dir"),
 }
-_SECTIONS = {"node": NodeSection, "http": HttpConfig, "database": DatabaseConfig,
-             "limits": LimitsConfig}
+_SECTIONS: dict[str, type[_Section]] = {
+    "node": NodeSection, "http": HttpConfig, "database": DatabaseConfig,
+    "limits": LimitsConfig, "log": LogConfig,
+}
 
 
 def _coerce(section: str, key: str, raw: str) -> Any:
@@ -142,6 +154,8 @@ def _coerce(section: str, key: str, raw: str) -> Any:
             return int(raw)
         except ValueError:
             return raw
+    if ann is bool:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     if ann == list[str]:
         return [p.strip() for p in raw.split(",") if p.strip()]
     return raw

@@ -18,6 +18,8 @@ from exchange.config import NodeConfig
 from exchange.core.trust import Reader
 from exchange.core.signing import PrivateKey, generate_key, load_private_key, save_private_key
 from exchange.service.ingest import GroupCommitter, Ingestor
+from exchange.service.proofs import ProofService
+from exchange.service.sequencer import Sequencer
 from exchange.metrics import Metrics
 from exchange.storage.activity import ActivityStore
 from exchange.storage.blobs import BlobStore
@@ -25,6 +27,7 @@ from exchange.storage.database import Database
 from exchange.storage.directory import SiteStore
 from exchange.storage.embedded import EmbeddedPostgres
 from exchange.storage.items import ItemStore
+from exchange.storage.log import LogStore
 from exchange.storage.nonces import NonceStore
 
 __all__ = ["Node"]
@@ -80,6 +83,13 @@ class Node:
         self.activity_sections: dict[str, Callable[[Reader], Awaitable[Any]]] = {}
         self.committer = GroupCommitter(self.db, self.items)
         self.committer.start()
+        self.log = LogStore(self.db)
+        self.proofs = ProofService(self.log)
+        self.sequencer = Sequencer(
+            self, interval=cfg.log.checkpoint_interval_ms / 1000, batch=cfg.log.batch_size
+        )
+        if cfg.log.writer:
+            self.sequencer.start()
         self.ingestor = Ingestor(
             self.db, self.sites, self.committer, self.id,
             future_skew=timedelta(seconds=cfg.limits.future_skew_seconds),
@@ -89,7 +99,11 @@ class Node:
 
     async def _refresh_metrics(self, m: Metrics) -> None:
         assert self.db is not None
-        m.log_size.set(await self.items.size())
+        size = await self.items.size()
+        integrated, _ = await self.log.state()
+        m.log_size.set(size)
+        m.log_integrated.set(integrated)
+        m.log_lag.set(size - integrated)
         stats = self.db.pool_stats()
         m.pool.labels("idle").set(stats["idle"])
         m.pool.labels("busy").set(stats["size"] - stats["idle"])
@@ -106,6 +120,7 @@ class Node:
     async def stop(self) -> None:
         """Stop services, close pools and stop the embedded server (if we run one)."""
         if self._started:
+            await self.sequencer.stop()
             await self.committer.stop()
         if self.db is not None:
             await self.db.close()

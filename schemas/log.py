@@ -34,6 +34,10 @@ class Checkpoint(StrictModel):
     size: SafeInt = Field(description="Number of entries the root covers.")
     root_hash: HashB64 = Field(description="RFC 9162 root hash, base64.")
     note: Text = Field(description="The signed note, verbatim (with signatures).")
+    key: Line | None = Field(
+        default=None,
+        description="The log's note verifier key (name+keyid+base64), to check ``note``.",
+    )
 
 
 class InclusionProof(StrictModel):

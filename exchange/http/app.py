@@ -21,6 +21,7 @@ from . import (
     routes_dashboard,
     routes_directory,
     routes_items,
+    routes_log,
     routes_monitoring,
 )
 from .keys import NODE
@@ -56,7 +57,7 @@ def make_app(node: Node) -> web.Application:
     app[NODE] = node
     for module in (
         routes_items, routes_blobs, routes_directory, routes_monitoring,
-        routes_activity, routes_dashboard,
+        routes_activity, routes_dashboard, routes_log,
     ):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_nonce_purger)

@@ -33,7 +33,10 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means "not ready", with the reason
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
+    seq = getattr(node, "sequencer", None)
+    if seq is not None:
+        checks["log"] = seq.refusal or ("writer" if seq.is_writer else "standby")
+    ok = checks["database"] == "ok" and not checks.get("log", "").startswith("refusing")
     return json_response({"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503)
 
 

@@ -163,6 +163,12 @@ class SiteStore:
             )
         return {r["key_id"]: _key(r) for r in rows}
 
+    async def all_keys(self, *, conn: asyncpg.Connection | None = None) -> list[KeyRecord]:
+        """Every key, revoked or not (for re-verifying stored items)."""
+        async with self.db.connect(conn) as c:
+            rows = await c.fetch("SELECT * FROM site_keys ORDER BY key_id")
+        return [_key(r) for r in rows]
+
     async def get_site(
         self, site_id: str, *, conn: asyncpg.Connection | None = None
     ) -> SiteRecordRow | None:

@@ -1,0 +1,48 @@
+"""The node log's leaf record: what each Merkle leaf commits to.
+
+Leaf *data* for the item accepted as entry ``index`` is the RFC 8785 canonical form of::
+
+    {"accepted_at": "2026-11-27T01:25:56.123456Z", "id": "sha256:…", "index": 17}
+
+and the leaf *hash* is ``SHA-256(0x00 || data)`` (RFC 9162). ``accepted_at`` is the node's
+acceptance time in UTC, always with six fractional digits and a ``Z``, so anyone can
+rebuild the leaf from an item envelope (``index``, ``id``, ``received_at``) — the bundle
+verifier and ``exchange log audit`` do exactly that. The item id in turn is the SHA-256 of
+the item's canonical bytes, so the leaf pins the signed content.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .canonical import canonical_json
+from .merkle import leaf_hash
+
+__all__ = ["accepted_at_text", "leaf_data", "leaf_hash_for", "log_origin"]
+
+
+def accepted_at_text(at: datetime) -> str:
+    """The canonical text of an acceptance time (UTC, microseconds, ``Z``).
+
+    Raises:
+        ValueError: ``at`` has no time zone.
+    """
+    if at.tzinfo is None:
+        raise ValueError("acceptance time must be timezone-aware")
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def leaf_data(item_id: str, index: int, accepted_at: datetime | str) -> bytes:
+    """The leaf data for one log entry."""
+    at = accepted_at if isinstance(accepted_at, str) else accepted_at_text(accepted_at)
+    return canonical_json({"accepted_at": at, "id": item_id, "index": index})
+
+
+def leaf_hash_for(item_id: str, index: int, accepted_at: datetime | str) -> bytes:
+    """The Merkle leaf hash of one log entry."""
+    return leaf_hash(leaf_data(item_id, index, accepted_at))
+
+
+def log_origin(node_id: str) -> str:
+    """The checkpoint origin line (and note key name) of a node's log."""
+    return f"congress-exchange/{node_id}"

@@ -1,0 +1,227 @@
+"""The log writer: integrates accepted items into the Merkle tree and signs checkpoints.
+
+Design
+------
+Every node process runs a :class:`Sequencer`, but only one per database *writes*: the one
+holding the PostgreSQL session advisory lock ``LOCK_KEY`` on its dedicated connection.
+The others retry the lock every second, so if the writer dies (its connection drops, the
+lock goes with it) another process takes over within about a second. Several API workers
+can therefore share one database safely.
+
+The writer keeps the tree's right edge in memory (:class:`~exchange.core.merkle.CompactRange`,
+loaded from the stored subtrees when it takes over) and, woken by ``LISTEN exchange_items``
+(ingest notifies after each commit) or a periodic tick, integrates new items in batches:
+leaf hashes of the entries' leaf records, every newly completed subtree hash, and the new
+state, in one transaction with a compare-and-set on the old size. It then signs a
+checkpoint (C2SP tlog-checkpoint, with the node key) when the log grew and the
+checkpoint interval has passed.
+
+Rollback guard: the largest checkpoint ever signed is remembered both in the database and
+in a file in the node's data folder (``log-head.json``, fsynced). A node whose database
+was restored from an old backup would otherwise sign a *smaller* tree than one it already
+published — a fork that partners would catch. The writer refuses: it logs an error, sets
+:attr:`Sequencer.refusal`, which ``/readyz`` reports, and signs nothing until the log has
+grown past what was signed (or an operator resolves it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from exchange.core.logleaf import leaf_hash_for, log_origin
+from exchange.core.merkle import CompactRange, root_plan
+from exchange.core.note import Checkpoint, NoteSigner, sign_checkpoint
+from exchange.storage.log import LogStore
+
+if TYPE_CHECKING:
+    from exchange.node import Node
+
+__all__ = ["LOCK_KEY", "Sequencer"]
+
+_log = logging.getLogger(__name__)
+LOCK_KEY = 0x45584C47  # "EXLG"
+
+
+class Sequencer:
+    """The single log writer of a database (when it holds the lock).
+
+    Args:
+        node: The started node (database, key, config).
+        interval: Seconds between checkpoints while the log grows.
+        batch: Most entries integrated per transaction.
+    """
+
+    def __init__(self, node: Node, *, interval: float = 1.0, batch: int = 5000) -> None:
+        self.node = node
+        self.store = LogStore(node.db)  # type: ignore[arg-type]
+        self.interval = interval
+        self.batch = batch
+        self.origin = log_origin(node.id)
+        assert node.key is not None
+        self.signer = NoteSigner(self.origin, node.key)
+        self.is_writer = False
+        self.refusal: str | None = None
+        self.integrated = 0
+        self.leaves_integrated_total = 0
+        self._range: CompactRange | None = None
+        self._last_signed_at = 0.0
+        self._head_file = node.config.data_path / "log-head.json"
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def vkey(self) -> str:
+        """The note verifier key of this log (``name+keyid+base64``)."""
+        return self.signer.vkey
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start competing for the writer lock."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="log-sequencer")
+
+    async def stop(self) -> None:
+        """Stop (releasing the lock with the connection)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        db = self.node.db
+        assert db is not None
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(
+                    db.url,
+                    server_settings={"application_name": f"exchange-log-{self.node.id}-{os.getpid()}"},
+                )
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+                    await conn.close()
+                    conn = None
+                    await asyncio.sleep(1.0)
+                    continue
+                self.is_writer = True
+                _log.info("this process is now the log writer")
+                await self._write_loop(conn)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                _log.warning("log writer lost its database connection: %s", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                self.is_writer = False
+                self._range = None
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+
+    async def _write_loop(self, conn: asyncpg.Connection) -> None:
+        wake = asyncio.Event()
+        await conn.add_listener("exchange_items", lambda *_: wake.set())
+        await self._load(conn)
+        while not conn.is_closed():
+            await self.integrate(conn)
+            await self.maybe_checkpoint()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=self.interval)
+            wake.clear()
+
+    async def _load(self, conn: asyncpg.Connection) -> None:
+        size, _root = await self.store.state(conn=conn)
+        plan = root_plan(size)
+        nodes = await self.store.nodes(plan, conn=conn)
+        self._range = CompactRange(size, [nodes[k] for k in plan])
+        self.integrated = size
+
+    # -- integration -----------------------------------------------------------------------
+    async def integrate(self, conn: asyncpg.Connection) -> int:
+        """Integrate every pending entry; returns how many were integrated now."""
+        done = 0
+        while True:
+            assert self._range is not None
+            start = self._range.size
+            leaves = await self.store.pending_leaves(start, self.batch, conn=conn)
+            if not leaves:
+                return done
+            work = CompactRange(self._range.size, self._range.hashes)
+            new_nodes: list[tuple[int, int, bytes]] = []
+            for idx, item_id, accepted in leaves:
+                if idx != work.size:  # an index gap means a concurrent writer; reload
+                    raise asyncpg.InterfaceError(f"log entry {work.size} missing (found {idx})")
+                new_nodes.extend(work.append(leaf_hash_for(item_id, idx, accepted)))
+            async with conn.transaction():
+                ok = await self.store.integrate_txn(conn, start, new_nodes, work.size, work.root())
+            if not ok:
+                await self._load(conn)
+                continue
+            self._range = work
+            self.integrated = work.size
+            self.leaves_integrated_total += len(leaves)
+            done += len(leaves)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _read_head_file(self) -> tuple[int, bytes | None]:
+        try:
+            doc = json.loads(self._head_file.read_text())
+            return int(doc["size"]), base64.b64decode(doc["root"])
+        except (OSError, ValueError, KeyError):
+            return 0, None
+
+    def _write_head_file(self, size: int, root: bytes) -> None:
+        tmp = self._head_file.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump({"size": size, "root": base64.b64encode(root).decode(), "origin": self.origin}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._head_file)
+
+    async def signed_floor(self) -> tuple[int, bytes | None]:
+        """The largest size this log has ever signed (database or file), with its root."""
+        file_size, file_root = self._read_head_file()
+        latest = await self.store.latest_checkpoint()
+        if latest is not None and latest.size >= file_size:
+            return latest.size, latest.root
+        return file_size, file_root
+
+    async def maybe_checkpoint(self, *, force: bool = False) -> str | None:
+        """Sign a checkpoint of the integrated tree if it grew; returns the note or None."""
+        rng = self._range
+        if rng is None or rng.size == 0:
+            return None
+        if not force and time.monotonic() - self._last_signed_at < self.interval:
+            return None
+        size, root = rng.size, rng.root()
+        floor, floor_root = await self.signed_floor()
+        if size < floor or (size == floor and floor_root is not None and floor_root != root):
+            msg = (
+                f"refusing to sign a checkpoint of size {size}: this log already signed "
+                f"size {floor} (database restored from an older backup, or rewritten?)"
+            )
+            if self.refusal != msg:
+                _log.error(msg)
+            self.refusal = msg
+            return None
+        self.refusal = None
+        if size == floor:
+            return None
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
+        await self.store.add_checkpoint(size, root, note)
+        await asyncio.to_thread(self._write_head_file, size, root)
+        self._last_signed_at = time.monotonic()
+        return note
+
+    def head_file(self) -> Path:
+        """Where the largest signed checkpoint is remembered outside the database."""
+        return self._head_file
