@@ -396,6 +396,8 @@ def signed_request(
 
 
 def stop_node(np: NodeProc) -> None:
+    if np.proc.poll() is not None:
+        return
     np.proc.terminate()
     try:
         np.proc.wait(timeout=30)
@@ -527,8 +529,71 @@ async def measure_node(
         stop_node(np)
 
 
+async def measure_checkpoint_latency(res: Results, pg: EmbeddedPostgres, work: Path, np: NodeProc,
+                                     key: PrivateKey, quick: bool) -> None:
+    """Acknowledgement of a push → a signed checkpoint covering it (public endpoint)."""
+    lat: list[float] = []
+    async with aiohttp.ClientSession() as s:
+        for i in range(10 if quick else 40):
+            doc = sign_item(item_2kb("huaibei-duji", 10_000_000 + i), key)
+            body = orjson.dumps(doc)
+            async with s.post(np.url + "/v1/items", data=body,
+                              headers=signed_request(key, np.url, "POST", "/v1/items", body)) as r:
+                index = (await r.json())["index"]
+            t0 = time.perf_counter()
+            deadline = t0 + 30
+            while time.perf_counter() < deadline:
+                async with s.get(np.url + "/v1/log/checkpoint") as r:
+                    if r.status == 200 and (await r.json())["size"] > index:
+                        break
+                await asyncio.sleep(0.01)
+            lat.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(0.05)
+    res.node["ack_to_checkpoint_p50_ms"] = statistics.median(lat)
+    res.node["ack_to_checkpoint_p99_ms"] = pct(lat, 99)
+
+
+async def measure_merkle_integration(res: Results, pg: EmbeddedPostgres, work: Path, np: NodeProc,
+                                     key: PrivateKey, quick: bool) -> None:
+    """Re-integrate the whole log from scratch, in this process, and time it."""
+    from exchange.config import load_config
+    from exchange.node import Node
+
+    stop_node(np)
+    conn = await asyncpg.connect(np.db_url)
+    try:
+        await conn.execute("TRUNCATE log_nodes, log_checkpoints")
+        await conn.execute("UPDATE log_state SET size = 0, root = sha256(''::bytea)")
+        n = await conn.fetchval("SELECT size FROM log_head")
+    finally:
+        await conn.close()
+    cfg = load_config(None, overrides={"node": {"id": "bench-a", "data_dir": str(work / "merkle")},
+                                       "database": {"url": np.db_url}, "log": {"writer": False}},
+                      environ={})
+    node = Node(cfg)
+    await node.start()
+    try:
+        lock = await asyncpg.connect(np.db_url)
+        try:
+            await node.sequencer._load(lock)
+            t0 = time.perf_counter()
+            done = await node.sequencer.integrate(lock)
+            dt = time.perf_counter() - t0
+        finally:
+            await lock.close()
+    finally:
+        await node.stop()
+    assert done == n, (done, n)
+    res.node["merkle_leaves_per_s"] = n / dt
+    res.node["merkle_leaves_integrated"] = n
+
+
 # Sections that need later parts of the node (log, federation) register themselves here.
-EXTRA_NODE_MEASUREMENTS: list[tuple[str, Callable[..., Awaitable[None]]]] = []
+# Each gets (res, pg, work, node process, site key, quick); the last may stop the node.
+EXTRA_NODE_MEASUREMENTS: list[tuple[str, Callable[..., Awaitable[None]]]] = [
+    ("ack to checkpoint", measure_checkpoint_latency),
+    ("merkle integration", measure_merkle_integration),
+]
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -596,6 +661,7 @@ ROWS: list[tuple[str, str, str, str | None]] = [
         "pg_batched_insert_2kb_rows_per_s",
     ),
     ("ack → signed checkpoint p50 ms", "node", "ack_to_checkpoint_p50_ms", None),
+    ("ack → signed checkpoint p99 ms", "node", "ack_to_checkpoint_p99_ms", None),
     ("replication lag p50 ms", "node", "replication_lag_p50_ms", None),
     ("replication lag p99 ms", "node", "replication_lag_p99_ms", None),
     (

@@ -75,6 +75,7 @@ class Sequencer:
         self.leaves_integrated_total = 0
         self._range: CompactRange | None = None
         self._last_signed_at = 0.0
+        self._signed_size = 0
         self._head_file = node.config.data_path / "log-head.json"
         self._task: asyncio.Task[None] | None = None
 
@@ -134,9 +135,17 @@ class Sequencer:
         while not conn.is_closed():
             await self.integrate(conn)
             await self.maybe_checkpoint()
+            timeout = self.interval
+            if self._unsigned_growth():
+                # Sign as soon as the interval since the last checkpoint has passed.
+                due = self._last_signed_at + self.interval - time.monotonic()
+                timeout = min(self.interval, max(0.005, due))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=self.interval)
+                await asyncio.wait_for(wake.wait(), timeout=timeout)
             wake.clear()
+
+    def _unsigned_growth(self) -> bool:
+        return self._range is not None and self._range.size > self._signed_size
 
     async def _load(self, conn: asyncpg.Connection) -> None:
         size, _root = await self.store.state(conn=conn)
@@ -212,14 +221,17 @@ class Sequencer:
             if self.refusal != msg:
                 _log.error(msg)
             self.refusal = msg
+            self._signed_size = size  # re-check when the log grows, not in a tight loop
             return None
         self.refusal = None
+        self._signed_size = floor
         if size == floor:
             return None
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
         await self.store.add_checkpoint(size, root, note)
         await asyncio.to_thread(self._write_head_file, size, root)
         self._last_signed_at = time.monotonic()
+        self._signed_size = size
         return note
 
     def head_file(self) -> Path:
