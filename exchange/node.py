@@ -9,10 +9,13 @@ and the CLI both go through it, so there is exactly one way a node is put togeth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
+
+import asyncpg
 
 from exchange.config import NodeConfig
 from exchange.core.trust import Reader
@@ -95,7 +98,39 @@ class Node:
             future_skew=timedelta(seconds=cfg.limits.future_skew_seconds),
             activity=self.activity, metrics=self.metrics,
         )
+        self._key_watch = asyncio.create_task(self._watch_keys(), name="key-watch")
+        self._flusher = asyncio.create_task(self._flush_activity(), name="activity-flush")
         self._started = True
+
+    async def _flush_activity(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.activity.flush()
+            except Exception:  # statistics; retried on the next tick
+                _log.warning("could not write activity counters", exc_info=True)
+
+    async def _watch_keys(self) -> None:
+        """LISTEN for key changes; the key cache is live only while this listens."""
+        assert self.db is not None
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self.db.url)
+                await conn.add_listener("exchange_keys", lambda *_: self.sites.invalidate_keys())
+                self.sites.set_key_cache_live(True)
+                while not conn.is_closed():
+                    await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.warning("key watcher lost its connection; key cache off", exc_info=True)
+                await asyncio.sleep(1.0)
+            finally:
+                self.sites.set_key_cache_live(False)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
 
     async def _refresh_metrics(self, m: Metrics) -> None:
         assert self.db is not None
@@ -120,6 +155,14 @@ class Node:
     async def stop(self) -> None:
         """Stop services, close pools and stop the embedded server (if we run one)."""
         if self._started:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            with contextlib.suppress(Exception):
+                await self.activity.flush()
+            self._key_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._key_watch
             await self.sequencer.stop()
             await self.committer.stop()
         if self.db is not None:

@@ -38,6 +38,7 @@ async def activity_report(node: Node, reader: Reader, *, days: int = 30,
         days: How many days of daily counts to include.
         inactive_days: A site with no push and no pull for this long is inactive.
     """
+    await node.activity.flush()
     sites = sorted(reader.sites)
     today = china_today()
     since_day = today - timedelta(days=days - 1)

@@ -64,6 +64,9 @@ class SiteStore:
         self.db = db
         self._cache_seconds = cache_seconds
         self._site_cache: dict[str, tuple[float, SiteRecordRow | None]] = {}
+        self._key_cache: dict[str, KeyRecord | None] = {}
+        self._key_generation = 0
+        self.key_cache_live = False
 
     async def cached_site(self, site_id: str) -> SiteRecordRow | None:
         """Like :meth:`get_site`, but answered from memory for a couple of seconds.
@@ -134,6 +137,7 @@ class SiteStore:
                    VALUES ($1, $2, $3, $4, coalesce($5, now()))""",
                 key_id, site_id, alg, public_key, valid_from,
             )
+        self.invalidate_keys()
 
     async def revoke_key(
         self, key_id: str, at: datetime | None = None, *, conn: asyncpg.Connection | None = None
@@ -149,6 +153,7 @@ class SiteStore:
                    WHERE key_id=$1 RETURNING revoked_at""",
                 key_id, at,
             )
+        self.invalidate_keys()  # at once here; other processes hear the NOTIFY
         if when is None:
             raise NotFound(f"key {key_id} is not known")
         return when  # type: ignore[no-any-return]
@@ -156,12 +161,44 @@ class SiteStore:
     async def keys(
         self, key_ids: Sequence[str], *, conn: asyncpg.Connection | None = None
     ) -> dict[str, KeyRecord]:
-        """Key records for the given ids (missing ones are absent)."""
+        """Key records for the given ids (missing ones are absent).
+
+        Answered from memory while the key watcher is connected (every change to
+        ``site_keys`` NOTIFYs ``exchange_keys`` and drops the cache); straight from the
+        database otherwise, so a revocation is never missed.
+        """
+        wanted = list(key_ids)
+        if self.key_cache_live and conn is None:
+            hits = {k: self._key_cache[k] for k in wanted if k in self._key_cache}
+            missing = [k for k in wanted if k not in self._key_cache]
+            if not missing:
+                return {k: v for k, v in hits.items() if v is not None}
+        else:
+            hits, missing = {}, wanted
+        generation = self._key_generation
         async with self.db.connect(conn) as c:
             rows = await c.fetch(
-                "SELECT * FROM site_keys WHERE key_id = ANY($1::text[])", list(key_ids)
+                "SELECT * FROM site_keys WHERE key_id = ANY($1::text[])", missing
             )
-        return {r["key_id"]: _key(r) for r in rows}
+        found = {r["key_id"]: _key(r) for r in rows}
+        if self.key_cache_live and generation == self._key_generation:
+            if len(self._key_cache) > 50_000:
+                self._key_cache.clear()
+            for k in missing:
+                self._key_cache[k] = found.get(k)
+        out = {k: v for k, v in hits.items() if v is not None}
+        out.update(found)
+        return out
+
+    def invalidate_keys(self) -> None:
+        """Drop cached keys (called on every ``exchange_keys`` notification)."""
+        self._key_generation += 1
+        self._key_cache.clear()
+
+    def set_key_cache_live(self, live: bool) -> None:
+        """Enable the key cache only while change notifications are being received."""
+        self.invalidate_keys()
+        self.key_cache_live = live
 
     async def all_keys(self, *, conn: asyncpg.Connection | None = None) -> list[KeyRecord]:
         """Every key, revoked or not (for re-verifying stored items)."""

@@ -509,3 +509,38 @@ async def test_large_batch_body_is_read_whole(node: Any) -> None:
         res = await c.push_batch(batch)
     assert res["accepted"] == 500 and res["refused"] == 0
     assert await _count(node) == 500
+
+
+async def test_revocation_from_another_process_takes_effect(node: Any) -> None:
+    """Keys are cached in memory; a revocation written by another connection (the
+    operator's CLI) reaches the cache through NOTIFY, so pushes are refused at once."""
+    import asyncio
+
+    import asyncpg
+
+    await _setup(node)
+    key = node.keys["huaibei-duji"]
+    k2 = generate_key(key_id="huaibei-duji#k2")  # signs the requests; k1 signs the items
+    await node.node.sites.add_key(k2.key_id, "huaibei-duji", k2.alg, k2.public_key.raw)
+    async with node.client("huaibei-duji") as c:
+        await c.push(sign_item(_item(title="撤销前"), key))  # the key is now cached
+    conn = await asyncpg.connect(node.node.db.url)
+    try:
+        await conn.execute("UPDATE site_keys SET revoked_at = now() WHERE key_id = 'huaibei-duji#k1'")
+    finally:
+        await conn.close()
+    refused_code = None
+    for attempt in range(50):  # bounded: at most ~5 s
+        status, body = await _raw(
+            node, "POST", "/v1/items", orjson.dumps(sign_item(_item(title=f"撤销后{attempt}"), key)),
+            signer=k2,
+        )
+        if status != 201:
+            refused_code = body["error"]["code"]
+            break
+        await asyncio.sleep(0.1)
+    assert refused_code == "revoked_key"
+    status, body = await _raw(node, "POST", "/v1/items",
+                              orjson.dumps(sign_item(_item(title="再试"), key)), signer=key)
+    assert status == 401 and body["error"]["code"] == "bad_request_signature"
+    assert "revoked" in body["error"]["message"]
