@@ -48,7 +48,8 @@ async def main(n_items: int, clients: list[int]) -> None:
     cfg = load_config(
         None,
         overrides={
-            "node": {"id": "bench", "data_dir": str(tmp)},
+            "http": {"listen": "127.0.0.1:0"},
+            "limits": {"site_requests_per_s": 0},
             "http": {"listen": "127.0.0.1:0"},
         },
         environ={},

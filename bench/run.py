@@ -325,6 +325,7 @@ async def start_node(
             "EXCHANGE_DATABASE_URL": db_url,
             "EXCHANGE_NODE_ID": node_id,
             "EXCHANGE_DATABASE_POOL_MAX": "20",
+            "EXCHANGE_LIMITS_SITE_REQUESTS_PER_S": "0",
             **(extra_env or {}),
         }
     )

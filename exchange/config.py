@@ -91,6 +91,10 @@ class LimitsConfig(_Section):
 
     max_depth: int = Field(32, ge=4, le=256)
     future_skew_seconds: int = Field(600, ge=0)
+    site_requests_per_s: float = Field(
+        100.0, ge=0, description="Sustained requests/s per site and process (0: no limit)"
+    )
+    site_burst: int = Field(500, ge=1, description="Requests a site may send at once")
 
 
 class LogConfig(_Section):
@@ -152,6 +156,11 @@ def _coerce(section: str, key: str, raw: str) -> Any:
     if ann is int:
         try:
             return int(raw)
+        except ValueError:
+            return raw
+    if ann is float:
+        try:
+            return float(raw)
         except ValueError:
             return raw
     if ann is bool:

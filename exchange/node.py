@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from exchange.config import NodeConfig
+from exchange.core.ratelimit import RateLimiter
 from exchange.core.trust import Reader
 from exchange.core.signing import PrivateKey, generate_key, load_private_key, save_private_key
 from exchange.service.ingest import GroupCommitter, Ingestor
@@ -78,6 +79,7 @@ class Node:
         self.items = ItemStore(self.db)
         self.blobs = BlobStore(self.db)
         self.nonces = NonceStore(self.db)
+        self.rate_limiter = RateLimiter(cfg.limits.site_requests_per_s, cfg.limits.site_burst)
         self.activity = ActivityStore(self.db)
         self.metrics = Metrics()
         self.metrics.add_refresher(self._refresh_metrics)

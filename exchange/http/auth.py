@@ -10,6 +10,7 @@ stored. Requests with neither are anonymous, which only the public endpoints acc
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import datetime, timedelta, timezone
@@ -19,7 +20,7 @@ from aiohttp import web
 from exchange.core import httpsig
 from exchange.core.signing import PublicKey
 from exchange.core.trust import Reader
-from exchange.errors import AuthError, Forbidden, VerificationError
+from exchange.errors import AuthError, Forbidden, RateLimited, VerificationError
 from exchange.node import Node
 from schemas.errors import ErrorCode
 
@@ -116,6 +117,12 @@ async def authenticate(request: web.Request, body: bytes | None) -> Reader:
             code=ErrorCode.REPLAYED_REQUEST,
         )
     owner = keys[verified.key_id].owner
+    wait = node.rate_limiter.check(owner, time.monotonic())
+    if wait > 0:
+        raise RateLimited(
+            f"too many requests from {owner}; retry in {wait:.1f} s (batch items per push)",
+            code=ErrorCode.RATE_LIMITED, detail={"retry_after": max(1, math.ceil(wait))},
+        )
     reader = await _site_reader(node, owner)
     request[READER] = reader
     return reader

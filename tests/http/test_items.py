@@ -544,3 +544,24 @@ async def test_revocation_from_another_process_takes_effect(node: Any) -> None:
                               orjson.dumps(sign_item(_item(title="再试"), key)), signer=key)
     assert status == 401 and body["error"]["code"] == "bad_request_signature"
     assert "revoked" in body["error"]["message"]
+
+
+async def test_rate_limit_per_site(node_factory: Any) -> None:
+    node = await node_factory(limits={"site_requests_per_s": 1, "site_burst": 3})
+    await _setup(node)
+    statuses = []
+    for i in range(5):
+        status, body = await _raw(node, "GET", "/v1/items", None, signer=node.keys["huaibei-duji"])
+        statuses.append(status)
+        if status == 429:
+            assert body["error"]["code"] == "rate_limited"
+    assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
+    # Another site is not affected.
+    status, _ = await _raw(node, "GET", "/v1/items", None, signer=node.keys["suzhou-wuzhong"])
+    assert status == 200
+    authority = node.url.split("://", 1)[1]
+    async with aiohttp.ClientSession() as s:
+        hdrs = httpsig.sign_request(node.keys["huaibei-duji"], "GET", "/v1/items", authority, {}, None,
+                                    created=int(time.time()), nonce=secrets.token_urlsafe(12), scheme="http")
+        async with s.get(node.url + "/v1/items", headers=hdrs) as r:
+            assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
