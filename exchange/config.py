@@ -28,6 +28,7 @@ from exchange.errors import ConfigError
 
 __all__ = [
     "DatabaseConfig",
+    "FederationConfig",
     "HttpConfig",
     "LimitsConfig",
     "LogConfig",
@@ -105,6 +106,22 @@ class LogConfig(_Section):
     batch_size: int = Field(5000, ge=1, le=100_000)
 
 
+class FederationConfig(_Section):
+    """``[federation]``: trust root and replication to peers."""
+
+    roster_keys: list[str] = Field(
+        default_factory=list,
+        description="Pinned roster keys, each 'KEY_ID ALG PUBLIC_KEY' (base64url)",
+    )
+    roster_file: str = Field("", description="A signed roster to install at start if newer")
+    replicate: bool = Field(True, description="Run the push and catch-up loops")
+    batch_size: int = Field(200, ge=1, le=2000)
+    backoff_base_ms: int = Field(500, ge=10)
+    backoff_max_s: float = Field(300.0, ge=0.1)
+    request_timeout_s: float = Field(10.0, ge=0.1)
+    pull_interval_ms: int = Field(5000, ge=50)
+
+
 class NodeConfig(_Section):
     """The whole configuration of one node."""
 
@@ -113,6 +130,7 @@ class NodeConfig(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)  # type: ignore[arg-type]
     limits: LimitsConfig = Field(default_factory=LimitsConfig)  # type: ignore[arg-type]
     log: LogConfig = Field(default_factory=LogConfig)  # type: ignore[arg-type]
+    federation: FederationConfig = Field(default_factory=FederationConfig)  # type: ignore[arg-type]
     config_dir: str = Field("", exclude=True)
 
     @property
@@ -144,7 +162,7 @@ _SPECIAL_ENV = {
 }
 _SECTIONS: dict[str, type[_Section]] = {
     "node": NodeSection, "http": HttpConfig, "database": DatabaseConfig,
-    "limits": LimitsConfig, "log": LogConfig,
+    "limits": LimitsConfig, "log": LogConfig, "federation": FederationConfig,
 }
 
 

@@ -24,6 +24,9 @@ from exchange.core.signing import PrivateKey, generate_key, load_private_key, sa
 from exchange.service.ingest import GroupCommitter, Ingestor
 from exchange.service.proofs import ProofService
 from exchange.service.sequencer import Sequencer
+from exchange.federation.puller import Puller
+from exchange.federation.sender import Sender
+from exchange.federation.service import Federation
 from exchange.metrics import Metrics
 from exchange.storage.activity import ActivityStore
 from exchange.storage.blobs import BlobStore
@@ -95,14 +98,26 @@ class Node:
         )
         if cfg.log.writer:
             self.sequencer.start()
+        self.federation = Federation(self)
+        await self.federation.load()
         self.ingestor = Ingestor(
             self.db, self.sites, self.committer, self.id,
             future_skew=timedelta(seconds=cfg.limits.future_skew_seconds),
-            activity=self.activity, metrics=self.metrics,
+            activity=self.activity, metrics=self.metrics, federation=self.federation,
         )
+        self.activity_sections["federation"] = self._federation_section
+        self.sender = Sender(self)
+        self.puller = Puller(self)
+        if cfg.federation.replicate:
+            self.federation.start_listener()
+            self.sender.start()
+            self.puller.start()
         self._key_watch = asyncio.create_task(self._watch_keys(), name="key-watch")
         self._flusher = asyncio.create_task(self._flush_activity(), name="activity-flush")
         self._started = True
+
+    async def _federation_section(self, reader: Reader) -> dict[str, Any]:
+        return {"peers": await self.federation.peer_status()}
 
     async def _flush_activity(self) -> None:
         while True:
@@ -136,6 +151,14 @@ class Node:
 
     async def _refresh_metrics(self, m: Metrics) -> None:
         assert self.db is not None
+        if self.federation.view is not None:
+            for p in await self.federation.store.peers():
+                backlog = await self.federation.store.backlog(
+                    p.node_id, self.federation.node_reader(p.node_id), p.push_cursor
+                )
+                m.peer_backlog.labels(p.node_id).set(backlog)
+                if p.last_success is not None:
+                    m.peer_last_success.labels(p.node_id).set(p.last_success.timestamp())
         size = await self.items.size()
         integrated, _ = await self.log.state()
         m.log_size.set(size)
@@ -162,6 +185,9 @@ class Node:
                 await self._flusher
             with contextlib.suppress(Exception):
                 await self.activity.flush()
+            await self.sender.stop()
+            await self.puller.stop()
+            await self.federation.stop()
             self._key_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._key_watch

@@ -20,6 +20,7 @@ from . import (
     routes_blobs,
     routes_dashboard,
     routes_directory,
+    routes_federation,
     routes_items,
     routes_log,
     routes_monitoring,
@@ -57,7 +58,7 @@ def make_app(node: Node) -> web.Application:
     app[NODE] = node
     for module in (
         routes_items, routes_blobs, routes_directory, routes_monitoring,
-        routes_activity, routes_dashboard, routes_log,
+        routes_activity, routes_dashboard, routes_log, routes_federation,
     ):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_nonce_purger)

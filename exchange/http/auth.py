@@ -81,10 +81,19 @@ async def authenticate(request: web.Request, body: bytes | None) -> Reader:
     if m is None:
         raise AuthError("Signature-Input has no keyid", code=ErrorCode.BAD_REQUEST_SIGNATURE)
     key_id = m.group(1)
-    keys = await node.sites.keys([key_id])
+    key_owner = key_id.partition("#")[0]
+    fed = getattr(node, "federation", None)
+    is_node = fed is not None and fed.is_node(key_owner)
+    node_keys = fed.view.node_keys(key_owner) if is_node else {}
+    keys = {} if is_node else await node.sites.keys([key_id])
     now = datetime.now(timezone.utc)
 
     def lookup(kid: str) -> PublicKey:
+        if is_node:
+            nk = node_keys.get(kid)
+            if nk is None:
+                raise VerificationError(f"node key {kid} is not in the roster", code=ErrorCode.UNKNOWN_KEY)
+            return nk
         rec = keys.get(kid)
         if rec is None:
             raise VerificationError(f"key {kid} is not known here", code=ErrorCode.UNKNOWN_KEY)
@@ -116,6 +125,10 @@ async def authenticate(request: web.Request, body: bytes | None) -> Reader:
             "this request was already received (nonce reused); sign each request afresh",
             code=ErrorCode.REPLAYED_REQUEST,
         )
+    if is_node:
+        reader = fed.node_reader(key_owner)
+        request[READER] = reader
+        return reader
     owner = keys[verified.key_id].owner
     wait = node.rate_limiter.check(owner, time.monotonic())
     if wait > 0:

@@ -238,8 +238,10 @@ class Ingestor:
         accepted_algs: frozenset[str] = frozenset(),
         activity: ActivityStore | None = None,
         metrics: Metrics | None = None,
+        federation: Any = None,
     ) -> None:
         self.db = db
+        self.federation = federation
         self.activity = activity
         self.metrics = metrics
         self.sites = sites
@@ -306,10 +308,27 @@ class Ingestor:
                 f"site {pusher.id} may push only its own items, not {author}'s",
                 code=ErrorCode.FORBIDDEN,
             )
-        key = verifier.check(item, p.sig, p.message, p.signature, now)
         audience = item.get("audience") or {}
         circles = list(audience.get("circles", []))
         sites = list(audience.get("sites", []))
+        view = self.federation.view if self.federation is not None else None
+        if pusher.kind == "node":
+            # A peer may deliver only items authored by its own home sites, and only
+            # items whose audience this node serves; the signature is checked below
+            # against our own trust chain, never taken on the peer's word.
+            home = view.home_of(author) if view is not None else None
+            if home != pusher.id:
+                raise Forbidden(
+                    f"node {pusher.id} is not the home of {author} (home: {home or 'unknown'}); "
+                    "a node may relay only its own sites' items",
+                    code=ErrorCode.NOT_HOME_NODE,
+                )
+            if view is not None and not view.serves(self.node_id, circles, sites):
+                raise SchemaError(
+                    f"this node serves no one in the item's audience ({', '.join(circles + sites)})",
+                    code=ErrorCode.AUDIENCE_INVALID,
+                )
+        key = verifier.check(item, p.sig, p.message, p.signature, now)
         unknown_c = sorted(set(circles) - known_circles)
         unknown_s = sorted(set(sites) - known_sites)
         if unknown_c or unknown_s:

@@ -200,6 +200,48 @@ class SiteStore:
         self.invalidate_keys()
         self.key_cache_live = live
 
+    async def place_site_txn(
+        self, conn: asyncpg.Connection, site_id: str, home_node: str, circles: Sequence[str]
+    ) -> None:
+        """Record a roster site's home and circles (name kept, or the id until known)."""
+        await conn.execute(
+            """INSERT INTO sites (id, name, home_node, circles) VALUES ($1, $1, $2, $3)
+               ON CONFLICT (id) DO UPDATE SET home_node = EXCLUDED.home_node,
+                 circles = EXCLUDED.circles""",
+            site_id, home_node, list(circles),
+        )
+        self._site_cache.pop(site_id, None)
+
+    async def apply_site_record_txn(
+        self, conn: asyncpg.Connection, rec: Any, circles: Sequence[str]
+    ) -> None:
+        """Apply a verified remote site record: name, home, keys and revocations.
+
+        A key id already bound to other key material is left as it is (keys are never
+        re-bound); a revocation, once known, is never lifted.
+        """
+        from exchange.core.signing import b64u_decode
+        from exchange.core.trust import parse_timestamp
+
+        await conn.execute(
+            """INSERT INTO sites (id, name, home_node, circles) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,
+                 home_node = EXCLUDED.home_node, circles = EXCLUDED.circles""",
+            rec.id, rec.name, rec.home_node, list(circles),
+        )
+        for k in rec.keys:
+            revoked = parse_timestamp(k.revoked_at) if k.revoked_at else None
+            await conn.execute(
+                """INSERT INTO site_keys (key_id, site_id, alg, public_key, valid_from, revoked_at)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (key_id) DO UPDATE
+                   SET revoked_at = coalesce(site_keys.revoked_at, EXCLUDED.revoked_at)
+                   WHERE site_keys.public_key = EXCLUDED.public_key""",
+                k.key_id, rec.id, k.alg, b64u_decode(k.public_key),
+                parse_timestamp(k.valid_from), revoked,
+            )
+        self._site_cache.pop(rec.id, None)
+
     async def all_keys(self, *, conn: asyncpg.Connection | None = None) -> list[KeyRecord]:
         """Every key, revoked or not (for re-verifying stored items)."""
         async with self.db.connect(conn) as c:

@@ -1,0 +1,227 @@
+"""The federation state of one node: installed roster, peers, site records.
+
+The roster (signed by a pinned roster key) is the trust root: it names every node with
+its keys and URL, the sites each node is home to, and the circles. This node signs a
+**site record** for each of its own sites (keys, validity, revocations); peers accept a
+record only when it is signed by the node the roster names as the site's home, and keep
+the newest version. Records travel with every replicated batch and every catch-up page,
+so a peer always has the keys it needs to verify what it receives, and revocations
+propagate with the next delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import orjson
+
+from exchange.core.roster import RosterView, sign_document, verify_roster, verify_site_record
+from exchange.core.signing import CONTEXT_SITE_RECORD, PublicKey, b64u_decode, b64u_encode
+from exchange.core.trust import Reader
+from exchange.errors import ConfigError, ExchangeError
+from exchange.storage.federation import FederationStore
+
+if TYPE_CHECKING:
+    from exchange.node import Node
+
+__all__ = ["Federation", "parse_pinned_keys"]
+
+_log = logging.getLogger(__name__)
+
+
+def parse_pinned_keys(entries: list[str]) -> dict[str, PublicKey]:
+    """Parse ``"key_id alg base64url"`` entries of ``federation.roster_keys``.
+
+    Raises:
+        ConfigError: an entry is malformed.
+    """
+    out: dict[str, PublicKey] = {}
+    for i, e in enumerate(entries):
+        parts = e.split()
+        if len(parts) != 3:
+            raise ConfigError(
+                f"federation.roster_keys[{i}]: expected 'KEY_ID ALG PUBLIC_KEY', got {e!r}"
+            )
+        try:
+            out[parts[0]] = PublicKey(parts[1], b64u_decode(parts[2]), parts[0])
+        except ValueError:
+            raise ConfigError(f"federation.roster_keys[{i}]: public key is not base64url") from None
+    return out
+
+
+def _ts(dt: datetime | None) -> str | None:
+    return dt.astimezone(timezone.utc).isoformat() if dt else None
+
+
+class Federation:
+    """Roster, peers and site records of a node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.store = FederationStore(node.db)  # type: ignore[arg-type]
+        self.pinned = parse_pinned_keys(node.config.federation.roster_keys)
+        self.view: RosterView | None = None
+        self.wake = asyncio.Event()
+        self._listen: asyncio.Task[None] | None = None
+
+    # -- roster --------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Load the installed roster; install the configured roster file if newer."""
+        row = await self.store.roster()
+        if row is not None and self.pinned:
+            try:
+                self.view = RosterView(verify_roster(row[1], self.pinned, 0))
+            except ExchangeError as exc:
+                _log.error("installed roster no longer verifies with the pinned keys: %s", exc.message)
+        path = self.node.config.federation.roster_file
+        if path:
+            p = Path(path)
+            if not p.is_absolute():
+                p = Path(self.node.config.config_dir or ".") / p
+            signed = orjson.loads(p.read_bytes())
+            current = self.view.version if self.view else 0
+            if int(signed.get("document", {}).get("version", 0)) > current:
+                await self.install(signed)
+
+    async def install(self, signed: dict[str, Any]) -> RosterView:
+        """Verify and install a newer roster; sync peers and the site directory.
+
+        Raises:
+            ConfigError: no roster keys are pinned.
+            VerificationError: ``roster_invalid`` / ``roster_stale``.
+        """
+        if not self.pinned:
+            raise ConfigError("no roster keys are pinned: set federation.roster_keys in node.toml")
+        current = self.view.version if self.view else 0
+        roster = verify_roster(signed, self.pinned, current)
+        view = RosterView(roster)
+        sites = self.node.sites
+        async with self.node.db.pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+            if not await self.store.install_roster_txn(conn, roster.version, dict(signed)):
+                from exchange.errors import VerificationError
+                from schemas.errors import ErrorCode
+
+                raise VerificationError("a newer roster is already installed", code=ErrorCode.ROSTER_STALE)
+            await self.store.sync_peers_txn(
+                conn, [(n.id, str(n.base_url)) for n in view.peers(self.node.id)]
+            )
+            for n in roster.nodes:
+                for site in n.sites:
+                    await sites.place_site_txn(conn, site, n.id, view.circles_of_site(site))
+        self.view = view
+        self.wake.set()
+        return view
+
+    def node_reader(self, node_id: str) -> Reader:
+        """The principal of a peer node: it reads what its sites' audiences allow."""
+        assert self.view is not None
+        return Reader("node", node_id, circles=frozenset(self.view.served_circles(node_id)),
+                      sites=frozenset(self.view.sites_of(node_id)))
+
+    def is_node(self, owner: str) -> bool:
+        """Whether a key owner is a node of the installed roster."""
+        return self.view is not None and self.view.node(owner) is not None
+
+    # -- site records --------------------------------------------------------------------
+    async def local_site_records(self, only: set[str] | None = None) -> list[dict[str, Any]]:
+        """Signed records for this node's own sites (optionally only some)."""
+        assert self.node.key is not None
+        out = []
+        for s in await self.node.sites.list_sites():
+            if s.home_node != self.node.id or (only is not None and s.id not in only) or not s.keys:
+                continue
+            stamps = [k.valid_from for k in s.keys] + [k.revoked_at for k in s.keys if k.revoked_at]
+            version = max(1, int(max(stamps).timestamp() * 1000))
+            doc = {
+                "id": s.id, "name": s.name, "home_node": s.home_node, "circles": sorted(s.circles),
+                "keys": [{"key_id": k.key_id, "alg": k.alg, "public_key": b64u_encode(k.public_key),
+                          "valid_from": _ts(k.valid_from), "revoked_at": _ts(k.revoked_at)}
+                         for k in s.keys],
+                "version": version, "issued_at": datetime.now(timezone.utc).isoformat(),
+            }
+            out.append(sign_document(doc, self.node.key, CONTEXT_SITE_RECORD))
+        return out
+
+    async def accept_site_records(self, records: list[Any], source: str) -> list[str]:
+        """Verify and store site records received from ``source``; returns problems.
+
+        A record signed by a node that is not the site's home is refused and recorded as
+        a security event.
+        """
+        problems: list[str] = []
+        if self.view is None:
+            return ["no roster installed"]
+        for signed in records[:1000]:
+            try:
+                rec = verify_site_record(signed, self.view)
+            except ExchangeError as exc:
+                problems.append(f"{exc.code.value}: {exc.message}")
+                await self.node.activity.event("security", "", exc.code.value,
+                                               f"site record from {source} refused: {exc.message}")
+                self.node.metrics.security_events.labels(exc.code.value).inc()
+                continue
+            if rec.home_node == self.node.id:
+                continue  # our own sites: this node is the authority
+            if rec.version <= await self.store.site_record_version(rec.id):
+                continue
+            async with self.node.db.pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+                await self.node.sites.apply_site_record_txn(conn, rec, self.view.circles_of_site(rec.id))
+                await self.store.store_site_record_txn(conn, rec.id, rec.version, dict(signed), source)
+            self.node.sites.invalidate_keys()
+        return problems
+
+    async def peer_status(self) -> list[dict[str, Any]]:
+        """Per-peer backlog, cursors, last success/error and current backoff."""
+        out = []
+        now = datetime.now(timezone.utc)
+        for p in await self.store.peers():
+            backlog = (await self.store.backlog(p.node_id, self.node_reader(p.node_id), p.push_cursor)
+                       if self.view is not None else None)
+            out.append({
+                "peer": p.node_id, "base_url": p.base_url, "backlog": backlog,
+                "push_cursor": p.push_cursor, "pull_cursor": p.pull_cursor,
+                "pushed_total": p.pushed_total, "pulled_total": p.pulled_total,
+                "refused_total": p.refused_total, "last_success": _ts(p.last_success),
+                "last_error": p.last_error, "last_error_at": _ts(p.last_error_at),
+                "attempts": p.attempts,
+                "backoff_s": max(0.0, round((p.next_attempt_at - now).total_seconds(), 1)),
+            })
+        return out
+
+    # -- wake-ups for the sender ---------------------------------------------------------
+    def start_listener(self) -> None:
+        """LISTEN for new items so peer senders wake at once."""
+        if self._listen is None:
+            self._listen = asyncio.create_task(self._listen_loop(), name="federation-listen")
+
+    async def stop(self) -> None:
+        """Stop the listener."""
+        if self._listen is not None:
+            self._listen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listen
+            self._listen = None
+
+    async def _listen_loop(self) -> None:
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self.node.db.url)  # type: ignore[union-attr]
+                await conn.add_listener("exchange_items", lambda *_: self.wake.set())
+                while not conn.is_closed():
+                    await asyncio.sleep(2.0)
+                    self.wake.set()  # periodic nudge: retries and catch-up
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(1.0)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()

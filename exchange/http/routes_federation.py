@@ -1,0 +1,78 @@
+"""``/v1/federation/*`` (node to node) and ``/v1/roster``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from exchange.errors import InputError, NotFound, SchemaError, TooLarge
+from schemas.errors import ErrorCode
+
+from .auth import authenticate, require
+from .body import read_body, read_json
+from .keys import NODE
+from .middleware import json_response
+from .routes_items import envelope
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/federation/batch")
+async def batch(request: web.Request) -> web.Response:
+    """A peer delivers items (and its sites' current records); each is verified here."""
+    node = request.app[NODE]
+    body = await read_body(request)
+    reader = await authenticate(request, body)
+    require(reader, "node")
+    doc = read_json(request, body)
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list) or set(doc) - {"items", "site_records"}:
+        raise SchemaError("a batch is {\"items\": [...], \"site_records\": [...]}", code=ErrorCode.SCHEMA_INVALID)
+    if len(doc["items"]) > 2000:
+        raise TooLarge("at most 2000 items per federation batch", code=ErrorCode.BATCH_TOO_LARGE)
+    problems = await node.federation.accept_site_records(list(doc.get("site_records") or []), reader.id)
+    outcomes = await node.ingestor.push(doc["items"], reader, origin=reader.id)
+    results = [o.to_json() for o in outcomes]
+    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("accepted", "duplicate", "refused")}
+    return json_response({"results": results, **counts, "site_record_problems": problems})
+
+
+@routes.get("/v1/federation/log")
+async def log(request: web.Request) -> web.Response:
+    """This node's locally authored items after ``after`` that the calling node serves."""
+    node = request.app[NODE]
+    reader = await authenticate(request, b"")
+    require(reader, "node")
+    try:
+        after = int(request.query.get("after", "-1"))
+        limit = min(max(int(request.query.get("limit", "500")), 1), 1000)
+    except ValueError:
+        raise InputError("after and limit must be integers", code=ErrorCode.BAD_REQUEST) from None
+    items, examined = await node.federation.store.local_after(reader, after, limit, 4 << 20)
+    records = await node.federation.local_site_records({i.author for i in items})
+    return json_response({"items": [envelope(i) for i in items], "next_cursor": max(examined, after),
+                          "site_records": records})
+
+
+@routes.get("/v1/federation/site-records")
+async def site_records(request: web.Request) -> web.Response:
+    """Signed records of this node's own sites (public keys, validity, revocations)."""
+    return json_response({"records": await request.app[NODE].federation.local_site_records()})
+
+
+@routes.get("/v1/federation/peers")
+async def peers(request: web.Request) -> web.Response:
+    """Per-peer delivery state: backlog, last success, last error, current backoff."""
+    node = request.app[NODE]
+    reader = await authenticate(request, b"")
+    require(reader, "monitor", "node")
+    return json_response({"peers": await node.federation.peer_status()})
+
+
+@routes.get("/v1/roster")
+async def roster(request: web.Request) -> web.Response:
+    """The installed signed roster."""
+    row = await request.app[NODE].federation.store.roster()
+    if row is None:
+        raise NotFound("no roster is installed on this node", code=ErrorCode.NOT_FOUND)
+    return json_response(row[1])

@@ -1,0 +1,189 @@
+"""The installed roster, per-peer cursors and backoff, and received site records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from exchange.core.trust import Reader
+
+from .database import Database
+from .items import StoredItem, _stored, _visibility
+
+__all__ = ["FederationStore", "PeerRow"]
+
+
+@dataclass(frozen=True)
+class PeerRow:
+    """A peer's delivery state as stored."""
+
+    node_id: str
+    base_url: str
+    push_cursor: int
+    pull_cursor: int
+    pushed_total: int
+    pulled_total: int
+    refused_total: int
+    last_success: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    attempts: int
+    next_attempt_at: datetime
+
+
+class FederationStore:
+    """Queries on ``roster``, ``peers`` and ``site_records``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- roster --------------------------------------------------------------------------
+    async def roster(self) -> tuple[int, dict[str, Any]] | None:
+        """The installed signed roster and its version."""
+        async with self.db.pool.acquire() as c:
+            row = await c.fetchrow("SELECT version, signed FROM roster WHERE id = 1")
+        return (int(row["version"]), row["signed"]) if row else None
+
+    async def install_roster_txn(
+        self, conn: asyncpg.Connection, version: int, signed: dict[str, Any]
+    ) -> bool:
+        """Store a roster if newer than the installed one (compare-and-set)."""
+        status = await conn.execute(
+            """INSERT INTO roster (id, version, signed) VALUES (1, $1, $2)
+               ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,
+                 signed = EXCLUDED.signed, installed_at = now()
+               WHERE roster.version < EXCLUDED.version""",
+            version, signed,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def sync_peers_txn(self, conn: asyncpg.Connection, peers: Sequence[tuple[str, str]]) -> None:
+        """Make the peers table match the roster's other nodes (cursors kept)."""
+        await conn.execute(
+            "DELETE FROM peers WHERE node_id <> ALL($1::text[])", [p[0] for p in peers]
+        )
+        for node_id, url in peers:
+            await conn.execute(
+                """INSERT INTO peers (node_id, base_url) VALUES ($1, $2)
+                   ON CONFLICT (node_id) DO UPDATE SET base_url = EXCLUDED.base_url""",
+                node_id, url,
+            )
+
+    # -- peers ---------------------------------------------------------------------------
+    async def peers(self) -> list[PeerRow]:
+        """Every peer's state."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch("SELECT * FROM peers ORDER BY node_id")
+        return [PeerRow(**dict(r)) for r in rows]
+
+    async def peer(self, node_id: str) -> PeerRow | None:
+        """One peer's state."""
+        async with self.db.pool.acquire() as c:
+            row = await c.fetchrow("SELECT * FROM peers WHERE node_id = $1", node_id)
+        return PeerRow(**dict(row)) if row else None
+
+    async def push_done(self, node_id: str, cursor: int, sent: int, refused: int) -> None:
+        """Advance the push cursor after the peer acknowledged; clear backoff."""
+        async with self.db.pool.acquire() as c:
+            await c.execute(
+                """UPDATE peers SET push_cursor = greatest(push_cursor, $2),
+                     pushed_total = pushed_total + $3, refused_total = refused_total + $4,
+                     last_success = now(), attempts = 0, next_attempt_at = now(),
+                     last_error = NULL
+                   WHERE node_id = $1""",
+                node_id, cursor, sent, refused,
+            )
+
+    async def skip_to(self, node_id: str, cursor: int) -> None:
+        """Move the push cursor past local items the peer does not serve."""
+        async with self.db.pool.acquire() as c:
+            await c.execute(
+                "UPDATE peers SET push_cursor = greatest(push_cursor, $2) WHERE node_id = $1",
+                node_id, cursor,
+            )
+
+    async def pull_done(self, node_id: str, cursor: int, pulled: int) -> None:
+        """Advance the pull cursor after storing what was pulled."""
+        async with self.db.pool.acquire() as c:
+            await c.execute(
+                """UPDATE peers SET pull_cursor = greatest(pull_cursor, $2),
+                     pulled_total = pulled_total + $3, last_success = now()
+                   WHERE node_id = $1""",
+                node_id, cursor, pulled,
+            )
+
+    async def failed(self, node_id: str, error: str, delay_s: float) -> int:
+        """Record a failure and the time of the next attempt; returns the attempt count."""
+        async with self.db.pool.acquire() as c:
+            n = await c.fetchval(
+                """UPDATE peers SET attempts = attempts + 1, last_error = $2,
+                     last_error_at = now(), next_attempt_at = now() + make_interval(secs => $3)
+                   WHERE node_id = $1 RETURNING attempts""",
+                node_id, error[:300], delay_s,
+            )
+        return int(n or 0)
+
+    async def backlog(self, node_id: str, reader: Reader, cursor: int) -> int:
+        """Local items after ``cursor`` that the peer serves (what it is waiting for)."""
+        args: list[Any] = [cursor]
+        cond = _visibility(reader, args)
+        async with self.db.pool.acquire() as c:
+            return int(await c.fetchval(
+                f"SELECT count(*) FROM items WHERE origin = 'local' AND idx > $1 AND {cond}", *args
+            ))
+
+    async def local_after(
+        self, reader: Reader, after: int, limit: int, max_bytes: int
+    ) -> tuple[list[StoredItem], int]:
+        """Local items after ``after`` visible to a peer, and the highest index examined.
+
+        The examined position lets a cursor move past items the peer does not serve.
+        """
+        async with self.db.pool.acquire() as c:
+            # The head first: every item at or below a committed head is committed
+            # (both are written in one transaction), so nothing is skipped unseen.
+            head = int(await c.fetchval("SELECT size - 1 FROM log_head WHERE id = 1"))
+            args: list[Any] = [after, head]
+            cond = _visibility(reader, args)
+            args.append(limit)
+            rows = await c.fetch(
+                f"""SELECT * FROM items WHERE origin = 'local' AND idx > $1 AND idx <= $2
+                    AND {cond} ORDER BY idx LIMIT ${len(args)}""",
+                *args,
+            )
+        out: list[StoredItem] = []
+        used = 0
+        for r in rows:
+            if out and used + len(r["canonical"]) > max_bytes:
+                return out, out[-1].idx
+            out.append(_stored(r))
+            used += len(r["canonical"])
+        if len(rows) == limit and out:
+            return out, out[-1].idx
+        return out, head
+
+    # -- site records --------------------------------------------------------------------
+    async def site_record_version(self, site_id: str) -> int:
+        """Version of the stored record of a site (0 if none)."""
+        async with self.db.pool.acquire() as c:
+            v = await c.fetchval("SELECT version FROM site_records WHERE site_id = $1", site_id)
+        return int(v or 0)
+
+    async def store_site_record_txn(
+        self, conn: asyncpg.Connection, site_id: str, version: int, signed: dict[str, Any],
+        received_from: str,
+    ) -> None:
+        """Keep the newest record per site."""
+        await conn.execute(
+            """INSERT INTO site_records (site_id, version, signed, received_from)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (site_id) DO UPDATE SET version = EXCLUDED.version,
+                 signed = EXCLUDED.signed, received_from = EXCLUDED.received_from,
+                 received_at = now()
+               WHERE site_records.version < EXCLUDED.version""",
+            site_id, version, signed, received_from,
+        )
