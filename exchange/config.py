@@ -34,6 +34,7 @@ __all__ = [
     "LogConfig",
     "NodeConfig",
     "NodeSection",
+    "WebhooksConfig",
     "env_flag",
     "env_value",
     "load_config",
@@ -120,6 +121,18 @@ class FederationConfig(_Section):
     backoff_max_s: float = Field(300.0, ge=0.1)
     request_timeout_s: float = Field(10.0, ge=0.1)
     pull_interval_ms: int = Field(5000, ge=50)
+    witness_interval_ms: int = Field(10000, ge=50)
+
+
+class WebhooksConfig(_Section):
+    """``[webhooks]``: delivery of items to sites' own systems (``exchange webhook add``)."""
+
+    enabled: bool = Field(True, description="Run the delivery loops in this process")
+    poll_interval_ms: int = Field(2000, ge=50, description="Check for new items this often")
+    backoff_base_ms: int = Field(1000, ge=10, description="First retry delay")
+    backoff_max_s: float = Field(600.0, ge=0.1, description="Longest retry delay")
+    request_timeout_s: float = Field(10.0, ge=0.1)
+    batch_size: int = Field(100, ge=1, le=1000)
 
 
 class NodeConfig(_Section):
@@ -131,6 +144,7 @@ class NodeConfig(_Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)  # type: ignore[arg-type]
     log: LogConfig = Field(default_factory=LogConfig)  # type: ignore[arg-type]
     federation: FederationConfig = Field(default_factory=FederationConfig)  # type: ignore[arg-type]
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)  # type: ignore[arg-type]
     config_dir: str = Field("", exclude=True)
 
     @property
@@ -163,6 +177,7 @@ _SPECIAL_ENV = {
 _SECTIONS: dict[str, type[_Section]] = {
     "node": NodeSection, "http": HttpConfig, "database": DatabaseConfig,
     "limits": LimitsConfig, "log": LogConfig, "federation": FederationConfig,
+    "webhooks": WebhooksConfig,
 }
 
 

@@ -27,8 +27,10 @@ from exchange.service.sequencer import Sequencer
 from exchange.federation.puller import Puller
 from exchange.federation.sender import Sender
 from exchange.federation.service import Federation
+from exchange.federation.witness import Witness
 from exchange.metrics import Metrics
 from exchange.storage.activity import ActivityStore
+from exchange.storage.adapters import AdapterHealthStore
 from exchange.storage.blobs import BlobStore
 from exchange.storage.database import Database
 from exchange.storage.directory import SiteStore
@@ -84,6 +86,7 @@ class Node:
         self.nonces = NonceStore(self.db)
         self.rate_limiter = RateLimiter(cfg.limits.site_requests_per_s, cfg.limits.site_burst)
         self.activity = ActivityStore(self.db)
+        self.adapter_health = AdapterHealthStore(self.db)
         self.metrics = Metrics()
         self.metrics.add_refresher(self._refresh_metrics)
         # Extra sections of GET /v1/activity (federation lag, adapter health, ...):
@@ -108,10 +111,12 @@ class Node:
         self.activity_sections["federation"] = self._federation_section
         self.sender = Sender(self)
         self.puller = Puller(self)
+        self.witness = Witness(self)
         if cfg.federation.replicate:
             self.federation.start_listener()
             self.sender.start()
             self.puller.start()
+            self.witness.start()
         self._key_watch = asyncio.create_task(self._watch_keys(), name="key-watch")
         self._flusher = asyncio.create_task(self._flush_activity(), name="activity-flush")
         self._started = True
@@ -187,6 +192,7 @@ class Node:
                 await self.activity.flush()
             await self.sender.stop()
             await self.puller.stop()
+            await self.witness.stop()
             await self.federation.stop()
             self._key_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -38,6 +38,9 @@ class Checkpoint(StrictModel):
         default=None,
         description="The log's note verifier key (name+keyid+base64), to check ``note``.",
     )
+    cosignatures: Annotated[list[Line], Field(max_length=100)] = Field(
+        default=[], description="Witness cosignature lines (C2SP tlog-cosignature) of ``note``."
+    )
 
 
 class InclusionProof(StrictModel):

@@ -69,6 +69,39 @@ async def peers(request: web.Request) -> web.Response:
     return json_response({"peers": await node.federation.peer_status()})
 
 
+@routes.post("/v1/federation/cosign")
+async def cosign(request: web.Request) -> web.Response:
+    """A peer returns its cosignature of one of our checkpoints."""
+    from exchange.core.logleaf import log_origin
+    from exchange.core.note import verify_cosignature
+
+    node = request.app[NODE]
+    body = await read_body(request)
+    reader = await authenticate(request, body)
+    require(reader, "node")
+    doc = read_json(request, body)
+    try:
+        size, note, line = int(doc["size"]), str(doc["note"]), str(doc["cosignature"])
+    except (KeyError, TypeError, ValueError):
+        raise SchemaError("expected {size, note, cosignature}", code=ErrorCode.SCHEMA_INVALID) from None
+    ours = await node.log.checkpoint_of_size(size)
+    if ours is None or ours.note != note:
+        raise NotFound(f"no checkpoint of size {size} with that note here", code=ErrorCode.NOT_FOUND)
+    key = next(iter(node.federation.view.node_keys(reader.id).values()))
+    verify_cosignature(note + line, log_origin(reader.id), key)
+    await node.witness.store.add_cosignature(size, reader.id, line)
+    return json_response({"ok": True})
+
+
+@routes.get("/v1/federation/witnessed/{node_id}")
+async def witnessed(request: web.Request) -> web.Response:
+    """The latest checkpoint of ``node_id``'s log that this node verified and cosigned."""
+    row = await request.app[NODE].witness.store.last_seen(request.match_info["node_id"])
+    if row is None:
+        raise NotFound("not witnessed here", code=ErrorCode.NOT_FOUND)
+    return json_response({"size": row[0], "note": row[2]})
+
+
 @routes.get("/v1/roster")
 async def roster(request: web.Request) -> web.Response:
     """The installed signed roster."""

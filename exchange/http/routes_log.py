@@ -45,6 +45,7 @@ async def checkpoint(request: web.Request) -> web.Response:
     return json_response({
         "origin": node.sequencer.origin, "size": cp.size, "root_hash": b64(cp.root),
         "note": cp.note, "key": node.sequencer.vkey,
+        "cosignatures": await node.witness.store.cosignatures(cp.size),
     })
 
 

@@ -71,6 +71,9 @@ class Sequencer:
         self.signer = NoteSigner(self.origin, node.key)
         self.is_writer = False
         self.refusal: str | None = None
+        # Set False by the node when witnesses run: after a start, sign nothing until the
+        # peers were asked how far they witnessed this log (see Witness.learn_own_floor).
+        self.floor_checked = True
         self.integrated = 0
         self.leaves_integrated_total = 0
         self._range: CompactRange | None = None
@@ -196,6 +199,13 @@ class Sequencer:
             os.fsync(f.fileno())
         os.replace(tmp, self._head_file)
 
+    def raise_floor(self, size: int, root: bytes) -> None:
+        """Remember a size this log signed that a peer witnessed (never lowers)."""
+        file_size, _ = self._read_head_file()
+        if size > file_size:
+            self._write_head_file(size, root)
+            _log.info("peers witnessed this log at size %d; not signing anything smaller", size)
+
     async def signed_floor(self) -> tuple[int, bytes | None]:
         """The largest size this log has ever signed (database or file), with its root."""
         file_size, file_root = self._read_head_file()
@@ -209,6 +219,8 @@ class Sequencer:
         rng = self._range
         if rng is None or rng.size == 0:
             return None
+        if not self.floor_checked:
+            return None  # first learn from peers how far they witnessed this log
         if not force and time.monotonic() - self._last_signed_at < self.interval:
             return None
         size, root = rng.size, rng.root()
