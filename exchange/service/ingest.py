@@ -308,10 +308,17 @@ class Ingestor:
                 f"site {pusher.id} may push only its own items, not {author}'s",
                 code=ErrorCode.FORBIDDEN,
             )
+        view = self.federation.view if self.federation is not None else None
+        if pusher.kind == "site" and view is not None:
+            home = view.home_of(author)
+            if home is not None and home != self.node_id:
+                raise Forbidden(
+                    f"{author}'s home node is {home}; push there (it replicates to this node)",
+                    code=ErrorCode.NOT_HOME_NODE,
+                )
         audience = item.get("audience") or {}
         circles = list(audience.get("circles", []))
         sites = list(audience.get("sites", []))
-        view = self.federation.view if self.federation is not None else None
         if pusher.kind == "node":
             # A peer may deliver only items authored by its own home sites, and only
             # items whose audience this node serves; the signature is checked below

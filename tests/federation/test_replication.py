@@ -224,3 +224,16 @@ async def test_revocation_propagates_and_old_items_stay(node_factory: Any) -> No
     problems += await fed.nodes["yangtze-delta"].node.federation.accept_site_records([bogus], "zhejiang")
     assert any("not_home_node" in p for p in problems)
     assert "huaibei-duji#k7" not in await yd.node.sites.keys(["huaibei-duji#k7"])
+
+
+async def test_a_site_pushes_only_to_its_home_node(node_factory: Any) -> None:
+    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), replicate=False)
+    hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
+    records = await hh.node.federation.local_site_records()
+    await yd.node.federation.accept_site_records(records, "huaihai")  # yd knows duji's keys now
+    yd.keys["huaibei-duji"] = hh.keys["huaibei-duji"]
+    async with yd.client("huaibei-duji") as c:
+        with pytest.raises(Exception) as ei:
+            await c.push(sign_item(_item("huaibei-duji", "推错节点"), hh.keys["huaibei-duji"]))
+    assert ei.value.code.value == "not_home_node" and "huaihai" in ei.value.message
+    assert await item_ids(yd) == {}
