@@ -33,6 +33,7 @@ from typing import Any
 import asyncpg
 
 from exchange.core.items import ParsedItem, parse_signed_item
+from exchange.core.search_text import tsvector_literal
 from exchange.core.trust import KeyRecord, Reader, Verifier, parse_timestamp
 from exchange.errors import ExchangeError, Forbidden, OperationalError, SchemaError
 from exchange.metrics import Metrics
@@ -190,10 +191,6 @@ class GroupCommitter:
                             fresh.append(it)
                     now = datetime.now(timezone.utc)
                     indexes = await self.items.append_txn(conn, fresh, now)
-                    if fresh:
-                        await conn.execute(
-                            "SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(indexes[-1] + 1)
-                        )
                 break
             except asyncpg.UniqueViolationError:
                 if attempt == 2:
@@ -360,6 +357,7 @@ class Ingestor:
             canonical=p.canonical,
             origin=origin,
             attachments=[a["sha256"] for a in item.get("attachments", [])],
+            search_doc=tsvector_literal(item),  # CPU here, outside the commit lock
         )
         return VerifiedItem(p, key, row)
 

@@ -2,8 +2,10 @@
 
 Design
 ------
-Every node process runs a :class:`Sequencer`, but only one per database *writes*: the one
-holding the PostgreSQL session advisory lock ``LOCK_KEY`` on its dedicated connection.
+Every serving node process (``exchange node up``; started through :func:`sequencer_ctx` in
+the HTTP app's ``cleanup_ctx``, unless ``[log] writer = false``) runs a :class:`Sequencer`;
+CLI commands never do. Only one per database *writes*: the one holding the PostgreSQL
+session advisory lock ``LOCK_KEY`` on its dedicated connection.
 The others retry the lock every second, so if the writer dies (its connection drops, the
 lock goes with it) another process takes over within about a second. Several API workers
 can therefore share one database safely.
@@ -20,8 +22,12 @@ Rollback guard: the largest checkpoint ever signed is remembered both in the dat
 in a file in the node's data folder (``log-head.json``, fsynced). A node whose database
 was restored from an old backup would otherwise sign a *smaller* tree than one it already
 published — a fork that partners would catch. The writer refuses: it logs an error, sets
-:attr:`Sequencer.refusal`, which ``/readyz`` reports, and signs nothing until the log has
-grown past what was signed (or an operator resolves it).
+:attr:`Sequencer.refusal`, which ``/readyz`` reports, and signs nothing smaller. Growing
+past the remembered size is not enough either: before signing a larger tree the writer
+recomputes, from the stored subtrees, the root of its first ``floor`` entries and signs
+only if it equals the remembered root (the new checkpoint must be consistent with the one
+already published). Once the log was regrown differently, only an operator can resolve
+it (restore the newest backup; see the refusal message).
 """
 
 from __future__ import annotations
@@ -33,23 +39,42 @@ import json
 import logging
 import os
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from exchange.core.logleaf import leaf_hash_for, log_origin
-from exchange.core.merkle import CompactRange, root_plan
+from exchange.core.merkle import CompactRange, fold_subtrees, root_plan
 from exchange.core.note import Checkpoint, NoteSigner, sign_checkpoint
 from exchange.storage.log import LogStore
 
 if TYPE_CHECKING:
     from exchange.node import Node
 
-__all__ = ["LOCK_KEY", "Sequencer"]
+__all__ = ["LOCK_KEY", "Sequencer", "sequencer_ctx"]
 
 _log = logging.getLogger(__name__)
 LOCK_KEY = 0x45584C47  # "EXLG"
+
+
+def sequencer_ctx(node: Node) -> Callable[[Any], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` entry: compete for the writer lock while the app serves.
+
+    Does nothing when ``[log] writer = false`` (a process that only serves reads).
+    Usage: ``app.cleanup_ctx.append(sequencer_ctx(node))``.
+    """
+
+    async def run(_app: Any) -> AsyncIterator[None]:
+        if node.config.log.writer:
+            node.sequencer.start()
+        try:
+            yield
+        finally:
+            await node.sequencer.stop()
+
+    return run
 
 
 class Sequencer:
@@ -79,6 +104,8 @@ class Sequencer:
         self._range: CompactRange | None = None
         self._last_signed_at = 0.0
         self._signed_size = 0
+        # (size, root) of a signed tree the in-memory range is known to extend.
+        self._extends: tuple[int, bytes] | None = None
         self._head_file = node.config.data_path / "log-head.json"
         self._task: asyncio.Task[None] | None = None
 
@@ -146,6 +173,8 @@ class Sequencer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=timeout)
             wake.clear()
+            # Let a burst of small commits gather: one integration per ~10 ms at most.
+            await asyncio.sleep(0.01)
 
     def _unsigned_growth(self) -> bool:
         return self._range is not None and self._range.size > self._signed_size
@@ -156,6 +185,7 @@ class Sequencer:
         nodes = await self.store.nodes(plan, conn=conn)
         self._range = CompactRange(size, [nodes[k] for k in plan])
         self.integrated = size
+        self._extends = None
 
     # -- integration -----------------------------------------------------------------------
     async def integrate(self, conn: asyncpg.Connection) -> int:
@@ -225,10 +255,23 @@ class Sequencer:
             return None
         size, root = rng.size, rng.root()
         floor, floor_root = await self.signed_floor()
+        problem: str | None = None
         if size < floor or (size == floor and floor_root is not None and floor_root != root):
+            problem = f"this log already signed size {floor}"
+        elif size > floor > 0 and floor_root is not None:
+            if self._extends != (floor, floor_root):
+                if await self._root_at(floor) != floor_root:
+                    problem = (
+                        f"this log already signed size {floor} with another root: its first "
+                        f"{floor} entries changed since"
+                    )
+                else:
+                    self._extends = (floor, floor_root)
+        if problem is not None:
             msg = (
-                f"refusing to sign a checkpoint of size {size}: this log already signed "
-                f"size {floor} (database restored from an older backup, or rewritten?)"
+                f"refusing to sign a checkpoint of size {size}: {problem} (database restored "
+                "from an older backup, or rewritten?). Restore the newest backup; the signed "
+                f"size is remembered in {self._head_file} and by the peers that witnessed it"
             )
             if self.refusal != msg:
                 _log.error(msg)
@@ -244,7 +287,16 @@ class Sequencer:
         await asyncio.to_thread(self._write_head_file, size, root)
         self._last_signed_at = time.monotonic()
         self._signed_size = size
+        self._extends = (size, root)
         return note
+
+    async def _root_at(self, size: int) -> bytes | None:
+        """Root of the stored tree's first ``size`` entries (None if nodes are missing)."""
+        plan = root_plan(size)
+        nodes = await self.store.nodes(plan)
+        if len(nodes) != len(plan):
+            return None
+        return fold_subtrees([nodes[k] for k in plan])
 
     def head_file(self) -> Path:
         """Where the largest signed checkpoint is remembered outside the database."""

@@ -28,6 +28,12 @@ _COLUMNS = (
 )
 
 
+_INSERT = (
+    f"INSERT INTO items ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})"
+)
+
+
 @dataclass(frozen=True)
 class NewItem:
     """A verified item ready to append."""
@@ -46,6 +52,9 @@ class NewItem:
     canonical: bytes
     origin: str
     attachments: list[str] = field(default_factory=list)
+    # The search index's tsvector text (exchange.core.search_text), computed by ingest
+    # outside the commit lock; built in append_txn when absent.
+    search_doc: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,22 @@ def _visibility(reader: Reader, args: list[Any]) -> str:
     return "FALSE"
 
 
+async def _index_txn(conn: asyncpg.Connection, items: Sequence[NewItem], start: int) -> None:
+    """Search rows and refs of appended items, in the same transaction (one statement each)."""
+    import orjson
+
+    from .search import index_txn, make_doc
+
+    await index_txn(conn, [
+        make_doc(
+            start + i, orjson.loads(it.canonical), kind=it.kind, author=it.author,
+            created_at=it.created_at, audience_circles=it.audience_circles,
+            audience_sites=it.audience_sites, tags=it.tags, doc=it.search_doc,
+        )
+        for i, it in enumerate(items)
+    ])
+
+
 class ItemStore:
     """Queries on ``items`` and ``log_head``."""
 
@@ -141,8 +166,10 @@ class ItemStore:
         """
         if not items:
             return []
+        # One round trip moves the head and queues the NOTIFY (sent at commit).
         start = await conn.fetchval(
-            "UPDATE log_head SET size = size + $1 WHERE id = 1 RETURNING size - $1",
+            """UPDATE log_head SET size = size + $1 WHERE id = 1
+               RETURNING size - $1 AS start, pg_notify('exchange_items', size::text)""",
             len(items),
         )
         records = [
@@ -153,7 +180,13 @@ class ItemStore:
             )
             for i, it in enumerate(items)
         ]
-        await conn.copy_records_to_table("items", records=records, columns=_COLUMNS)
+        if len(records) <= 64:
+            # Small batches (the common case under many small pushes): a pipelined
+            # prepared INSERT; COPY would first spend a round trip on introspection.
+            await conn.executemany(_INSERT, records)
+        else:
+            await conn.copy_records_to_table("items", records=records, columns=_COLUMNS)
+        await _index_txn(conn, items, start)
         return [start + i for i in range(len(items))]
 
     async def size(self, *, conn: asyncpg.Connection | None = None) -> int:

@@ -93,9 +93,14 @@ class LogStore:
         )
         if moved is None:
             return False
-        await conn.copy_records_to_table(
-            "log_nodes", records=list(new_nodes), columns=["level", "idx", "hash"]
-        )
+        if len(new_nodes) <= 128:
+            await conn.executemany(
+                "INSERT INTO log_nodes (level, idx, hash) VALUES ($1, $2, $3)", list(new_nodes)
+            )
+        else:
+            await conn.copy_records_to_table(
+                "log_nodes", records=list(new_nodes), columns=["level", "idx", "hash"]
+            )
         return True
 
     async def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
