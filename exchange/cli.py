@@ -123,9 +123,14 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     key = generate_key(args.alg, args.key_id)
     save_private_key(key, Path(args.out))
     print(json.dumps({"key_id": key.key_id, "alg": key.alg, "public_key": key.public_key.b64()}))
+    if key.key_id.partition("#")[0] == "roster":
+        say(f"roster key written to {args.out} (mode 0600) — keep it offline with the roster operator")
+        say("pin it on every node, under [federation] in node.toml:")
+        say(f'  roster_keys = ["{key.key_id} {key.alg} {key.public_key.b64()}"]')
+        return EXIT_OK
     say(f"private key written to {args.out} (mode 0600) — keep it at the site, never share it")
     say(f"register it on the node: exchange site key add {key.key_id.split('#')[0]} "
-         f"--key-id {key.key_id} --public-key {key.public_key.b64()}")
+         f"--key-id {key.key_id} --public-key={key.public_key.b64()}")
     return EXIT_OK
 
 
@@ -139,7 +144,7 @@ _NODE_TOML = """\
 [node]
 id = "{region}"                  # lowercase slug, unique in the federation
 name = "{name}"
-base_url = "http://{listen}"     # the URL peers and sites use to reach this node
+base_url = "{base_url}"  # the URL peers and sites use to reach this node
 data_dir = "data"                # relative to this file; holds the node key and the
                                  # embedded PostgreSQL when database.url is empty
 key_file = "node.key"            # relative to data_dir; mode 0600
@@ -150,9 +155,11 @@ max_body_bytes = 4194304         # largest request body (a batch of items)
 max_batch = 500                  # most items per push
 max_blob_bytes = 67108864        # largest attachment
 signature_max_age = 300          # seconds a signed request stays valid
+signature_max_skew = 30          # seconds of clock difference tolerated (keep clocks on NTP)
 
 [database]
-url = ""                         # empty: embedded PostgreSQL in data_dir/pg
+url = ""                         # empty: embedded PostgreSQL in data_dir/pg; with a
+                                 # password, set EXCHANGE_DATABASE_URL instead of this line
 read_url = ""                    # optional read replica for pulls
 pool_min = 2
 pool_max = 10
@@ -160,11 +167,28 @@ pool_max = 10
 [limits]
 max_depth = 32                   # JSON nesting bound
 future_skew_seconds = 600        # how far created_at may be ahead of this node's clock
+
+[log]
+writer = true                    # compete for the log-writer lock (one writer per database)
+checkpoint_interval_ms = 1000    # sign a checkpoint at most this often while the log grows
+
+[federation]
+roster_keys = []                 # pinned roster keys, "KEY_ID ALG PUBLIC_KEY" ('exchange roster sign' prints the line)
+roster_file = ""                 # a signed roster installed at start if newer (or: exchange roster publish)
 """
 
 
+def _default_base_url(listen: str) -> str:
+    host, _, port = listen.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::", ""):
+        import socket
+
+        host = socket.getfqdn()
+    return f"http://{host}:{port}"
+
+
 def cmd_node_init(args: argparse.Namespace) -> int:
-    from exchange.core.signing import generate_key, save_private_key
+    from exchange.core.signing import generate_key, load_private_key, save_private_key
 
     folder = Path(args.dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,15 +196,20 @@ def cmd_node_init(args: argparse.Namespace) -> int:
     if cfg_path.exists() and not args.force:
         raise ConfigError(f"{cfg_path} already exists; use --force to overwrite it")
     cfg_path.write_text(
-        _NODE_TOML.format(region=args.region, name=args.name or args.region, listen=args.listen),
+        _NODE_TOML.format(region=args.region, name=args.name or args.region, listen=args.listen,
+                          base_url=args.base_url or _default_base_url(args.listen)),
         encoding="utf-8",
     )
     cfg = load_config(cfg_path)
     cfg.data_path.mkdir(parents=True, exist_ok=True)
     if not cfg.key_path.exists():
         save_private_key(generate_key(key_id=f"{args.region}#k1"), cfg.key_path)
-    say(f"wrote {cfg_path} and node key {cfg.key_path}")
-    say(f"start it with: exchange node up --config {cfg_path}")
+    key = load_private_key(cfg.key_path)
+    say(f"wrote {cfg_path} and node key {cfg.key_path} (mode 0600; back it up offline)")
+    say(f"node key {key.key_id} {key.alg} {key.public_key.b64()} (for the roster: "
+        f"exchange roster add-node ... --node-key {cfg.key_path})")
+    say(f"check it: exchange doctor --config {cfg_path}")
+    say(f"start it: exchange node up --config {cfg_path}")
     return EXIT_OK
 
 
@@ -191,6 +220,13 @@ def cmd_node_up(args: argparse.Namespace) -> int:
     from exchange.node import Node
 
     cfg = node_config(args)
+    if getattr(args, "workers", 1) > 1:  # supervisor of N workers (exchange/workers.py)
+        from exchange.workers import Supervisor
+
+        given = (("--config", args.config), ("--listen", args.listen),
+                 ("--data-dir", str(Path(args.data_dir).resolve()) if args.data_dir else None))
+        return Supervisor(cfg, args.workers, [x for kv in given if kv[1] for x in kv]).run()
+    worker = getattr(args, "worker", None)
 
     async def run() -> int:
         node = Node(cfg)

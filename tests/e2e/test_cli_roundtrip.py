@@ -102,8 +102,7 @@ async def test_push_pull_verify_with_cli_only(
         "huaibei-duji",
         "--key-id",
         "huaibei-duji#k1",
-        "--public-key",
-        pub,
+        f"--public-key={pub}",
         env=env,
         cwd=work,
     )
@@ -147,8 +146,7 @@ async def test_push_pull_verify_with_cli_only(
         "xuzhou-tongshan",
         "--key-id",
         "xuzhou-tongshan#k2",
-        "--public-key",
-        pub2,
+        f"--public-key={pub2}",
         env=env,
         cwd=work,
     )
