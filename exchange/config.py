@@ -35,6 +35,7 @@ __all__ = [
     "NodeConfig",
     "NodeSection",
     "WebhooksConfig",
+    "child_env",
     "env_flag",
     "env_value",
     "load_config",
@@ -115,6 +116,12 @@ class FederationConfig(_Section):
         description="Pinned roster keys, each 'KEY_ID ALG PUBLIC_KEY' (base64url)",
     )
     roster_file: str = Field("", description="A signed roster to install at start if newer")
+    accepted_algs: list[str] = Field(
+        default_factory=list,
+        description="Signature suites accepted while no roster is installed, e.g. "
+        "['sm2-sm3'] under 密评 (empty: every built-in suite); an installed roster's "
+        "accepted_algs/required_algs take over",
+    )
     replicate: bool = Field(True, description="Run the push and catch-up loops")
     batch_size: int = Field(200, ge=1, le=2000)
     backoff_base_ms: int = Field(500, ge=10)
@@ -138,13 +145,13 @@ class WebhooksConfig(_Section):
 class NodeConfig(_Section):
     """The whole configuration of one node."""
 
-    node: NodeSection = Field(default_factory=NodeSection)  # type: ignore[arg-type]
-    http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
-    database: DatabaseConfig = Field(default_factory=DatabaseConfig)  # type: ignore[arg-type]
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)  # type: ignore[arg-type]
-    log: LogConfig = Field(default_factory=LogConfig)  # type: ignore[arg-type]
-    federation: FederationConfig = Field(default_factory=FederationConfig)  # type: ignore[arg-type]
-    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)  # type: ignore[arg-type]
+    node: NodeSection = Field(default_factory=NodeSection)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    federation: FederationConfig = Field(default_factory=FederationConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     config_dir: str = Field("", exclude=True)
 
     @property
@@ -203,7 +210,9 @@ def _coerce(section: str, key: str, raw: str) -> Any:
     return raw
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply ``EXCHANGE_*`` overrides; returns ``{"section.key": variable name}``."""
+    sources: dict[str, str] = {}
     for name, value in environ.items():
         if not name.startswith("EXCHANGE_"):
             continue
@@ -217,6 +226,8 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             if key not in _SECTIONS[section].model_fields:
                 continue
         data.setdefault(section, {})[key] = _coerce(section, key, value)
+        sources[f"{section}.{key}"] = name
+    return sources
 
 
 def load_config(
@@ -249,7 +260,7 @@ def load_config(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         config_dir = path.resolve().parent
-    _apply_env(data, os.environ if environ is None else environ)
+    from_env = _apply_env(data, os.environ if environ is None else environ)
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
     data["config_dir"] = str(config_dir)
@@ -259,7 +270,9 @@ def load_config(
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
-            problems.append(f"{loc}: {err['msg']}")
+            src = next((f" (set by {v})" for k, v in from_env.items()
+                        if loc == k or loc.startswith(k + ".")), "")
+            problems.append(f"{loc}{src}: {err['msg']}")
         where = f" in {path}" if path else ""
         raise ConfigError(f"invalid configuration{where}: " + "; ".join(problems)) from None
 
@@ -274,3 +287,15 @@ def env_value(name: str, default: str = "") -> str:
 def env_flag(name: str) -> bool:
     """True if ``EXCHANGE_*`` variable ``name`` is set to 1/true/yes."""
     return env_value(name).lower() in ("1", "true", "yes")
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process (workers, pg_dump): ours plus ``extra``.
+
+    Args:
+        extra: Variables to set or replace in the child, e.g. ``EXCHANGE_DATABASE_URL``
+            for workers or ``PGPASSWORD`` for PostgreSQL's tools.
+    """
+    env = dict(os.environ)
+    env.update(extra or {})
+    return env

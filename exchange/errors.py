@@ -14,7 +14,8 @@
     ├── AuthError                      401  unauthenticated, bad_request_signature, ...
     ├── Forbidden                      403  forbidden, not_home_node
     ├── NotFound                       404  not_found, blob_missing
-    ├── Conflict                       409  conflict, blob_hash_mismatch (400)
+    ├── Conflict                       409  conflict, blob_hash_mismatch (400),
+    │                                       invalid_transition (422)
     ├── RateLimited                    429
     ├── ConfigError                         config_invalid (names the key path)
     └── OperationalError               503  database_unavailable, schema_too_new
@@ -103,14 +104,14 @@ class ExchangeError(Exception):
 class InputError(ExchangeError):
     """The request or document is malformed."""
 
-    codes = (ErrorCode.BAD_REQUEST,)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.BAD_REQUEST, ErrorCode.QUERY_INVALID)
     http_status = 400
 
 
 class JsonError(InputError):
     """JSON that the strict parser refuses."""
 
-    codes = (
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
         ErrorCode.BAD_JSON,
         ErrorCode.INVALID_UTF8,
         ErrorCode.DUPLICATE_KEY,
@@ -123,14 +124,14 @@ class JsonError(InputError):
 class TooLarge(InputError):
     """A body, blob or batch over its limit."""
 
-    codes = (ErrorCode.TOO_LARGE, ErrorCode.BATCH_TOO_LARGE)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.TOO_LARGE, ErrorCode.BATCH_TOO_LARGE)
     http_status = 413
 
 
 class SchemaError(InputError):
     """Well-formed JSON that does not match the schema."""
 
-    codes = (
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
         ErrorCode.SCHEMA_INVALID,
         ErrorCode.UNKNOWN_KIND,
         ErrorCode.TIMESTAMP_IN_FUTURE,
@@ -142,7 +143,7 @@ class SchemaError(InputError):
 class VerificationError(ExchangeError):
     """A signature, key or trust check failed."""
 
-    codes = (
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
         ErrorCode.BAD_SIGNATURE,
         ErrorCode.UNKNOWN_KEY,
         ErrorCode.REVOKED_KEY,
@@ -159,13 +160,13 @@ class VerificationError(ExchangeError):
 class ProofError(VerificationError):
     """A Merkle proof or checkpoint does not verify."""
 
-    codes = (ErrorCode.PROOF_INVALID, ErrorCode.CHECKPOINT_INVALID)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.PROOF_INVALID, ErrorCode.CHECKPOINT_INVALID)
 
 
 class AuthError(ExchangeError):
     """The request is not (validly) authenticated."""
 
-    codes = (
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
         ErrorCode.UNAUTHENTICATED,
         ErrorCode.BAD_REQUEST_SIGNATURE,
         ErrorCode.DIGEST_MISMATCH,
@@ -178,43 +179,44 @@ class AuthError(ExchangeError):
 class Forbidden(ExchangeError):
     """Authenticated, but not allowed to do this."""
 
-    codes = (ErrorCode.FORBIDDEN, ErrorCode.NOT_HOME_NODE)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.FORBIDDEN, ErrorCode.NOT_HOME_NODE)
     http_status = 403
 
 
 class NotFound(ExchangeError):
     """No such resource (or not visible to this reader)."""
 
-    codes = (ErrorCode.NOT_FOUND, ErrorCode.BLOB_MISSING, ErrorCode.NOT_YET_INTEGRATED)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.NOT_FOUND, ErrorCode.BLOB_MISSING, ErrorCode.NOT_YET_INTEGRATED)
     http_status = 404
 
 
 class Conflict(ExchangeError):
-    """The request conflicts with stored state."""
+    """The request conflicts with stored state (``invalid_transition``: a plan step
+    that the plan's current state does not allow, 422)."""
 
-    codes = (ErrorCode.CONFLICT, ErrorCode.BLOB_HASH_MISMATCH)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.CONFLICT, ErrorCode.BLOB_HASH_MISMATCH, ErrorCode.INVALID_TRANSITION)
     http_status = 409
-    status_overrides = {ErrorCode.BLOB_HASH_MISMATCH: 400}
+    status_overrides = {ErrorCode.BLOB_HASH_MISMATCH: 400, ErrorCode.INVALID_TRANSITION: 422}
 
 
 class RateLimited(ExchangeError):
     """Too many requests; retry after ``detail['retry_after']`` seconds."""
 
-    codes = (ErrorCode.RATE_LIMITED,)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.RATE_LIMITED,)
     http_status = 429
 
 
 class ConfigError(ExchangeError):
     """Configuration that cannot be used; the message names the key path."""
 
-    codes = (ErrorCode.CONFIG_INVALID,)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.CONFIG_INVALID,)
     http_status = 500
 
 
 class OperationalError(ExchangeError):
     """The node cannot serve right now (database, schema version)."""
 
-    codes = (
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
         ErrorCode.DATABASE_UNAVAILABLE,
         ErrorCode.SCHEMA_TOO_NEW,
         ErrorCode.INTERNAL,

@@ -44,6 +44,7 @@ __all__ = [
     "b64u_encode",
     "generate_key",
     "load_private_key",
+    "normalize_public_key",
     "parse_key_id",
     "register_suite",
     "save_private_key",
@@ -76,7 +77,7 @@ def b64u_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def b64u_decode(text: str) -> bytes:
+def b64u_decode(text: object) -> bytes:
     """Strict base64url decode; accepts missing padding, refuses anything else.
 
     Raises:
@@ -92,7 +93,7 @@ def b64u_decode(text: str) -> bytes:
         raise ValueError("not base64url") from exc
 
 
-def parse_key_id(key_id: str) -> tuple[str, int]:
+def parse_key_id(key_id: object) -> tuple[str, int]:
     """Split ``"huaibei-duji#k1"`` into ``("huaibei-duji", 1)``.
 
     Raises:
@@ -108,7 +109,14 @@ def parse_key_id(key_id: str) -> tuple[str, int]:
 
 
 class Signer(Protocol):
-    """Anything that can sign bytes under a key id (a key file, an HSM, a signing server)."""
+    """Anything that can sign bytes under a key id (a key file, an HSM, a signing server).
+
+    Every signing site takes a ``Signer``: items (:func:`exchange.core.items.sign_item`),
+    requests (:func:`exchange.core.httpsig.sign_request`), signed documents
+    (:func:`exchange.core.roster.sign_document`) and notes and checkpoints
+    (:class:`exchange.core.note.NoteSigner`). A vendor signing server (签名验签服务器)
+    plugs in as a small class with these four members; nothing else changes.
+    """
 
     @property
     def key_id(self) -> str:
@@ -120,14 +128,28 @@ class Signer(Protocol):
         """The suite name, e.g. ``ed25519``."""
         ...
 
+    @property
+    def public_key(self) -> PublicKey:
+        """The matching public key (notes derive their key ID from it)."""
+        ...
+
     def sign(self, message: bytes) -> bytes:
         """Sign ``message`` (already including its context string)."""
         ...
 
 
+def _raw_public(data: bytes) -> bytes:
+    return bytes(data)
+
+
 @dataclass(frozen=True)
 class Suite:
-    """A signature suite: how to make, load and check keys of one algorithm."""
+    """A signature suite: how to make, load and check keys of one algorithm.
+
+    ``normalize_public`` turns other encodings of a public key that users may hold
+    (e.g. DER, or an uncompressed point with its prefix) into the suite's wire form,
+    and raises ``ValueError`` for anything that is not a valid key.
+    """
 
     name: str
     generate: Callable[[], bytes]
@@ -135,6 +157,7 @@ class Suite:
     sign: Callable[[bytes, bytes], bytes]
     verify: Callable[[bytes, bytes, bytes], bool]
     public_key_size: int
+    normalize_public: Callable[[bytes], bytes] = _raw_public
 
 
 _SUITES: dict[str, Suite] = {}
@@ -163,6 +186,22 @@ def suite(alg: str) -> Suite:
 def suites() -> list[str]:
     """Names of the registered suites."""
     return sorted(_SUITES)
+
+
+def normalize_public_key(alg: str, data: bytes) -> bytes:
+    """A public key in the suite's wire form (e.g. 64-byte ``x ‖ y`` for ``sm2-sm3``).
+
+    Raises:
+        VerificationError: (``unsupported_algorithm``) unknown suite.
+        ValueError: not a valid public key of that suite (wrong size or encoding).
+    """
+    s = suite(alg)
+    raw = s.normalize_public(bytes(data))
+    if len(raw) != s.public_key_size:
+        raise ValueError(
+            f"an {alg} public key has {s.public_key_size} bytes, got {len(raw)}"
+        )
+    return raw
 
 
 def _ed_verify(public: bytes, message: bytes, signature: bytes) -> bool:
@@ -331,3 +370,8 @@ def load_private_key(path: Path, *, check_mode: bool = True) -> PrivateKey:
         raise ConfigError(f"{path} is not a Congress Exchange key file") from None
     key = PrivateKey(alg, secret, key_id)
     return key
+
+
+# The national suite registers itself (GB/T 32918 SM2 with SM3); imported last because
+# it builds on the names above.
+from exchange.core import sm2 as _sm2  # noqa: E402,F401  (registers "sm2-sm3")
