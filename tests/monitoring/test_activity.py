@@ -150,3 +150,25 @@ async def test_access_log_has_request_id_and_no_token(node: Any, caplog: pytest.
     assert line["request_id"] == "req-abc123" and line["status"] == 200
     assert line["principal"] == "monitor:m" and line["route"] == "/v1/activity"
     assert token not in json.dumps(line)
+
+
+async def test_activity_shows_adapter_health_and_peers(node: Any) -> None:
+    await _populate(node)
+    report = {
+        "started_at": "2026-11-27T08:00:00+08:00", "last_run": "2026-11-27T09:00:00+08:00",
+        "backlog": 2, "rejected": 0, "last_error": None,
+        "adapters": [
+            {"name": "门户", "type": "portal", "role": "source", "items": 5,
+             "last_error": "列表页无法访问 / list page unreachable", "problems": []},
+            {"name": "共享目录", "type": "folder", "role": "sink", "items": 7, "problems": []},
+        ],
+    }
+    async with node.client("xuzhou-tongshan") as c:
+        await c.request("POST", "/v1/adapters/health", body=json.dumps(report).encode())
+    token = await node.add_monitor("huaibei-municipal", circles=("huaihai",))
+    async with node.client(token=token) as c:
+        act = await c.request("GET", "/v1/activity")
+    a = act["adapters"]["xuzhou-tongshan"]
+    assert a["backlog"] == 2 and a["delivered"] == 7 and "list page unreachable" in a["last_error"]
+    assert "huaibei-duji" not in act["adapters"]  # no report from it yet
+    assert act["federation"] == {"peers": []}
