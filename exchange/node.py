@@ -23,7 +23,10 @@ from exchange.core.trust import Reader
 from exchange.core.signing import PrivateKey, generate_key, load_private_key, save_private_key
 from exchange.service.ingest import GroupCommitter, Ingestor
 from exchange.service.proofs import ProofService
+from exchange.service.plans import PlanService
+from exchange.service.search import SearchService
 from exchange.service.sequencer import Sequencer
+from exchange.service.subscriptions import SubscriptionService
 from exchange.federation.puller import Puller
 from exchange.federation.sender import Sender
 from exchange.federation.service import Federation
@@ -37,6 +40,7 @@ from exchange.storage.directory import SiteStore
 from exchange.storage.embedded import EmbeddedPostgres
 from exchange.storage.items import ItemStore
 from exchange.storage.log import LogStore
+from exchange.storage.read_access import ReadAccessStore
 from exchange.storage.nonces import NonceStore
 
 __all__ = ["Node"]
@@ -82,6 +86,11 @@ class Node:
         self.key = self._load_or_create_key()
         self.sites = SiteStore(self.db)
         self.items = ItemStore(self.db)
+        # Discovery (search index, saved queries, reading-view sessions).
+        self.search = SearchService(self.db)
+        self.subscriptions = SubscriptionService(self.db, self.search.store)
+        self.read_access = ReadAccessStore(self.db)
+        self.search.start_backfill()
         self.blobs = BlobStore(self.db)
         self.nonces = NonceStore(self.db)
         self.rate_limiter = RateLimiter(cfg.limits.site_requests_per_s, cfg.limits.site_burst)
@@ -99,16 +108,20 @@ class Node:
         self.sequencer = Sequencer(
             self, interval=cfg.log.checkpoint_interval_ms / 1000, batch=cfg.log.batch_size
         )
-        if cfg.log.writer:
-            self.sequencer.start()
+        # The sequencer competes for the writer lock only in a serving process: started
+        # by the HTTP app's cleanup_ctx (exchange.http.app), never by CLI commands.
         self.federation = Federation(self)
         await self.federation.load()
         self.ingestor = Ingestor(
             self.db, self.sites, self.committer, self.id,
             future_skew=timedelta(seconds=cfg.limits.future_skew_seconds),
             activity=self.activity, metrics=self.metrics, federation=self.federation,
+            accepted_algs=frozenset(cfg.federation.accepted_algs),
         )
+        self.plans = PlanService(self)
+        self.ingestor.guards.append(self.plans.guard)  # plan steps checked at push time
         self.activity_sections["federation"] = self._federation_section
+        self.activity_sections["adapters"] = self._adapters_section
         self.sender = Sender(self)
         self.puller = Puller(self)
         self.witness = Witness(self)
@@ -120,6 +133,21 @@ class Node:
         self._key_watch = asyncio.create_task(self._watch_keys(), name="key-watch")
         self._flusher = asyncio.create_task(self._flush_activity(), name="activity-flush")
         self._started = True
+
+    async def _adapters_section(self, reader: Reader) -> dict[str, Any]:
+        """Adapter health per site in the monitor's scope (as the runners last reported)."""
+        out: dict[str, Any] = {}
+        for row in await self.adapter_health.latest(sorted(reader.sites)):
+            rep = row.report
+            delivered = sum(int(a.get("items", 0)) for a in rep.get("adapters", [])
+                            if a.get("role") == "sink")
+            errors = [a.get("last_error") for a in rep.get("adapters", []) if a.get("last_error")]
+            out[row.site] = {
+                "last_run": rep.get("last_run"), "backlog": rep.get("backlog", 0),
+                "last_error": rep.get("last_error") or (errors[0] if errors else None),
+                "delivered": delivered, "reported_at": row.received_at.isoformat(),
+            }
+        return out
 
     async def _federation_section(self, reader: Reader) -> dict[str, Any]:
         return {"peers": await self.federation.peer_status()}
@@ -198,6 +226,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._key_watch
             await self.sequencer.stop()
+            await self.search.stop()
             await self.committer.stop()
         if self.db is not None:
             await self.db.close()
