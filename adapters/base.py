@@ -15,6 +15,11 @@ The contract
 * Each adapter class names its config model (``config_model``); the registry validates
   the ``[[source]]`` / ``[[sink]]`` table with it when the adapter is loaded, so a typo
   is reported with its key path before anything runs.
+* The registry constructs an adapter as ``cls(config, ctx)``. The constructor does no
+  I/O: connections are opened on the first ``poll``/``deliver`` and released by
+  ``close``. ``poll`` only reads: ``exchange adapter check`` calls it for a dry run
+  and throws the result away, so it must not mark anything as read in the site's
+  system (the position lives in ``state``, which the runner saves).
 """
 
 from __future__ import annotations
@@ -48,11 +53,11 @@ class AdapterError(ExchangeError):
     or to report and skip (a document whose layout changed).
     """
 
-    codes = (ErrorCode.BAD_REQUEST,)
-    http_status = 400
+    codes = (ErrorCode.ADAPTER_FAILED,)
+    http_status = 502
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message, code=ErrorCode.BAD_REQUEST)
+        super().__init__(message, code=ErrorCode.ADAPTER_FAILED)
         self.retryable = retryable
 
 
@@ -107,11 +112,25 @@ class Poll:
 
 @dataclass(frozen=True)
 class AdapterContext:
-    """What the runner hands an adapter."""
+    """What the runner hands an adapter.
+
+    Attributes:
+        site_id: The site the runner signs for (the author of every item).
+        data_dir: A folder of the adapter's own (``<data_dir>/adapters/<name>``).
+        log: The adapter's logger.
+        base_dir: The folder of ``site.toml``: relative paths in the adapter's
+            config are resolved against it.
+    """
 
     site_id: str
     data_dir: Path
     log: logging.Logger
+    base_dir: Path = Path(".")
+
+    def path(self, value: str | Path) -> Path:
+        """A config path, resolved against :attr:`base_dir` when relative."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
 
 
 @runtime_checkable

@@ -7,9 +7,11 @@ bytes (see the README, "Signing, in any language").
 Module map (read in this order):
 
 * :mod:`exchange.core` — pure code, no I/O: ``canonical`` (strict JSON, RFC 8785),
-  ``signing`` (suites, keys, context strings), ``items`` (id, signing input, sign/verify),
-  ``trust`` (Verifier, audience rules), ``merkle`` (RFC 9162 proofs), ``note`` (signed
-  notes, checkpoints, cosignatures), ``httpsig`` (RFC 9421 request signatures).
+  ``signing`` (suites, keys, context strings), ``sm2`` (the ``sm2-sm3`` suite, GB/T
+  32918), ``items`` (id, signing input, sign/verify), ``trust`` (Verifier, audience
+  rules), ``merkle`` (RFC 9162 proofs), ``note`` (signed notes, checkpoints,
+  cosignatures), ``httpsig`` (RFC 9421 request signatures), ``plans`` (the state of a
+  joint inspection plan, computed from its signed items).
 * :mod:`exchange.errors` — the exception tree, registered by wire code.
 * :mod:`exchange.config` — TOML + ``EXCHANGE_*`` configuration (the only env reader).
 * :mod:`exchange.storage` — asyncpg stores over one pool, migrations, embedded PostgreSQL.

@@ -129,8 +129,9 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
         say(f'  roster_keys = ["{key.key_id} {key.alg} {key.public_key.b64()}"]')
         return EXIT_OK
     say(f"private key written to {args.out} (mode 0600) — keep it at the site, never share it")
+    alg = "" if key.alg == "ed25519" else f" --alg {key.alg}"
     say(f"register it on the node: exchange site key add {key.key_id.split('#')[0]} "
-         f"--key-id {key.key_id} --public-key={key.public_key.b64()}")
+         f"--key-id {key.key_id}{alg} --public-key={key.public_key.b64()}")
     return EXIT_OK
 
 
@@ -145,7 +146,7 @@ _NODE_TOML = """\
 id = "{region}"                  # lowercase slug, unique in the federation
 name = "{name}"
 base_url = "{base_url}"  # the URL peers and sites use to reach this node
-data_dir = "data"                # relative to this file; holds the node key and the
+data_dir = "{data_dir}"                # relative to this file; holds the node key and the
                                  # embedded PostgreSQL when database.url is empty
 key_file = "node.key"            # relative to data_dir; mode 0600
 
@@ -197,7 +198,8 @@ def cmd_node_init(args: argparse.Namespace) -> int:
         raise ConfigError(f"{cfg_path} already exists; use --force to overwrite it")
     cfg_path.write_text(
         _NODE_TOML.format(region=args.region, name=args.name or args.region, listen=args.listen,
-                          base_url=args.base_url or _default_base_url(args.listen)),
+                          base_url=args.base_url or _default_base_url(args.listen),
+                          data_dir=args.data_dir or "data"),
         encoding="utf-8",
     )
     cfg = load_config(cfg_path)
@@ -234,13 +236,13 @@ def cmd_node_up(args: argparse.Namespace) -> int:
         runner = web.AppRunner(make_app(node), access_log=None, shutdown_timeout=5)
         await runner.setup()
         host, port = cfg.listen_host_port
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=worker is not None)
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        say(f"节点 {node.id} 已启动 / node {node.id} listening on http://{host}:{port} "
+        say(f"节点 {node.id} 已启动 / node {node.id}{f' worker {worker}' if worker else ''} listening on http://{host}:{port} "
              f"(database: {'embedded PostgreSQL in ' + str(cfg.data_path / 'pg') if node.embedded else 'external'})")
         try:
             await stop.wait()
@@ -281,7 +283,7 @@ def cmd_site_add(args: argparse.Namespace) -> int:
 
 
 def cmd_site_key_add(args: argparse.Namespace) -> int:
-    from exchange.core.signing import b64u_decode, parse_key_id, suite
+    from exchange.core.signing import b64u_decode, normalize_public_key, parse_key_id, suite
 
     owner, _ = parse_key_id(args.key_id)
     if owner != args.site:
@@ -290,9 +292,11 @@ def cmd_site_key_add(args: argparse.Namespace) -> int:
         raw = b64u_decode(args.public_key)
     except ValueError:
         raise ConfigError("--public-key must be base64url (as printed by 'exchange keys new')") from None
-    if len(raw) != suite(args.alg).public_key_size:
-        raise ConfigError(f"--public-key is {len(raw)} bytes; an {args.alg} public key has "
-                          f"{suite(args.alg).public_key_size}")
+    try:  # accepts other encodings where the suite has them (SM2: 04||x||y, DER SPKI)
+        raw = normalize_public_key(args.alg, raw)
+    except ValueError as exc:
+        raise ConfigError(f"--public-key is not an {args.alg} public key "
+                          f"({suite(args.alg).public_key_size} bytes): {exc}") from None
     valid_from = datetime.fromisoformat(args.valid_from) if args.valid_from else None
 
     async def fn(node: Any) -> int:
@@ -493,16 +497,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="display name, e.g. 淮海经济区节点")
     p.add_argument("--dir", default=".", help="folder for node.toml (default: current)")
     p.add_argument("--listen", default="127.0.0.1:8700", help="HOST:PORT to listen on")
+    p.add_argument("--base-url", help="URL peers and sites use (default: from --listen)")
+    p.add_argument("--data-dir", help="data folder (default: data/ beside node.toml), "
+                   "e.g. /var/lib/congress-exchange")
     p.add_argument("--force", action="store_true", help="overwrite an existing node.toml")
     p.set_defaults(func=cmd_node_init)
     p = node.add_parser("up", help="run the node (embedded PostgreSQL unless EXCHANGE_DATABASE_URL is set)")
     common_node_args(p)
     p.add_argument("--listen", metavar="HOST:PORT", help="override http.listen")
+    p.add_argument("--workers", type=int, default=1, choices=range(1, 65), metavar="N",
+                   help="run N worker processes sharing HOST:PORT (SO_REUSEPORT) and the "
+                   "database; one of them writes the log (default 1)")
+    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor
     p.set_defaults(func=cmd_node_up)
 
-    p = sub.add_parser("demo", help="run a node with demo sites and items (embedded PostgreSQL)")
+    p = sub.add_parser("demo", help="run a two-node demo federation (huaihai + yangtze-delta) with "
+                       "demo sites and items on one embedded PostgreSQL")
     p.add_argument("--data-dir", default="demo-data", help="folder for the demo (default: demo-data)")
-    p.add_argument("--listen", default="127.0.0.1:8700", help="HOST:PORT (default 127.0.0.1:8700)")
+    p.add_argument("--listen", default="127.0.0.1:8700",
+                   help="HOST:PORT of the huaihai node; yangtze-delta uses PORT+1 (default 127.0.0.1:8700)")
     p.set_defaults(func=lambda a: __import__("exchange.demo", fromlist=["run_demo"]).run_demo(Path(a.data_dir), a.listen))
 
     p = sub.add_parser("migrate", help="apply database migrations and exit")
@@ -525,7 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = key.add_parser("add", help="add a public key to a site")
     p.add_argument("site")
     p.add_argument("--key-id", required=True, help="e.g. huaibei-duji#k2")
-    p.add_argument("--public-key", required=True, help="base64url public key from 'exchange keys new'")
+    p.add_argument("--public-key", required=True,
+                   help="base64url public key from 'exchange keys new'; write --public-key=KEY "
+                   "(a key may start with '-')")
     p.add_argument("--alg", default="ed25519", choices=suites())
     p.add_argument("--valid-from", help="ISO 8601 time the key becomes valid (default: now)")
     common_node_args(p)

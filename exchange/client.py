@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import orjson
+import yarl
 
 from exchange.core import httpsig
 from exchange.errors import ExchangeError, OperationalError, make_error
@@ -126,7 +127,11 @@ class ExchangeClient:
             # Large bodies go through a file-like payload so aiohttp streams them
             # instead of blocking the event loop on one big write.
             data: bytes | io.BytesIO | None = io.BytesIO(body) if body and len(body) > 65536 else body
-            async with self.session.request(method, url, data=data, headers=hdrs) as resp:
+            # encoded=True: send the target exactly as signed (yarl would otherwise
+            # unquote characters such as %21 or %24 and break the signature).
+            async with self.session.request(
+                method, yarl.URL(url, encoded=True), data=data, headers=hdrs
+            ) as resp:
                 data = await resp.read()
                 return self._decode(resp.status, data)
         except aiohttp.ClientError as exc:

@@ -194,9 +194,16 @@ class Conflict(ExchangeError):
     """The request conflicts with stored state (``invalid_transition``: a plan step
     that the plan's current state does not allow, 422)."""
 
-    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.CONFLICT, ErrorCode.BLOB_HASH_MISMATCH, ErrorCode.INVALID_TRANSITION)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
+        ErrorCode.CONFLICT,
+        ErrorCode.BLOB_HASH_MISMATCH,
+        ErrorCode.INVALID_TRANSITION,
+    )
     http_status = 409
-    status_overrides = {ErrorCode.BLOB_HASH_MISMATCH: 400, ErrorCode.INVALID_TRANSITION: 422}
+    status_overrides = {
+        ErrorCode.BLOB_HASH_MISMATCH: 400,
+        ErrorCode.INVALID_TRANSITION: 422,
+    }
 
 
 class RateLimited(ExchangeError):

@@ -20,9 +20,33 @@ KIND_NAMES: dict[str, str] = {
     "lesson": "经验做法 (lesson)",
     "endorsement": "会签 (endorsement of a joint plan)",
     "retraction": "撤回 (retraction)",
+    "agreement": "协作协议 (cooperation agreement)",
+    "inspection_report": "执法检查报告 (inspection report)",
+    "deliberation_opinion": "审议意见 (deliberation opinions, with handling body and deadline)",
+    "rectification_reply": "研究处理情况报告 (handling / rectification report)",
+    "research_report": "调研报告 (research report)",
+    "minutes": "会议纪要 / 倡议 (minutes or initiative)",
+    "plan_update": "方案进展 (step of a joint plan, with its evidence)",
 }
 
 _PLACEHOLDER_ID = "sha256:" + "0" * 64
+_PLACEHOLDER_ID_2 = "sha256:" + "1" * 64
+
+# Refs a workflow item needs (the schema requires them when the body names the item).
+_REFS: dict[str, list[dict[str, str]]] = {
+    "endorsement": [{"rel": "endorses", "id": _PLACEHOLDER_ID}],
+    "retraction": [{"rel": "retracts", "id": _PLACEHOLDER_ID}],
+    "inspection_report": [{"rel": "reports_on", "id": _PLACEHOLDER_ID}],
+    "deliberation_opinion": [
+        {"rel": "follows", "id": _PLACEHOLDER_ID},
+        {"rel": "responds_to", "id": _PLACEHOLDER_ID_2},
+    ],
+    "rectification_reply": [
+        {"rel": "follows", "id": _PLACEHOLDER_ID},
+        {"rel": "responds_to", "id": _PLACEHOLDER_ID_2},
+    ],
+    "plan_update": [{"rel": "updates", "id": _PLACEHOLDER_ID}],
+}
 
 
 def _contact() -> list[dict[str, Any]]:
@@ -96,7 +120,107 @@ def _body(kind: str, author: str, partner: str, today: str, later: str) -> dict[
         }
     if kind == "retraction":
         return {"target": _PLACEHOLDER_ID, "reason": "内容有误，已重新发布更正版本。"}
+    body = _workflow_body(kind, author, partner, today, later)
+    if body is not None:
+        return body
     raise ValueError(f"unknown kind {kind!r}; known kinds: {', '.join(KIND_NAMES)}")
+
+
+def _workflow_body(
+    kind: str, author: str, partner: str, today: str, later: str
+) -> dict[str, Any] | None:
+    """Bodies of the cooperation and joint-inspection workflow kinds."""
+    if kind == "agreement":
+        return {
+            "parties": [author, partner],
+            "signed_on": today,
+            "term": {"start": today, "end": None},
+            "purpose": "加强跨区域人大工作协作，推动区域协同立法、联动监督和代表工作交流。",
+            "areas": ["联合开展执法检查和专题调研", "互通立法、监督工作信息", "交流代表工作经验"],
+            "mechanisms": ["每年召开一次人大工作联席会议，轮流承办", "建立联络员制度，每季度通报工作"],
+            "obligations": [
+                {"site": author, "duties": ["承办首次联席会议，起草年度协作要点。"]},
+                {"site": partner, "duties": ["牵头组织代表工作交流活动。"]},
+            ],
+            "contacts": _contact(),
+        }
+    if kind == "inspection_report":
+        return {
+            "plan": _PLACEHOLDER_ID,
+            "scope": "joint",
+            "law": "《中华人民共和国安全生产法》",
+            "period": {"start": today, "end": later},
+            "inspected": ["区应急管理局", "危险化学品生产企业3家", "非煤矿山企业2家"],
+            "methods": ["听取政府及有关部门汇报", "实地检查重点企业", "随机抽查执法案卷"],
+            "overview": "两地政府认真贯彻实施安全生产法，安全生产责任体系不断健全，"
+            "重点行业领域专项整治扎实推进，安全生产形势总体平稳。",
+            "achievements": ["安全生产责任制全面落实", "跨区域执法协作机制初步建立"],
+            "findings": [
+                {"summary": "部分企业安全培训流于形式，从业人员应急处置能力不足。",
+                 "severity": "medium", "site": partner},
+            ],
+            "recommendations": ["压实企业主体责任，强化全员安全培训。", "完善跨区域联合执法和信息共享机制。"],
+        }
+    if kind == "deliberation_opinion":
+        return {
+            "plan": _PLACEHOLDER_ID,
+            "report": _PLACEHOLDER_ID_2,
+            "meeting": "区第十八届人大常委会第二十三次会议",
+            "deliberated_on": today,
+            "handling_body": "区人民政府",
+            "opinions": ["进一步压实安全生产属地管理责任。", "加强基层应急管理执法队伍建设。"],
+            "deadline": later,
+            "addressed_sites": [],
+        }
+    if kind == "rectification_reply":
+        return {
+            "plan": _PLACEHOLDER_ID,
+            "opinion": _PLACEHOLDER_ID_2,
+            "handling_body": "区人民政府",
+            "reported_on": today,
+            "summary": "区政府高度重视常委会审议意见，逐条研究制定整改措施，明确责任单位和完成时限。",
+            "items": [
+                {"opinion": "进一步压实安全生产属地管理责任。",
+                 "measures": ["修订乡镇（街道）安全生产责任清单", "开展季度安全生产巡查"],
+                 "status": "done", "completed_on": today},
+                {"opinion": "加强基层应急管理执法队伍建设。",
+                 "measures": ["新增专职执法人员6名", "组织执法人员轮训"],
+                 "status": "in_progress", "completed_on": None},
+            ],
+            "pending": ["执法装备配备仍有缺口，拟在明年预算中统筹解决。"],
+        }
+    if kind == "research_report":
+        return {
+            "topic": "安全生产法执法检查审议意见落实情况“回头看”",
+            "period": {"start": today, "end": later},
+            "methods": ["召开座谈会", "实地走访企业", "查阅整改台账"],
+            "locations": ["区应急管理局", "经济开发区"],
+            "participants": [partner],
+            "findings": "审议意见提出的问题大部分已整改到位，跨区域执法协作机制运行良好。",
+            "problems": ["个别企业隐患整改存在反弹。"],
+            "recommendations": ["建立整改长效机制，将回头看纳入年度监督计划。"],
+            "contacts": _contact(),
+        }
+    if kind == "minutes":
+        return {
+            "type": "minutes",
+            "meeting": "淮海经济区人大工作联席会议",
+            "held_on": today,
+            "location": "淮北市",
+            "attendees": [author, partner],
+            "agenda": ["交流年度监督工作", "商定联合执法检查事项"],
+            "decisions": ["明年联合开展安全生产法执法检查，由杜集区牵头。"],
+            "follow_up": [{"site": author, "duties": ["起草联合执法检查方案。"]}],
+        }
+    if kind == "plan_update":
+        return {
+            "plan": _PLACEHOLDER_ID,
+            "action": "approve",
+            "effective_on": today,
+            "note": "经主任会议研究，同意联合执法检查方案。",
+            "evidence": [],
+        }
+    return None
 
 
 _TITLES = {
@@ -105,6 +229,13 @@ _TITLES = {
     "lesson": "代表联络站“周二接待日”经验做法",
     "endorsement": "关于安全生产法联合执法检查方案的会签意见",
     "retraction": "撤回说明",
+    "agreement": "人大工作协作协议",
+    "inspection_report": "关于检查安全生产法实施情况的报告",
+    "deliberation_opinion": "关于安全生产法执法检查报告的审议意见",
+    "rectification_reply": "关于安全生产法执法检查审议意见研究处理情况的报告",
+    "research_report": "安全生产法执法检查“回头看”调研报告",
+    "minutes": "淮海经济区人大工作联席会议纪要",
+    "plan_update": "关于批准联合执法检查方案的决定",
 }
 _TAGS = {
     "case_study": ["预算法", "预算联网监督"],
@@ -112,6 +243,13 @@ _TAGS = {
     "lesson": ["代表工作", "代表联络站"],
     "endorsement": ["安全生产法", "执法检查"],
     "retraction": [],
+    "agreement": ["区域协作"],
+    "inspection_report": ["安全生产法", "执法检查"],
+    "deliberation_opinion": ["安全生产法", "审议意见"],
+    "rectification_reply": ["安全生产法", "整改"],
+    "research_report": ["安全生产法", "回头看"],
+    "minutes": ["联席会议"],
+    "plan_update": ["执法检查"],
 }
 
 
@@ -136,11 +274,7 @@ def template(
     today = now.date().isoformat()
     later = (now.date() + timedelta(days=30)).isoformat()
     body = _body(kind, author, partner, today, later)
-    refs: list[dict[str, str]] = []
-    if kind == "endorsement":
-        refs = [{"rel": "endorses", "id": _PLACEHOLDER_ID}]
-    if kind == "retraction":
-        refs = [{"rel": "retracts", "id": _PLACEHOLDER_ID}]
+    refs = [dict(r) for r in _REFS.get(kind, [])]
     return {
         "v": 1,
         "kind": kind,

@@ -33,6 +33,10 @@ from .roster import KeyEntry
 
 __all__ = [
     "MAX_BATCH",
+    "AdapterHealth",
+    "AdapterHealthList",
+    "AdapterHealthReport",
+    "AdapterStatus",
     "BlobInfo",
     "ErrorBody",
     "ErrorDetail",
@@ -178,3 +182,49 @@ class BlobInfo(StrictModel):
     sha256: Sha256Hex
     size: Annotated[SafeInt, Field(le=MAX_ATTACHMENT_SIZE)]
     media_type: MediaType
+
+
+class AdapterStatus(StrictModel):
+    """One source or sink of a site's adapter runner, as the runner last saw it."""
+
+    name: Line = Field(description="The adapter's name in site.toml.")
+    type: Line = Field(description="Adapter type, e.g. feed, portal, folder.")
+    role: Literal["source", "sink"]
+    last_run: Timestamp | None = Field(default=None, description="Last poll or delivery.")
+    last_success: Timestamp | None = Field(default=None, description="Last one that worked.")
+    last_error: Paragraph | None = Field(default=None, description="Last failure, if any.")
+    last_error_at: Timestamp | None = None
+    items: SafeInt = Field(default=0, description="Items read or delivered since start.")
+    problems: Annotated[list[Paragraph], Field(max_length=20)] = Field(
+        default=[],
+        description="Documents the last poll could not turn into items, each naming "
+        "the document and the missing or bad field.",
+    )
+
+
+class AdapterHealth(StrictModel):
+    """What a site's adapter runner reports (``POST /v1/adapters/health``, signed)."""
+
+    started_at: Timestamp = Field(description="When the runner started.")
+    last_run: Timestamp | None = Field(default=None, description="Its last full pass.")
+    backlog: SafeInt = Field(description="Signed items spooled, not yet acknowledged.")
+    rejected: SafeInt = Field(default=0, description="Items the node refused for good.")
+    pull_cursor: SafeInt | None = Field(
+        default=None, description="Last log index delivered to the sinks."
+    )
+    last_error: Paragraph | None = Field(default=None, description="Last runner error.")
+    adapters: Annotated[list[AdapterStatus], Field(max_length=100)] = []
+
+
+class AdapterHealthReport(StrictModel):
+    """A site's latest adapter health, as the node stored it."""
+
+    site: SiteId
+    received_at: Timestamp = Field(description="When the node received the report.")
+    health: AdapterHealth
+
+
+class AdapterHealthList(StrictModel):
+    """``GET /v1/adapters/health``: the latest report of each site in scope."""
+
+    reports: Annotated[list[AdapterHealthReport], Field(max_length=10000)]

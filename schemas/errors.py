@@ -49,6 +49,7 @@ class ErrorCode(str, Enum):
     BLOB_HASH_MISMATCH = "blob_hash_mismatch"
     BLOB_MISSING = "blob_missing"
     BAD_REQUEST = "bad_request"
+    QUERY_INVALID = "query_invalid"
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
     # Log and proofs
@@ -59,7 +60,10 @@ class ErrorCode(str, Enum):
     ROSTER_INVALID = "roster_invalid"
     ROSTER_STALE = "roster_stale"
     NOT_HOME_NODE = "not_home_node"
+    # Joint inspection plans
+    INVALID_TRANSITION = "invalid_transition"
     # Configuration and operations
+    ADAPTER_FAILED = "adapter_failed"
     CONFIG_INVALID = "config_invalid"
     DATABASE_UNAVAILABLE = "database_unavailable"
     SCHEMA_TOO_NEW = "schema_too_new"

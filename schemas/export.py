@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from . import api, items, kinds, log, roster
+from . import api, items, kinds, log, plans, roster, search
 
 __all__ = [
     "DEFAULT_DEST",
@@ -55,6 +55,13 @@ def all_models() -> dict[str, type[BaseModel] | TypeAdapter[Any]]:
         "lesson_item": items.LessonItem,
         "endorsement_item": items.EndorsementItem,
         "retraction_item": items.RetractionItem,
+        "agreement_item": items.AgreementItem,
+        "inspection_report_item": items.InspectionReportItem,
+        "deliberation_opinion_item": items.DeliberationOpinionItem,
+        "rectification_reply_item": items.RectificationReplyItem,
+        "research_report_item": items.ResearchReportItem,
+        "minutes_item": items.MinutesItem,
+        "plan_update_item": items.PlanUpdateItem,
         "audience": items.Audience,
         "ref": items.Ref,
         "attachment": items.Attachment,
@@ -71,6 +78,24 @@ def all_models() -> dict[str, type[BaseModel] | TypeAdapter[Any]]:
         "responsibility": kinds.Responsibility,
         "finding": kinds.Finding,
         "rectification": kinds.Rectification,
+        "agreement": kinds.Agreement,
+        "inspection_report": kinds.InspectionReport,
+        "deliberation_opinion": kinds.DeliberationOpinion,
+        "measure_taken": kinds.MeasureTaken,
+        "rectification_reply": kinds.RectificationReply,
+        "research_report": kinds.ResearchReport,
+        "minutes": kinds.Minutes,
+        "satisfaction_vote": kinds.SatisfactionVote,
+        "plan_update": kinds.PlanUpdate,
+        # computed plan views (GET /v1/plans)
+        "plan_view": plans.PlanView,
+        "plan_list": plans.PlanList,
+        "plan_summary": plans.PlanSummary,
+        "plan_site_status": plans.PlanSiteStatus,
+        "plan_deadline": plans.PlanDeadline,
+        "plan_phase_status": plans.PlanPhaseStatus,
+        "plan_step": plans.PlanStep,
+        "plan_vote": plans.PlanVote,
         # roster
         "roster": roster.Roster,
         "node_entry": roster.NodeEntry,
@@ -85,6 +110,7 @@ def all_models() -> dict[str, type[BaseModel] | TypeAdapter[Any]]:
         "consistency_proof": log.ConsistencyProof,
         "receipt": log.Receipt,
         "log_entry": log.LogEntry,
+        "log_entry_page": log.LogEntryPage,
         # api
         "error_body": api.ErrorBody,
         "error_detail": api.ErrorDetail,
@@ -97,6 +123,17 @@ def all_models() -> dict[str, type[BaseModel] | TypeAdapter[Any]]:
         "site_list": api.SiteList,
         "health": api.Health,
         "blob_info": api.BlobInfo,
+        # search
+        "search_hit": search.SearchHit,
+        "search_page": search.SearchPage,
+        "subscription_request": search.SubscriptionRequest,
+        "subscription": search.Subscription,
+        "subscription_list": search.SubscriptionList,
+        "match_page": search.MatchPage,
+        "adapter_status": api.AdapterStatus,
+        "adapter_health": api.AdapterHealth,
+        "adapter_health_report": api.AdapterHealthReport,
+        "adapter_health_list": api.AdapterHealthList,
     }
 
 

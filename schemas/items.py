@@ -37,21 +37,42 @@ from ._base import (
     Timestamp,
     Title,
 )
-from .kinds import CaseStudy, Endorsement, InspectionPlan, Lesson, Retraction
+from .kinds import (
+    Agreement,
+    CaseStudy,
+    DeliberationOpinion,
+    Endorsement,
+    InspectionPlan,
+    InspectionReport,
+    Lesson,
+    Minutes,
+    PlanUpdate,
+    RectificationReply,
+    ResearchReport,
+    Retraction,
+)
 
 __all__ = [
     "ITEM_ADAPTER",
     "KINDS",
     "MAX_ATTACHMENT_SIZE",
+    "PLAN_KINDS",
+    "AgreementItem",
     "Attachment",
     "Audience",
     "CaseStudyItem",
+    "DeliberationOpinionItem",
     "EndorsementItem",
     "InspectionPlanItem",
+    "InspectionReportItem",
     "Item",
     "LessonItem",
+    "MinutesItem",
+    "PlanUpdateItem",
+    "RectificationReplyItem",
     "Ref",
     "RefRel",
+    "ResearchReportItem",
     "RetractionItem",
     "Signature",
     "SignedItem",
@@ -66,8 +87,25 @@ KINDS: tuple[str, ...] = (
     "lesson",
     "endorsement",
     "retraction",
+    "agreement",
+    "inspection_report",
+    "deliberation_opinion",
+    "rectification_reply",
+    "research_report",
+    "minutes",
+    "plan_update",
 )
-"""Every item kind, in the order the design lists them."""
+"""Every item kind, in the order the design lists them (then the workflow kinds)."""
+
+PLAN_KINDS: dict[str, str] = {
+    "endorsement": "endorses",
+    "plan_update": "updates",
+    "inspection_report": "reports_on",
+    "deliberation_opinion": "follows",
+    "rectification_reply": "follows",
+}
+"""Kinds that take part in a joint plan's workflow, and the ``rel`` of the ref each must
+carry to the plan named in its body (so that a plan's items are found by reference)."""
 
 
 class Audience(StrictModel):
@@ -278,8 +316,112 @@ class RetractionItem(_ItemBase):
         return self.body.target
 
 
+def _require_ref(refs: list[Ref], rel: str, target: str | None, what: str) -> None:
+    if target is not None and not any(r.rel == rel and r.id == target for r in refs):
+        raise ValueError(
+            f"refs must include {{'rel': {rel!r}, 'id': {target!r}}} for the {what} "
+            "named in the body"
+        )
+
+
+class AgreementItem(_ItemBase):
+    """A cooperation agreement (协作协议); the author is one of its parties."""
+
+    kind: Literal["agreement"] = Field(description="Item kind.")
+    body: Agreement
+
+    @model_validator(mode="after")
+    def _author_is_party(self) -> Self:
+        if self.author not in self.body.parties:
+            raise ValueError(f"author {self.author!r} is not one of the agreement's parties")
+        return self
+
+
+class InspectionReportItem(_ItemBase):
+    """An inspection report (执法检查报告); refs ``reports_on`` its plan, if any."""
+
+    kind: Literal["inspection_report"] = Field(description="Item kind.")
+    body: InspectionReport
+
+    @model_validator(mode="after")
+    def _refs_plan(self) -> Self:
+        _require_ref(self.refs, "reports_on", self.body.plan, "plan")
+        return self
+
+
+class DeliberationOpinionItem(_ItemBase):
+    """Deliberation opinions (审议意见); refs ``follows`` the plan and ``responds_to``
+    the report, when named."""
+
+    kind: Literal["deliberation_opinion"] = Field(description="Item kind.")
+    body: DeliberationOpinion
+
+    @model_validator(mode="after")
+    def _refs_plan(self) -> Self:
+        _require_ref(self.refs, "follows", self.body.plan, "plan")
+        _require_ref(self.refs, "responds_to", self.body.report, "report")
+        return self
+
+
+class RectificationReplyItem(_ItemBase):
+    """A handling report (研究处理情况报告); refs ``responds_to`` the opinion and
+    ``follows`` the plan, when named."""
+
+    kind: Literal["rectification_reply"] = Field(description="Item kind.")
+    body: RectificationReply
+
+    @model_validator(mode="after")
+    def _refs_plan(self) -> Self:
+        _require_ref(self.refs, "follows", self.body.plan, "plan")
+        _require_ref(self.refs, "responds_to", self.body.opinion, "opinion")
+        return self
+
+
+class ResearchReportItem(_ItemBase):
+    """A research report (调研报告)."""
+
+    kind: Literal["research_report"] = Field(description="Item kind.")
+    body: ResearchReport
+
+
+class MinutesItem(_ItemBase):
+    """Meeting minutes or an initiative (会议纪要 / 倡议); the author attended."""
+
+    kind: Literal["minutes"] = Field(description="Item kind.")
+    body: Minutes
+
+    @model_validator(mode="after")
+    def _author_attended(self) -> Self:
+        if self.author not in self.body.attendees:
+            raise ValueError(f"author {self.author!r} is not among the attendees")
+        return self
+
+
+class PlanUpdateItem(_ItemBase):
+    """A step of a joint plan (方案进展); refs ``updates`` the plan."""
+
+    kind: Literal["plan_update"] = Field(description="Item kind.")
+    body: PlanUpdate
+
+    @model_validator(mode="after")
+    def _refs_plan(self) -> Self:
+        _require_ref(self.refs, "updates", self.body.plan, "plan")
+        return self
+
+
 Item = Annotated[
-    CaseStudyItem | InspectionPlanItem | LessonItem | EndorsementItem | RetractionItem,
+    CaseStudyItem
+    | InspectionPlanItem
+    | LessonItem
+    | EndorsementItem
+    | RetractionItem
+    | AgreementItem
+    | InspectionReportItem
+    | DeliberationOpinionItem
+    | RectificationReplyItem
+    | ResearchReportItem
+    | MinutesItem
+    | PlanUpdateItem,
     Field(discriminator="kind"),
 ]
 """Any item; ``kind`` selects the model."""

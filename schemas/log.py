@@ -18,6 +18,7 @@ __all__ = [
     "ConsistencyProof",
     "InclusionProof",
     "LogEntry",
+    "LogEntryPage",
     "Receipt",
 ]
 
@@ -39,7 +40,8 @@ class Checkpoint(StrictModel):
         description="The log's note verifier key (name+keyid+base64), to check ``note``.",
     )
     cosignatures: Annotated[list[Line], Field(max_length=100)] = Field(
-        default=[], description="Witness cosignature lines (C2SP tlog-cosignature) of ``note``."
+        default=[],
+        description="Witness cosignature lines (C2SP tlog-cosignature) of ``note``.",
     )
 
 
@@ -97,3 +99,16 @@ class LogEntry(StrictModel):
     index: SafeInt = Field(description="Position in the log, from 0.")
     item_id: ItemId = Field(description="The item logged there.")
     accepted_at: Timestamp = Field(description="When the node accepted it.")
+
+
+class LogEntryPage(StrictModel):
+    """A page of ``GET /v1/log/entries``: ids and acceptance times only, never content.
+
+    Each entry's leaf data is the RFC 8785 form of
+    ``{"accepted_at": …, "id": …, "index": …}`` and its leaf hash
+    ``SHA-256(0x00 || data)``, so a reader rebuilds the tree from these pages alone.
+    """
+
+    entries: Annotated[list[LogEntry], Field(max_length=1000)] = Field(
+        description="Entries from ``start`` in index order; fewer than asked at the log's end."
+    )

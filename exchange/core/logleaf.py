@@ -13,7 +13,7 @@ the item's canonical bytes, so the leaf pins the signed content.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .canonical import canonical_json
 from .merkle import leaf_hash
@@ -29,7 +29,7 @@ def accepted_at_text(at: datetime) -> str:
     """
     if at.tzinfo is None:
         raise ValueError("acceptance time must be timezone-aware")
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def leaf_data(item_id: str, index: int, accepted_at: datetime | str) -> bytes:

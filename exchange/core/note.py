@@ -1,4 +1,4 @@
-"""C2SP signed notes, tlog checkpoints and tlog cosignatures (Ed25519).
+"""C2SP signed notes, tlog checkpoints and tlog cosignatures (Ed25519, and SM2).
 
 A log's tree head travels as a *checkpoint* (c2sp.org/tlog-checkpoint): a
 three-line text (origin, decimal tree size, base64 root hash, then optional
@@ -35,6 +35,20 @@ sumdb/note):
   ``2**63 - 1`` (a signed 64-bit integer, as stored); root hashes are canonical
   standard base64 of exactly 32 bytes.
 
+SM2 (private signature types). C2SP assigns type bytes only to Ed25519 (``0x01``), ECDSA
+(``0x02``), cosignatures (``0x04``) and RFC 6962 (``0x05``), and reserves ``0xff`` for
+"signature types without an identifier byte assigned by this specification", to be
+followed by a longer identifier. A node whose key is ``sm2-sm3`` (federations under
+密评) therefore signs with the type ``0xff || "congress-exchange/sm2-sm3"``
+(:data:`SIG_TYPE_SM2`), and cosigns with ``0xff || "congress-exchange/sm2-sm3-cosignature/v1"``
+(:data:`SIG_TYPE_SM2_COSIGNATURE`): the key ID is computed exactly as for Ed25519 with
+that whole type string in place of the type byte and the 64-byte ``x || y`` public key;
+the vkey is ``name+hex8+base64(type || x || y)``; the signature is the 64-byte SM2
+``r || s`` (SM3, default signer ID), and a cosignature is ``uint64 BE timestamp || r || s``
+over the same cosignature/v1 message. Tools that only know C2SP see these lines as
+signatures from unknown keys and ignore them, as the spec requires. A reused unassigned
+single byte (``0x06``...) could later be given to another algorithm; ``0xff`` cannot.
+
 Errors: everything that judges data from elsewhere (:func:`open_note`,
 :func:`verify_checkpoint`, :func:`parse_checkpoint_body`,
 :func:`verify_cosignature`, :meth:`NoteVerifier.from_vkey`, and the note handed to
@@ -53,7 +67,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exchange.core.signing import PrivateKey, PublicKey
+from exchange.core.signing import PrivateKey, PublicKey, Signer
 from exchange.errors import ProofError
 from schemas.errors import ErrorCode
 
@@ -63,6 +77,8 @@ __all__ = [
     "MAX_TREE_SIZE",
     "SIG_TYPE_COSIGNATURE_V1",
     "SIG_TYPE_ED25519",
+    "SIG_TYPE_SM2",
+    "SIG_TYPE_SM2_COSIGNATURE",
     "Checkpoint",
     "Note",
     "NoteSignature",
@@ -87,6 +103,12 @@ SIG_TYPE_ED25519 = 0x01
 SIG_TYPE_COSIGNATURE_V1 = 0x04
 """Signature type byte of Ed25519 timestamped cosignatures (tlog-cosignature)."""
 
+SIG_TYPE_SM2 = b"\xff" + b"congress-exchange/sm2-sm3"
+"""Private signature type of SM2/SM3 note signatures (``0xff`` + identifier)."""
+
+SIG_TYPE_SM2_COSIGNATURE = b"\xff" + b"congress-exchange/sm2-sm3-cosignature/v1"
+"""Private signature type of SM2/SM3 timestamped cosignatures."""
+
 MAX_SIGNATURES = 100
 """Most signature lines a note may carry (the spec requires accepting 16)."""
 
@@ -99,6 +121,12 @@ MAX_TIMESTAMP = 2**63 - 1
 _SIG_PREFIX = "\u2014 "
 _COSIGNATURE_HEADER = "cosignature/v1\n"
 _ED25519 = "ed25519"
+_SM2 = "sm2-sm3"
+_SM2_KEY_SIZE = 64
+_NOTE_TYPES: dict[str, tuple[int | bytes, int | bytes]] = {
+    _ED25519: (SIG_TYPE_ED25519, SIG_TYPE_COSIGNATURE_V1),
+    _SM2: (SIG_TYPE_SM2, SIG_TYPE_SM2_COSIGNATURE),
+}
 _ED25519_KEY_SIZE = 32
 _ED25519_SIG_SIZE = 64
 _COSIG_SIZE = 8 + _ED25519_SIG_SIZE
@@ -126,31 +154,40 @@ def _name_problem(name: object) -> str | None:
     return None
 
 
-def _ed25519_raw(public_key: PublicKey | bytes) -> bytes:
+def _note_key(public_key: PublicKey | bytes) -> PublicKey:
+    """The key as a PublicKey of a note suite; raw bytes: 32 = Ed25519, 64 = SM2."""
     if isinstance(public_key, PublicKey):
-        if public_key.alg != _ED25519:
-            raise ValueError(f"note keys must be Ed25519, not {public_key.alg}")
-        raw = public_key.raw
+        alg, raw = public_key.alg, public_key.raw
+        if alg not in _NOTE_TYPES:
+            raise ValueError(f"note keys must be Ed25519 or SM2, not {alg}")
     else:
         raw = bytes(public_key)
-    if len(raw) != _ED25519_KEY_SIZE:
-        raise ValueError(f"Ed25519 public key must be 32 bytes, got {len(raw)}")
-    return raw
+        alg = _SM2 if len(raw) == _SM2_KEY_SIZE else _ED25519
+    size = _SM2_KEY_SIZE if alg == _SM2 else _ED25519_KEY_SIZE
+    if len(raw) != size:
+        name = "SM2" if alg == _SM2 else "Ed25519"
+        raise ValueError(f"{name} public key must be {size} bytes, got {len(raw)}")
+    return PublicKey(alg, raw)
 
 
-def note_key_id(name: str, sig_type: int, public_key: bytes) -> int:
+def _type_bytes(sig_type: int | bytes) -> bytes:
+    return bytes([sig_type]) if isinstance(sig_type, int) else bytes(sig_type)
+
+
+def note_key_id(name: str, sig_type: int | bytes, public_key: bytes) -> int:
     """The recommended key ID: ``SHA-256(name || 0x0A || type || key)[:4]``.
 
     Args:
         name: The key name.
-        sig_type: Signature type byte (``0x01`` note, ``0x04`` cosignature).
-        public_key: The encoded public key (32 raw bytes for Ed25519).
+        sig_type: Signature type byte (``0x01`` note, ``0x04`` cosignature), or a
+            private type string (``0xff`` + identifier, e.g. :data:`SIG_TYPE_SM2`).
+        public_key: The encoded public key (32 raw bytes for Ed25519, 64 for SM2).
 
     Returns:
         The key ID as an unsigned 32-bit integer (big-endian).
     """
     digest = hashlib.sha256(
-        name.encode("utf-8") + b"\n" + bytes([sig_type]) + public_key
+        name.encode("utf-8") + b"\n" + _type_bytes(sig_type) + public_key
     ).digest()
     return int.from_bytes(digest[:4], "big")
 
@@ -173,7 +210,7 @@ def vkey_for(name: str, public_key: PublicKey | bytes) -> str:
 
 @dataclass(frozen=True)
 class NoteVerifier:
-    """An Ed25519 note verifier key: ``(name, key ID, public key)``.
+    """A note verifier key: ``(name, key ID, public key)``; Ed25519 or SM2.
 
     Args:
         name: The key name.
@@ -192,8 +229,8 @@ class NoteVerifier:
         problem = _name_problem(self.name)
         if problem:
             raise ValueError(problem)
-        raw = _ed25519_raw(self.public)
-        want = note_key_id(self.name, SIG_TYPE_ED25519, raw)
+        key = _note_key(self.public)
+        want = note_key_id(self.name, _NOTE_TYPES[key.alg][0], key.raw)
         if self.key_id != want:
             raise ValueError(
                 f"key ID {self.key_id:08x} does not match key {self.name}+{want:08x}"
@@ -210,9 +247,9 @@ class NoteVerifier:
         Raises:
             ValueError: bad name or key.
         """
-        raw = _ed25519_raw(public_key)
-        key_id = note_key_id(name, SIG_TYPE_ED25519, raw)
-        return cls(name, key_id, PublicKey(_ED25519, raw))
+        key = _note_key(public_key)
+        key_id = note_key_id(name, _NOTE_TYPES[key.alg][0], key.raw)
+        return cls(name, key_id, key)
 
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
@@ -239,56 +276,66 @@ class NoteVerifier:
         key = _b64decode(key64)
         if not key:
             raise _invalid(f"verifier key for {name!r} has no valid base64 key")
-        if key[0] != SIG_TYPE_ED25519:
+        if key.startswith(SIG_TYPE_SM2):
+            alg, raw = _SM2, key[len(SIG_TYPE_SM2) :]
+            if len(raw) != _SM2_KEY_SIZE:
+                raise _invalid(f"verifier key for {name!r} is not a 64-byte SM2 key")
+        elif key[0] != SIG_TYPE_ED25519:
             raise _invalid(
                 f"verifier key for {name!r} has signature type 0x{key[0]:02x}; "
-                "only Ed25519 note keys (0x01) are supported here"
+                "only Ed25519 (0x01) and SM2 (0xff congress-exchange/sm2-sm3) note "
+                "keys are supported here"
             )
-        if len(key) != 1 + _ED25519_KEY_SIZE:
+        elif len(key) != 1 + _ED25519_KEY_SIZE:
             raise _invalid(f"verifier key for {name!r} is not a 32-byte Ed25519 key")
+        else:
+            alg, raw = _ED25519, key[1:]
         key_id = int(hex_id, 16)
-        want = note_key_id(name, SIG_TYPE_ED25519, key[1:])
+        want = note_key_id(name, _NOTE_TYPES[alg][0], raw)
         if key_id != want:
             raise _invalid(
                 f"verifier key {name}+{hex_id} has the wrong key ID "
                 f"(the key hashes to {want:08x})"
             )
-        return cls(name, key_id, PublicKey(_ED25519, key[1:]))
+        return cls(name, key_id, PublicKey(alg, raw))
 
     @property
     def vkey(self) -> str:
         """This key as a vkey string."""
-        encoded = base64.b64encode(bytes([SIG_TYPE_ED25519]) + self.public.raw)
+        sig_type = _type_bytes(_NOTE_TYPES[self.public.alg][0])
+        encoded = base64.b64encode(sig_type + self.public.raw)
         return f"{self.name}+{self.key_id:08x}+{encoded.decode('ascii')}"
 
     def verify(self, message: bytes, signature: bytes) -> bool:
-        """True iff ``signature`` is this key's Ed25519 signature of ``message``.
+        """True iff ``signature`` is this key's signature of ``message``.
 
         Args:
             message: The signed bytes (the note text, UTF-8).
-            signature: The raw 64-byte signature (without the key ID).
+            signature: The raw 64-byte signature (without the key ID); Ed25519, or
+                SM2 ``r || s``.
         """
         return self.public.verify(message, signature)
 
 
 class NoteSigner:
-    """Signs notes as ``name`` with an Ed25519 :class:`PrivateKey`.
+    """Signs notes as ``name`` with any Ed25519 or SM2 :class:`~exchange.core.signing.Signer`.
 
     Args:
         name: The key name (for a log, its origin line).
-        private_key: An Ed25519 private key; its signing-layer key id is unused.
+        private_key: A :class:`PrivateKey`, or any signer (a signing server's client)
+            of suite ``ed25519`` or ``sm2-sm3``; its signing-layer key id is unused.
 
     Raises:
-        ValueError: bad name or not an Ed25519 key.
+        ValueError: bad name or a key of another suite.
     """
 
     __slots__ = ("_key", "_verifier")
 
-    def __init__(self, name: str, private_key: PrivateKey) -> None:
-        if private_key.alg != _ED25519:
-            raise ValueError(f"note keys must be Ed25519, not {private_key.alg}")
+    def __init__(self, name: str, private_key: Signer) -> None:
+        if private_key.alg not in _NOTE_TYPES:
+            raise ValueError(f"note keys must be Ed25519 or SM2, not {private_key.alg}")
         self._key = private_key
-        self._verifier = NoteVerifier.for_key(name, private_key.public_key.raw)
+        self._verifier = NoteVerifier.for_key(name, private_key.public_key)
 
     @classmethod
     def from_skey(cls, skey: str) -> NoteSigner:
@@ -338,7 +385,7 @@ class NoteSigner:
         return self._verifier.vkey
 
     def sign(self, message: bytes) -> bytes:
-        """Raw 64-byte Ed25519 signature of ``message``.
+        """Raw 64-byte signature of ``message`` (Ed25519, or SM2 ``r || s``).
 
         Args:
             message: The note text, UTF-8.
@@ -698,16 +745,19 @@ def verify_checkpoint(
 
 
 def cosignature_key_id(name: str, public_key: PublicKey | bytes) -> int:
-    """Key ID of an Ed25519 cosigner: ``SHA-256(name || 0x0A || 0x04 || key)[:4]``.
+    """Key ID of a cosigner: ``SHA-256(name || 0x0A || 0x04 || key)[:4]`` for Ed25519.
+
+    SM2 cosigners use :data:`SIG_TYPE_SM2_COSIGNATURE` in place of ``0x04``.
 
     Args:
         name: The witness (cosigner) name.
-        public_key: Its Ed25519 public key.
+        public_key: Its public key (raw bytes: 32 = Ed25519, 64 = SM2).
 
     Raises:
-        ValueError: not a 32-byte Ed25519 key.
+        ValueError: not a 32-byte Ed25519 or 64-byte SM2 key.
     """
-    return note_key_id(name, SIG_TYPE_COSIGNATURE_V1, _ed25519_raw(public_key))
+    key = _note_key(public_key)
+    return note_key_id(name, _NOTE_TYPES[key.alg][1], key.raw)
 
 
 def cosignature_message(body: str, timestamp: int) -> bytes:
@@ -732,9 +782,9 @@ def _checkpoint_text(note_text: str | bytes) -> tuple[str, list[NoteSignature]]:
 
 
 def cosign_checkpoint(
-    note_text: str | bytes, witness_name: str, private_key: PrivateKey, timestamp: int
+    note_text: str | bytes, witness_name: str, private_key: Signer, timestamp: int
 ) -> str:
-    """Make a witness cosignature (tlog-cosignature/v1, Ed25519) line.
+    """Make a witness cosignature (tlog-cosignature/v1; Ed25519, or SM2 privately) line.
 
     The caller has already verified the log's signature and consistency; this
     only signs.
@@ -742,7 +792,7 @@ def cosign_checkpoint(
     Args:
         note_text: The signed checkpoint (or just its body).
         witness_name: The cosigner's key name.
-        private_key: The cosigner's Ed25519 key.
+        private_key: The cosigner's Ed25519 or SM2 key (any signer).
         timestamp: POSIX seconds, ``0 <= timestamp <= 2^63 - 1``.
 
     Returns:
@@ -755,12 +805,12 @@ def cosign_checkpoint(
     problem = _name_problem(witness_name)
     if problem:
         raise ValueError(problem)
-    if private_key.alg != _ED25519:
-        raise ValueError(f"cosigner keys must be Ed25519, not {private_key.alg}")
+    if private_key.alg not in _NOTE_TYPES:
+        raise ValueError(f"cosigner keys must be Ed25519 or SM2, not {private_key.alg}")
     if type(timestamp) is not int or not 0 <= timestamp <= MAX_TIMESTAMP:
         raise ValueError(f"timestamp {timestamp!r} is not in 0..2^63-1")
     body, _ = _checkpoint_text(note_text)
-    key_id = cosignature_key_id(witness_name, private_key.public_key.raw)
+    key_id = cosignature_key_id(witness_name, private_key.public_key)
     sig = private_key.sign(cosignature_message(body, timestamp))
     value = key_id.to_bytes(4, "big") + timestamp.to_bytes(8, "big") + sig
     return f"{_SIG_PREFIX}{witness_name} {base64.b64encode(value).decode('ascii')}\n"
@@ -778,7 +828,7 @@ def verify_cosignature(
     Args:
         note_text: The checkpoint note with its signature lines.
         witness_name: The cosigner's key name.
-        public_key: The cosigner's Ed25519 public key.
+        public_key: The cosigner's public key (raw: 32 = Ed25519, 64 = SM2).
 
     Returns:
         The cosignature's timestamp (POSIX seconds).
@@ -786,10 +836,10 @@ def verify_cosignature(
     Raises:
         ProofError: (``checkpoint_invalid``) malformed note or checkpoint, no
             cosignature from this witness, or a bad one.
-        ValueError: not a 32-byte Ed25519 public key.
+        ValueError: not a 32-byte Ed25519 or 64-byte SM2 public key.
     """
-    raw = _ed25519_raw(public_key)
-    key_id = cosignature_key_id(witness_name, raw)
+    key = _note_key(public_key)
+    key_id = cosignature_key_id(witness_name, key)
     body, sigs = _checkpoint_text(note_text)
     who = f"{witness_name}+{key_id:08x}"
     match = next(
@@ -800,12 +850,12 @@ def verify_cosignature(
     if len(match.signature) != _COSIG_SIZE:
         raise _invalid(
             f"cosignature from {who} has {len(match.signature)} bytes after the key "
-            f"ID, expected {_COSIG_SIZE} (timestamp and Ed25519 signature)"
+            f"ID, expected {_COSIG_SIZE} (timestamp and signature)"
         )
     timestamp = int.from_bytes(match.signature[:8], "big")
     if timestamp > MAX_TIMESTAMP:
         raise _invalid(f"cosignature from {who} has timestamp above 2^63-1")
     message = cosignature_message(body, timestamp)
-    if not PublicKey(_ED25519, raw).verify(message, match.signature[8:]):
+    if not key.verify(message, match.signature[8:]):
         raise _invalid(f"cosignature from {who} does not verify")
     return timestamp

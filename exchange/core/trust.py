@@ -7,7 +7,7 @@ code a partner runs offline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ __all__ = [
     "KeyRecord",
     "Reader",
     "Verifier",
+    "accepted_suites",
     "audience_allows",
     "parse_timestamp",
 ]
@@ -50,6 +51,22 @@ class KeyLookup(Protocol):
     def get(self, key_id: str, /) -> KeyRecord | None:
         """The key with this id, or None."""
         ...
+
+
+def accepted_suites(accepted: Iterable[str], required: Iterable[str] = ()) -> frozenset[str]:
+    """The suites one signature may use under a roster's ``accepted_algs``/``required_algs``.
+
+    Every object here (item, request, document, checkpoint) carries exactly one
+    signature, so "every signature set must include a required suite" means: the
+    signature must be of a required suite. With no required suite, any accepted one
+    will do. An empty result means "no restriction" (every registered suite).
+
+    Args:
+        accepted: The roster's (or configuration's) accepted suites.
+        required: The roster's required suites (a subset of ``accepted``).
+    """
+    acc, req = frozenset(accepted), frozenset(required)
+    return acc & req if req else acc
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -14,9 +14,12 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from exchange.node import Node
+from exchange.service.sequencer import sequencer_ctx
+from exchange.service.webhooks import webhooks_ctx
 
 from . import (
     routes_activity,
+    routes_adapters,
     routes_blobs,
     routes_dashboard,
     routes_directory,
@@ -24,7 +27,9 @@ from . import (
     routes_items,
     routes_log,
     routes_monitoring,
+    routes_node,
 )
+from . import routes_plans, routes_read, routes_search, routes_subscriptions
 from .keys import NODE
 from .middleware import error_middleware, observe_middleware
 
@@ -58,9 +63,15 @@ def make_app(node: Node) -> web.Application:
     app[NODE] = node
     for module in (
         routes_items, routes_blobs, routes_directory, routes_monitoring,
-        routes_activity, routes_dashboard, routes_log, routes_federation,
+        routes_activity, routes_dashboard, routes_log, routes_federation, routes_node,
     ):
         app.add_routes(module.routes)
+    app.add_routes(routes_adapters.routes)
+    app.add_routes(routes_plans.routes)  # joint inspection plans
+    for module in (routes_search, routes_subscriptions, routes_read):  # discovery
+        app.add_routes(module.routes)
     app.cleanup_ctx.append(_nonce_purger)
+    app.cleanup_ctx.append(sequencer_ctx(node))
     app.cleanup_ctx.append(routes_dashboard.broadcaster_ctx)
+    app.cleanup_ctx.append(webhooks_ctx(node))
     return app

@@ -87,6 +87,14 @@ async def authenticate(request: web.Request, body: bytes | None) -> Reader:
     node_keys = fed.view.node_keys(key_owner) if is_node else {}
     keys = {} if is_node else await node.sites.keys([key_id])
     now = datetime.now(timezone.utc)
+    known = node_keys.get(key_id) or keys.get(key_id)
+    algs = node.ingestor.accepted_suites()
+    if known is not None and algs and known.alg not in algs:
+        raise VerificationError(
+            f"this federation does not accept {known.alg!r} request signatures "
+            f"(accepted: {', '.join(sorted(algs))}); sign with a key of an accepted suite",
+            code=ErrorCode.UNSUPPORTED_ALGORITHM,
+        )
 
     def lookup(kid: str) -> PublicKey:
         if is_node:

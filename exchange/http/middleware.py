@@ -9,6 +9,7 @@ logged with the request id and answered with a generic 500 that reveals nothing.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from exchange.errors import ExchangeError
+from exchange.errors import ExchangeError, InputError
 from schemas.errors import ErrorCode
 
 from exchange.logs import REQUEST_ID as REQUEST_ID_VAR
@@ -49,8 +50,28 @@ def error_response(
     """A JSON error response."""
     headers = {"X-Request-Id": request_id} if request_id else None
     return json_response(
-        {"error": {"code": code.value, "message": message}}, status, headers
+        {"error": {"code": code.value, "message": printable(message)}}, status, headers
     )
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def printable(message: str) -> str:
+    """An error message as ``ErrorDetail`` allows it: control characters that came
+    from the request (ids, paths) escaped as ``\\xNN``, at most 20,000 characters."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)[:20000]
+    return text if text.strip() else "request refused"
+
+
+def _refuse_nul(request: web.Request) -> None:
+    """No URL of this API contains NUL; refuse it before it reaches a query."""
+    if "\x00" in request.path or any(
+        "\x00" in k or "\x00" in v for k, v in request.query.items()
+    ):
+        raise InputError(
+            "the URL contains a NUL character (%00); remove it", code=ErrorCode.BAD_REQUEST
+        )
 
 
 _HTTP_CODES = {
@@ -71,13 +92,16 @@ async def error_middleware(
     request[REQUEST_ID] = rid
     REQUEST_ID_VAR.set(rid)
     try:
+        _refuse_nul(request)
         resp = await handler(request)
     except ExchangeError as err:
         request[ERROR_CODE] = err.code.value
         headers = {"X-Request-Id": rid}
-        if err.code is ErrorCode.RATE_LIMITED and "retry_after" in err.detail:
+        if "retry_after" in err.detail:  # rate limited, not yet integrated, ...
             headers["Retry-After"] = str(err.detail["retry_after"])
-        return json_response(err.to_body(), err.status, headers)
+        body = err.to_body()
+        body["error"]["message"] = printable(body["error"]["message"])
+        return json_response(body, err.status, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -57,7 +57,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/blobs/{sha256}", "Download an attachment",
               ("site", "monitor", "node"), None, None,
               params=(("sha256", "path", "hex SHA-256 of the bytes"),),
-              raw="application/octet-stream"),
+              raw="*/*"),  # served with the media type it was uploaded with
     Operation("get", "/v1/sites", "The site directory with public keys", (), None, "SiteList"),
     Operation("get", "/v1/sites/{id}", "One site", (), None, "SiteInfo",
               params=(("id", "path", "site id"),)),
@@ -65,7 +65,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/readyz", "Readiness (database reachable)", (), None, "Health"),
     Operation("get", "/openapi.json", "This document", (), None, None),
     Operation("get", "/v1/log/checkpoint", "Latest signed checkpoint (C2SP tlog-checkpoint)",
-              (), None, "Checkpoint", params=(("format", "query", "text: the bare signed note"),)),
+              (), None, "Checkpoint", params=(("format", "query", "text: the bare signed note"),),
+              raw="text/plain"),  # with ?format=text
     Operation("get", "/v1/log/proof/inclusion", "Inclusion proof of an entry", (), None,
               "InclusionProof", params=(("index", "query", "entry index"),
                                         ("size", "query", "tree size (default: latest checkpoint)"))),
@@ -73,7 +74,7 @@ OPERATIONS: tuple[Operation, ...] = (
               None, "ConsistencyProof", params=(("size1", "query", "older size"),
                                                  ("size2", "query", "newer size"))),
     Operation("get", "/v1/log/entries", "Log entries: item ids and acceptance times", (), None,
-              None, params=(("start", "query", "first index"), ("end", "query", "end (exclusive), at most start+1000"))),
+              "LogEntryPage", params=(("start", "query", "first index"), ("end", "query", "end (exclusive), at most start+1000"))),
     Operation("get", "/v1/items/{id}/receipt", "Receipt: signed checkpoint + inclusion proof",
               ("site", "monitor", "node"), None, "Receipt",
               params=(("id", "path", "item id"), ("wait", "query", "seconds to wait for integration (≤ 30)"))),
@@ -101,8 +102,46 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/adapters/health",
               "Latest adapter health of the sites in scope (a site sees its own)",
               ("monitor", "site"), None, "AdapterHealthList"),
+    Operation("get", "/v1/plans", "Joint inspection plans visible to the caller, with their "
+              "computed state and overdue flag", ("site", "monitor", "node"), None, "PlanList",
+              params=(("cursor", "query", "Log index of the last plan of the previous page"),
+                      ("limit", "query", "Page size 1–200 (default 50)"),
+                      ("today", "query", "Day for overdue flags, YYYY-MM-DD (default: today, CST)"))),
+    Operation("get", "/v1/plans/{id}", "One plan: state computed from the signed items, "
+              "timeline, who has and has not endorsed or filed, deadlines",
+              ("site", "monitor", "node"), None, "PlanView",
+              params=(("id", "path", "sha256:<hex> id of the inspection_plan item"),
+                      ("today", "query", "Day for overdue flags, YYYY-MM-DD (default: today, CST)"))),
     Operation("get", "/metrics", "Prometheus metrics (text exposition format)", (), None, None,
               raw="text/plain"),
+    # discovery: search and saved queries
+    *(
+        Operation("get", "/v1/search", "Full-text search (Chinese and Latin) over items the "
+                  "caller may see, best first", ("site", "monitor", "node"), None, "SearchPage",
+                  params=(("q", "query", "Query, ≤ 200 characters, ≤ 12 terms (all must match); "
+                           "\"…\" for an exact phrase"),
+                          ("kind", "query", "Only this kind"), ("author", "query", "Only this author"),
+                          ("circle", "query", "Only items addressed to this circle"),
+                          ("tag", "query", "Only items with this tag"),
+                          ("since", "query", "Created on or after (ISO date or time)"),
+                          ("until", "query", "Created before the end of (ISO date) or before (time)"),
+                          ("cursor", "query", "next_cursor of the previous page"),
+                          ("limit", "query", "Page size 1–50 (default 20)"))),
+        Operation("post", "/v1/subscriptions", "Save a query (q/kind/tag/author); matches "
+                  "from now on", ("site",), "SubscriptionRequest", "Subscription", 201),
+        Operation("get", "/v1/subscriptions", "The calling site's saved queries", ("site",),
+                  None, "SubscriptionList"),
+        Operation("delete", "/v1/subscriptions/{id}", "Delete a saved query", ("site",), None,
+                  None, 204, params=(("id", "path", "subscription id"),)),
+        Operation("get", "/v1/subscriptions/{id}/matches", "New matches after a cursor; "
+                  "after= acknowledges up to it", ("site",), None, "MatchPage",
+                  params=(("id", "path", "subscription id"),
+                          ("after", "query", "Last index received (default: the durable cursor)"),
+                          ("limit", "query", "Page size 1–500 (default 100)"))),
+        Operation("get", "/v1/subscriptions/{id}/events", "Server-sent events of new matches "
+                  "(id = log index; resume with Last-Event-ID)", ("site",), None, None,
+                  params=(("id", "path", "subscription id"),), raw="text/event-stream"),
+    ),
 )
 
 
@@ -143,6 +182,8 @@ def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
                 "description": "OK",
                 "content": {"application/json": {"schema": _ref(op.response)}},
             }
+            if op.raw:  # the same result in another form (e.g. ?format=text)
+                entry["responses"][str(op.status)]["content"][op.raw] = {"schema": {"type": "string"}}
         elif op.raw:
             entry["responses"][str(op.status)] = {
                 "description": "OK", "content": {op.raw: {"schema": {"type": "string", "format": "binary"}}},

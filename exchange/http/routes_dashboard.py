@@ -23,6 +23,7 @@ from exchange.errors import AuthError, InputError
 from schemas.errors import ErrorCode
 
 from .auth import SESSION_COOKIE, authenticate, require
+from .body import read_body, read_json
 from .keys import NODE
 from .middleware import json_response
 
@@ -118,7 +119,7 @@ async def login(request: web.Request) -> web.Response:
     """Exchange a monitor token (form or JSON ``token``) for a session cookie."""
     node = request.app[NODE]
     if request.content_type == "application/json":
-        body = await request.json()
+        body = read_json(request, await read_body(request))  # strict: 400 on bad JSON
         token = str(body.get("token", "")) if isinstance(body, dict) else ""
     else:
         form = await request.post()

@@ -48,6 +48,8 @@ async def log(request: web.Request) -> web.Response:
         limit = min(max(int(request.query.get("limit", "500")), 1), 1000)
     except ValueError:
         raise InputError("after and limit must be integers", code=ErrorCode.BAD_REQUEST) from None
+    if not -1 <= after <= 2**62:
+        raise InputError("after must be between -1 and 2**62", code=ErrorCode.BAD_REQUEST)
     items, examined = await node.federation.store.local_after(reader, after, limit, 4 << 20)
     records = await node.federation.local_site_records({i.author for i in items})
     return json_response({"items": [envelope(i) for i in items], "next_cursor": max(examined, after),

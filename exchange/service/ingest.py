@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -34,7 +34,7 @@ import asyncpg
 
 from exchange.core.items import ParsedItem, parse_signed_item
 from exchange.core.search_text import tsvector_literal
-from exchange.core.trust import KeyRecord, Reader, Verifier, parse_timestamp
+from exchange.core.trust import KeyRecord, Reader, Verifier, accepted_suites, parse_timestamp
 from exchange.errors import ExchangeError, Forbidden, OperationalError, SchemaError
 from exchange.metrics import Metrics
 from exchange.storage.activity import SECURITY_CODES, ActivityStore
@@ -43,7 +43,7 @@ from exchange.storage.directory import SiteStore
 from exchange.storage.items import ItemStore, NewItem
 from schemas.errors import ErrorCode
 
-__all__ = ["GroupCommitter", "Ingestor", "Outcome", "VerifiedItem"]
+__all__ = ["GroupCommitter", "Guard", "Ingestor", "Outcome", "VerifiedItem"]
 
 _log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "exchange_items"
@@ -56,6 +56,10 @@ class VerifiedItem:
     parsed: ParsedItem
     key: KeyRecord
     row: NewItem
+
+
+Guard = Callable[[list[VerifiedItem]], Awaitable[dict[int, ExchangeError]]]
+"""A pre-commit check on verified local pushes: refusals by position in the list."""
 
 
 @dataclass
@@ -246,6 +250,9 @@ class Ingestor:
         self.node_id = node_id
         self.future_skew = future_skew
         self.accepted_algs = accepted_algs
+        # Checks on verified *local* pushes before commit (e.g. plan transitions,
+        # exchange.service.plans): each returns {position in its list: refusal}.
+        self.guards: list[Guard] = []
         self._directory: tuple[float, set[str], set[str]] = (0.0, set(), set())
         self.refused: dict[str, int] = {}
 
@@ -256,6 +263,14 @@ class Ingestor:
             circles = await self.sites.circles()
             self._directory = (time.monotonic(), sites, circles)
         return sites, circles
+
+    def accepted_suites(self) -> frozenset[str]:
+        """Suites accepted now: the installed roster's, else ``federation.accepted_algs``
+        (empty: any registered suite)."""
+        view = self.federation.view if self.federation is not None else None
+        if view is not None:
+            return accepted_suites(view.roster.accepted_algs, view.roster.required_algs)
+        return self.accepted_algs
 
     def _refuse(self, pid: str | None, err: ExchangeError) -> Outcome:
         self.refused[err.code.value] = self.refused.get(err.code.value, 0) + 1
@@ -273,7 +288,7 @@ class Ingestor:
                 parsed.append(self._refuse(None, err))
         key_ids = {p.sig["key"] for p in parsed if isinstance(p, ParsedItem)}
         keys = await self.sites.keys(sorted(key_ids)) if key_ids else {}
-        verifier = Verifier(keys, self.future_skew, self.accepted_algs)
+        verifier = Verifier(keys, self.future_skew, self.accepted_suites())
         known_sites, known_circles = await self._known()
         now = datetime.now(timezone.utc)
         out: list[VerifiedItem | Outcome] = []
@@ -366,6 +381,15 @@ class Ingestor:
     ) -> list[Outcome]:
         """Verify and commit; one outcome per object, in order."""
         checked = await self.verify(objs, pusher, origin=origin)
+        for guard in self.guards if origin == "local" else ():
+            todo = [c for c in checked if isinstance(c, VerifiedItem)]
+            refused = await guard(todo) if todo else {}
+            bad = {id(todo[i]): err for i, err in refused.items()}
+            checked = [
+                self._refuse(c.row.id, bad[id(c)])
+                if isinstance(c, VerifiedItem) and id(c) in bad else c
+                for c in checked
+            ]
         good = [c for c in checked if isinstance(c, VerifiedItem)]
         committed = await self.committer.submit([g.row for g in good]) if good else []
         it = iter(committed)

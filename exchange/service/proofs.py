@@ -43,15 +43,42 @@ class ProofService:
         """
         integrated = await self._integrated()
         if not 0 <= index < size:
-            raise InputError(f"index {index} is not below size {size}", code=ErrorCode.BAD_REQUEST)
+            raise InputError(
+                f"index {index} is not below size {size}", code=ErrorCode.BAD_REQUEST
+            )
         if size > integrated:
             raise InputError(
                 f"size {size} is beyond the integrated log ({integrated}); ask for a "
-                "signed checkpoint's size", code=ErrorCode.BAD_REQUEST,
+                "signed checkpoint's size",
+                code=ErrorCode.BAD_REQUEST,
             )
         plan = inclusion_proof_plan(index, size)
         nodes = await self.log.nodes(plan_nodes(plan))
         return proof_from_plan(plan, nodes)
+
+    async def inclusions(self, indices: list[int], size: int) -> list[list[bytes]]:
+        """Audit paths of several entries in the tree of ``size``, nodes read in one query.
+
+        Raises:
+            InputError: an index or ``size`` out of range or beyond the integrated tree.
+        """
+        integrated = await self._integrated()
+        if size > integrated:
+            raise InputError(
+                f"size {size} is beyond the integrated log ({integrated})",
+                code=ErrorCode.BAD_REQUEST,
+            )
+        bad = next((i for i in indices if not 0 <= i < size), None)
+        if bad is not None:
+            raise InputError(
+                f"index {bad} is not below size {size}", code=ErrorCode.BAD_REQUEST
+            )
+        plans = [inclusion_proof_plan(i, size) for i in indices]
+        wanted: set[tuple[int, int]] = set()
+        for plan in plans:
+            wanted |= plan_nodes(plan)
+        nodes = await self.log.nodes(wanted)
+        return [proof_from_plan(plan, nodes) for plan in plans]
 
     async def consistency(self, size1: int, size2: int) -> list[bytes]:
         """Consistency path from the tree of ``size1`` to that of ``size2``.
@@ -71,7 +98,9 @@ class ProofService:
         nodes = await self.log.nodes(plan_nodes(plan))
         return proof_from_plan(plan, nodes)
 
-    async def receipt(self, item_id: str, index: int, wait: float = 0.0) -> dict[str, Any]:
+    async def receipt(
+        self, item_id: str, index: int, wait: float = 0.0
+    ) -> dict[str, Any]:
         """Signed checkpoint covering ``index`` plus the inclusion proof against it.
 
         Args:
@@ -92,11 +121,16 @@ class ProofService:
                 f"item {item_id} (index {index}) is not yet in a signed checkpoint; "
                 "retry in a second or pass ?wait=5",
                 code=ErrorCode.NOT_YET_INTEGRATED,
+                detail={"retry_after": 1},
             )
         proof = await self.inclusion(index, cp.size)
         return {
             "item_id": item_id,
             "index": index,
             "checkpoint": cp.note,
-            "inclusion": {"index": index, "size": cp.size, "hashes": [b64(h) for h in proof]},
+            "inclusion": {
+                "index": index,
+                "size": cp.size,
+                "hashes": [b64(h) for h in proof],
+            },
         }

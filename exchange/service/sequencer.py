@@ -136,7 +136,9 @@ class Sequencer:
             try:
                 conn = await asyncpg.connect(
                     db.url,
-                    server_settings={"application_name": f"exchange-log-{self.node.id}-{os.getpid()}"},
+                    server_settings={
+                        "application_name": f"exchange-log-{self.node.id}-{os.getpid()}"
+                    },
                 )
                 if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
                     await conn.close()
@@ -201,10 +203,14 @@ class Sequencer:
             new_nodes: list[tuple[int, int, bytes]] = []
             for idx, item_id, accepted in leaves:
                 if idx != work.size:  # an index gap means a concurrent writer; reload
-                    raise asyncpg.InterfaceError(f"log entry {work.size} missing (found {idx})")
+                    raise asyncpg.InterfaceError(
+                        f"log entry {work.size} missing (found {idx})"
+                    )
                 new_nodes.extend(work.append(leaf_hash_for(item_id, idx, accepted)))
             async with conn.transaction():
-                ok = await self.store.integrate_txn(conn, start, new_nodes, work.size, work.root())
+                ok = await self.store.integrate_txn(
+                    conn, start, new_nodes, work.size, work.root()
+                )
             if not ok:
                 await self._load(conn)
                 continue
@@ -224,7 +230,14 @@ class Sequencer:
     def _write_head_file(self, size: int, root: bytes) -> None:
         tmp = self._head_file.with_suffix(".tmp")
         with open(tmp, "w") as f:
-            json.dump({"size": size, "root": base64.b64encode(root).decode(), "origin": self.origin}, f)
+            json.dump(
+                {
+                    "size": size,
+                    "root": base64.b64encode(root).decode(),
+                    "origin": self.origin,
+                },
+                f,
+            )
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self._head_file)
@@ -234,7 +247,10 @@ class Sequencer:
         file_size, _ = self._read_head_file()
         if size > file_size:
             self._write_head_file(size, root)
-            _log.info("peers witnessed this log at size %d; not signing anything smaller", size)
+            _log.info(
+                "peers witnessed this log at size %d; not signing anything smaller",
+                size,
+            )
 
     async def signed_floor(self) -> tuple[int, bytes | None]:
         """The largest size this log has ever signed (database or file), with its root."""
@@ -256,7 +272,9 @@ class Sequencer:
         size, root = rng.size, rng.root()
         floor, floor_root = await self.signed_floor()
         problem: str | None = None
-        if size < floor or (size == floor and floor_root is not None and floor_root != root):
+        if size < floor or (
+            size == floor and floor_root is not None and floor_root != root
+        ):
             problem = f"this log already signed size {floor}"
         elif size > floor > 0 and floor_root is not None:
             if self._extends != (floor, floor_root):

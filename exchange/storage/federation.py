@@ -187,3 +187,9 @@ class FederationStore:
                WHERE site_records.version < EXCLUDED.version""",
             site_id, version, signed, received_from,
         )
+
+    async def site_records(self) -> list[dict[str, Any]]:
+        """Every stored site record received from peers (signed documents), by site."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch("SELECT signed FROM site_records ORDER BY site_id")
+        return [r["signed"] for r in rows]

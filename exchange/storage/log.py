@@ -16,7 +16,7 @@ import asyncpg
 
 from .database import Database
 
-__all__ = ["CheckpointRow", "LogStore"]
+__all__ = ["AuditRow", "CheckpointRow", "LogStore"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,48 @@ class CheckpointRow:
     signed_at: datetime
 
 
+@dataclass(frozen=True)
+class AuditRow:
+    """An item row with the columns derived from its signed content."""
+
+    idx: int
+    id: str
+    received_at: datetime
+    canonical: bytes
+    key_id: str
+    sig: bytes
+    kind: str
+    author: str
+    title: str
+    created_at: datetime
+    tags: list[str]
+    audience_circles: list[str]
+    audience_sites: list[str]
+    attachments: list[str]
+
+
+_AUDIT_COLUMNS = ", ".join(AuditRow.__dataclass_fields__)
+
+
+def _audit_row(r: Any) -> AuditRow:
+    return AuditRow(
+        r["idx"],
+        r["id"],
+        r["received_at"],
+        bytes(r["canonical"]),
+        r["key_id"],
+        bytes(r["sig"]),
+        r["kind"],
+        r["author"],
+        r["title"],
+        r["created_at"],
+        list(r["tags"] or []),
+        list(r["audience_circles"] or []),
+        list(r["audience_sites"] or []),
+        list(r["attachments"] or []),
+    )
+
+
 def _cp(r: Any) -> CheckpointRow:
     return CheckpointRow(r["size"], bytes(r["root"]), r["note"], r["signed_at"])
 
@@ -39,7 +81,9 @@ class LogStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def state(self, *, conn: asyncpg.Connection | None = None) -> tuple[int, bytes]:
+    async def state(
+        self, *, conn: asyncpg.Connection | None = None
+    ) -> tuple[int, bytes]:
         """Integrated size and root."""
         async with self.db.connect(conn) as c:
             row = await c.fetchrow("SELECT size, root FROM log_state WHERE id = 1")
@@ -57,7 +101,8 @@ class LogStore:
                 """SELECT n.level, n.idx, n.hash FROM log_nodes n
                    JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, idx)
                      ON n.level = k.level AND n.idx = k.idx""",
-                [k[0] for k in keys], [k[1] for k in keys],
+                [k[0] for k in keys],
+                [k[1] for k in keys],
             )
         return {(r["level"], r["idx"]): bytes(r["hash"]) for r in rows}
 
@@ -69,7 +114,8 @@ class LogStore:
             rows = await c.fetch(
                 """SELECT idx, id, received_at FROM items WHERE idx >= $1
                    ORDER BY idx LIMIT $2""",
-                start, limit,
+                start,
+                limit,
             )
         return [(r["idx"], r["id"], r["received_at"]) for r in rows]
 
@@ -89,13 +135,16 @@ class LogStore:
         moved = await conn.fetchval(
             "UPDATE log_state SET size = $2, root = $3 WHERE id = 1 AND size = $1 "
             "RETURNING size",
-            old_size, size, root,
+            old_size,
+            size,
+            root,
         )
         if moved is None:
             return False
         if len(new_nodes) <= 128:
             await conn.executemany(
-                "INSERT INTO log_nodes (level, idx, hash) VALUES ($1, $2, $3)", list(new_nodes)
+                "INSERT INTO log_nodes (level, idx, hash) VALUES ($1, $2, $3)",
+                list(new_nodes),
             )
         else:
             await conn.copy_records_to_table(
@@ -109,13 +158,17 @@ class LogStore:
             await c.execute(
                 """INSERT INTO log_checkpoints (size, root, note) VALUES ($1, $2, $3)
                    ON CONFLICT (size) DO NOTHING""",
-                size, root, note,
+                size,
+                root,
+                note,
             )
 
     async def latest_checkpoint(self) -> CheckpointRow | None:
         """The largest signed checkpoint."""
         async with self.db.pool.acquire() as c:
-            row = await c.fetchrow("SELECT * FROM log_checkpoints ORDER BY size DESC LIMIT 1")
+            row = await c.fetchrow(
+                "SELECT * FROM log_checkpoints ORDER BY size DESC LIMIT 1"
+            )
         return _cp(row) if row else None
 
     async def checkpoint_covering(self, index: int) -> CheckpointRow | None:
@@ -130,7 +183,9 @@ class LogStore:
     async def checkpoint_of_size(self, size: int) -> CheckpointRow | None:
         """The checkpoint signed for exactly ``size``, if any."""
         async with self.db.pool.acquire() as c:
-            row = await c.fetchrow("SELECT * FROM log_checkpoints WHERE size = $1", size)
+            row = await c.fetchrow(
+                "SELECT * FROM log_checkpoints WHERE size = $1", size
+            )
         return _cp(row) if row else None
 
     async def entries(self, start: int, end: int) -> list[tuple[int, str, datetime]]:
@@ -139,29 +194,30 @@ class LogStore:
             rows = await c.fetch(
                 """SELECT idx, id, received_at FROM items WHERE idx >= $1 AND idx < $2
                    ORDER BY idx""",
-                start, end,
+                start,
+                end,
             )
         return [(r["idx"], r["id"], r["received_at"]) for r in rows]
 
     # -- full scans for the audit ---------------------------------------------------------
-    async def scan_items(
-        self, batch: int = 5000
-    ) -> AsyncIterator[list[tuple[int, str, datetime, bytes]]]:
-        """Every item (index, id, accepted_at, canonical bytes), in batches, by index."""
+    async def scan_items(self, batch: int = 5000) -> AsyncIterator[list[AuditRow]]:
+        """Every item row as the audit checks it, in batches, by index (one query each)."""
         after = -1
         while True:
             async with self.db.pool.acquire() as c:
                 rows = await c.fetch(
-                    """SELECT idx, id, received_at, canonical FROM items WHERE idx > $1
-                       ORDER BY idx LIMIT $2""",
-                    after, batch,
+                    f"SELECT {_AUDIT_COLUMNS} FROM items WHERE idx > $1 ORDER BY idx LIMIT $2",
+                    after,
+                    batch,
                 )
             if not rows:
                 return
-            yield [(r["idx"], r["id"], r["received_at"], bytes(r["canonical"])) for r in rows]
+            yield [_audit_row(r) for r in rows]
             after = rows[-1]["idx"]
 
-    async def scan_nodes(self, batch: int = 20000) -> AsyncIterator[list[tuple[int, int, bytes]]]:
+    async def scan_nodes(
+        self, batch: int = 20000
+    ) -> AsyncIterator[list[tuple[int, int, bytes]]]:
         """Every stored subtree node (level, idx, hash), in batches."""
         last = (-1, -1)
         while True:
@@ -169,20 +225,14 @@ class LogStore:
                 rows = await c.fetch(
                     """SELECT level, idx, hash FROM log_nodes WHERE (level, idx) > ($1, $2)
                        ORDER BY level, idx LIMIT $3""",
-                    last[0], last[1], batch,
+                    last[0],
+                    last[1],
+                    batch,
                 )
             if not rows:
                 return
             yield [(r["level"], r["idx"], bytes(r["hash"])) for r in rows]
             last = (rows[-1]["level"], rows[-1]["idx"])
-
-    async def signatures(self, lo: int, hi: int) -> dict[int, tuple[str, bytes]]:
-        """Key id and signature of entries ``lo..hi`` (inclusive)."""
-        async with self.db.pool.acquire() as c:
-            rows = await c.fetch(
-                "SELECT idx, key_id, sig FROM items WHERE idx BETWEEN $1 AND $2", lo, hi
-            )
-        return {r["idx"]: (r["key_id"], bytes(r["sig"])) for r in rows}
 
     async def all_checkpoints(self) -> list[CheckpointRow]:
         """Every signed checkpoint, by size."""

@@ -259,7 +259,25 @@ def every_item(
         "lesson": lesson_item,
         "endorsement": endorsement_item,
         "retraction": retraction_item,
+        **{kind: _workflow_item(kind) for kind in _WORKFLOW_KINDS},
     }
+
+
+# The cooperation and joint-inspection workflow kinds: the realistic CLI templates
+# (exchange.templates), at a fixed time so the fixtures are deterministic.
+_WORKFLOW_KINDS = (
+    "agreement", "inspection_report", "deliberation_opinion", "rectification_reply",
+    "research_report", "minutes", "plan_update",
+)
+
+
+def _workflow_item(kind: str) -> Factory:
+    from datetime import datetime, timedelta, timezone
+
+    from exchange.templates import template
+
+    at = datetime(2026, 11, 20, 9, 30, tzinfo=timezone(timedelta(hours=8)))
+    return lambda: template(kind, "huaibei-duji", "suzhou-wuzhong", now=at)
 
 
 def key(owner: str, n: int = 1, **extra: Any) -> Json:

@@ -1,0 +1,262 @@
+"""Portal CMS pages → article links and article fields, by CSS selectors (pure).
+
+County and city congress portals run a handful of CMSs whose pages share a shape: a
+list page of ``<li><a href=…>title</a><span>date</span></li>``, and article pages with
+a title (``<h1>``), a meta line ``阅读次数:2919 作者: … 发布时间:2021-10-28 [字体:大 中
+小]``, a body (``#zoom``, ``.TRS_Editor``, ``.content``…) and links to attached files,
+all wrapped in navigation, "设为首页 | 加入收藏" and a footer. :class:`Selectors` holds
+defaults that fit them; each can be overridden per site. Each selector is a CSS
+selector list: the first element that matches (in the order given) is used.
+
+:func:`parse_article` raises :class:`LayoutError` naming the field (title, date, body)
+when the page no longer has it — the sign of a changed layout.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urljoin, urlsplit
+
+from bs4 import BeautifulSoup, Tag
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..text import DateError, find_date, normalize_line, normalize_text
+
+__all__ = ["Article", "LayoutError", "Selectors", "article_links", "parse_article"]
+
+_FIELD_NAMES = {
+    "title": "标题",
+    "date": "发布时间",
+    "body": "正文",
+    "author": "作者",
+    "links": "文章链接",
+}
+
+# Lines that are page furniture, not article text.
+_NOISE = re.compile(
+    r"^(?:\[?\s*字[体号]\s*[:：].*|【?\s*(?:打印|关闭)(?:本页|窗口)?\s*】?|设为首页.*|加入收藏.*"
+    r"|分享到[:：]?.*|上一篇[:：].*|下一篇[:：].*|返回顶部|您现在的位置.*|当前位置.*"
+    r"|\[?\s*(?:大|中|小)(?:\s+(?:大|中|小))*\s*\]?)$"
+)
+_READS = re.compile(
+    r"(?:阅读次数|阅读量|阅读|浏览次数|浏览量|浏览|点击数|点击率|点击)\s*[:：]\s*(\d+)"
+)
+_LABELS = r"(?:阅读次数|阅读量|阅读|浏览次数|浏览|点击数|点击|发布时间|发布日期|时间|日期|来源|作者|编辑|责任编辑|\[|【|字体)"
+_AUTHOR = re.compile(
+    rf"(?:作者|来源|发布单位|发布机构)\s*[:：]\s*(.+?)(?=\s*{_LABELS}|$)"
+)
+_DATE_LABEL = re.compile(r"(?:发布时间|发布日期|时间|日期)\s*[:：]\s*(.+)")
+
+
+class Selectors(BaseModel):
+    """CSS selectors for one portal (defaults fit the common county CMS layouts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    list_area: str = Field(
+        ".list, .news-list, .newslist, .article-list, .list_con, .lm_list, #list, "
+        "ul.list, .main, body",
+        description="Where the article links are on the list page",
+    )
+    link_pattern: str = Field(
+        r"(?:/content/|/art/|/detail|/info/|/news/|\d{4,}[^/]*\.s?html?$|\.(?:s?html?|jsp|aspx?|php)(?:\?|$))",
+        description="Regular expression an article link's URL must match",
+    )
+    min_link_chars: int = Field(6, description="Shorter link texts are navigation")
+    title: str = Field(
+        "h1.title, .article-title, .arc-title, .news-title, .detail-title, .title h1, "
+        ".content-title, #title, h1, h2.title, .title",
+        description="The article title",
+    )
+    meta: str = Field(
+        ".info, .article-info, .arc-info, .news-info, .detail-info, .property, .attr, "
+        ".source, .time",
+        description="The line with 阅读次数 / 作者 / 发布时间",
+    )
+    body: str = Field(
+        "#zoom, .TRS_Editor, .article-content, .arc-content, .news-content, "
+        ".detail-content, .content, #content, .article, .main-content",
+        description="The article body",
+    )
+    noise: str = Field(
+        "script, style, noscript, iframe, nav, footer, form, .share, .print, "
+        ".fontsize, .bdsharebuttonbox, .pages, .pagination, .position, .crumb",
+        description="Elements removed before reading",
+    )
+
+
+class LayoutError(ValueError):
+    """A field the page should have is missing; ``field`` names it."""
+
+    def __init__(self, url: str, fld: str, selector: str) -> None:
+        self.url, self.field, self.selector = url, fld, selector
+        super().__init__(
+            f"{url}: 页面结构已变化，找不到{_FIELD_NAMES.get(fld, fld)} / layout changed: "
+            f"no {fld} (selector {selector!r}); fix the selector in site.toml"
+        )
+
+
+@dataclass(frozen=True)
+class Article:
+    """What an article page says."""
+
+    url: str
+    title: str
+    date: str  # RFC 3339
+    author: str
+    read_count: int | None
+    paragraphs: list[str]
+    attachments: list[tuple[str, str]] = field(default_factory=list)  # (name, url)
+
+
+def _first(
+    soup: BeautifulSoup | Tag, selectors: str, *, not_a_link: bool = False
+) -> Tag | None:
+    for sel in (s.strip() for s in selectors.split(",")):
+        if not sel:
+            continue
+        for el in soup.select(sel):
+            text = el.get_text(strip=True)
+            if not text:
+                continue
+            # A site logo (<h1><a href="/">淮北市人大常委会</a></h1>) is a link; an
+            # article title is not.
+            if (
+                not_a_link
+                and "".join(a.get_text(strip=True) for a in el.find_all("a")) == text
+            ):
+                continue
+            return el
+    return None
+
+
+def article_links(html: str, base_url: str, sel: Selectors) -> list[tuple[str, str]]:
+    """``(absolute URL, link text)`` of the article links on a list page, in order.
+
+    Raises:
+        LayoutError: no link on the page looks like an article.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    for el in soup.select(sel.noise):
+        el.decompose()
+    area = _first(soup, sel.list_area)
+    if area is None:
+        raise LayoutError(base_url, "links", sel.list_area)
+    host = urlsplit(base_url).netloc
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for a in area.select("a[href]"):
+        href = str(a.get("href", "")).strip()
+        if not href or href.startswith(("javascript:", "#", "mailto:")):
+            continue
+        url = urljoin(base_url, href).split("#")[0]
+        text = normalize_line(str(a.get("title") or "") or a.get_text(" "))
+        if (
+            urlsplit(url).netloc != host
+            or url in seen
+            or len(text) < sel.min_link_chars
+        ):
+            continue
+        if not re.search(
+            sel.link_pattern, urlsplit(url).path + "?" + urlsplit(url).query
+        ):
+            continue
+        seen.add(url)
+        out.append((url, text))
+    if not out:
+        raise LayoutError(
+            base_url, "links", f"{sel.list_area} a[href] ~ {sel.link_pattern}"
+        )
+    return out
+
+
+def _paragraphs(body: Tag) -> list[str]:
+    blocks = body.find_all(["p", "h2", "h3", "h4", "li", "tr"])
+    if blocks:
+        texts = []
+        for b in blocks:
+            if b.find_parent(["p", "li", "tr"]) is not None and b.name != "tr":
+                continue  # nested: its text is in the parent's
+            for br in b.find_all("br"):
+                br.replace_with("\n")
+            texts.append(b.get_text(""))
+        text = "\n".join(texts)
+    else:
+        for br in body.find_all("br"):
+            br.replace_with("\n")
+        text = body.get_text("\n")
+    return [
+        ln for ln in normalize_text(text).split("\n") if ln and not _NOISE.match(ln)
+    ]
+
+
+def parse_article(
+    html: str, url: str, sel: Selectors, *, exts: tuple[str, ...] = ()
+) -> Article:
+    """Read an article page.
+
+    Args:
+        html: The decoded page.
+        url: Its URL (for links and messages).
+        sel: Selectors.
+        exts: File extensions (``.pdf``…) whose links are attachments.
+
+    Raises:
+        LayoutError: no title, no publication date or no body text.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    for el in soup.select(sel.noise):
+        el.decompose()
+    title_el = _first(soup, sel.title, not_a_link=True)
+    if title_el is None:
+        raise LayoutError(url, "title", sel.title)
+    title = normalize_line(title_el.get_text(" "))
+    meta_el = _first(soup, sel.meta)
+    meta = normalize_line(meta_el.get_text(" ")) if meta_el is not None else ""
+    if not meta:
+        # No meta block: look for the labelled line anywhere near the title.
+        for line in normalize_text(soup.get_text("\n")).split("\n"):
+            if _DATE_LABEL.search(line):
+                meta = line
+                break
+    date = ""
+    m = _DATE_LABEL.search(meta)
+    for candidate in ((m.group(1),) if m else ()) + (meta,):
+        try:
+            date = find_date(candidate).isoformat()
+            break
+        except DateError:
+            continue
+    if not date:
+        raise LayoutError(url, "date", sel.meta + " (发布时间)")
+    body_el = _first(soup, sel.body)
+    if body_el is None:
+        raise LayoutError(url, "body", sel.body)
+    paras = _paragraphs(body_el)
+    if not paras:
+        raise LayoutError(url, "body", sel.body)
+    author_m = _AUTHOR.search(meta)
+    reads_m = _READS.search(meta)
+    attachments: list[tuple[str, str]] = []
+    if exts:
+        scope = body_el.parent if body_el.parent is not None else soup
+        seen: set[str] = set()
+        for a in scope.select("a[href]"):
+            link = urljoin(url, str(a.get("href", "")).strip())
+            path = unquote(urlsplit(link).path)
+            if not path.lower().endswith(exts) or link in seen:
+                continue
+            seen.add(link)
+            text = normalize_line(a.get_text(" "))
+            name = text if text.lower().endswith(exts) else path.rsplit("/", 1)[-1]
+            attachments.append((name, link))
+    return Article(
+        url=url,
+        title=title,
+        date=date,
+        author=normalize_line(author_m.group(1)) if author_m else "",
+        read_count=int(reads_m.group(1)) if reads_m else None,
+        paragraphs=paras,
+        attachments=attachments,
+    )

@@ -1,0 +1,238 @@
+"""Search: parse the query, page through ranked hits with an opaque cursor, cut snippets.
+
+Design
+------
+A search is ``tsquery`` matching on ``item_search`` (see :mod:`exchange.storage.search`)
+restricted to the reader's audience, ranked by cover density (``ts_rank_cd``) times a
+recency factor. The first page fixes two things that every later page reuses, carried in
+the opaque cursor: the reference time of the recency factor and the highest log index
+considered, so pages never shift or repeat when new items arrive meanwhile. The cursor
+also carries a fingerprint of the query and filters; a cursor used with another query
+is refused. Hits carry no count of anything: a reader learns nothing about items outside
+its audience, not even how many there are.
+
+Bad queries are refused before any SQL runs (:func:`exchange.core.search_text.parse_query`:
+empty, too long, too many terms, nothing searchable), and every search statement runs
+under a ``statement_timeout``: a query too broad to answer in time gets a 400 that says
+to narrow it, never a 5xx.
+
+The backfill (:meth:`SearchService.run_backfill`) indexes items stored before the search
+index existed, in small batches, in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from exchange.core.search_text import (
+    SearchQuery,
+    highlight,
+    item_texts,
+    parse_query,
+    snippet,
+)
+from exchange.core.trust import Reader
+from exchange.errors import InputError
+from exchange.storage.database import Database
+from exchange.storage.items import StoredItem
+from exchange.storage.search import SearchFilter, SearchStore
+from schemas.errors import ErrorCode
+
+__all__ = ["Hit", "SearchResult", "SearchService"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search hit, ready to render."""
+
+    item: StoredItem
+    doc: dict[str, Any]
+    title_html: str
+    snippet_html: str
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A page of hits and the cursor of the next page."""
+
+    hits: list[Hit]
+    next_cursor: str | None
+    query: SearchQuery | None
+
+
+def _fingerprint(q: str, flt: SearchFilter) -> str:
+    raw = orjson.dumps(
+        [
+            q,
+            flt.kind,
+            flt.author,
+            flt.circle,
+            flt.tag,
+            flt.since.isoformat() if flt.since else None,
+            flt.until.isoformat() if flt.until else None,
+        ]
+    )
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _encode_cursor(
+    fp: str, asof: datetime, max_idx: int, score: float, idx: int
+) -> str:
+    doc = orjson.dumps(
+        {"f": fp, "t": int(asof.timestamp()), "m": max_idx, "s": score, "i": idx}
+    )
+    return base64.urlsafe_b64encode(doc).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, fp: str) -> tuple[datetime, int, float, int]:
+    bad = InputError(
+        "cursor is not valid for this search; start again without cursor",
+        code=ErrorCode.BAD_REQUEST,
+    )
+    if len(cursor) > 400:
+        raise bad
+    try:
+        doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        asof = datetime.fromtimestamp(int(doc["t"]), UTC)
+        max_idx, score, idx = int(doc["m"]), float(doc["s"]), int(doc["i"])
+        same = doc["f"] == fp
+    except (ValueError, TypeError, KeyError, OverflowError, orjson.JSONDecodeError):
+        raise bad from None
+    if not same:
+        raise bad
+    return asof, max_idx, score, idx
+
+
+def render_hit(item: StoredItem, query: SearchQuery | None) -> Hit:
+    """Title and snippet of one item for a query (HTML-escaped, matches in ``<mark>``)."""
+    doc = orjson.loads(item.canonical)
+    title = str(doc.get("title", ""))
+    if query is None:
+        empty = SearchQuery("", ())
+        return Hit(item, doc, highlight(title, empty), snippet(item_texts(doc), empty))
+    return Hit(item, doc, highlight(title, query), snippet(item_texts(doc), query))
+
+
+class SearchService:
+    """Search over the items a reader may see.
+
+    Args:
+        db: The database.
+        timeout: Seconds one search statement may run.
+    """
+
+    def __init__(self, db: Database, *, timeout: float = 5.0) -> None:
+        self.db = db
+        self.store = SearchStore(db, timeout=timeout)
+        self._backfill: asyncio.Task[int] | None = None
+
+    async def search(
+        self,
+        reader: Reader,
+        q: str,
+        flt: SearchFilter,
+        *,
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> SearchResult:
+        """One page of hits for ``q`` (or, if ``q`` is empty and ``browse``, the newest).
+
+        Args:
+            reader: Who reads; only items in its audience are considered.
+            q: The query as typed; an empty ``q`` browses (newest first).
+            flt: Filters.
+            cursor: ``next_cursor`` of the previous page.
+            limit: Page size.
+
+        Raises:
+            InputError: a bad query (``query_invalid``) or cursor, or a query too broad
+                to answer within the time limit.
+        """
+        query = parse_query(q) if q.strip() else None
+        fp = _fingerprint(query.text if query else "", flt)
+        if cursor:
+            asof, max_idx, score, idx = _decode_cursor(cursor, fp)
+            after: tuple[float, int] | None = (score, idx)
+        else:
+            asof = datetime.now(UTC).replace(microsecond=0)  # exact in the cursor
+            async with self.db.read_pool.acquire() as c:
+                max_idx = (
+                    int(await c.fetchval("SELECT size FROM log_head WHERE id = 1")) - 1
+                )
+            after = None
+        try:
+            rows = await self.store.search(
+                reader,
+                query.tsquery if query else None,
+                flt,
+                tsquery_any=query.tsquery_any if query else None,
+                asof=asof,
+                max_idx=max_idx,
+                after=after,
+                limit=limit + 1,
+            )
+        except asyncpg.QueryCanceledError:
+            raise InputError(
+                "检索范围过大 / this search is too broad to answer in time; add words or "
+                "filters (kind, author, date)",
+                code=ErrorCode.QUERY_INVALID,
+            ) from None
+        more = len(rows) > limit
+        rows = rows[:limit]
+        hits = [render_hit(r.item, query) for r in rows]
+        nxt = (
+            _encode_cursor(fp, asof, max_idx, rows[-1].score, rows[-1].item.idx)
+            if more and rows
+            else None
+        )
+        return SearchResult(hits, nxt, query)
+
+    # -- backfill ---------------------------------------------------------------------
+    def start_backfill(self) -> None:
+        """Index, in the background, items that have no current search row."""
+        if self._backfill is None:
+            self._backfill = asyncio.create_task(
+                self.run_backfill(), name="search-backfill"
+            )
+
+    async def run_backfill(self, batch: int = 500) -> int:
+        """Index every item lacking a current search row; returns how many."""
+        total = 0
+        while True:
+            try:
+                n = await self.store.backfill_batch(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # retried; the index must never stop the node
+                _log.warning("search backfill failed; retrying in 5 s", exc_info=True)
+                await asyncio.sleep(5)
+                continue
+            total += n
+            if n < batch:
+                if total:
+                    _log.info(
+                        "search index: %d item(s) indexed in the background", total
+                    )
+                return total
+            await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        """Stop the backfill."""
+        task, self._backfill = self._backfill, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass

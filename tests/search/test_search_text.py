@@ -1,0 +1,112 @@
+"""The pure tokenizer, query parser and highlighter (no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from exchange.core.search_text import (
+    MAX_QUERY_CHARS,
+    MAX_TERMS,
+    highlight,
+    item_texts,
+    parse_query,
+    snippet,
+    tokens,
+    tsvector_literal,
+)
+from exchange.errors import InputError
+from exchange.templates import template
+
+
+def test_cjk_bigrams_words_and_full_width() -> None:
+    assert tokens("安全生产法") == [
+        ("安全", 0),
+        ("全生", 1),
+        ("生产", 2),
+        ("产法", 3),
+        ("法", 4),
+    ]
+    assert tokens("ＡＰＰ投诉12345热线") == [
+        ("app", 0),
+        ("投诉", 1),
+        ("诉", 2),
+        ("12345", 3),
+        ("热线", 4),
+        ("线", 5),
+    ]
+    assert tokens("《安全》、“法”!? <b>x</b>") == [
+        ("安全", 0),
+        ("全", 1),
+        ("法", 2),
+        ("b", 3),
+        ("x", 4),
+        ("b", 5),
+    ]
+
+
+def test_document_covers_title_tags_summary_and_every_body_string() -> None:
+    lit = tsvector_literal(template("inspection_plan"))
+    assert "'安全':1A" in lit  # title
+    assert "'执法':" in lit and "C" in lit  # body, weight C
+    assert "sha256" not in lit
+    for kind in ("case_study", "lesson", "endorsement", "retraction"):
+        assert tsvector_literal(template(kind))
+
+
+def test_queries_become_and_of_lexemes_phrases_and_prefixes() -> None:
+    assert parse_query("安全生产法").tsquery == "('安全' & '全生' & '生产' & '产法')"
+    assert parse_query("执法检查 方案").tsquery == "('执法' & '法检' & '检查') & '方案'"
+    assert (
+        parse_query('"执法检查 方案"').tsquery
+        == "('执法' <-> '法检' <-> '检查' <2> '方案')"
+    )
+    assert parse_query("12345热线").tsquery == "('12345' & '热线')"
+    assert parse_query("法").tsquery == "'法':*"
+    assert parse_query("APP").tsquery == "'app'"
+
+
+@pytest.mark.parametrize(
+    ("q", "expect"),
+    [
+        ("'; DROP TABLE items; --", "'drop' & 'table' & 'items'"),
+        ('"unbalanced 安全', "'unbalanced' & '安全'"),
+        ("a & b | !c <-> d:*", "'a' & 'b' & 'c' & 'd'"),
+        (r"^.*(安全)+[a-z]{2,}$", "('安全' & 'a' & 'z' & '2')"),
+        ("\\' OR 1=1", "'or' & ('1' & '1')"),
+    ],
+)
+def test_metacharacters_are_never_operators(q: str, expect: str) -> None:
+    assert parse_query(q).tsquery == expect
+
+
+@pytest.mark.parametrize(
+    "q", ["", "   ", "!!!", "。，、；：？！“”《》", '"""', "---", "'", "\x00\x01"]
+)
+def test_nothing_to_search_is_refused(q: str) -> None:
+    with pytest.raises(InputError) as e:
+        parse_query(q)
+    assert e.value.code.value == "query_invalid"
+
+
+def test_long_and_wide_queries_are_refused() -> None:
+    with pytest.raises(InputError, match="200"):
+        parse_query("安" * 10_000)
+    assert parse_query("安" * MAX_QUERY_CHARS).terms
+    with pytest.raises(InputError, match=str(MAX_TERMS)):
+        parse_query(" ".join(f"w{i}" for i in range(MAX_TERMS + 1)))
+
+
+def test_highlight_escapes_html_and_marks_matches() -> None:
+    q = parse_query("安全 script")
+    out = highlight('<script>alert("安全")</script> & 安全生产', q)
+    assert "<script>" not in out and "&lt;" in out and "&amp;" in out
+    assert out.count("<mark>") == 4
+    assert "<mark>安全</mark>生产" in out
+
+
+def test_snippet_picks_the_text_with_the_matches() -> None:
+    item = template("inspection_plan")
+    out = snippet(item_texts(item), parse_query("动员会"))
+    assert "<mark>动员会</mark>" in out
+    assert len(out.replace("<mark>", "").replace("</mark>", "")) <= 95
+    assert snippet(["无关内容" * 50], parse_query("安全")).endswith("…")
