@@ -18,6 +18,7 @@ Module map (read in this order):
 * :mod:`exchange.service` — ingest with group commit.
 * :mod:`exchange.http` — the aiohttp app: thin route modules, auth, errors, OpenAPI.
 * :mod:`exchange.node` — the composition root; :mod:`exchange.cli` — the ``exchange`` command.
+* :mod:`exchange.workers` — ``node up --workers N``: a supervisor of worker processes.
 * :mod:`exchange.client` — typed HTTP client for partners and adapters.
 """
 

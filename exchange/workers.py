@@ -51,7 +51,16 @@ _STOP_GRACE_S = 30.0
 
 def worker_command(index: int, passthrough: list[str]) -> list[str]:
     """The command line of worker ``index`` (1-based)."""
-    return [sys.executable, "-m", "exchange", "node", "up", "--worker", str(index), *passthrough]
+    return [
+        sys.executable,
+        "-m",
+        "exchange",
+        "node",
+        "up",
+        "--worker",
+        str(index),
+        *passthrough,
+    ]
 
 
 @dataclass
@@ -74,7 +83,9 @@ class Supervisor:
         passthrough: Arguments every worker gets (``--config``, ``--data-dir``, ...).
     """
 
-    def __init__(self, config: NodeConfig, workers: int, passthrough: list[str]) -> None:
+    def __init__(
+        self, config: NodeConfig, workers: int, passthrough: list[str]
+    ) -> None:
         self.config = config
         self.n = workers
         self.passthrough = passthrough
@@ -94,7 +105,9 @@ class Supervisor:
         cfg.data_path.mkdir(parents=True, exist_ok=True)
         url = cfg.database.url
         if not url:
-            self.embedded = EmbeddedPostgres(cfg.data_path / "pg", port=cfg.database.embedded_port)
+            self.embedded = EmbeddedPostgres(
+                cfg.data_path / "pg", port=cfg.database.embedded_port
+            )
             self.embedded.start()
             url = self.embedded.url("exchange")
             self._env["EXCHANGE_DATABASE_URL"] = url
@@ -114,8 +127,9 @@ class Supervisor:
 
     # -- the supervision loop ----------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
-        w.proc = subprocess.Popen(worker_command(w.index, self.passthrough),
-                                  env=child_env(self._env))
+        w.proc = subprocess.Popen(
+            worker_command(w.index, self.passthrough), env=child_env(self._env)
+        )
         w.started = time.monotonic()
         w.pids.append(w.proc.pid)
         _log.info("worker %d started (pid %d)", w.index, w.proc.pid)
@@ -158,18 +172,31 @@ class Supervisor:
             ran = now - w.started
             w.fast_fails = w.fast_fails + 1 if ran < _FAST_FAIL_S else 0
             if w.fast_fails >= _MAX_FAST_FAILS:
-                _log.error("worker %d failed %d times within %.0f s of starting; stopping "
-                           "(see its output above)", w.index, w.fast_fails, _FAST_FAIL_S)
+                _log.error(
+                    "worker %d failed %d times within %.0f s of starting; stopping "
+                    "(see its output above)",
+                    w.index,
+                    w.fast_fails,
+                    _FAST_FAIL_S,
+                )
                 return 1
-            _log.warning("worker %d (pid %d) exited with %s after %.1f s; restarting in "
-                         "%.0f s", w.index, w.proc.pid, rc, ran, w.backoff)
+            _log.warning(
+                "worker %d (pid %d) exited with %s after %.1f s; restarting in %.0f s",
+                w.index,
+                w.proc.pid,
+                rc,
+                ran,
+                w.backoff,
+            )
             w.proc = None
             w.restart_at = now + w.backoff
             w.backoff = min(30.0, w.backoff * 2)
         return 0
 
     def _stop_all(self) -> None:
-        running = [w.proc for w in self.workers if w.proc is not None and w.proc.poll() is None]
+        running = [
+            w.proc for w in self.workers if w.proc is not None and w.proc.poll() is None
+        ]
         for p in running:
             p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + _STOP_GRACE_S
@@ -177,7 +204,10 @@ class Supervisor:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _log.warning("worker pid %d did not stop in %.0f s; killing it", p.pid,
-                             _STOP_GRACE_S)
+                _log.warning(
+                    "worker pid %d did not stop in %.0f s; killing it",
+                    p.pid,
+                    _STOP_GRACE_S,
+                )
                 p.kill()
                 p.wait()

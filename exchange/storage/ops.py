@@ -106,7 +106,9 @@ async def _exists(conn: asyncpg.Connection, table: str) -> bool:
 async def public_tables(conn: asyncpg.Connection) -> int:
     """Number of tables in the ``public`` schema (0: an empty database)."""
     return int(
-        await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
     )
 
 
@@ -133,19 +135,33 @@ async def database_facts(conn: asyncpg.Connection) -> DatabaseFacts:
             "SELECT size, root, note FROM log_checkpoints ORDER BY size DESC LIMIT 1"
         )
         if row is not None:
-            cp_size, cp_root, cp_note = int(row["size"]), bytes(row["root"]), row["note"]
+            cp_size, cp_root, cp_note = (
+                int(row["size"]),
+                bytes(row["root"]),
+                row["note"],
+            )
     return DatabaseFacts(
-        schema_version=version, items=items, log_size=log_size, log_root=log_root,
-        checkpoint_size=cp_size, checkpoint_root=cp_root, checkpoint_note=cp_note,
-        sites=sites, tables=await public_tables(conn),
+        schema_version=version,
+        items=items,
+        log_size=log_size,
+        log_root=log_root,
+        checkpoint_size=cp_size,
+        checkpoint_root=cp_root,
+        checkpoint_note=cp_note,
+        sites=sites,
+        tables=await public_tables(conn),
     )
 
 
-async def installed_roster(conn: asyncpg.Connection) -> tuple[int, dict[str, Any]] | None:
+async def installed_roster(
+    conn: asyncpg.Connection,
+) -> tuple[int, dict[str, Any]] | None:
     """The installed signed roster and its version, if any (on any schema version)."""
     if not await _exists(conn, "roster"):
         return None
-    row = await conn.fetchrow("SELECT version, signed::text AS signed FROM roster WHERE id = 1")
+    row = await conn.fetchrow(
+        "SELECT version, signed::text AS signed FROM roster WHERE id = 1"
+    )
     return (int(row["version"]), json.loads(row["signed"])) if row else None
 
 

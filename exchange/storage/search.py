@@ -280,7 +280,9 @@ class SearchStore:
                 # Match through the GIN index only: a plain scan (or walking the primary
                 # key newest-first) would test `doc @@ q` row by row, decompressing every
                 # body; the bitmap from the index needs no body at all.
-                settings += "; SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off"
+                settings += (
+                    "; SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off"
+                )
             await c.execute(settings)
             rows = await c.fetch(sql, *args)
         return [

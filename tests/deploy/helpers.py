@@ -36,7 +36,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def items(key: Any, n: int, start: int = 0, site: str = "huaibei-duji") -> list[dict[str, Any]]:
+def items(
+    key: Any, n: int, start: int = 0, site: str = "huaibei-duji"
+) -> list[dict[str, Any]]:
     out = []
     for i in range(start, start + n):
         it = template("lesson", site)
@@ -45,15 +47,23 @@ def items(key: Any, n: int, start: int = 0, site: str = "huaibei-duji") -> list[
     return out
 
 
-def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m exchange ARGS`` and capture its output."""
-    return subprocess.run([sys.executable, "-m", "exchange", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "exchange", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-async def arun_cli(*args: str, env: dict[str, str], cwd: Path | None = None,
-                   timeout: float = 120) -> subprocess.CompletedProcess[str]:
+async def arun_cli(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """:func:`run_cli` off the event loop."""
     return await asyncio.to_thread(run_cli, *args, env=env, cwd=cwd, timeout=timeout)
 
@@ -69,13 +79,20 @@ def get_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
 class NodeProcess:
     """``python -m exchange node up ...`` in a child process, output in a log file."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path,
-                 program: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        cwd: Path,
+        program: list[str] | None = None,
+    ) -> None:
         self.log = log
         self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
         argv = (program or [sys.executable, "-m", "exchange", "node", "up"]) + args
-        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._out,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=self._out, stderr=subprocess.STDOUT
+        )
 
     @property
     def pid(self) -> int:

@@ -29,11 +29,11 @@ from exchange.config import load_config
 from exchange.core.merkle import verify_consistency
 from exchange.core.note import verify_checkpoint
 from exchange.core.roster import sign_document
+from exchange.core.signing import generate_key, save_private_key
+from exchange.errors import ConfigError, OperationalError, VerificationError
 from exchange.http.app import make_app
 from exchange.node import Node
 from exchange.service.audit import audit_log
-from exchange.core.signing import generate_key, save_private_key
-from exchange.errors import ConfigError, OperationalError, VerificationError
 from exchange.service.backup import CONTEXT_BACKUP, create_backup, restore_backup
 from exchange.storage.ops import public_tables
 from schemas.errors import ErrorCode
@@ -68,7 +68,8 @@ async def empty_db(pg_url: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
 
 
 def _env(url: str, node_id: str = "huaihai") -> dict[str, str]:
-    return clean_env(EXCHANGE_DATABASE_URL=url, EXCHANGE_NODE_ID=node_id)
+    env: dict[str, str] = clean_env(EXCHANGE_DATABASE_URL=url, EXCHANGE_NODE_ID=node_id)
+    return env
 
 
 async def _cli(url: str, data: Path, *args: str, node_id: str = "huaihai") -> Any:
@@ -87,11 +88,18 @@ async def _wait_checkpoint(node: Node, size: int, timeout: float = 20) -> Any:
 
 def _manifest(path: Path) -> dict[str, Any]:
     with tarfile.open(path) as tar:
-        return json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        doc: dict[str, Any] = json.loads(member.read())
+    return doc
 
 
-def _rewrite_tar(src: Path, dst: Path, manifest: dict[str, Any] | None = None,
-                 flip_dump_byte: bool = False) -> None:
+def _rewrite_tar(
+    src: Path,
+    dst: Path,
+    manifest: dict[str, Any] | None = None,
+    flip_dump_byte: bool = False,
+) -> None:
     with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
         for m in tin.getmembers():
             data = tin.extractfile(m).read()  # type: ignore[union-attr]
@@ -104,9 +112,15 @@ def _rewrite_tar(src: Path, dst: Path, manifest: dict[str, Any] | None = None,
 
 
 async def _start(cfg_dir: Path, url: str, **sections: Any) -> tuple[Node, TestServer]:
-    cfg = load_config(None, overrides={
-        "node": {"id": "huaihai", "data_dir": str(cfg_dir)},
-        "database": {"url": url, "pool_min": 1, "pool_max": 4}, **sections}, environ={})
+    cfg = load_config(
+        None,
+        overrides={
+            "node": {"id": "huaihai", "data_dir": str(cfg_dir)},
+            "database": {"url": url, "pool_min": 1, "pool_max": 4},
+            **sections,
+        },
+        environ={},
+    )
     node = Node(cfg)
     await node.start()
     server = TestServer(make_app(node), host="127.0.0.1", port=0)
@@ -124,7 +138,9 @@ async def test_online_backup_restores_into_a_new_database(
         await c.push_batch(items(key, 20))
     cp20 = await _wait_checkpoint(rn.node, 20)
     out = tmp_path / "huaihai.backup"
-    done = await _cli(rn.node.db.url, rn.node.config.data_path, "backup", "--out", str(out))
+    done = await _cli(
+        rn.node.db.url, rn.node.config.data_path, "backup", "--out", str(out)
+    )
     assert done.returncode == 0, done.stderr
     assert "tables dumped" in done.stderr and "20 items" in done.stderr
     assert out.stat().st_mode & 0o777 == 0o600
@@ -145,7 +161,9 @@ async def test_online_backup_restores_into_a_new_database(
     node, server = await _start(data, url, **FAST_LOG)
     try:
         report = await audit_log(node)
-        assert report.ok and report.items == 20 and report.checkpoints >= 1, report.problems
+        assert report.ok and report.items == 20 and report.checkpoints >= 1, (
+            report.problems
+        )
         restored = RunningNode(node, server, keys=rn.keys)
         async with restored.client("huaibei-duji") as c:
             page = await c.list_items(-1, limit=100)
@@ -153,14 +171,20 @@ async def test_online_backup_restores_into_a_new_database(
             await c.push_batch(items(key, 3, 100))
         cp23 = await _wait_checkpoint(node, 23)
         async with restored.client() as c:
-            proof = await c.request("GET", "/v1/log/proof/consistency",
-                                    params={"size1": 20, "size2": 23})
+            proof = await c.request(
+                "GET", "/v1/log/proof/consistency", params={"size1": 20, "size2": 23}
+            )
         import base64
 
         old = verify_checkpoint(cp20.note, [node.sequencer.vkey])
         new = verify_checkpoint(cp23.note, [node.sequencer.vkey])
-        verify_consistency(20, 23, [base64.b64decode(h) for h in proof["hashes"]],
-                           old.root_hash, new.root_hash)
+        verify_consistency(
+            20,
+            23,
+            [base64.b64decode(h) for h in proof["hashes"]],
+            old.root_hash,
+            new.root_hash,
+        )
     finally:
         await server.close()
         await node.stop()
@@ -203,16 +227,23 @@ async def test_restore_refuses_what_does_not_match(
     # Another node's backup: that node has another id and key.
     other_key = tmp_path / "other.key"
     save_private_key(generate_key(key_id="yangtze-delta#k1"), other_key)
-    other = _cfg(rn.node.config, url, node={"id": "yangtze-delta", "key_file": str(other_key)})
-    with pytest.raises(VerificationError,
-                       match="backup is of node 'huaihai', this is node 'yangtze-delta'"):
+    other = _cfg(
+        rn.node.config, url, node={"id": "yangtze-delta", "key_file": str(other_key)}
+    )
+    with pytest.raises(
+        VerificationError,
+        match="backup is of node 'huaihai', this is node 'yangtze-delta'",
+    ):
         await restore_backup(other, good)
     assert await empty()
     # A backup from a newer program: refused even when forced.
     signed = _manifest(good)
     signed["document"]["schema_version"] = 9999
-    _rewrite_tar(good, bad, manifest=sign_document(signed["document"], rn.node.key,
-                                                   CONTEXT_BACKUP))
+    _rewrite_tar(
+        good,
+        bad,
+        manifest=sign_document(signed["document"], rn.node.key, CONTEXT_BACKUP),
+    )
     with pytest.raises(OperationalError) as err:
         await restore_backup(cfg, bad, force=True)
     assert err.value.code is ErrorCode.SCHEMA_TOO_NEW
@@ -220,7 +251,9 @@ async def test_restore_refuses_what_does_not_match(
     # Not a backup at all.
     junk = tmp_path / "junk.backup"
     junk.write_bytes(b"\x00" * 1000)
-    with pytest.raises(VerificationError, match="not a backup made by 'exchange backup'"):
+    with pytest.raises(
+        VerificationError, match="not a backup made by 'exchange backup'"
+    ):
         await restore_backup(cfg, junk)
     # A database in use by a running node is refused; one holding data needs --replace.
     with pytest.raises(OperationalError, match="in use by .* stop the node"):
@@ -230,10 +263,16 @@ async def test_restore_refuses_what_does_not_match(
     with pytest.raises(ConfigError, match="--replace"):
         await restore_backup(cfg, good)
     report = await restore_backup(cfg, good, replace=True)
-    assert report.facts is not None and report.facts.items == 5 and report.facts.log_size == 5
+    assert (
+        report.facts is not None
+        and report.facts.items == 5
+        and report.facts.log_size == 5
+    )
     # Forced: another node's backup is restored, and the problems are reported.
     report = await restore_backup(_cfg(other, await empty_db()), good, force=True)
-    assert report.restored and any("this is node 'yangtze-delta'" in p for p in report.problems)
+    assert report.restored and any(
+        "this is node 'yangtze-delta'" in p for p in report.problems
+    )
 
 
 def _cfg(base: Any, url: str, **sections: dict[str, Any]) -> Any:
@@ -263,7 +302,9 @@ async def test_restored_node_does_not_sign_behind_itself(
     url = await empty_db()
     done = await _cli(url, data, "restore", str(out))
     assert done.returncode == 0, done.stderr
-    assert "already signed size 30" in done.stderr and "disaster recovery" in done.stderr
+    assert (
+        "already signed size 30" in done.stderr and "disaster recovery" in done.stderr
+    )
     node, server = await _start(data, url, **FAST_LOG)
     try:
         assert (await audit_log(node)).ok
@@ -273,8 +314,12 @@ async def test_restored_node_does_not_sign_behind_itself(
         deadline = time.monotonic() + 15
         while node.sequencer.refusal is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert node.sequencer.refusal and "already signed size 30" in node.sequencer.refusal
-        assert (await node.log.latest_checkpoint()).size == 20  # nothing smaller than 30 signed
+        assert (
+            node.sequencer.refusal
+            and "already signed size 30" in node.sequencer.refusal
+        )
+        cp = await node.log.latest_checkpoint()
+        assert cp is not None and cp.size == 20  # nothing smaller than 30 signed
         status, body = await _readyz(restored.url)
         assert status == 503 and body["checks"]["log"].startswith("refusing")
     finally:
@@ -285,7 +330,9 @@ async def test_restored_node_does_not_sign_behind_itself(
 async def test_restored_node_does_not_sign_behind_what_peers_witnessed(
     node_factory: Any, empty_db: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> None:
-    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), replicate=False)
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), replicate=False
+    )
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
     key = hh.keys["huaibei-duji"]
     async with hh.client("huaibei-duji") as c:
@@ -316,8 +363,12 @@ async def test_restored_node_does_not_sign_behind_what_peers_witnessed(
         deadline = time.monotonic() + 20
         while node.sequencer.refusal is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert node.sequencer.refusal and "already signed size 30" in node.sequencer.refusal
-        assert (await node.log.latest_checkpoint()).size == 20
+        assert (
+            node.sequencer.refusal
+            and "already signed size 30" in node.sequencer.refusal
+        )
+        cp = await node.log.latest_checkpoint()
+        assert cp is not None and cp.size == 20
         assert json.loads((data / "log-head.json").read_text())["size"] == 30
     finally:
         await server.close()

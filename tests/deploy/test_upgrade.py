@@ -10,7 +10,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from exchange.storage.migrate import available_migrations, current_version, migr
 from exchange.templates import template
 from schemas.errors import ErrorCode
 
-from .helpers import FAST_LOG, clean_env, free_port, items, run_cli
+from .helpers import FAST_LOG, arun_cli, clean_env, free_port, items
 
 
 @pytest.fixture
@@ -47,9 +47,15 @@ async def empty_url(pg_url: str) -> AsyncIterator[str]:
 
 
 def _cfg(url: str, data: Path, **sections: Any) -> Any:
-    return load_config(None, overrides={
-        "node": {"id": "huaihai", "data_dir": str(data)},
-        "database": {"url": url, "pool_min": 1, "pool_max": 4}, **sections}, environ={})
+    return load_config(
+        None,
+        overrides={
+            "node": {"id": "huaihai", "data_dir": str(data)},
+            "database": {"url": url, "pool_min": 1, "pool_max": 4},
+            **sections,
+        },
+        environ={},
+    )
 
 
 def test_migrations_are_numbered_without_gaps_and_each_runs_in_a_transaction() -> None:
@@ -57,7 +63,9 @@ def test_migrations_are_numbered_without_gaps_and_each_runs_in_a_transaction() -
     assert [m.version for m in found] == list(range(1, len(found) + 1))
     for m in found:  # a migration that commits on its own would escape its transaction
         code = re.sub(r"--[^\n]*", "", m.sql)
-        assert not re.search(r"(^|;)\s*(COMMIT|BEGIN|END|ROLLBACK)\s*;", code, re.I), m.name
+        assert not re.search(r"(^|;)\s*(COMMIT|BEGIN|END|ROLLBACK)\s*;", code, re.I), (
+            m.name
+        )
         assert not re.search(r"\bCONCURRENTLY\b", code, re.I), m.name
 
 
@@ -65,11 +73,15 @@ async def test_a_failing_migration_leaves_nothing_behind(empty_url: str) -> None
     conn = await asyncpg.connect(empty_url)
     try:
         await migrate(conn, target=2)
-        await conn.execute("CREATE TABLE log_nodes (x int)")  # 0003 will collide with this
+        await conn.execute(
+            "CREATE TABLE log_nodes (x int)"
+        )  # 0003 will collide with this
         with pytest.raises(asyncpg.DuplicateTableError):
             await migrate(conn)
         assert await current_version(conn) == 2
-        assert await conn.fetchval("SELECT to_regclass('log_state')") is None  # 0003 rolled back
+        assert (
+            await conn.fetchval("SELECT to_regclass('log_state')") is None
+        )  # 0003 rolled back
     finally:
         await conn.close()
 
@@ -80,22 +92,34 @@ async def test_node_refuses_a_database_newer_than_itself(
     url = await fresh_db()
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (9999, 'from_the_future')")
-        tables = await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        await conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (9999, 'from_the_future')"
+        )
+        tables = await conn.fetchval(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
         with pytest.raises(OperationalError) as err:
             await Node(_cfg(url, tmp_path / "in-process")).start()
         assert err.value.code is ErrorCode.SCHEMA_TOO_NEW
         env = clean_env(EXCHANGE_DATABASE_URL=url, EXCHANGE_NODE_ID="huaihai")
-        for args in (["node", "up", "--listen", f"127.0.0.1:{free_port()}"], ["migrate"]):
-            done = await asyncio.to_thread(
-                run_cli, *args, "--data-dir", str(tmp_path / "data"), env=env, timeout=120)
+        for args in (
+            ["node", "up", "--listen", f"127.0.0.1:{free_port()}"],
+            ["migrate"],
+        ):
+            done = await arun_cli(
+                *args, "--data-dir", str(tmp_path / "data"), env=env, timeout=120
+            )
             assert done.returncode == 4, done.stderr  # exit code 4: database unusable
             assert "schema_too_new" in done.stderr
             assert "schema version 9999, newer than this program" in done.stderr
             assert "never downgrade" in done.stderr
         assert await current_version(conn) == 9999
-        assert await conn.fetchval(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == tables
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            )
+            == tables
+        )
     finally:
         await conn.close()
 
@@ -108,49 +132,105 @@ async def _write_as_release_one(conn: asyncpg.Connection, n: int) -> dict[str, A
     """
     key = generate_key(key_id="huaibei-duji#k1")
     old_key = generate_key(key_id="huaibei-duji#k9")
-    now = datetime.now(timezone.utc)
-    for site, name, circles in (("huaibei-duji", "淮北市杜集区人大常委会", ["huaihai", "yangtze-delta"]),
-                                ("xuzhou-tongshan", "徐州市铜山区人大常委会", ["huaihai"])):
-        await conn.execute("INSERT INTO sites (id, name, home_node, circles) VALUES ($1, $2, $3, $4)",
-                           site, name, "huaihai", circles)
-    for k, valid_from, revoked in ((old_key, now - timedelta(days=30), now - timedelta(days=1)),
-                                   (key, now - timedelta(days=1), None)):
+    now = datetime.now(UTC)
+    for site, name, circles in (
+        ("huaibei-duji", "淮北市杜集区人大常委会", ["huaihai", "yangtze-delta"]),
+        ("xuzhou-tongshan", "徐州市铜山区人大常委会", ["huaihai"]),
+    ):
+        await conn.execute(
+            "INSERT INTO sites (id, name, home_node, circles) VALUES ($1, $2, $3, $4)",
+            site,
+            name,
+            "huaihai",
+            circles,
+        )
+    for k, valid_from, revoked in (
+        (old_key, now - timedelta(days=30), now - timedelta(days=1)),
+        (key, now - timedelta(days=1), None),
+    ):
         await conn.execute(
             """INSERT INTO site_keys (key_id, site_id, alg, public_key, valid_from, revoked_at)
                VALUES ($1, $2, $3, $4, $5, $6)""",
-            k.key_id, "huaibei-duji", k.alg, k.public_key.raw, valid_from, revoked)
+            k.key_id,
+            "huaibei-duji",
+            k.alg,
+            k.public_key.raw,
+            valid_from,
+            revoked,
+        )
     blob = "联合执法检查方案（附件）".encode() * 2000
     digest = hashlib.sha256(blob).hexdigest()
-    await conn.execute("INSERT INTO blobs (sha256, size, media_type, uploader) VALUES ($1, $2, $3, $4)",
-                       digest, len(blob), "application/octet-stream", "huaibei-duji")
+    await conn.execute(
+        "INSERT INTO blobs (sha256, size, media_type, uploader) VALUES ($1, $2, $3, $4)",
+        digest,
+        len(blob),
+        "application/octet-stream",
+        "huaibei-duji",
+    )
     for seq, start in enumerate(range(0, len(blob), 16384)):
-        await conn.execute("INSERT INTO blob_chunks (sha256, seq, data) VALUES ($1, $2, $3)",
-                           digest, seq, blob[start:start + 16384])
+        await conn.execute(
+            "INSERT INTO blob_chunks (sha256, seq, data) VALUES ($1, $2, $3)",
+            digest,
+            seq,
+            blob[start : start + 16384],
+        )
     signed_items = []
     for i in range(n):
-        it = template("inspection_plan" if i % 3 == 0 else "lesson", "huaibei-duji",
-                      now=now - timedelta(hours=n - i))
+        it = template(
+            "inspection_plan" if i % 3 == 0 else "lesson",
+            "huaibei-duji",
+            now=now - timedelta(hours=n - i),
+        )
         it["title"] = f"升级前的条目 第{i}号"
         if i == 0:
-            it["attachments"] = [{"name": "检查方案.docx", "media_type": "application/octet-stream",
-                                  "size": len(blob), "sha256": digest}]
+            it["attachments"] = [
+                {
+                    "name": "检查方案.docx",
+                    "media_type": "application/octet-stream",
+                    "size": len(blob),
+                    "sha256": digest,
+                }
+            ]
         signed = sign_item(it, key)
         signed_items.append(signed)
         await conn.execute(
             """INSERT INTO items (idx, id, kind, author, created_at, received_at, audience_circles,
                  audience_sites, tags, title, key_id, alg, sig, canonical, attachments, origin)
                VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)""",
-            i, item_id(it), it["kind"], it["author"], datetime.fromisoformat(it["created_at"]),
-            now - timedelta(minutes=n - i), it["audience"]["circles"], it["audience"]["sites"],
-            it["tags"], it["title"], key.key_id, "ed25519", b64u_decode(signed["sig"]["value"]),
-            canonical_json(it), [digest] if i == 0 else [], "huaihai")
+            i,
+            item_id(it),
+            it["kind"],
+            it["author"],
+            datetime.fromisoformat(it["created_at"]),
+            now - timedelta(minutes=n - i),
+            it["audience"]["circles"],
+            it["audience"]["sites"],
+            it["tags"],
+            it["title"],
+            key.key_id,
+            "ed25519",
+            b64u_decode(signed["sig"]["value"]),
+            canonical_json(it),
+            [digest] if i == 0 else [],
+            "huaihai",
+        )
     await conn.execute("UPDATE log_head SET size = $1", n)
     token = secrets.token_urlsafe(32)
     await conn.execute(
         "INSERT INTO monitors (id, name, circles, sites, token_hash) VALUES ($1, $2, $3, $4, $5)",
-        "huaibei-municipal", "淮北市人大常委会", ["huaihai"], [],
-        hashlib.sha256(token.encode()).digest())
-    return {"key": key, "items": signed_items, "blob": blob, "digest": digest, "token": token}
+        "huaibei-municipal",
+        "淮北市人大常委会",
+        ["huaihai"],
+        [],
+        hashlib.sha256(token.encode()).digest(),
+    )
+    return {
+        "key": key,
+        "items": signed_items,
+        "blob": blob,
+        "digest": digest,
+        "token": token,
+    }
 
 
 async def test_upgrade_from_the_first_release_keeps_and_serves_everything(
@@ -181,21 +261,34 @@ async def test_upgrade_from_the_first_release_keeps_and_serves_everything(
             assert blob == old["blob"]
             sites = {s["id"]: s for s in await c.sites()}
             keys = {k["key_id"]: k for k in sites["huaibei-duji"]["keys"]}
-            assert keys["huaibei-duji#k9"]["revoked_at"] and not keys["huaibei-duji#k1"]["revoked_at"]
-            res = await c.push_batch(items(old["key"], 2, 1000))  # new items follow the old ones
+            assert (
+                keys["huaibei-duji#k9"]["revoked_at"]
+                and not keys["huaibei-duji#k1"]["revoked_at"]
+            )
+            res = await c.push_batch(
+                items(old["key"], 2, 1000)
+            )  # new items follow the old ones
             assert [r["index"] for r in res["results"]] == [25, 26]
         async with ExchangeClient(base, token=old["token"]) as c:
-            assert (await c.request("GET", "/v1/activity"))  # the monitor's token still works
-        async with ExchangeClient(base, key=old["key"]) as c:  # old items become searchable
+            assert await c.request(
+                "GET", "/v1/activity"
+            )  # the monitor's token still works
+        async with ExchangeClient(
+            base, key=old["key"]
+        ) as c:  # old items become searchable
             found: set[int] = set()
             deadline = time.monotonic() + 30
             while len(found) < 25 and time.monotonic() < deadline:
-                page = await c.request("GET", "/v1/search", params={"q": "升级前的条目", "limit": 50})
+                page = await c.request(
+                    "GET", "/v1/search", params={"q": "升级前的条目", "limit": 50}
+                )
                 found = {h["index"] for h in page["hits"]}
                 await asyncio.sleep(0.1)
             assert found == set(range(25))
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # the log, new in 0003, takes in the old items
+        while (
+            time.monotonic() < deadline
+        ):  # the log, new in 0003, takes in the old items
             cp = await node.log.latest_checkpoint()
             if cp is not None and cp.size == 27:
                 break

@@ -39,15 +39,23 @@ async def _prepare(url: str, data: Path) -> Any:
     """Node key in the shared data folder; a site and its key in the database."""
     data.mkdir(parents=True, exist_ok=True)
     save_private_key(generate_key(key_id="huaihai#k1"), data / "node.key")
-    cfg = load_config(None, overrides={
-        "node": {"id": "huaihai", "data_dir": str(data)},
-        "database": {"url": url, "pool_min": 1, "pool_max": 2},
-        "log": {"writer": False}, "federation": {"replicate": False},
-        "webhooks": {"enabled": False}}, environ={})
+    cfg = load_config(
+        None,
+        overrides={
+            "node": {"id": "huaihai", "data_dir": str(data)},
+            "database": {"url": url, "pool_min": 1, "pool_max": 2},
+            "log": {"writer": False},
+            "federation": {"replicate": False},
+            "webhooks": {"enabled": False},
+        },
+        environ={},
+    )
     node = Node(cfg)
     await node.start()
     try:
-        await node.sites.add_site(_SITE, "淮北市杜集区人大常委会", "huaihai", ["huaihai"])
+        await node.sites.add_site(
+            _SITE, "淮北市杜集区人大常委会", "huaihai", ["huaihai"]
+        )
         key = generate_key(key_id=f"{_SITE}#k1")
         await node.sites.add_key(key.key_id, _SITE, key.alg, key.public_key.raw)
     finally:
@@ -55,7 +63,9 @@ async def _prepare(url: str, data: Path) -> Any:
     return key
 
 
-async def _holder(url: str, timeout: float = 20, not_pid: int | None = None) -> LockHolder:
+async def _holder(
+    url: str, timeout: float = 20, not_pid: int | None = None
+) -> LockHolder:
     """Wait (bounded) for a session holding the writer lock (other than ``not_pid``'s)."""
     deadline = time.monotonic() + timeout
     conn = await asyncpg.connect(url)
@@ -76,11 +86,21 @@ async def test_sigkill_the_log_writer_while_pushing_through_two_workers(
     url = await fresh_db()
     data = tmp_path / "data"
     key = await _prepare(url, data)
-    env = clean_env(EXCHANGE_DATABASE_URL=url, EXCHANGE_NODE_ID="huaihai",
-                    EXCHANGE_LOG_CHECKPOINT_INTERVAL_MS="50")
+    env = clean_env(
+        EXCHANGE_DATABASE_URL=url,
+        EXCHANGE_NODE_ID="huaihai",
+        EXCHANGE_LOG_CHECKPOINT_INTERVAL_MS="50",
+    )
     ports = [free_port(), free_port()]
-    workers = [NodeProcess(["--data-dir", str(data), "--listen", f"127.0.0.1:{p}"], env,
-                           tmp_path / f"w{i}.log", tmp_path) for i, p in enumerate(ports)]
+    workers = [
+        NodeProcess(
+            ["--data-dir", str(data), "--listen", f"127.0.0.1:{p}"],
+            env,
+            tmp_path / f"w{i}.log",
+            tmp_path,
+        )
+        for i, p in enumerate(ports)
+    ]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
         for w, u in zip(workers, urls, strict=True):
@@ -104,8 +124,12 @@ async def test_sigkill_the_log_writer_while_pushing_through_two_workers(
                 target = round_no % 2
                 try:
                     res = await clients[target].push_batch(items(key, 4, n))
-                    acked.update(r["id"] for r in res["results"] if r["status"] != "refused")
-                except Exception:  # the killed worker's requests fail; they were not acked
+                    acked.update(
+                        r["id"] for r in res["results"] if r["status"] != "refused"
+                    )
+                except (
+                    Exception
+                ):  # the killed worker's requests fail; they were not acked
                     failed += 1
                 n += 4
                 if round_no == 20:
@@ -122,8 +146,10 @@ async def test_sigkill_the_log_writer_while_pushing_through_two_workers(
             for c in clients:
                 await c.close()
         assert killed_at is not None and took_over_at is not None, "no takeover"
-        print(f"\nlog writer takeover after SIGKILL: {took_over_at - killed_at:.2f} s; "
-              f"{len(acked)} items acknowledged, {failed} pushes failed on the killed worker")
+        print(
+            f"\nlog writer takeover after SIGKILL: {took_over_at - killed_at:.2f} s; "
+            f"{len(acked)} items acknowledged, {failed} pushes failed on the killed worker"
+        )
         assert workers[writer].proc.wait(timeout=10) == -signal.SIGKILL
         # The survivor integrates everything and signs a checkpoint of all of it.
         conn = await asyncpg.connect(url)
@@ -132,7 +158,9 @@ async def test_sigkill_the_log_writer_while_pushing_through_two_workers(
             while time.monotonic() < deadline:
                 size = await conn.fetchval("SELECT size FROM log_head")
                 integrated = await conn.fetchval("SELECT size FROM log_state")
-                signed = await conn.fetchval("SELECT coalesce(max(size), 0) FROM log_checkpoints")
+                signed = await conn.fetchval(
+                    "SELECT coalesce(max(size), 0) FROM log_checkpoints"
+                )
                 if integrated == size == signed and size >= len(acked):
                     break
                 await asyncio.sleep(0.1)
@@ -169,12 +197,18 @@ async def test_node_up_workers_share_a_port_and_are_restarted(
     port = free_port()
     data = tmp_path / "data"
     env = clean_env(EXCHANGE_DATABASE_URL=url, EXCHANGE_NODE_ID="huaihai")
-    sup = NodeProcess(["--workers", "2", "--data-dir", str(data), "--listen",
-                       f"127.0.0.1:{port}"], env, tmp_path / "sup.log", tmp_path)
+    sup = NodeProcess(
+        ["--workers", "2", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}"],
+        env,
+        tmp_path / "sup.log",
+        tmp_path,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         await asyncio.to_thread(sup.wait_ready, base)
-        assert (data / "node.key").stat().st_mode & 0o777 == 0o600  # made once, by the supervisor
+        assert (
+            data / "node.key"
+        ).stat().st_mode & 0o777 == 0o600  # made once, by the supervisor
         children = _children(sup.pid, 2)
         seen = set()
         deadline = time.monotonic() + 60
@@ -199,15 +233,23 @@ async def test_node_up_workers_share_a_port_and_are_restarted(
     assert code == 0, sup.output()
     assert "exited with -9" in sup.output() and "restarting" in sup.output()
     for pid in children + replaced:
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert (
+            not psutil.pid_exists(pid)
+            or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        )
 
 
-def _children(pid: int, count: int, without: int | None = None, timeout: float = 60) -> list[int]:
+def _children(
+    pid: int, count: int, without: int | None = None, timeout: float = 60
+) -> list[int]:
     """PIDs of ``count`` live worker children of ``pid`` (bounded wait)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        kids = [c.pid for c in psutil.Process(pid).children()
-                if c.status() != psutil.STATUS_ZOMBIE and c.pid != without]
+        kids = [
+            c.pid
+            for c in psutil.Process(pid).children()
+            if c.status() != psutil.STATUS_ZOMBIE and c.pid != without
+        ]
         if len(kids) == count:
             return kids
         time.sleep(0.1)
@@ -225,30 +267,51 @@ async def test_pulls_go_to_the_read_replica(
     await admin.execute(f'CREATE ROLE "{role}" LOGIN')
     await db.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
     parts = urllib.parse.urlsplit(url)
-    read_url = urllib.parse.urlunsplit(parts._replace(
-        netloc=f"{role}@{parts.hostname}:{parts.port}", query="application_name=exchange-read-replica"))
-    cfg = load_config(None, overrides={
-        "node": {"id": "huaihai", "data_dir": str(tmp_path / "data")},
-        "database": {"url": url, "read_url": read_url, "pool_min": 1, "pool_max": 3},
-        "federation": {"replicate": False}, "webhooks": {"enabled": False}}, environ={})
+    read_url = urllib.parse.urlunsplit(
+        parts._replace(
+            netloc=f"{role}@{parts.hostname}:{parts.port}",
+            query="application_name=exchange-read-replica",
+        )
+    )
+    cfg = load_config(
+        None,
+        overrides={
+            "node": {"id": "huaihai", "data_dir": str(tmp_path / "data")},
+            "database": {
+                "url": url,
+                "read_url": read_url,
+                "pool_min": 1,
+                "pool_max": 3,
+            },
+            "federation": {"replicate": False},
+            "webhooks": {"enabled": False},
+        },
+        environ={},
+    )
     node = Node(cfg)
     await node.start()
     server = TestServer(make_app(node), host="127.0.0.1", port=0)
     await server.start_server()
     try:
-        await node.sites.add_site(_SITE, "淮北市杜集区人大常委会", "huaihai", ["huaihai"])
+        await node.sites.add_site(
+            _SITE, "淮北市杜集区人大常委会", "huaihai", ["huaihai"]
+        )
         key = generate_key(key_id=f"{_SITE}#k1")
         await node.sites.add_key(key.key_id, _SITE, key.alg, key.public_key.raw)
         base = str(server.make_url("")).rstrip("/")
         async with ExchangeClient(base, key=key) as c:
-            pushed = await c.push_batch(items(key, 3))  # writes: primary (the role is read-only)
+            pushed = await c.push_batch(
+                items(key, 3)
+            )  # writes: primary (the role is read-only)
             assert pushed["accepted"] == 3
             page = await c.list_items(-1, limit=10)
         assert [e["id"] for e in page["items"]] == [r["id"] for r in pushed["results"]]
         # The replica lags (here: its role sees only the first two entries), so the
         # page shows which pool served it.
         await db.execute("ALTER TABLE items ENABLE ROW LEVEL SECURITY")
-        await db.execute(f'CREATE POLICY lagging ON items FOR SELECT TO "{role}" USING (idx < 2)')
+        await db.execute(
+            f'CREATE POLICY lagging ON items FOR SELECT TO "{role}" USING (idx < 2)'
+        )
         async with ExchangeClient(base, key=key) as c:
             page = await c.list_items(-1, limit=10)
             assert [e["index"] for e in page["items"]] == [0, 1]  # from the replica
@@ -256,9 +319,12 @@ async def test_pulls_go_to_the_read_replica(
             assert one["index"] == 2  # single reads stay on the primary
         served = await db.fetch(
             """SELECT usename, application_name FROM pg_stat_activity
-                WHERE datname = current_database() AND usename = $1""", role)
+                WHERE datname = current_database() AND usename = $1""",
+            role,
+        )
         assert [(r["usename"], r["application_name"]) for r in served] == [
-            (role, "exchange-read-replica")]
+            (role, "exchange-read-replica")
+        ]
     finally:
         await server.close()
         await node.stop()

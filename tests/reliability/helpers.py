@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,16 @@ def write_artifact(name: str, doc: dict[str, Any]) -> Path:
     """Write the figures of one test to ``test-artifacts/reliability/<name>.json``."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.json"
-    doc = {"recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "soak": SOAK, **doc}
+    doc = {
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "soak": SOAK,
+        **doc,
+    }
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(
+        json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+        encoding="utf-8",
+    )
     os.replace(tmp, path)
     return path
 
@@ -103,8 +108,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def lesson(author: str, title: str, audience: dict[str, list[str]] | None = None,
-           **changes: Any) -> dict[str, Any]:
+def lesson(
+    author: str,
+    title: str,
+    audience: dict[str, list[str]] | None = None,
+    **changes: Any,
+) -> dict[str, Any]:
     """A schema-valid ``lesson`` item with the given title (and audience)."""
     it = template("lesson", author)
     it["title"] = title
@@ -114,8 +123,12 @@ def lesson(author: str, title: str, audience: dict[str, list[str]] | None = None
     return it
 
 
-async def wait_for(cond: Callable[[], Awaitable[bool]], timeout: float, what: str,
-                   interval: float = 0.05) -> float:
+async def wait_for(
+    cond: Callable[[], Awaitable[bool]],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+) -> float:
     """Poll ``cond`` until true; returns seconds waited. Fails after ``timeout``."""
     start = time.monotonic()
     for _ in range(int(timeout / interval) + 1):
@@ -171,15 +184,33 @@ class NodeProcess:
         """Launch the process (returns at once; see :meth:`wait_ready`)."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
-        env.update({"EXCHANGE_DATABASE_URL": self.db_url, "EXCHANGE_NODE_ID": self.node_id,
-                    **self.env})
+        env.update(
+            {
+                "EXCHANGE_DATABASE_URL": self.db_url,
+                "EXCHANGE_NODE_ID": self.node_id,
+                **self.env,
+            }
+        )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {self.starts} ---\n".encode())
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "exchange", *(["-v"] if self.verbose else []), "node", "up",
-                 "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}"],
-                env=env, cwd=str(self.data_dir.parent), stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "exchange",
+                    *(["-v"] if self.verbose else []),
+                    "node",
+                    "up",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                ],
+                env=env,
+                cwd=str(self.data_dir.parent),
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         self.starts += 1
@@ -190,7 +221,8 @@ class NodeProcess:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
             for _ in range(int(timeout / 0.05) + 1):
                 assert self.proc is not None and self.proc.poll() is None, (
-                    f"node exited ({self.proc and self.proc.returncode}):\n{self.log_tail()}")
+                    f"node exited ({self.proc and self.proc.returncode}):\n{self.log_tail()}"
+                )
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
                     async with s.get(self.url + "/readyz") as r:
                         if r.status == 200:
@@ -261,7 +293,9 @@ class OwnedPostgres:
     """An embedded PostgreSQL in a folder of the test, on a fixed port."""
 
     def __init__(self, root: Path) -> None:
-        self.pg = EmbeddedPostgres(root / "pg", port=free_port())
+        # Port 0: a free port is picked when the server first starts (after initdb, so no
+        # other process grabs it meanwhile) and kept for every restart.
+        self.pg = EmbeddedPostgres(root / "pg")
 
     def url(self, database: str = "exchange") -> str:
         return self.pg.url(database)
@@ -295,21 +329,41 @@ class OwnedPostgres:
 
 
 # ------------------------------------------------------------------ roster
-def node_entry(node_id: str, url: str, key: PrivateKey, sites: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+def node_entry(
+    node_id: str, url: str, key: PrivateKey, sites: list[str] | tuple[str, ...] = ()
+) -> dict[str, Any]:
     """One ``nodes`` entry of a roster."""
-    return {"id": node_id, "base_url": url,
-            "keys": [{"key_id": key.key_id, "alg": "ed25519", "public_key": key.public_key.b64(),
-                      "valid_from": "2026-01-01T00:00:00+00:00"}],
-            "sites": list(sites)}
+    return {
+        "id": node_id,
+        "base_url": url,
+        "keys": [
+            {
+                "key_id": key.key_id,
+                "alg": "ed25519",
+                "public_key": key.public_key.b64(),
+                "valid_from": "2026-01-01T00:00:00+00:00",
+            }
+        ],
+        "sites": list(sites),
+    }
 
 
-def roster(nodes: list[dict[str, Any]], circles: dict[str, list[str]], roster_key: PrivateKey,
-           version: int = 1) -> dict[str, Any]:
+def roster(
+    nodes: list[dict[str, Any]],
+    circles: dict[str, list[str]],
+    roster_key: PrivateKey,
+    version: int = 1,
+) -> dict[str, Any]:
     """A roster signed by ``roster_key``."""
     doc = {
-        "federation": "congress-exchange-reliability", "version": version,
-        "issued_at": datetime.now(timezone.utc).isoformat(), "nodes": nodes,
-        "circles": [{"id": c, "name": f"圈子 {c}", "members": sorted(m)} for c, m in sorted(circles.items())],
+        "federation": "congress-exchange-reliability",
+        "version": version,
+        "issued_at": datetime.now(UTC).isoformat(),
+        "nodes": nodes,
+        "circles": [
+            {"id": c, "name": f"圈子 {c}", "members": sorted(m)}
+            for c, m in sorted(circles.items())
+        ],
         "monitors": [],
     }
     return sign_document(doc, roster_key, CONTEXT_ROSTER)
@@ -339,7 +393,10 @@ class FakePeer:
 
     async def start(self) -> FakePeer:
         if self.mode == "hang":
-            async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+            async def hold(
+                reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+            ) -> None:
                 self.requests += 1
                 self._held.append(writer)  # keep it open, never answer
 
@@ -353,8 +410,11 @@ class FakePeer:
             if self.mode == "500":
                 return web.Response(status=500, text="internal error")
             if self.mode == "garbage":
-                return web.Response(status=200, body=b"\x00\xffnot json at all{{{",
-                                    content_type="application/json")
+                return web.Response(
+                    status=200,
+                    body=b"\x00\xffnot json at all{{{",
+                    content_type="application/json",
+                )
             await asyncio.sleep(self.delay)  # slow
             return web.json_response({"results": [], "items": []})
 
@@ -410,16 +470,27 @@ class SwitchProxy:
                 return web.Response(status=500, text="upstream unavailable")
             assert self._session is not None
             async with self._session.request(
-                request.method, self.target + request.path_qs, data=body,
-                headers={k: v for k, v in request.headers.items()
-                         if k.lower() not in ("content-length", "transfer-encoding")},
+                request.method,
+                self.target + request.path_qs,
+                data=body,
+                headers={
+                    k: v
+                    for k, v in request.headers.items()
+                    if k.lower() not in ("content-length", "transfer-encoding")
+                },
                 allow_redirects=False,
             ) as r:
                 data = await r.read()
                 self.forwarded += 1
-                return web.Response(status=r.status, body=data,
-                                    headers={"Content-Type": r.headers.get("Content-Type",
-                                                                           "application/json")})
+                return web.Response(
+                    status=r.status,
+                    body=data,
+                    headers={
+                        "Content-Type": r.headers.get(
+                            "Content-Type", "application/json"
+                        )
+                    },
+                )
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", handle)

@@ -43,9 +43,27 @@ from .helpers import lesson, node_entry, roster, wait_for, write_artifact
 
 pytestmark = pytest.mark.asyncio
 
-ROLES = ("anonymous", "site_in", "site_out", "foreign", "mon_in", "mon_out", "peer", "forged")
-SITES = {"site_in": "xuzhou-tongshan", "site_out": "lianyungang-haizhou", "foreign": "suzhou-wuzhong"}
-FED = {"backoff_base_ms": 100, "backoff_max_s": 1.0, "request_timeout_s": 3, "pull_interval_ms": 300}
+ROLES = (
+    "anonymous",
+    "site_in",
+    "site_out",
+    "foreign",
+    "mon_in",
+    "mon_out",
+    "peer",
+    "forged",
+)
+SITES = {
+    "site_in": "xuzhou-tongshan",
+    "site_out": "lianyungang-haizhou",
+    "foreign": "suzhou-wuzhong",
+}
+FED = {
+    "backoff_base_ms": 100,
+    "backoff_max_s": 1.0,
+    "request_timeout_s": 3,
+    "pull_interval_ms": 300,
+}
 SEES = {"site_in", "mon_in"}  # who may see the secret item
 
 
@@ -57,34 +75,59 @@ ITEM_READERS = _row(anonymous=401, forged=401, default=200)
 SECRET_READ = _row(anonymous=401, forged=401, site_in=200, mon_in=200, default=404)
 PUBLIC = _row(default=200)
 EXPECT: dict[tuple[str, str], dict[str, int]] = {
-    ("POST", "/v1/items"): _row(anonymous=401, forged=401, site_in=201, site_out=201,
-                                foreign=403, default=403),
+    ("POST", "/v1/items"): _row(
+        anonymous=401, forged=401, site_in=201, site_out=201, foreign=403, default=403
+    ),
     ("GET", "/v1/items"): ITEM_READERS,
     ("GET", "/v1/items/{id}"): SECRET_READ,
     ("GET", "/v1/items/{id}/receipt"): SECRET_READ,
-    ("PUT", "/v1/blobs/{sha256}"): _row(anonymous=401, forged=401, site_in=201, site_out=201,
-                                        foreign=201, default=403),
+    ("PUT", "/v1/blobs/{sha256}"): _row(
+        anonymous=401, forged=401, site_in=201, site_out=201, foreign=201, default=403
+    ),
     ("GET", "/v1/blobs/{sha256}"): SECRET_READ,
-    ("POST", "/v1/federation/batch"): _row(anonymous=401, forged=401, peer=200, default=403),
-    ("GET", "/v1/federation/log"): _row(anonymous=401, forged=401, peer=200, default=403),
-    ("POST", "/v1/federation/cosign"): _row(anonymous=401, forged=401, peer=404, default=403),
-    ("GET", "/v1/federation/peers"): _row(anonymous=401, forged=401, mon_in=200, mon_out=200,
-                                          peer=200, default=403),
-    ("GET", "/v1/activity"): _row(anonymous=401, forged=401, mon_in=200, mon_out=200, default=403),
-    ("POST", "/v1/adapters/health"): _row(anonymous=401, forged=401, site_in=200, site_out=200,
-                                          foreign=200, default=403),
-    ("GET", "/v1/adapters/health"): _row(anonymous=401, forged=401, peer=403, default=200),
-    ("GET", "/v1/sites"): PUBLIC, ("GET", "/v1/sites/{id}"): PUBLIC,
-    ("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC, ("GET", "/openapi.json"): PUBLIC,
-    ("GET", "/metrics"): PUBLIC, ("GET", "/v1/log/checkpoint"): PUBLIC,
-    ("GET", "/v1/log/proof/inclusion"): PUBLIC, ("GET", "/v1/log/proof/consistency"): PUBLIC,
-    ("GET", "/v1/log/entries"): PUBLIC, ("GET", "/v1/federation/site-records"): PUBLIC,
-    ("GET", "/v1/roster"): PUBLIC, ("GET", "/v1/node"): PUBLIC,
-    ("GET", "/dashboard"): PUBLIC, ("GET", "/dashboard/static/{name}"): PUBLIC,
-    ("POST", "/dashboard/login"): _row(anonymous=400, mon_in=200, mon_out=200, default=401),
+    ("POST", "/v1/federation/batch"): _row(
+        anonymous=401, forged=401, peer=200, default=403
+    ),
+    ("GET", "/v1/federation/log"): _row(
+        anonymous=401, forged=401, peer=200, default=403
+    ),
+    ("POST", "/v1/federation/cosign"): _row(
+        anonymous=401, forged=401, peer=404, default=403
+    ),
+    ("GET", "/v1/federation/peers"): _row(
+        anonymous=401, forged=401, mon_in=200, mon_out=200, peer=200, default=403
+    ),
+    ("GET", "/v1/activity"): _row(
+        anonymous=401, forged=401, mon_in=200, mon_out=200, default=403
+    ),
+    ("POST", "/v1/adapters/health"): _row(
+        anonymous=401, forged=401, site_in=200, site_out=200, foreign=200, default=403
+    ),
+    ("GET", "/v1/adapters/health"): _row(
+        anonymous=401, forged=401, peer=403, default=200
+    ),
+    ("GET", "/v1/sites"): PUBLIC,
+    ("GET", "/v1/sites/{id}"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/v1/log/checkpoint"): PUBLIC,
+    ("GET", "/v1/log/proof/inclusion"): PUBLIC,
+    ("GET", "/v1/log/proof/consistency"): PUBLIC,
+    ("GET", "/v1/log/entries"): PUBLIC,
+    ("GET", "/v1/federation/site-records"): PUBLIC,
+    ("GET", "/v1/roster"): PUBLIC,
+    ("GET", "/v1/node"): PUBLIC,
+    ("GET", "/dashboard"): PUBLIC,
+    ("GET", "/dashboard/static/{name}"): PUBLIC,
+    ("POST", "/dashboard/login"): _row(
+        anonymous=400, mon_in=200, mon_out=200, default=401
+    ),
     ("POST", "/dashboard/logout"): PUBLIC,
-    ("GET", "/dashboard/events"): _row(anonymous=401, forged=401, mon_in=200, mon_out=200,
-                                       default=403),
+    ("GET", "/dashboard/events"): _row(
+        anonymous=401, forged=401, mon_in=200, mon_out=200, default=403
+    ),
 }
 
 
@@ -106,39 +149,89 @@ async def _world(node_factory: Any) -> World:
     w = World()
     roster_key = generate_key(key_id="roster#k1")
     pinned = [f"roster#k1 ed25519 {roster_key.public_key.b64()}"]
-    a = await node_factory("huaihai", federation={"roster_keys": pinned, **FED},
-                           limits={"site_requests_per_s": 0}, log={"checkpoint_interval_ms": 50})
-    b = await node_factory("yangtze-delta", federation={"roster_keys": pinned, **FED},
-                           log={"checkpoint_interval_ms": 50})
-    author = await a.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai", "yangtze-delta"))
-    w.keys["site_in"] = await a.add_site("xuzhou-tongshan", "徐州市铜山区人大常委会", ("huaihai",))
-    w.keys["site_out"] = await a.add_site("lianyungang-haizhou", "连云港市海州区人大常委会",
-                                          ("yangtze-delta",))
-    w.keys["foreign"] = await b.add_site("suzhou-wuzhong", "苏州市吴中区人大常委会", ("yangtze-delta",))
+    a = await node_factory(
+        "huaihai",
+        federation={"roster_keys": pinned, **FED},
+        limits={"site_requests_per_s": 0},
+        log={"checkpoint_interval_ms": 50},
+    )
+    b = await node_factory(
+        "yangtze-delta",
+        federation={"roster_keys": pinned, **FED},
+        log={"checkpoint_interval_ms": 50},
+    )
+    author = await a.add_site(
+        "huaibei-duji", "淮北市杜集区人大常委会", ("huaihai", "yangtze-delta")
+    )
+    w.keys["site_in"] = await a.add_site(
+        "xuzhou-tongshan", "徐州市铜山区人大常委会", ("huaihai",)
+    )
+    w.keys["site_out"] = await a.add_site(
+        "lianyungang-haizhou", "连云港市海州区人大常委会", ("yangtze-delta",)
+    )
+    w.keys["foreign"] = await b.add_site(
+        "suzhou-wuzhong", "苏州市吴中区人大常委会", ("yangtze-delta",)
+    )
     w.keys["peer"] = b.node.key
     w.keys["forged"] = generate_key(key_id="yangtze-delta#k7")
     signed = roster(
-        [node_entry("huaihai", a.url, a.node.key, ["huaibei-duji", "xuzhou-tongshan", "lianyungang-haizhou"]),
-         node_entry("yangtze-delta", b.url, b.node.key, ["suzhou-wuzhong"])],
-        {"huaihai": ["huaibei-duji", "xuzhou-tongshan"],
-         "yangtze-delta": ["huaibei-duji", "lianyungang-haizhou", "suzhou-wuzhong"]}, roster_key)
+        [
+            node_entry(
+                "huaihai",
+                a.url,
+                a.node.key,
+                ["huaibei-duji", "xuzhou-tongshan", "lianyungang-haizhou"],
+            ),
+            node_entry("yangtze-delta", b.url, b.node.key, ["suzhou-wuzhong"]),
+        ],
+        {
+            "huaihai": ["huaibei-duji", "xuzhou-tongshan"],
+            "yangtze-delta": ["huaibei-duji", "lianyungang-haizhou", "suzhou-wuzhong"],
+        },
+        roster_key,
+    )
     for rn in (a, b):
         await rn.node.federation.install(signed)
     w.tokens["mon_in"] = await a.add_monitor("huaibei-municipal", circles=("huaihai",))
-    w.tokens["mon_out"] = await a.add_monitor("lianyungang-municipal", sites=("lianyungang-haizhou",))
+    w.tokens["mon_out"] = await a.add_monitor(
+        "lianyungang-municipal", sites=("lianyungang-haizhou",)
+    )
     async with a.client("huaibei-duji") as c:
         await c.put_blob(w.blob, "application/pdf")
-        secret = sign_item(lesson("huaibei-duji", w.secret_title, {"circles": ["huaihai"], "sites": []},
-                                  summary="仅限淮海经济区", attachments=[
-                                      {"name": "机密.pdf", "media_type": "application/pdf",
-                                       "size": len(w.blob), "sha256": w.blob_sha}]), author)
+        secret = sign_item(
+            lesson(
+                "huaibei-duji",
+                w.secret_title,
+                {"circles": ["huaihai"], "sites": []},
+                summary="仅限淮海经济区",
+                attachments=[
+                    {
+                        "name": "机密.pdf",
+                        "media_type": "application/pdf",
+                        "size": len(w.blob),
+                        "sha256": w.blob_sha,
+                    }
+                ],
+            ),
+            author,
+        )
         w.secret_id = (await c.push(secret))["id"]
-        w.public_id = (await c.push(sign_item(lesson("huaibei-duji", "公开条目"), author)))["id"]
+        w.public_id = (
+            await c.push(sign_item(lesson("huaibei-duji", "公开条目"), author))
+        )["id"]
         await c.request("GET", f"/v1/items/{w.public_id}/receipt", params={"wait": 10})
     # The foreign site's keys reach A the way they always do: with a replicated item.
     async with b.client("suzhou-wuzhong") as c:
-        await c.push(sign_item(lesson("suzhou-wuzhong", "吴中区经验", {"circles": ["yangtze-delta"],
-                                                                "sites": []}), w.keys["foreign"]))
+        await c.push(
+            sign_item(
+                lesson(
+                    "suzhou-wuzhong",
+                    "吴中区经验",
+                    {"circles": ["yangtze-delta"], "sites": []},
+                ),
+                w.keys["foreign"],
+            )
+        )
 
     async def foreign_key_known() -> bool:
         return bool(await a.node.sites.keys(["suzhou-wuzhong#k1"]))
@@ -148,10 +241,17 @@ async def _world(node_factory: Any) -> World:
     return w
 
 
-def _request(w: World, role: str, method: str, path: str) -> tuple[str, bytes | None, dict[str, str]]:
+def _request(
+    w: World, role: str, method: str, path: str
+) -> tuple[str, bytes | None, dict[str, str]]:
     """Concrete target, body and extra headers for one cell."""
-    subst = {"{id}": w.secret_id, "{sha256}": w.blob_sha, "{node_id}": "yangtze-delta",
-             "{name}": "app.js", "{lang}": "en"}
+    subst = {
+        "{id}": w.secret_id,
+        "{sha256}": w.blob_sha,
+        "{node_id}": "yangtze-delta",
+        "{name}": "app.js",
+        "{lang}": "en",
+    }
     if path == "/v1/sites/{id}":
         subst["{id}"] = "huaibei-duji"
     target = path
@@ -175,11 +275,15 @@ def _request(w: World, role: str, method: str, path: str) -> tuple[str, bytes | 
     elif (method, path) == ("POST", "/v1/adapters/health"):
         body = b'{"started_at": "2026-11-20T09:30:00+08:00", "backlog": 0}'
     elif (method, path) == ("POST", "/dashboard/login"):
-        token = w.tokens.get(role, "" if role == "anonymous" else secrets.token_urlsafe(32))
+        token = w.tokens.get(
+            role, "" if role == "anonymous" else secrets.token_urlsafe(32)
+        )
         body = orjson.dumps({"token": token})
     elif method in ("POST", "PUT"):
         body = b"{}"
-    if path == "/v1/log/proof/inclusion":
+    if path == "/v1/search":
+        target += "?q=" + w.secret_title.rsplit("-", 1)[1]  # the secret's own words
+    elif path == "/v1/log/proof/inclusion":
         target += "?index=0"
     elif path == "/v1/log/proof/consistency":
         target += "?size1=1&size2=2"
@@ -188,18 +292,36 @@ def _request(w: World, role: str, method: str, path: str) -> tuple[str, bytes | 
     return target, body, headers
 
 
-async def _call(w: World, session: aiohttp.ClientSession, role: str, method: str,
-                target: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+async def _call(
+    w: World,
+    session: aiohttp.ClientSession,
+    role: str,
+    method: str,
+    target: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> tuple[int, bytes]:
     authority = w.a.url.split("://", 1)[1]
     hdrs = dict(headers)
     if role in w.tokens and not target.startswith("/dashboard/login"):
         hdrs["Authorization"] = f"Bearer {w.tokens[role]}"
     elif role in w.keys:
-        hdrs.update(httpsig.sign_request(w.keys[role], method, target, authority, hdrs, body,
-                                         created=int(time.time()), nonce=secrets.token_urlsafe(12),
-                                         scheme="http"))
-    async with session.request(method, w.a.url + target, data=body, headers=hdrs,
-                               allow_redirects=False) as r:
+        hdrs.update(
+            httpsig.sign_request(
+                w.keys[role],
+                method,
+                target,
+                authority,
+                hdrs,
+                body,
+                created=int(time.time()),
+                nonce=secrets.token_urlsafe(12),
+                scheme="http",
+            )
+        )
+    async with session.request(
+        method, w.a.url + target, data=body, headers=hdrs, allow_redirects=False
+    ) as r:
         if r.headers.get("Content-Type", "").startswith("text/event-stream"):
             return r.status, b""  # a live stream: the status is the answer
         return r.status, await r.read()
@@ -220,7 +342,9 @@ def _implied(op_auth: tuple[str, ...] | None, role: str) -> set[int] | None:
     """Statuses the operation's ``auth`` implies for a refused cell (None: allowed)."""
     if op_auth is None or not op_auth:
         return None
-    kind = {"anonymous": "", "forged": "", "peer": "node"}.get(role, "site" if role in SITES else "monitor")
+    kind = {"anonymous": "", "forged": "", "peer": "node"}.get(
+        role, "site" if role in SITES else "monitor"
+    )
     if not kind:
         return {401}
     return None if kind in op_auth else {403}
@@ -240,7 +364,9 @@ async def test_every_route_for_every_caller(node_factory: Any) -> None:
             row = {}
             for role in ROLES:
                 target, body, headers = _request(w, role, method, path)
-                status, data = await _call(w, session, role, method, target, body, headers)
+                status, data = await _call(
+                    w, session, role, method, target, body, headers
+                )
                 row[role] = status
                 counts["cells"] += 1
                 where = f"{method} {path} as {role}"
@@ -249,33 +375,68 @@ async def test_every_route_for_every_caller(node_factory: Any) -> None:
                 if expected is not None:
                     counts["exact"] += 1
                     if status != expected:
-                        problems.append(f"{where}: {status}, expected {expected}: {data[:200]!r}")
+                        problems.append(
+                            f"{where}: {status}, expected {expected}: {data[:200]!r}"
+                        )
                 elif implied is not None:
                     counts["implied"] += 1
                     if status not in implied:
-                        problems.append(f"{where}: {status}, expected one of {implied}: {data[:200]!r}")
+                        problems.append(
+                            f"{where}: {status}, expected one of {implied}: {data[:200]!r}"
+                        )
                 elif status in (401, 403) and op is not None:
-                    problems.append(f"{where}: refused ({status}) but its auth {op.auth} allows it")
+                    problems.append(
+                        f"{where}: refused ({status}) but its auth {op.auth} allows it"
+                    )
                 if status >= 500:
                     problems.append(f"{where}: server error {status}: {data[:200]!r}")
                 refused = status in (401, 403)
                 counts["refused" if refused else "allowed"] += 1
-                if refused and path.startswith("/v1/") and not data.startswith(b'{"error"'):
-                    problems.append(f"{where}: a refusal that is not an error body: {data[:120]!r}")
+                if (
+                    refused
+                    and path.startswith("/v1/")
+                    and not data.startswith(b'{"error"')
+                ):
+                    problems.append(
+                        f"{where}: a refusal that is not an error body: {data[:120]!r}"
+                    )
                 may_see = role in SEES and not refused
-                leaks = [m for m, marker in (("title", w.secret_title.encode()), ("blob", w.blob[:40]))
-                         if marker in data]
-                if w.secret_id.encode() in data and w.secret_id not in target \
-                        and not path.startswith("/v1/log/"):
-                    leaks.append("id")  # log entries are public by design: ids, times only
+                leaks = [
+                    m
+                    for m, marker in (
+                        ("title", w.secret_title.encode()),
+                        ("blob", w.blob[:40]),
+                    )
+                    if marker in data
+                ]
+                if (
+                    w.secret_id.encode() in data
+                    and w.secret_id not in target
+                    and not path.startswith("/v1/log/")
+                ):
+                    leaks.append(
+                        "id"
+                    )  # log entries are public by design: ids, times only
                 if leaks and not may_see:
-                    problems.append(f"{where}: leaks the secret item's {', '.join(leaks)}")
+                    problems.append(
+                        f"{where}: leaks the secret item's {', '.join(leaks)}"
+                    )
             matrix[f"{method} {path}"] = row
     # The cells that must see the secret do see it (so the leak checks above are not vacuous).
     for route in ("GET /v1/items/{id}", "GET /v1/blobs/{sha256}", "GET /v1/items"):
         assert all(matrix[route][r] == 200 for r in SEES), (route, matrix[route])
-    write_artifact("authz", {"routes": len(routes), "roles": list(ROLES), "cells": counts["cells"],
-                             "cells_exact": counts["exact"], "cells_by_auth_rule": counts["implied"],
-                             "allowed": counts["allowed"], "refused": counts["refused"],
-                             "problems": len(problems), "matrix": matrix})
+    write_artifact(
+        "authz",
+        {
+            "routes": len(routes),
+            "roles": list(ROLES),
+            "cells": counts["cells"],
+            "cells_exact": counts["exact"],
+            "cells_by_auth_rule": counts["implied"],
+            "allowed": counts["allowed"],
+            "refused": counts["refused"],
+            "problems": len(problems),
+            "matrix": matrix,
+        },
+    )
     assert not problems, "\n".join(problems)

@@ -31,8 +31,19 @@ from hypothesis.errors import Unsatisfiable
 from exchange.core import httpsig
 from exchange.core.canonical import canonical_json, parse_json
 from exchange.core.items import parse_signed_item, sign_item, verify_item
-from exchange.core.roster import RosterView, sign_document, verify_roster, verify_site_record
-from exchange.core.signing import CONTEXT_SITE_RECORD, PrivateKey, b64u_decode, b64u_encode, generate_key
+from exchange.core.roster import (
+    RosterView,
+    sign_document,
+    verify_roster,
+    verify_site_record,
+)
+from exchange.core.signing import (
+    CONTEXT_SITE_RECORD,
+    PrivateKey,
+    b64u_decode,
+    b64u_encode,
+    generate_key,
+)
 from exchange.errors import ExchangeError
 from exchange.http.openapi import OPERATIONS
 from exchange.templates import KIND_NAMES, template
@@ -46,15 +57,38 @@ FUZZ_POSITIVE = 100 if SOAK else 10
 FUZZ_NEGATIVE = 60 if SOAK else 6
 _cases: Counter[str] = Counter()
 
-SETTINGS = settings(max_examples=PROPERTY_EXAMPLES, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=PROPERTY_EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
 
 # ------------------------------------------------------------------ strategies
-_scalar = (st.none() | st.booleans() | st.integers(-(2**63), 2**63)
-           | st.text(max_size=30) | st.sampled_from(["", "sha256:", "ed25519", "huaibei-duji#k1",
-                                                     "2026-11-20T09:30:00+08:00", "lesson"]))
-JSON = st.recursive(_scalar, lambda ch: st.lists(ch, max_size=5)
-                    | st.dictionaries(st.text(max_size=12), ch, max_size=6), max_leaves=40)
+_scalar = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.text(max_size=30)
+    | st.sampled_from(
+        [
+            "",
+            "sha256:",
+            "ed25519",
+            "huaibei-duji#k1",
+            "2026-11-20T09:30:00+08:00",
+            "lesson",
+        ]
+    )
+)
+JSON = st.recursive(
+    _scalar,
+    lambda ch: (
+        st.lists(ch, max_size=5) | st.dictionaries(st.text(max_size=12), ch, max_size=6)
+    ),
+    max_leaves=40,
+)
 
 
 def _slots(doc: Any, out: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
@@ -92,7 +126,9 @@ def mutated_signed(draw: st.DrawFn) -> Any:
 
 
 def _valid_items() -> dict[str, dict[str, Any]]:
-    return {k: sign_item(template(k, "huaibei-duji", "suzhou-wuzhong"), KEY) for k in KINDS}
+    return {
+        k: sign_item(template(k, "huaibei-duji", "suzhou-wuzhong"), KEY) for k in KINDS
+    }
 
 
 _SIGNED = _valid_items()
@@ -114,12 +150,19 @@ def test_parse_signed_item_raises_only_exchange_errors(obj: Any) -> None:
     _cases["property: parse_signed_item"] += 1
     parsed = _only_exchange_errors(parse_signed_item, obj)
     if parsed is not None:
-        assert parsed.id.startswith("sha256:") and parsed.canonical == canonical_json(obj["item"])
+        assert parsed.id.startswith("sha256:") and parsed.canonical == canonical_json(
+            obj["item"]
+        )
 
 
 @SETTINGS
-@given(data=st.binary(max_size=300) | JSON.map(orjson.dumps), flips=st.lists(st.integers(0, 10**6), max_size=3))
-def test_strict_json_parser_raises_only_exchange_errors(data: bytes, flips: list[int]) -> None:
+@given(
+    data=st.binary(max_size=300) | JSON.map(orjson.dumps),
+    flips=st.lists(st.integers(0, 10**6), max_size=3),
+)
+def test_strict_json_parser_raises_only_exchange_errors(
+    data: bytes, flips: list[int]
+) -> None:
     _cases["property: parse_json"] += 1
     buf = bytearray(data)
     for f in flips:
@@ -130,16 +173,33 @@ def test_strict_json_parser_raises_only_exchange_errors(data: bytes, flips: list
 
 _ROSTER_KEY = generate_key(key_id="roster#k1")
 _NODE_KEY = generate_key(key_id="huaihai#k1")
-_ROSTER = roster([node_entry("huaihai", "http://127.0.0.1:9", _NODE_KEY, ["huaibei-duji"])],
-                 {"huaihai": ["huaibei-duji"]}, _ROSTER_KEY)
+_ROSTER = roster(
+    [node_entry("huaihai", "http://127.0.0.1:9", _NODE_KEY, ["huaibei-duji"])],
+    {"huaihai": ["huaibei-duji"]},
+    _ROSTER_KEY,
+)
 _VIEW = RosterView(verify_roster(_ROSTER, {"roster#k1": _ROSTER_KEY.public_key}, 0))
-_RECORD = sign_document({"id": "huaibei-duji", "name": "淮北市杜集区人大常委会", "home_node": "huaihai",
-                         "circles": ["huaihai"], "keys": [{"key_id": KEY.key_id, "alg": "ed25519",
-                                                           "public_key": KEY.public_key.b64(),
-                                                           "valid_from": "2026-01-01T00:00:00+00:00",
-                                                           "revoked_at": None}],
-                         "version": 1, "issued_at": "2026-11-20T09:30:00+08:00"},
-                        _NODE_KEY, CONTEXT_SITE_RECORD)
+_RECORD = sign_document(
+    {
+        "id": "huaibei-duji",
+        "name": "淮北市杜集区人大常委会",
+        "home_node": "huaihai",
+        "circles": ["huaihai"],
+        "keys": [
+            {
+                "key_id": KEY.key_id,
+                "alg": "ed25519",
+                "public_key": KEY.public_key.b64(),
+                "valid_from": "2026-01-01T00:00:00+00:00",
+                "revoked_at": None,
+            }
+        ],
+        "version": 1,
+        "issued_at": "2026-11-20T09:30:00+08:00",
+    },
+    _NODE_KEY,
+    CONTEXT_SITE_RECORD,
+)
 
 
 @st.composite
@@ -165,38 +225,73 @@ def test_site_record_verification_raises_only_exchange_errors(doc: Any) -> None:
     _only_exchange_errors(verify_site_record, doc, _VIEW)
 
 
-_GOOD_HEADERS = {"Content-Type": "application/json",
-                 **httpsig.sign_request(KEY, "POST", "/v1/items", "127.0.0.1:8700",
-                                        {"Content-Type": "application/json"}, b"{}",
-                                        created=int(time.time()), nonce="n-1", scheme="http")}
+_GOOD_HEADERS = {
+    "Content-Type": "application/json",
+    **httpsig.sign_request(
+        KEY,
+        "POST",
+        "/v1/items",
+        "127.0.0.1:8700",
+        {"Content-Type": "application/json"},
+        b"{}",
+        created=int(time.time()),
+        nonce="n-1",
+        scheme="http",
+    ),
+}
 
 
 @SETTINGS
-@given(name=st.sampled_from(["Signature-Input", "Signature", "Content-Digest"]),
-       value=st.text(max_size=200) | st.sampled_from(list(_GOOD_HEADERS.values())).map(lambda v: v[:-3]),
-       body=st.sampled_from([b"{}", b"", None]))
-def test_request_signature_checks_raise_only_exchange_errors(name: str, value: str, body: bytes | None) -> None:
+@given(
+    name=st.sampled_from(["Signature-Input", "Signature", "Content-Digest"]),
+    value=st.text(max_size=200)
+    | st.sampled_from(list(_GOOD_HEADERS.values())).map(lambda v: v[:-3]),
+    body=st.sampled_from([b"{}", b"", None]),
+)
+def test_request_signature_checks_raise_only_exchange_errors(
+    name: str, value: str, body: bytes | None
+) -> None:
     _cases["property: verify_request"] += 1
     headers = {**_GOOD_HEADERS, name: value}
 
     def lookup(kid: str) -> Any:
         return KEY.public_key
 
-    _only_exchange_errors(lambda: httpsig.verify_request(
-        "POST", "/v1/items", "127.0.0.1:8700", headers, body, key_lookup=lookup,
-        now=int(time.time()), max_age=300, max_skew=30, scheme="http"))
+    _only_exchange_errors(
+        lambda: httpsig.verify_request(
+            "POST",
+            "/v1/items",
+            "127.0.0.1:8700",
+            headers,
+            body,
+            key_lookup=lookup,
+            now=int(time.time()),
+            max_age=300,
+            max_skew=30,
+            scheme="http",
+        )
+    )
 
 
 @SETTINGS
-@given(kind=st.sampled_from(KINDS), where=st.integers(0, 10**7), bit=st.integers(0, 7),
-       in_signature=st.booleans())
-def test_a_flipped_bit_never_verifies(kind: str, where: int, bit: int, in_signature: bool) -> None:
+@given(
+    kind=st.sampled_from(KINDS),
+    where=st.integers(0, 10**7),
+    bit=st.integers(0, 7),
+    in_signature=st.booleans(),
+)
+def test_a_flipped_bit_never_verifies(
+    kind: str, where: int, bit: int, in_signature: bool
+) -> None:
     _cases["property: signature bit flips"] += 1
     signed = _SIGNED[kind]
     if in_signature:
         sig = bytearray(b64u_decode(signed["sig"]["value"]))
         sig[where % len(sig)] ^= 1 << bit
-        forged = {"item": signed["item"], "sig": {**signed["sig"], "value": b64u_encode(bytes(sig))}}
+        forged = {
+            "item": signed["item"],
+            "sig": {**signed["sig"], "value": b64u_encode(bytes(sig))},
+        }
         with pytest.raises(ExchangeError):
             verify_item(forged, KEY.public_key)
         return
@@ -206,7 +301,9 @@ def test_a_flipped_bit_never_verifies(kind: str, where: int, bit: int, in_signat
         item = parse_json(bytes(canonical), allow_floats=False)
     except ExchangeError:
         return  # no longer JSON: refused before any signature check
-    if not isinstance(item, dict) or canonical_json(item) == canonical_json(signed["item"]):
+    if not isinstance(item, dict) or canonical_json(item) == canonical_json(
+        signed["item"]
+    ):
         return
     with pytest.raises(ExchangeError):
         verify_item({"item": item, "sig": signed["sig"]}, KEY.public_key)
@@ -222,17 +319,32 @@ class _Auth(requests.auth.AuthBase):
         self.token = token
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        for h in ("Authorization", "Signature", "Signature-Input", "Content-Digest", "Cookie"):
+        for h in (
+            "Authorization",
+            "Signature",
+            "Signature-Input",
+            "Content-Digest",
+            "Cookie",
+        ):
             r.headers.pop(h, None)
         if self.token:
             r.headers["Authorization"] = f"Bearer {self.token}"
         elif self.key is not None:
             body = r.body.encode() if isinstance(r.body, str) else r.body
             parts = urlsplit(r.url or "")
-            r.headers.update(httpsig.sign_request(
-                self.key, r.method or "GET", r.path_url, parts.netloc, dict(r.headers),
-                body if body else (b"" if r.method in ("POST", "PUT") else None),
-                created=int(time.time()), nonce=secrets.token_urlsafe(12), scheme="http"))
+            r.headers.update(
+                httpsig.sign_request(
+                    self.key,
+                    r.method or "GET",
+                    r.path_url,
+                    parts.netloc,
+                    dict(r.headers),
+                    body if body else (b"" if r.method in ("POST", "PUT") else None),
+                    created=int(time.time()),
+                    nonce=secrets.token_urlsafe(12),
+                    scheme="http",
+                )
+            )
         return r
 
 
@@ -240,26 +352,60 @@ async def _target(node_factory: Any) -> dict[str, Any]:
     """A node with a roster (this node and a peer whose key the test holds), a site, a
     monitor, two items (one with an attachment) and a signed checkpoint."""
     roster_key = generate_key(key_id="roster#k1")
-    a = await node_factory("huaihai", federation={
-        "roster_keys": [f"roster#k1 ed25519 {roster_key.public_key.b64()}"], "replicate": False},
-        limits={"site_requests_per_s": 0}, log={"checkpoint_interval_ms": 50})
+    a = await node_factory(
+        "huaihai",
+        federation={
+            "roster_keys": [f"roster#k1 ed25519 {roster_key.public_key.b64()}"],
+            "replicate": False,
+        },
+        limits={"site_requests_per_s": 0},
+        log={"checkpoint_interval_ms": 50},
+    )
     duji = await a.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))
     peer = generate_key(key_id="yangtze-delta#k1")
-    await a.node.federation.install(roster(
-        [node_entry("huaihai", a.url, a.node.key, ["huaibei-duji"]),
-         node_entry("yangtze-delta", f"http://127.0.0.1:{free_port()}", peer, [])],
-        {"huaihai": ["huaibei-duji"]}, roster_key))
+    await a.node.federation.install(
+        roster(
+            [
+                node_entry("huaihai", a.url, a.node.key, ["huaibei-duji"]),
+                node_entry(
+                    "yangtze-delta", f"http://127.0.0.1:{free_port()}", peer, []
+                ),
+            ],
+            {"huaihai": ["huaibei-duji"]},
+            roster_key,
+        )
+    )
     token = await a.add_monitor("huaibei-municipal", circles=("huaihai",))
     blob = b"%PDF-1.7 hostile input test" * 100
     async with a.client("huaibei-duji") as c:
         info = await c.put_blob(blob, "application/pdf")
         first = await c.push(sign_item(lesson("huaibei-duji", "第一条"), duji))
-        second = await c.push(sign_item(lesson("huaibei-duji", "附件条目", attachments=[
-            {"name": "方案.pdf", "media_type": "application/pdf", "size": len(blob),
-             "sha256": info["sha256"]}]), duji))
+        second = await c.push(
+            sign_item(
+                lesson(
+                    "huaibei-duji",
+                    "附件条目",
+                    attachments=[
+                        {
+                            "name": "方案.pdf",
+                            "media_type": "application/pdf",
+                            "size": len(blob),
+                            "sha256": info["sha256"],
+                        }
+                    ],
+                ),
+                duji,
+            )
+        )
         await c.request("GET", f"/v1/items/{second['id']}/receipt", params={"wait": 10})
-    return {"rn": a, "site": duji, "peer": peer, "token": token, "blob": info["sha256"],
-            "items": [first["id"], second["id"]]}
+    return {
+        "rn": a,
+        "site": duji,
+        "peer": peer,
+        "token": token,
+        "blob": info["sha256"],
+        "items": [first["id"], second["id"]],
+    }
 
 
 def _auth_for(op_auth: tuple[str, ...], t: dict[str, Any]) -> _Auth:
@@ -272,7 +418,9 @@ def _auth_for(op_auth: tuple[str, ...], t: dict[str, Any]) -> _Auth:
     return _Auth()
 
 
-def _run_schemathesis(base_url: str, doc: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
+def _run_schemathesis(
+    base_url: str, doc: dict[str, Any], t: dict[str, Any]
+) -> dict[str, Any]:
     """Fuzz every documented operation (positive and negative data), then the known-good
     cases; returns counts and every failure (no 5xx, documented status, content type and
     response schema)."""
@@ -285,11 +433,14 @@ def _run_schemathesis(base_url: str, doc: dict[str, Any], t: dict[str, Any]) -> 
         status_code_conformance,
     )
 
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
-              response_schema_conformance]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
     schema = schemathesis.openapi.from_dict(doc)
     meta = {(op.method.upper(), op.path): op for op in OPERATIONS}
-    sessions = {k: requests.Session() for k in ("site", "monitor", "node", "anon")}
     counts: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     failures: list[str] = []
@@ -302,8 +453,12 @@ def _run_schemathesis(base_url: str, doc: dict[str, Any], t: dict[str, Any]) -> 
         session.auth = auth
         try:
             response = case.call(base_url=base_url, session=session, timeout=40)
-        except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
-                UnicodeError, ValueError):
+        except (
+            requests.exceptions.InvalidHeader,
+            requests.exceptions.InvalidURL,
+            UnicodeError,
+            ValueError,
+        ):
             skipped += 1  # the client refused to send it; nothing reached the node
             return
         finally:
@@ -330,8 +485,14 @@ def _run_schemathesis(base_url: str, doc: dict[str, Any], t: dict[str, Any]) -> 
             modes.append((GenerationMode.NEGATIVE, FUZZ_NEGATIVE // scale))
         for mode, n in modes:
 
-            @settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+            @settings(
+                max_examples=n,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.generate],
+            )
             @given(case=api_op.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
                 send(case, auth, label)  # noqa: B023 - called at once, in this iteration
@@ -339,18 +500,29 @@ def _run_schemathesis(base_url: str, doc: dict[str, Any], t: dict[str, Any]) -> 
             try:
                 run()
             except Unsatisfiable:
-                assert mode is GenerationMode.NEGATIVE  # nothing to make invalid (no inputs)
-            except (Exception, BaseExceptionGroup) as exc:  # collect every failure, report all
+                assert (
+                    mode is GenerationMode.NEGATIVE
+                )  # nothing to make invalid (no inputs)
+            except (
+                Exception,
+                BaseExceptionGroup,
+            ) as exc:  # collect every failure, report all
                 failures.append(f"{label} [{mode.value}]: {str(exc)[:1500]}")
         seconds[label] = round(time.monotonic() - started, 2)
-    assert seen_ops == {(o.method.upper(), o.path) for o in OPERATIONS}, "schema and OPERATIONS differ"
+    assert seen_ops == {(o.method.upper(), o.path) for o in OPERATIONS}, (
+        "schema and OPERATIONS differ"
+    )
 
     # Known-good requests: the success responses must match their documented schemas.
     item, attached = t["items"]
     good: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/v1/items", {"query": {"limit": "10"}}),
         ("GET", "/v1/items/{id}", {"path_parameters": {"id": item}}),
-        ("GET", "/v1/items/{id}/receipt", {"path_parameters": {"id": attached}, "query": {"wait": "5"}}),
+        (
+            "GET",
+            "/v1/items/{id}/receipt",
+            {"path_parameters": {"id": attached}, "query": {"wait": "5"}},
+        ),
         ("GET", "/v1/blobs/{sha256}", {"path_parameters": {"sha256": t["blob"]}}),
         ("GET", "/v1/sites/{id}", {"path_parameters": {"id": "huaibei-duji"}}),
         ("GET", "/v1/log/checkpoint", {}),
@@ -362,55 +534,131 @@ def _run_schemathesis(base_url: str, doc: dict[str, Any], t: dict[str, Any]) -> 
         ("GET", "/v1/federation/peers", {}),
         ("GET", "/v1/activity", {}),
         ("GET", "/v1/adapters/health", {}),
-        ("POST", "/v1/items", {"body": sign_item(lesson("huaibei-duji", "已知良好"), t["site"]),
-                               "media_type": "application/json"}),
-        ("POST", "/v1/federation/batch", {"body": {"items": []}, "media_type": "application/json"}),
-        ("PUT", "/v1/blobs/{sha256}", {"path_parameters": {"sha256": __import__("hashlib").sha256(
-            b"known good").hexdigest()}, "body": b"known good", "media_type": "application/octet-stream"}),
+        (
+            "POST",
+            "/v1/items",
+            {
+                "body": sign_item(lesson("huaibei-duji", "已知良好"), t["site"]),
+                "media_type": "application/json",
+            },
+        ),
+        (  # the batch form of a push (the summary documents it)
+            "POST",
+            "/v1/items",
+            {
+                "body": {
+                    "items": [
+                        sign_item(lesson("huaibei-duji", f"批量{i}"), t["site"])
+                        for i in range(2)
+                    ]
+                },
+                "media_type": "application/json",
+            },
+        ),
+        (
+            "POST",
+            "/v1/federation/batch",
+            {"body": {"items": []}, "media_type": "application/json"},
+        ),
+        (
+            "PUT",
+            "/v1/blobs/{sha256}",
+            {
+                "path_parameters": {
+                    "sha256": __import__("hashlib").sha256(b"known good").hexdigest()
+                },
+                "body": b"known good",
+                "media_type": "application/octet-stream",
+            },
+        ),
     ]
-    ops = {(r.ok().method.upper(), r.ok().path): r.ok() for r in schema.get_all_operations()}
+    ops = {
+        (r.ok().method.upper(), r.ok().path): r.ok()
+        for r in schema.get_all_operations()
+    }
     for method, path, kw in good:
         op = meta[(method, path)]
         case = ops[(method, path)].Case(**kw)
         try:
             send(case, _auth_for(op.auth, t), f"{method} {path}")
         except (Exception, BaseExceptionGroup) as exc:
-            failures.append(f"known-good {method} {path} {kw.get('query', '')}: {str(exc)[:1500]}")
-    return {"cases": dict(counts), "statuses": dict(statuses), "failures": failures,
-            "skipped_by_client": skipped, "seconds": seconds}
+            failures.append(
+                f"known-good {method} {path} {kw.get('query', '')}: {str(exc)[:1500]}"
+            )
+    return {
+        "cases": dict(counts),
+        "statuses": dict(statuses),
+        "failures": failures,
+        "skipped_by_client": skipped,
+        "seconds": seconds,
+    }
 
 
-async def test_openapi_fuzz_finds_no_5xx_and_no_schema_violations(node_factory: Any) -> None:
+async def test_openapi_fuzz_finds_no_5xx_and_no_schema_violations(
+    node_factory: Any,
+) -> None:
     t = await _target(node_factory)
     rn = t["rn"]
     async with aiohttp.ClientSession() as s, s.get(rn.url + "/openapi.json") as r:
         doc = await r.json()
     result = await asyncio.to_thread(_run_schemathesis, rn.url, doc, t)
     total = sum(result["cases"].values())
-    merge_artifact("hostile", fuzz={
-        "operations": len(result["cases"]), "cases": total,
-        "examples_per_operation": {"positive": FUZZ_POSITIVE, "negative": FUZZ_NEGATIVE},
-        "statuses": result["statuses"], "failures": len(result["failures"]),
-        "skipped_by_client": result["skipped_by_client"],
-        "slowest_operations_s": dict(sorted(result["seconds"].items(), key=lambda kv: -kv[1])[:5]),
-    })
+    merge_artifact(
+        "hostile",
+        fuzz={
+            "operations": len(result["cases"]),
+            "cases": total,
+            "examples_per_operation": {
+                "positive": FUZZ_POSITIVE,
+                "negative": FUZZ_NEGATIVE,
+            },
+            "statuses": result["statuses"],
+            "failures": len(result["failures"]),
+            "skipped_by_client": result["skipped_by_client"],
+            "slowest_operations_s": dict(
+                sorted(result["seconds"].items(), key=lambda kv: -kv[1])[:5]
+            ),
+        },
+    )
     assert not result["failures"], "\n\n".join(result["failures"])
     assert len(result["cases"]) == len(OPERATIONS)
 
 
 # ------------------------------------------------------------------ raw requests
-async def _raw(rn: Any, method: str, target: str, *, key: PrivateKey | None = None,
-               body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+async def _raw(
+    rn: Any,
+    method: str,
+    target: str,
+    *,
+    key: PrivateKey | None = None,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
     """Send ``target`` byte for byte (no client normalisation) on a new connection."""
     host = rn.url.split("://", 1)[1]
     port = int(host.rsplit(":", 1)[1])
     hdrs = {"Host": host, "Connection": "close", **(headers or {})}
     if key is not None:
-        hdrs.update(httpsig.sign_request(key, method, target, host, hdrs, body if body or method in ("POST", "PUT") else None,
-                                         created=int(time.time()), nonce=secrets.token_urlsafe(12), scheme="http"))
+        hdrs.update(
+            httpsig.sign_request(
+                key,
+                method,
+                target,
+                host,
+                hdrs,
+                body if body or method in ("POST", "PUT") else None,
+                created=int(time.time()),
+                nonce=secrets.token_urlsafe(12),
+                scheme="http",
+            )
+        )
     if body or method in ("POST", "PUT"):
         hdrs["Content-Length"] = str(len(body))
-    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+    head = (
+        f"{method} {target} HTTP/1.1\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+        + "\r\n"
+    )
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(head.encode("latin-1") + body)
@@ -461,8 +709,14 @@ async def test_traversal_in_paths_and_ids_is_refused(node_factory: Any) -> None:
     for target in TRAVERSAL:
         for method, key in (("GET", None), ("GET", t["site"]), ("PUT", t["site"])):
             body = b"root:x:0:0" if method == "PUT" else b""
-            status, data = await _raw(rn, method, target, key=key, body=body,
-                                      headers={"Content-Type": "application/octet-stream"} if body else None)
+            status, data = await _raw(
+                rn,
+                method,
+                target,
+                key=key,
+                body=body,
+                headers={"Content-Type": "application/octet-stream"} if body else None,
+            )
             results[f"{method} {target} {'signed' if key else 'anon'}"] = status
             assert 400 <= status < 500, (method, target, status, data[:500])
             assert b"root:x:0:0" not in data and b"import " not in data
@@ -476,10 +730,33 @@ async def _count(rn: Any, table: str) -> int:
         return int(await c.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608 - fixed names
 
 
-SQL = ["'", "''", "';--", "' OR '1'='1", '" OR 1=1 --', "'; DROP TABLE items; --",
-       "%", "_", "%' OR 'x' LIKE '%", "\\", "\\'", "$1", "$$;$$", "1; SELECT pg_sleep(5)",
-       "E'\\x41'", "𠮷'); DELETE FROM items; --", "\x00", "a\x00b", "NULL", "-1 OR 1=1",
-       "1e999", "9" * 40, "*/ SELECT 1 /*", "(SELECT 1)", "{\"$ne\": null}"]
+SQL = [
+    "'",
+    "''",
+    "';--",
+    "' OR '1'='1",
+    '" OR 1=1 --',
+    "'; DROP TABLE items; --",
+    "%",
+    "_",
+    "%' OR 'x' LIKE '%",
+    "\\",
+    "\\'",
+    "$1",
+    "$$;$$",
+    "1; SELECT pg_sleep(5)",
+    "E'\\x41'",
+    "𠮷'); DELETE FROM items; --",
+    "\x00",
+    "a\x00b",
+    "NULL",
+    "-1 OR 1=1",
+    "1e999",
+    "9" * 40,
+    "*/ SELECT 1 /*",
+    "(SELECT 1)",
+    '{"$ne": null}',
+]
 
 
 async def test_sql_metacharacters_everywhere_text_goes_in(node_factory: Any) -> None:
@@ -490,18 +767,32 @@ async def test_sql_metacharacters_everywhere_text_goes_in(node_factory: Any) -> 
     pushed: dict[str, str] = {}
     async with rn.client("huaibei-duji") as c:
         for s in (x for x in SQL if "\x00" not in x):
-            res = await c.push(sign_item(lesson("huaibei-duji", f"标题{s}", tags=[f"标签{s}"[:40]],
-                                                summary=s), site))
+            res = await c.push(
+                sign_item(
+                    lesson(
+                        "huaibei-duji", f"标题{s}", tags=[f"标签{s}"[:40]], summary=s
+                    ),
+                    site,
+                )
+            )
             pushed[res["id"]] = s
         for item_id, s in pushed.items():
             env = await c.get_item(item_id)
-            assert env["signed"]["item"]["title"] == f"标题{s}" and env["signed"]["item"]["summary"] == s
+            assert (
+                env["signed"]["item"]["title"] == f"标题{s}"
+                and env["signed"]["item"]["summary"] == s
+            )
             page = await c.list_items(tag=f"标签{s}"[:40])
             assert [e["id"] for e in page["items"]] == [item_id], s
     # A NUL cannot be a title: a clear schema error, nothing stored.
-    status, data = await _raw(rn, "POST", "/v1/items", key=site,
-                              body=orjson.dumps(sign_item(lesson("huaibei-duji", "a\x00b"), site)),
-                              headers={"Content-Type": "application/json"})
+    status, data = await _raw(
+        rn,
+        "POST",
+        "/v1/items",
+        key=site,
+        body=orjson.dumps(sign_item(lesson("huaibei-duji", "a\x00b"), site)),
+        headers={"Content-Type": "application/json"},
+    )
     assert status == 422 and b"schema_invalid" in data and b"title" in data, data[-400:]
     items_before = await _count(rn, "items")
     # Every query and path parameter of every GET operation, with every payload.
@@ -518,15 +809,21 @@ async def test_sql_metacharacters_everywhere_text_goes_in(node_factory: Any) -> 
                 query = ""
                 for pname, pwhere, _d in op.params:
                     if pwhere == "path":
-                        path = path.replace("{" + pname + "}", q if pname == name else "x")
+                        path = path.replace(
+                            "{" + pname + "}", q if pname == name else "x"
+                        )
                 if where == "query":
                     query = f"?{name}={q}"
                 elif "{" + name + "}" not in op.path:
                     continue
                 target = path + query
                 if principal.token:
-                    status, data = await _raw(rn, "GET", target,
-                                              headers={"Authorization": f"Bearer {principal.token}"})
+                    status, data = await _raw(
+                        rn,
+                        "GET",
+                        target,
+                        headers={"Authorization": f"Bearer {principal.token}"},
+                    )
                 else:
                     status, data = await _raw(rn, "GET", target, key=principal.key)
                 tried += 1
@@ -573,39 +870,91 @@ async def test_hostile_unicode_in_titles(node_factory: Any) -> None:
     before = await _count(rn, "items")
     for name, title in UNICODE_REFUSED.items():
         body = orjson.dumps(sign_item(lesson("huaibei-duji", title), site))
-        status, data = await _raw(rn, "POST", "/v1/items", key=site, body=body,
-                                  headers={"Content-Type": "application/json"})
+        status, data = await _raw(
+            rn,
+            "POST",
+            "/v1/items",
+            key=site,
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
         doc = orjson.loads(data.split(b"\r\n\r\n", 1)[1])
         assert status == 422 and doc["error"]["code"] == "schema_invalid", (name, doc)
         assert "title" in doc["error"]["message"], (name, doc)
     # A lone surrogate escape, and a body far over the limit.
-    raw = orjson.dumps(sign_item(lesson("huaibei-duji", "占位"), site)).replace("占位".encode(), b"\\ud800")
-    status, data = await _raw(rn, "POST", "/v1/items", key=site, body=raw,
-                              headers={"Content-Type": "application/json"})
+    raw = orjson.dumps(sign_item(lesson("huaibei-duji", "占位"), site)).replace(
+        "占位".encode(), b"\\ud800"
+    )
+    status, data = await _raw(
+        rn,
+        "POST",
+        "/v1/items",
+        key=site,
+        body=raw,
+        headers={"Content-Type": "application/json"},
+    )
     assert 400 <= status < 500, data[-300:]
-    status, data = await _raw(rn, "POST", "/v1/items", key=site,
-                              body=("监" * (2 * 1024 * 1024)).encode(),
-                              headers={"Content-Type": "application/json"})
+    status, data = await _raw(
+        rn,
+        "POST",
+        "/v1/items",
+        key=site,
+        body=("监" * (2 * 1024 * 1024)).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     assert status == 413
     assert await _count(rn, "items") == before
     _cases["unicode title cases"] += len(UNICODE_STORED) + len(UNICODE_REFUSED) + 2
-    merge_artifact("hostile", unicode={"stored_verbatim": sorted(UNICODE_STORED),
-                                       "refused_422": sorted(UNICODE_REFUSED)})
+    merge_artifact(
+        "hostile",
+        unicode={
+            "stored_verbatim": sorted(UNICODE_STORED),
+            "refused_422": sorted(UNICODE_REFUSED),
+        },
+    )
 
 
 async def test_dashboard_login_refuses_bad_input_with_4xx(node_factory: Any) -> None:
     t = await _target(node_factory)
     rn = t["rn"]
-    bodies = [b"{not json", b"\xff\xfe", b'{"token": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-              b"[]", b'"token"', b'{"token": null}', b'{"token": 1e999}', b""]
+    bodies = [
+        b"{not json",
+        b"\xff\xfe",
+        b'{"token": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b"[]",
+        b'"token"',
+        b'{"token": null}',
+        b'{"token": 1e999}',
+        b"",
+    ]
     for body in bodies:
-        status, data = await _raw(rn, "POST", "/dashboard/login", body=body,
-                                  headers={"Content-Type": "application/json"})
+        status, data = await _raw(
+            rn,
+            "POST",
+            "/dashboard/login",
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
         assert 400 <= status < 500, (body[:40], status, data[-300:])
     _cases["dashboard login bodies"] += len(bodies)
 
 
+async def test_error_messages_escape_control_characters(node_factory: Any) -> None:
+    """An id with control characters is echoed escaped (``\\x01``), never raw."""
+    t = await _target(node_factory)
+    for target in ("/v1/items/sha256:%01%1b[31mred", "/v1/sites/a%07b", "/no%0dsuch"):
+        status, data = await _raw(t["rn"], "GET", target, key=t["site"])
+        body = data.split(b"\r\n\r\n", 1)[1]
+        message = orjson.loads(body)["error"]["message"]
+        assert status in (404, 400) and "\\x" in message, (target, message)
+        assert not any(ord(ch) < 0x20 for ch in message), (target, message)
+    _cases["control-character ids"] += 3
+
+
 def test_zz_record_property_counts() -> None:
     """Runs last in this module: writes the case counts of the tests above."""
-    merge_artifact("hostile", cases=dict(sorted(_cases.items())),
-                   property_examples_per_test=PROPERTY_EXAMPLES)
+    merge_artifact(
+        "hostile",
+        cases=dict(sorted(_cases.items())),
+        property_examples_per_test=PROPERTY_EXAMPLES,
+    )

@@ -20,14 +20,28 @@ import pytest
 from exchange.core.items import sign_item
 from exchange.core.signing import generate_key
 
-from .helpers import FakePeer, SwitchProxy, free_port, lesson, node_entry, roster, wait_for, write_artifact
+from .helpers import (
+    FakePeer,
+    SwitchProxy,
+    free_port,
+    lesson,
+    node_entry,
+    roster,
+    wait_for,
+    write_artifact,
+)
 
 pytestmark = pytest.mark.asyncio
 
 BAD = ("peer-unreachable", "peer-hang", "peer-500", "peer-garbage", "peer-slow")
 TIMEOUT_S = 0.5
-FED = {"request_timeout_s": TIMEOUT_S, "backoff_base_ms": 50, "backoff_max_s": 1.0,
-       "pull_interval_ms": 60_000, "witness_interval_ms": 60_000}
+FED = {
+    "request_timeout_s": TIMEOUT_S,
+    "backoff_base_ms": 50,
+    "backoff_max_s": 1.0,
+    "pull_interval_ms": 60_000,
+    "witness_interval_ms": 60_000,
+}
 
 
 async def _ids(rn: Any) -> list[tuple[str, int]]:
@@ -36,13 +50,22 @@ async def _ids(rn: Any) -> list[tuple[str, int]]:
     return [(r["id"], r["idx"]) for r in rows]
 
 
-async def test_healthy_peer_flows_bad_peers_back_off_recovered_peer_catches_up(node_factory: Any) -> None:
+async def test_healthy_peer_flows_bad_peers_back_off_recovered_peer_catches_up(
+    node_factory: Any,
+) -> None:
     roster_key = generate_key(key_id="roster#k1")
     pinned = [f"roster#k1 ed25519 {roster_key.public_key.b64()}"]
-    a = await node_factory("huaihai", federation={"roster_keys": pinned, **FED},
-                           log={"checkpoint_interval_ms": 100})
-    b = await node_factory("yangtze-delta", federation={"roster_keys": pinned, "replicate": False})
-    c = await node_factory("zhejiang", federation={"roster_keys": pinned, "replicate": False})
+    a = await node_factory(
+        "huaihai",
+        federation={"roster_keys": pinned, **FED},
+        log={"checkpoint_interval_ms": 100},
+    )
+    b = await node_factory(
+        "yangtze-delta", federation={"roster_keys": pinned, "replicate": False}
+    )
+    c = await node_factory(
+        "zhejiang", federation={"roster_keys": pinned, "replicate": False}
+    )
     duji = await a.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))
     await b.add_site("suzhou-wuzhong", "苏州市吴中区人大常委会", ("yangtze-delta",))
     await c.add_site("jiaxing-nanhu", "嘉兴市南湖区人大常委会", ("yangtze-delta",))
@@ -54,16 +77,27 @@ async def test_healthy_peer_flows_bad_peers_back_off_recovered_peer_catches_up(n
         "peer-slow": await FakePeer("slow", delay=3.0).start(),
     }
     urls = {name: f.url for name, f in fakes.items()}
-    urls["peer-unreachable"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    urls["peer-unreachable"] = (
+        f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    )
     try:
         nodes = [
             node_entry("huaihai", a.url, a.node.key, ["huaibei-duji"]),
             node_entry("yangtze-delta", b.url, b.node.key, ["suzhou-wuzhong"]),
             node_entry("zhejiang", proxy.url, c.node.key, ["jiaxing-nanhu"]),
-            *(node_entry(name, urls[name], generate_key(key_id=f"{name}#k1")) for name in BAD),
+            *(
+                node_entry(name, urls[name], generate_key(key_id=f"{name}#k1"))
+                for name in BAD
+            ),
         ]
-        signed = roster(nodes, {"huaihai": ["huaibei-duji"],
-                                "yangtze-delta": ["suzhou-wuzhong", "jiaxing-nanhu"]}, roster_key)
+        signed = roster(
+            nodes,
+            {
+                "huaihai": ["huaibei-duji"],
+                "yangtze-delta": ["suzhou-wuzhong", "jiaxing-nanhu"],
+            },
+            roster_key,
+        )
         for rn in (a, b, c):
             await rn.node.federation.install(signed)
 
@@ -73,7 +107,13 @@ async def test_healthy_peer_flows_bad_peers_back_off_recovered_peer_catches_up(n
         async with a.client("huaibei-duji") as client:
             for rnd in range(6):
                 res = await client.push_batch(
-                    [sign_item(lesson("huaibei-duji", f"分区测试 第{rnd}轮 第{i}条"), duji) for i in range(4)])
+                    [
+                        sign_item(
+                            lesson("huaibei-duji", f"分区测试 第{rnd}轮 第{i}条"), duji
+                        )
+                        for i in range(4)
+                    ]
+                )
                 assert res["accepted"] == 4
                 ids = {r["id"] for r in res["results"]}
                 pushed.extend(r["id"] for r in res["results"])
@@ -88,17 +128,28 @@ async def test_healthy_peer_flows_bad_peers_back_off_recovered_peer_catches_up(n
 
         status1 = {p["peer"]: p for p in await a.node.federation.peer_status()}
         backoffs: dict[str, float] = {name: status1[name]["backoff_s"] for name in BAD}
-        for _ in range(30):  # ~1.5 s more of failures, sampling the backoff
-            await asyncio.sleep(0.05)
-            for p in await a.node.federation.peer_status():
-                if p["peer"] in backoffs:
-                    backoffs[p["peer"]] = max(backoffs[p["peer"]], p["backoff_s"])
+
+        async def every_bad_peer_retried() -> bool:
+            # Keep sampling the backoff until every bad peer has failed again.
+            now = {p["peer"]: p for p in await a.node.federation.peer_status()}
+            for name in BAD:
+                backoffs[name] = max(backoffs[name], now[name]["backoff_s"])
+            return all(
+                now[n]["attempts"] > status1[n]["attempts"] for n in (*BAD, "zhejiang")
+            )
+
+        await wait_for(every_bad_peer_retried, 20, "every bad peer to be retried")
         status2 = {p["peer"]: p for p in await a.node.federation.peer_status()}
 
         # The healthy peer has everything, exactly once, in order.
         at_b_rows = await _ids(b)
-        assert [i for i, _ in at_b_rows] == pushed and [x for _, x in at_b_rows] == list(range(len(pushed)))
-        assert status2["yangtze-delta"]["backlog"] == 0 and status2["yangtze-delta"]["last_error"] is None
+        assert [i for i, _ in at_b_rows] == pushed and [
+            x for _, x in at_b_rows
+        ] == list(range(len(pushed)))
+        assert (
+            status2["yangtze-delta"]["backlog"] == 0
+            and status2["yangtze-delta"]["last_error"] is None
+        )
         # Every bad peer (and C behind the failing proxy) has its backlog, growing
         # attempts, a last error and a backoff; none was ever acknowledged.
         for name in (*BAD, "zhejiang"):
@@ -128,20 +179,35 @@ async def test_healthy_peer_flows_bad_peers_back_off_recovered_peer_catches_up(n
 
         await wait_for(c_acknowledged, 10, "A to record the delivery to C")
         at_c = await _ids(c)
-        assert [i for i, _ in at_c] == pushed and [x for _, x in at_c] == list(range(len(pushed)))
+        assert [i for i, _ in at_c] == pushed and [x for _, x in at_c] == list(
+            range(len(pushed))
+        )
         st = {p["peer"]: p for p in await a.node.federation.peer_status()}["zhejiang"]
-        assert st["pushed_total"] == len(pushed) and st["attempts"] == 0 and st["last_error"] is None
+        assert (
+            st["pushed_total"] == len(pushed)
+            and st["attempts"] == 0
+            and st["last_error"] is None
+        )
         dup = c.node.metrics.items_duplicate._value.get()  # noqa: SLF001 - prometheus counter
         assert dup == 0, "items were delivered to the recovered peer more than once"
 
-        write_artifact("peers", {
-            "healthy_peer_round_latency_s": latencies,
-            "bad_peer_attempts": {n: status2[n]["attempts"] for n in (*BAD, "zhejiang")},
-            "bad_peer_last_error": {n: status2[n]["last_error"] for n in (*BAD, "zhejiang")},
-            "bad_peer_max_backoff_s": backoffs,
-            "items": len(pushed), "recovered_peer_catch_up_s": catch_up_s,
-            "recovered_peer_duplicates": dup, "request_timeout_s": TIMEOUT_S,
-        })
+        write_artifact(
+            "peers",
+            {
+                "healthy_peer_round_latency_s": latencies,
+                "bad_peer_attempts": {
+                    n: status2[n]["attempts"] for n in (*BAD, "zhejiang")
+                },
+                "bad_peer_last_error": {
+                    n: status2[n]["last_error"] for n in (*BAD, "zhejiang")
+                },
+                "bad_peer_max_backoff_s": backoffs,
+                "items": len(pushed),
+                "recovered_peer_catch_up_s": catch_up_s,
+                "recovered_peer_duplicates": dup,
+                "request_timeout_s": TIMEOUT_S,
+            },
+        )
     finally:
         await proxy.stop()
         for f in fakes.values():

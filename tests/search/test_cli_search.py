@@ -47,7 +47,8 @@ def test_table_lines_up_with_cjk() -> None:
     lines = table.splitlines()
     # The second column starts at the same terminal column on every row.
     assert [
-        display_width(line[: line.rindex(c)]) for line, c in zip(lines[2:], "ab", strict=True)
+        display_width(line[: line.rindex(c)])
+        for line, c in zip(lines[2:], "ab", strict=True)
     ] == [12, 12]
 
 

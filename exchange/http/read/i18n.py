@@ -120,11 +120,24 @@ KIND_LABELS: dict[str, dict[str, str]] = {
 }
 
 RELS: dict[str, dict[str, str]] = {
-    "zh": {"follows": "后续", "endorses": "会签", "retracts": "撤回", "responds_to": "答复",
-           "updates": "更新", "cites": "引用", "reports_on": "报告"},
-    "en": {"follows": "follows", "endorses": "endorses", "retracts": "retracts",
-           "responds_to": "responds to", "updates": "updates", "cites": "cites",
-           "reports_on": "reports on"},
+    "zh": {
+        "follows": "后续",
+        "endorses": "会签",
+        "retracts": "撤回",
+        "responds_to": "答复",
+        "updates": "更新",
+        "cites": "引用",
+        "reports_on": "报告",
+    },
+    "en": {
+        "follows": "follows",
+        "endorses": "endorses",
+        "retracts": "retracts",
+        "responds_to": "responds to",
+        "updates": "updates",
+        "cites": "cites",
+        "reports_on": "reports on",
+    },
 }
 
 # Field labels of item bodies (kinds, phases, findings ...).

@@ -20,6 +20,10 @@ CREATE TABLE item_search (
     doc               tsvector NOT NULL,  -- every field: what matches
     head              tsvector NOT NULL   -- title, tags, summary: what ranks (small, inline)
 );
+-- Keep the heap narrow (a GIN bitmap visits one heap tuple per match): long `doc`
+-- vectors move to TOAST early, the small `head` stays inline for ranking.
+ALTER TABLE item_search SET (toast_tuple_target = 256);
+ALTER TABLE item_search ALTER COLUMN head SET STORAGE MAIN;
 CREATE INDEX item_search_doc ON item_search USING gin (doc);
 CREATE INDEX item_search_kind ON item_search (kind, idx);
 CREATE INDEX item_search_author ON item_search (author, idx);
