@@ -64,8 +64,11 @@ def verify_document(
         key_id, alg, value = sig["key"], sig["alg"], b64u_decode(sig["value"])
     except (KeyError, TypeError, ValueError):
         raise VerificationError(f"{what} is not a signed document", code=ErrorCode.ROSTER_INVALID) from None
-    if not isinstance(doc, dict):
-        raise VerificationError(f"{what} document must be an object", code=ErrorCode.ROSTER_INVALID)
+    if not isinstance(doc, dict) or not isinstance(key_id, str) or not isinstance(alg, str):
+        raise VerificationError(
+            f"{what} must be {{document: object, sig: {{key: str, alg: str, value: str}}}}",
+            code=ErrorCode.ROSTER_INVALID,
+        )
     key = keys.get(key_id)
     if key is None:
         raise VerificationError(

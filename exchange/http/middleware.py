@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import orjson
 from aiohttp import web
 
@@ -114,6 +115,18 @@ async def error_middleware(
         elif exc.status == 413:
             msg = "request body is over the size limit"
         return error_response(code, msg, exc.status, rid)
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+            asyncpg.InterfaceError, asyncpg.TooManyConnectionsError) as exc:
+        # The database is down or restarting: a temporary condition, not a bug.
+        _log.warning("database unavailable in %s %s [%s]: %s", request.method, request.path,
+                     rid, type(exc).__name__)
+        request[ERROR_CODE] = ErrorCode.DATABASE_UNAVAILABLE.value
+        resp503 = error_response(
+            ErrorCode.DATABASE_UNAVAILABLE,
+            "数据库暂不可用，请稍后重试 / the database is unavailable; retry shortly", 503, rid,
+        )
+        resp503.headers["Retry-After"] = "1"
+        return resp503
     except Exception:
         _log.exception(
             "unhandled error in %s %s [%s]", request.method, request.path, rid

@@ -45,7 +45,7 @@ _ITEM_FILTERS = (
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/items", "Push one signed item, or a batch {items: [...]}",
-              ("site",), "SignedItem", "PushResult", 201),
+              ("site",), "SignedItem", "PushResult", 201),  # 200 added in build_openapi
     Operation("get", "/v1/items", "List items visible to the caller, by log index",
               ("site", "monitor", "node"), None, "ItemPage", params=_ITEM_FILTERS),
     Operation("get", "/v1/items/{id}", "One item by id", ("site", "monitor", "node"),
@@ -182,6 +182,14 @@ def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
                 "description": "OK",
                 "content": {"application/json": {"schema": _ref(op.response)}},
             }
+            if op.method == "post" and op.path == "/v1/items":
+                # One item: 201 (new) or 200 (already stored); a batch: 200 with a result
+                # per item.
+                entry["responses"]["200"] = {
+                    "description": "Already stored (one item), or a batch's per-item results",
+                    "content": {"application/json": {"schema": {
+                        "oneOf": [_ref("PushResult"), _ref("PushResponse")]}}},
+                }
             if op.raw:  # the same result in another form (e.g. ?format=text)
                 entry["responses"][str(op.status)]["content"][op.raw] = {"schema": {"type": "string"}}
         elif op.raw:

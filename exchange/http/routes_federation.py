@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from exchange.errors import InputError, NotFound, SchemaError, TooLarge
@@ -16,6 +18,7 @@ from .routes_items import envelope
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
+_log = logging.getLogger(__name__)
 
 
 @routes.post("/v1/federation/batch")
@@ -33,8 +36,14 @@ async def batch(request: web.Request) -> web.Response:
     problems = await node.federation.accept_site_records(list(doc.get("site_records") or []), reader.id)
     outcomes = await node.ingestor.push(doc["items"], reader, origin=reader.id)
     results = [o.to_json() for o in outcomes]
-    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("accepted", "duplicate", "refused")}
-    return json_response({"results": results, **counts, "site_record_problems": problems})
+    for problem in problems:
+        _log.warning("site record from %s refused: %s", reader.id, problem)
+    return json_response({
+        "results": results,
+        "accepted": sum(1 for o in outcomes if o.status == "accepted"),
+        "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
+        "refused": sum(1 for o in outcomes if o.status == "refused"),
+    })
 
 
 @routes.get("/v1/federation/log")

@@ -65,11 +65,12 @@ async def push_items(request: web.Request) -> web.Response:
             )
         outcomes = await node.ingestor.push(objs, reader)
         results = [o.to_json() for o in outcomes]
-        counts = {
-            s: sum(1 for o in outcomes if o.status == s)
-            for s in ("accepted", "duplicate", "refused")
-        }
-        return json_response({"results": results, **counts})
+        return json_response({
+            "results": results,
+            "accepted": sum(1 for o in outcomes if o.status == "accepted"),
+            "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
+            "refused": sum(1 for o in outcomes if o.status == "refused"),
+        })
     (outcome,) = await node.ingestor.push([doc], reader)
     if outcome.error is not None:
         raise outcome.error

@@ -113,7 +113,7 @@ async def test_replayed_batch_makes_no_duplicates_and_bad_node_requests_get_401(
     body = {"items": signed, "site_records": records}
     s1, r1 = await _node_post(fed, "huaihai", "yangtze-delta", body)
     s2, r2 = await _node_post(fed, "huaihai", "yangtze-delta", body)  # the same batch again
-    assert (r1["accepted"], r2["accepted"], r2["duplicate"]) == (3, 0, 3)
+    assert (r1["accepted"], r2["accepted"], r2["duplicates"]) == (3, 0, 3)
     assert len(await item_ids(yd)) == 3
     # Exactly the same request (same nonce) is a replay.
     s3, r3 = await _node_post(fed, "huaihai", "yangtze-delta", body, nonce="fixed-nonce")
