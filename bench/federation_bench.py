@@ -1,17 +1,19 @@
 """Federation benchmark: replication lag at a steady push rate, and backlog drain.
 
-    python bench/federation_bench.py [--quick] [--seconds 20] [--rates 100,500]
+    python bench/federation_bench.py [--quick] [--seconds 20] [--rates 20,50,100,500]
         [--backlog 10000] [--out bench/results/federation.json]
 
 Measures, with every node a separate ``exchange node up`` process and every node's
 database on **one** embedded PostgreSQL (``synchronous_commit`` on, as in production):
 
 1. **Replication lag**, two nodes and then three: a site of the ``huaihai`` node pushes
-   2 KB items (audience: everyone) at a steady, open-loop rate (100 and 500 items/s, in
-   batches every 20 ms) for ``--seconds``; for every item, lag = the moment the push was
-   acknowledged → the moment the item is visible in the peer's database (a LISTEN on the
-   peer's ``exchange_items`` channel wakes a reader that records first sight). p50, p99
-   and max per peer.
+   2 KB items (audience: everyone) at a steady, open-loop rate (20, 50, 100 and 500
+   items/s, in batches every 20 ms) for ``--seconds``; for every item, lag = the moment
+   the push was acknowledged → the moment the item is visible in the peer's database (a
+   LISTEN on the peer's ``exchange_items`` channel wakes a reader that records first
+   sight). p50, p99 and max per peer, the rate achieved, and CPU by role (sender,
+   peers, PostgreSQL, load generator). A run whose achieved rate falls short of the
+   target is marked *saturated*: its lag is the queue that builds up, not replication.
 2. **Backlog drain**, two nodes: the peer is stopped, ``--backlog`` items are pushed to
    the sender (batches of 500), the peer is restarted; drain rate = items / (restart →
    last item visible on the peer), plus the rate from the first to the last arrival. The
@@ -244,6 +246,29 @@ roster_file = "../roster-{tag}.json"
     return nodes, site_key
 
 
+def cpu_roles(pg: EmbeddedPostgres, nodes: dict[str, NodeProc]) -> dict[str, list[int]]:
+    """PIDs by role: the sender, the peers, PostgreSQL, this load generator."""
+    pg_pid = pg.running_pid()
+    pg_pids = []
+    if pg_pid is not None:
+        pg_pids = [pg_pid] + [c.pid for c in psutil.Process(pg_pid).children()]
+    return {
+        "sender": [nodes["huaihai"].proc.pid] if nodes["huaihai"].proc else [],
+        "peers": [n.proc.pid for k, n in nodes.items() if k != "huaihai" and n.proc],
+        "postgresql": pg_pids,
+        "load_generator": [os.getpid()],
+    }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return total
+
+
 class Watcher:
     """Records when each item first becomes visible in a node's database."""
 
@@ -358,9 +383,17 @@ async def measure_lag(
             for w in watchers.values():
                 await w.start()
             say(f"  pushing {rate} items/s for {seconds:.0f} s …")
+            roles = cpu_roles(pg, nodes)
+            cpu0, t0 = {r: cpu_seconds(p) for r, p in roles.items()}, time.monotonic()
             acked, achieved = await steady_push(
                 nodes["huaihai"].url, key, rate, seconds, f"{len(regions)}n{rate}"
             )
+            wall = time.monotonic() - t0
+            cpu = {
+                r: round((cpu_seconds(p) - cpu0[r]) / wall * 100)
+                for r, p in roles.items()
+            }
+            host = round(100 * (1 - psutil.cpu_times_percent(interval=0.5).idle / 100))
             for p, w in watchers.items():
                 complete = await w.wait_for(set(acked), timeout=120)
                 lags = [(w.seen[i] - t) * 1000 for i, t in acked.items() if i in w.seen]
@@ -378,6 +411,10 @@ async def measure_lag(
                     "lag_p99_ms": round(pct(lags, 99), 1),
                     "lag_max_ms": round(max(lags), 1) if lags else None,
                     "lag_mean_ms": round(statistics.fmean(lags), 1) if lags else None,
+                    # CPU % of one core while pushing, by role; host_busy_pct is the
+                    # whole machine (other users' work included) just after.
+                    "cpu_pct": cpu,
+                    "host_busy_pct": host,
                 }
                 say(
                     f"    → {p}: p50 {pct(lags, 50):.1f} ms, p99 {pct(lags, 99):.1f} "
@@ -524,6 +561,9 @@ def report(res: dict[str, Any]) -> str:
         lines.append(
             f"{label:46} {r['rate_target']:>6} {r['rate_achieved']:>9} "
             f"{r['lag_p50_ms']:>8} {r['lag_p99_ms']:>8} {r['lag_max_ms']!s:>8}"
+            + "  cpu% s/p/pg/gen {sender}/{peers}/{postgresql}/{load_generator}".format(
+                **r["cpu_pct"]
+            )
             + ("  saturated" if r.get("saturated") else "")
         )
     if "backlog" in res:
@@ -620,7 +660,9 @@ def main() -> int:
         "--seconds", type=float, default=20.0, help="seconds per push rate (default 20)"
     )
     ap.add_argument(
-        "--rates", default="100,500", help="push rates, items/s (default 100,500)"
+        "--rates",
+        default="20,50,100,500",
+        help="push rates, items/s (default 20,50,100,500)",
     )
     ap.add_argument(
         "--backlog", type=int, default=10000, help="items pushed while the peer is down"

@@ -219,8 +219,11 @@ def cmd_node_up(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from exchange.http.app import make_app
+    from exchange.logs import configure_logging
     from exchange.node import Node
 
+    # A running node logs JSON lines (request ids, no secrets); the CLI stays plain text.
+    configure_logging(json_lines=True, level=logging.DEBUG if args.verbose else logging.INFO)
     cfg = node_config(args)
     if getattr(args, "workers", 1) > 1:  # supervisor of N workers (exchange/workers.py)
         from exchange.workers import Supervisor

@@ -87,8 +87,12 @@ class Sender:
         fed = self.node.federation
         store = fed.store
         client: ExchangeClient | None = None
+        wake = fed.waker()
         try:
             while True:
+                # Clear before looking, so a commit that lands while we query still
+                # wakes the next wait (no lost wake-ups).
+                wake.clear()
                 row = await store.peer(peer)
                 if row is None:
                     return
@@ -102,10 +106,10 @@ class Sender:
                     client = ExchangeClient(row.base_url, key=self.node.key, timeout=self.timeout)
                 sent = await self.deliver_once(peer, row.push_cursor, client)
                 if sent == 0:
-                    fed.wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(fed.wake.wait(), timeout=2.0)
+                        await asyncio.wait_for(wake.wait(), timeout=2.0)
         finally:
+            fed.drop_waker(wake)
             if client is not None:
                 await client.close()
 

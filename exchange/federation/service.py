@@ -67,7 +67,7 @@ class Federation:
         self.store = FederationStore(node.db)  # type: ignore[arg-type]
         self.pinned = parse_pinned_keys(node.config.federation.roster_keys)
         self.view: RosterView | None = None
-        self.wake = asyncio.Event()
+        self._wakers: set[asyncio.Event] = set()
         self._listen: asyncio.Task[None] | None = None
 
     # -- roster --------------------------------------------------------------------------
@@ -115,7 +115,7 @@ class Federation:
                 for site in n.sites:
                     await sites.place_site_txn(conn, site, n.id, view.circles_of_site(site))
         self.view = view
-        self.wake.set()
+        self.wake_all()
         return view
 
     def node_reader(self, node_id: str) -> Reader:
@@ -195,6 +195,21 @@ class Federation:
         return out
 
     # -- wake-ups for the sender ---------------------------------------------------------
+    def waker(self) -> asyncio.Event:
+        """A private event for one peer loop, set whenever new items may be waiting."""
+        ev = asyncio.Event()
+        self._wakers.add(ev)
+        return ev
+
+    def drop_waker(self, ev: asyncio.Event) -> None:
+        """Forget a peer loop's event."""
+        self._wakers.discard(ev)
+
+    def wake_all(self) -> None:
+        """Wake every peer loop."""
+        for ev in self._wakers:
+            ev.set()
+
     def start_listener(self) -> None:
         """LISTEN for new items so peer senders wake at once."""
         if self._listen is None:
@@ -213,10 +228,10 @@ class Federation:
             conn = None
             try:
                 conn = await asyncpg.connect(self.node.db.url)  # type: ignore[union-attr]
-                await conn.add_listener("exchange_items", lambda *_: self.wake.set())
+                await conn.add_listener("exchange_items", lambda *_: self.wake_all())
                 while not conn.is_closed():
                     await asyncio.sleep(2.0)
-                    self.wake.set()  # periodic nudge: retries and catch-up
+                    self.wake_all()  # periodic nudge: retries and catch-up
             except asyncio.CancelledError:
                 raise
             except Exception:
