@@ -115,7 +115,8 @@ async def error_middleware(
         elif exc.status == 413:
             msg = "request body is over the size limit"
         return error_response(code, msg, exc.status, rid)
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    except (OSError, TimeoutError, asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError, asyncpg.OperatorInterventionError,
             asyncpg.InterfaceError, asyncpg.TooManyConnectionsError) as exc:
         # The database is down or restarting: a temporary condition, not a bug.
         _log.warning("database unavailable in %s %s [%s]: %s", request.method, request.path,
