@@ -325,9 +325,10 @@ class Watcher:
 async def steady_push(
     url: str, key: PrivateKey, rate: int, seconds: float, run: str
 ) -> tuple[dict[str, float], float]:
-    """Open-loop push at ``rate`` items/s in batches every 20 ms; returns ack times by
+    """Open-loop push at ``rate`` items/s in batches every 20 ms (or one item every
+    1/rate s); returns ack times by
     id and the achieved rate."""
-    tick = 0.02
+    tick = max(0.02, 1 / rate)  # at least one item per batch: 20/s is one every 50 ms
     per_tick = max(1, round(rate * tick))
     ticks = int(seconds / tick)
     say(f"  signing {ticks * per_tick} items …")
@@ -635,7 +636,7 @@ async def amain(args: argparse.Namespace) -> int:
         "seconds_per_rate": seconds,
         "rates": rates,
         "backlog_items": backlog,
-        "batch_interval_ms": 20,
+        "batch_interval_ms": "max(20, 1000 / rate)",
         "quick": args.quick,
         "command": "python bench/federation_bench.py " + " ".join(sys.argv[1:]),
     }
