@@ -580,7 +580,7 @@ def report(res: dict[str, Any]) -> str:
             "items/s",
             "  first → last arrival           "
             f"{b['drain_items_per_s_first_to_last_arrival']!s:>10} items/s",
-            f"  delivered by push / by pull    {b['sender_pushed_total']} / "
+            f"  pushed / pulled (counters)     {b['sender_pushed_total']} / "
             f"{b['peer_pulled_total']}",
             "  sender RSS MB before / after push / backlog held (max) / drain max / "
             f"after: {b['sender_rss_mb_before']} / {b['sender_rss_mb_after_push']} / "
