@@ -20,6 +20,7 @@ since retrying cannot fix a config. Messages never include the password.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import re
 from collections.abc import Sequence
@@ -50,7 +51,7 @@ def safe_url(url: str) -> str:
     return f"{p.scheme}://{user}{host}{port}{p.path}"
 
 
-class SqlConnection:
+class SqlConnection(abc.ABC):
     """A lazily opened connection with dialect helpers.
 
     Args:
@@ -85,29 +86,29 @@ class SqlConnection:
 
     _quote_char = '"'
 
+    @abc.abstractmethod
     def param(self, n: int) -> str:
         """Marker of the ``n``-th (1-based) parameter."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a query and return its rows as tuples.
 
         Raises:
             AdapterError: retryable when the server or link failed.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
         """Run a statement (autocommit).
 
         Raises:
             AdapterError: retryable when the server or link failed.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Close the connection if open."""
-        raise NotImplementedError
 
 
 class PgConnection(SqlConnection):
