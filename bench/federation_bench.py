@@ -1,28 +1,36 @@
 """Federation benchmark: replication lag at a steady push rate, and backlog drain.
 
     python bench/federation_bench.py [--quick] [--seconds 20] [--rates 20,50,100,500]
-        [--backlog 10000] [--out bench/results/federation.json]
+        [--backlog 10000] [--hold 10] [--workers 1]
+        [--out bench/results/federation.json]
 
 Measures, with every node a separate ``exchange node up`` process and every node's
 database on **one** embedded PostgreSQL (``synchronous_commit`` on, as in production):
 
-1. **Replication lag**, two nodes and then three: a site of the ``huaihai`` node pushes
-   2 KB items (audience: everyone) at a steady, open-loop rate (20, 50, 100 and 500
-   items/s, in batches every 20 ms) for ``--seconds``; for every item, lag = the moment
-   the push was acknowledged → the moment the item is visible in the peer's database (a
-   LISTEN on the peer's ``exchange_items`` channel wakes a reader that records first
-   sight). p50, p99 and max per peer, the rate achieved, and CPU by role (sender,
-   peers, PostgreSQL, load generator). A run whose achieved rate falls short of the
-   target is marked *saturated*: its lag is the queue that builds up, not replication.
-2. **Backlog drain**, two nodes: the peer is stopped, ``--backlog`` items are pushed to
-   the sender (batches of 500), the peer is restarted; drain rate = items / (restart →
-   last item visible on the peer), plus the rate from the first to the last arrival. The
-   sender's RSS is sampled before the backlog, with the backlog held, and after the
-   drain, to check that a backlog costs no memory (delivery is a cursor, not a queue).
+1. **Replication lag**, two nodes: a site of the ``huaihai`` node pushes 2 KB items
+   (audience: everyone) at a steady, open-loop rate (20, 50, 100 and 500 items/s, in
+   batches every 20 ms) for ``--seconds``; for every item, lag = the moment the push was
+   acknowledged → the moment the item is visible in the peer's database (a LISTEN on the
+   peer's ``exchange_items`` channel wakes a reader that records first sight). p50, p99
+   and max per peer, the rate achieved, CPU by role (sender, peers, PostgreSQL, load
+   generator) and how busy the whole host was while pushing. A run whose achieved rate
+   falls short of the target is marked *saturated*: its lag is the queue that builds up,
+   not replication.
+2. **Backlog drain**, on the same two nodes: the peer is stopped, ``--backlog`` items
+   are pushed to the sender (batches of 500) and held for ``--hold`` seconds (the sender
+   retries and backs off), the peer is restarted; drain rate = items / (restart → last
+   item visible on the peer), the same from the moment the peer is ready, and the rate
+   from the first to the last arrival. The sender's RSS is sampled before the backlog,
+   with the backlog held, and after the drain, to check that a backlog costs no memory
+   (delivery is a cursor, not a queue).
+3. **Replication lag**, three nodes, as in 1 (two peers; the worst peer counts).
 
 Default federation settings are used (push + 5 s catch-up pull, backoff 0.5 s → 300 s),
-except that per-site rate limits are off. Prints a table and writes the figures to
-``bench/results/federation.json``. Not a test: nothing here asserts a threshold.
+except that per-site rate limits are off. ``--workers N`` runs every node as
+``exchange node up --workers N`` (CPU and RSS are then summed over its processes).
+Prints a table and writes the figures to ``bench/results/federation.json``. Not a test:
+nothing here asserts a threshold. ``bench/run.py`` runs the same code (:func:`run_all`)
+on its own PostgreSQL as part of the full benchmark.
 """
 
 from __future__ import annotations
@@ -35,10 +43,7 @@ import os
 import platform
 import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,11 +55,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 import orjson  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.common import (  # noqa: E402
+    NodeProc,
+    clean_env,
+    cpu_seconds,
+    free_port,
+    item_2kb,
+    pct,
+    pg_pids,
+    say,
+)
 from exchange.client import ExchangeClient  # noqa: E402
 from exchange.core.canonical import item_id  # noqa: E402
 from exchange.core.items import sign_item  # noqa: E402
@@ -67,101 +81,39 @@ from exchange.core.signing import (  # noqa: E402
 )
 from exchange.storage.database import ensure_database  # noqa: E402
 from exchange.storage.embedded import EmbeddedPostgres  # noqa: E402
-from exchange.templates import template  # noqa: E402
 
 REGIONS = {
     "huaihai": ["huaibei-duji"],
     "yangtze-delta": ["suzhou-wuzhong"],
     "zhejiang": ["jiaxing-nanhu"],
 }
+SENDER = "huaihai"
+TWO_NODES = ["huaihai", "yangtze-delta"]
+THREE_NODES = ["huaihai", "yangtze-delta", "zhejiang"]
 
 
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+@dataclass
+class Settings:
+    """How long and how much (the defaults are the full size)."""
+
+    rates: tuple[int, ...] = (20, 50, 100, 500)
+    seconds: float = 20.0  # per rate
+    backlog: int = 10_000  # items pushed while the peer is down
+    warm: int = 2000  # items pushed in batches of 500 before RSS "before" is taken
+    hold_s: float = 10.0  # how long the backlog is held before the peer comes back
+    settle_s: float = 3.0  # after the drain, before RSS "after"
+    arrival_timeout_s: float = 120.0  # per rate: all items must reach every peer
+    drain_timeout_s: float = 300.0
+    workers: int = 1  # exchange node up --workers N for every node
 
 
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, int(round(p / 100 * (len(s) - 1)))))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def item_2kb(n: int, run: str) -> dict[str, Any]:
-    it = template("case_study", "huaibei-duji")
-    it["title"] = f"预算联网监督典型案例 {run} 第{n}号"
-    it["summary"] = "区人大常委会预算联网监督工作案例，供各地交流参考。" * 13
-    it["created_at"] = "2026-11-20T09:30:00+08:00"
-    return it
+def item(n: int, run: str) -> dict[str, Any]:
+    return item_2kb("huaibei-duji", n, run=run)
 
 
 # -- nodes -----------------------------------------------------------------------------
-@dataclass
-class NodeProc:
-    node_id: str
-    folder: Path
-    url: str
-    db_url: str
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
-        with open(self.folder / "node.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "exchange",
-                    "node",
-                    "up",
-                    "--config",
-                    str(self.folder / "node.toml"),
-                ],
-                env=env,
-                cwd=self.folder,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as s:
-            while time.monotonic() < deadline:
-                if self.proc is None or self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{self.node_id} exited:\n"
-                        + (self.folder / "node.log").read_text()[-2000:]
-                    )
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with s.get(self.url + "/readyz") as r:
-                        if r.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{self.node_id} not ready within {timeout} s")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def rss_mb(self) -> float:
-        assert self.proc is not None
-        return float(psutil.Process(self.proc.pid).memory_info().rss) / 2**20
-
-
 async def federation(
-    pg: EmbeddedPostgres, work: Path, regions: list[str]
+    pg: EmbeddedPostgres, work: Path, regions: list[str], *, workers: int = 1
 ) -> tuple[dict[str, NodeProc], PrivateKey]:
     """Start ``regions`` as node processes with a signed roster; returns them and the
     sending site's key."""
@@ -197,7 +149,16 @@ roster_file = "../roster-{tag}.json"
 """,
             encoding="utf-8",
         )
-        nodes[nid] = NodeProc(nid, folder, f"http://127.0.0.1:{port}", db_url)
+        nodes[nid] = NodeProc(
+            url=f"http://127.0.0.1:{port}",
+            db_url=db_url,
+            workdir=folder,
+            args=["--config", str(folder / "node.toml")],
+            env=clean_env(),
+            node_id=nid,
+            workers=workers,
+            cwd=folder,
+        )
         entries.append(
             {
                 "id": nid,
@@ -228,45 +189,46 @@ roster_file = "../roster-{tag}.json"
     # The node creates its schema on first start; register the site afterwards.
     for n in nodes.values():
         n.start()
-    await asyncio.gather(*(n.ready() for n in nodes.values()))
-    conn = await asyncpg.connect(nodes["huaihai"].db_url)
     try:
-        await conn.execute(
-            "UPDATE sites SET name = '淮北市杜集区人大常委会' WHERE id = 'huaibei-duji'"
-        )
-        await conn.execute(
-            "INSERT INTO site_keys (key_id, site_id, alg, public_key, valid_from) "
-            "VALUES ($1, 'huaibei-duji', 'ed25519', $2, now() - interval '1 day')",
-            site_key.key_id,
-            site_key.public_key.raw,
-        )
-    finally:
-        await conn.close()
-    await asyncio.sleep(2.5)  # the key cache of the running node expires (2 s)
+        await asyncio.gather(*(n.ready() for n in nodes.values()))
+        conn = await asyncpg.connect(nodes[SENDER].db_url)
+        try:
+            await conn.execute(
+                "UPDATE sites SET name = '淮北市杜集区人大常委会' "
+                "WHERE id = 'huaibei-duji'"
+            )
+            await conn.execute(
+                "INSERT INTO site_keys (key_id, site_id, alg, public_key, valid_from) "
+                "VALUES ($1, 'huaibei-duji', 'ed25519', $2, now() - interval '1 day')",
+                site_key.key_id,
+                site_key.public_key.raw,
+            )
+        finally:
+            await conn.close()
+    except BaseException:
+        stop_all(nodes)
+        raise
+    # No wait needed: the insert NOTIFYs exchange_keys, which drops every node process's
+    # key cache, and the 2 s site cache holds only sites that requests looked up (none).
     return nodes, site_key
+
+
+def stop_all(nodes: dict[str, NodeProc]) -> None:
+    """SIGTERM every node at once, then wait for each (they shut down in parallel)."""
+    for n in nodes.values():
+        n.terminate()
+    for n in nodes.values():
+        n.stop()
 
 
 def cpu_roles(pg: EmbeddedPostgres, nodes: dict[str, NodeProc]) -> dict[str, list[int]]:
     """PIDs by role: the sender, the peers, PostgreSQL, this load generator."""
-    pg_pid = pg.running_pid()
-    pg_pids = []
-    if pg_pid is not None:
-        pg_pids = [pg_pid] + [c.pid for c in psutil.Process(pg_pid).children()]
     return {
-        "sender": [nodes["huaihai"].proc.pid] if nodes["huaihai"].proc else [],
-        "peers": [n.proc.pid for k, n in nodes.items() if k != "huaihai" and n.proc],
-        "postgresql": pg_pids,
+        "sender": nodes[SENDER].pids(),
+        "peers": [p for k, n in nodes.items() if k != SENDER for p in n.pids()],
+        "postgresql": pg_pids(pg),
         "load_generator": [os.getpid()],
     }
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-    return total
 
 
 class Watcher:
@@ -326,14 +288,13 @@ async def steady_push(
     url: str, key: PrivateKey, rate: int, seconds: float, run: str
 ) -> tuple[dict[str, float], float]:
     """Open-loop push at ``rate`` items/s in batches every 20 ms (or one item every
-    1/rate s); returns ack times by
-    id and the achieved rate."""
+    1/rate s); returns ack times by id and the achieved rate."""
     tick = max(0.02, 1 / rate)  # at least one item per batch: 20/s is one every 50 ms
     per_tick = max(1, round(rate * tick))
-    ticks = int(seconds / tick)
+    ticks = max(1, int(seconds / tick))
     say(f"  signing {ticks * per_tick} items …")
     batches = [
-        [sign_item(item_2kb(t * per_tick + i, run), key) for i in range(per_tick)]
+        [sign_item(item(t * per_tick + i, run), key) for i in range(per_tick)]
         for t in range(ticks)
     ]
     acked: dict[str, float] = {}
@@ -364,42 +325,50 @@ async def steady_push(
         elapsed = time.monotonic() - t0
     if errors:
         say(f"  {len(errors)} push error(s), first: {errors[0][:200]}")
+        if not acked:
+            raise RuntimeError(
+                f"every push failed ({len(errors)}), first: {errors[0][:200]}"
+            )
     return acked, len(acked) / elapsed
 
 
-async def measure_lag(
+def lag_key(nodes: int, rate: int, peer: str) -> str:
+    return f"{nodes}_nodes_{rate}_per_s_to_{peer}"
+
+
+async def lag_runs(
     pg: EmbeddedPostgres,
-    work: Path,
-    regions: list[str],
-    rates: list[int],
-    seconds: float,
+    nodes: dict[str, NodeProc],
+    key: PrivateKey,
+    s: Settings,
     out: dict[str, Any],
 ) -> None:
-    say(f"replication lag, {len(regions)} nodes: {', '.join(regions)}")
-    nodes, key = await federation(pg, work, regions)
-    peers = [n for n in regions if n != "huaihai"]
-    try:
-        for rate in rates:
-            watchers = {p: Watcher(nodes[p].db_url) for p in peers}
-            for w in watchers.values():
-                await w.start()
-            say(f"  pushing {rate} items/s for {seconds:.0f} s …")
+    """Replication lag at each rate of ``s.rates`` on a running federation."""
+    peers = [n for n in nodes if n != SENDER]
+    for rate in s.rates:
+        watchers = {p: Watcher(nodes[p].db_url) for p in peers}
+        for w in watchers.values():
+            await w.start()
+        try:
+            say(f"  pushing {rate} items/s for {s.seconds:g} s …")
             roles = cpu_roles(pg, nodes)
             cpu0, t0 = {r: cpu_seconds(p) for r, p in roles.items()}, time.monotonic()
+            psutil.cpu_percent(interval=None)  # starts the host-wide window
             acked, achieved = await steady_push(
-                nodes["huaihai"].url, key, rate, seconds, f"{len(regions)}n{rate}"
+                nodes[SENDER].url, key, rate, s.seconds, f"{len(nodes)}n{rate}"
             )
             wall = time.monotonic() - t0
+            host = round(psutil.cpu_percent(interval=None))
             cpu = {
                 r: round((cpu_seconds(p) - cpu0[r]) / wall * 100)
                 for r, p in roles.items()
             }
-            host = round(100 * (1 - psutil.cpu_times_percent(interval=0.5).idle / 100))
             for p, w in watchers.items():
-                complete = await w.wait_for(set(acked), timeout=120)
+                complete = await w.wait_for(set(acked), timeout=s.arrival_timeout_s)
                 lags = [(w.seen[i] - t) * 1000 for i, t in acked.items() if i in w.seen]
-                await w.stop()
-                out[f"{len(regions)}_nodes_{rate}_per_s_to_{p}"] = {
+                out[lag_key(len(nodes), rate, p)] = {
+                    "nodes": len(nodes),
+                    "peer": p,
                     "rate_target": rate,
                     "rate_achieved": round(achieved, 1),
                     # The sender could not take the target rate: lag then measures the
@@ -413,137 +382,215 @@ async def measure_lag(
                     "lag_max_ms": round(max(lags), 1) if lags else None,
                     "lag_mean_ms": round(statistics.fmean(lags), 1) if lags else None,
                     # CPU % of one core while pushing, by role; host_busy_pct is the
-                    # whole machine (other users' work included) just after.
+                    # whole machine (other users' work included) over the same window.
                     "cpu_pct": cpu,
                     "host_busy_pct": host,
                 }
                 say(
-                    f"    → {p}: p50 {pct(lags, 50):.1f} ms, p99 {pct(lags, 99):.1f} "
-                    "ms "
+                    f"    → {p}: p50 {pct(lags, 50):.1f} ms, "
+                    f"p99 {pct(lags, 99):.1f} ms "
                     f"({len(lags)}/{len(acked)} items, {achieved:.0f} items/s achieved)"
                 )
-    finally:
-        for n in nodes.values():
-            n.stop()
-
-
-async def measure_backlog(
-    pg: EmbeddedPostgres, work: Path, count: int, out: dict[str, Any]
-) -> None:
-    say(f"backlog drain: 2 nodes, {count} items while the peer is down")
-    nodes, key = await federation(pg, work, ["huaihai", "yangtze-delta"])
-    hh, yd = nodes["huaihai"], nodes["yangtze-delta"]
-    try:
-        # Warm up the sender with the same batch size as the backlog push (its
-        # allocator reaches its working size), so RSS before is a steady-state figure.
-        warm = [sign_item(item_2kb(i, "warm"), key) for i in range(2000)]
-        async with ExchangeClient(hh.url, key=key, timeout=60) as client:
-            for start in range(0, len(warm), 500):
-                await client.push_batch(warm[start : start + 500])
-        w0 = Watcher(yd.db_url)
-        await w0.start()
-        await w0.wait_for({item_id(it["item"]) for it in warm}, timeout=120)
-        await w0.stop()
-        await asyncio.sleep(2)
-        rss_before = hh.rss_mb()
-        yd.stop()
-        say(f"  peer stopped; signing and pushing {count} items …")
-        items = [sign_item(item_2kb(i, "backlog"), key) for i in range(count)]
-        ids = {item_id(it["item"]) for it in items}
-        t0 = time.monotonic()
-        async with ExchangeClient(hh.url, key=key, timeout=60) as client:
-            for start in range(0, count, 500):
-                await client.push_batch(items[start : start + 500])
-        push_s = time.monotonic() - t0
-        rss_after_push = hh.rss_mb()
-        rss_samples = [rss_after_push]
-        for _ in range(
-            10
-        ):  # hold the backlog a while: the sender retries and backs off
-            await asyncio.sleep(1)
-            rss_samples.append(hh.rss_mb())
-        rss_backlog = max(rss_samples)
-        conn = await asyncpg.connect(hh.db_url)
-        try:
-            peer = await conn.fetchrow(
-                "SELECT attempts, last_error FROM peers WHERE node_id='yangtze-delta'"
-            )
         finally:
-            await conn.close()
-        say(
-            f"  backlog held; sender attempts {peer['attempts']}, RSS "
-            f"{rss_backlog:.1f} MB; restarting the peer …"
-        )
-        yd.start()
-        t_restart = time.monotonic()
-        await yd.ready()
-        t_ready = time.monotonic()
-        w = Watcher(yd.db_url)
-        await w.start()
-        drain_samples: list[float] = []
-        deadline = time.monotonic() + 300
+            for w in watchers.values():
+                await w.stop()
+
+
+async def measure_lag(
+    pg: EmbeddedPostgres,
+    work: Path,
+    regions: list[str],
+    s: Settings,
+    out: dict[str, Any],
+) -> None:
+    """:func:`lag_runs` on a federation of ``regions`` started for it."""
+    say(f"replication lag, {len(regions)} nodes: {', '.join(regions)}")
+    nodes, key = await federation(pg, work, regions, workers=s.workers)
+    try:
+        await lag_runs(pg, nodes, key, s, out)
+    finally:
+        stop_all(nodes)
+
+
+async def _one(db_url: str, sql: str) -> Any:
+    conn = await asyncpg.connect(db_url)
+    try:
+        return await conn.fetchrow(sql)
+    finally:
+        await conn.close()
+
+
+async def backlog_run(
+    nodes: dict[str, NodeProc], key: PrivateKey, s: Settings, out: dict[str, Any]
+) -> None:
+    """Backlog drain on a running federation: its first peer is stopped, ``s.backlog``
+    items pushed and held, the peer restarted; writes ``out["backlog"]``."""
+    count = s.backlog
+    hh = nodes[SENDER]
+    peer_id = next(n for n in nodes if n != SENDER)
+    yd = nodes[peer_id]
+    say(f"backlog drain: {count} items while {peer_id} is down")
+    # Warm up the sender with the same batch size as the backlog push (its allocator
+    # reaches its working size), so RSS before is a steady-state figure.
+    warm = [sign_item(item(i, "warm"), key) for i in range(s.warm)]
+    async with ExchangeClient(hh.url, key=key, timeout=60) as client:
+        for start in range(0, len(warm), 500):
+            await client.push_batch(warm[start : start + 500])
+    w0 = Watcher(yd.db_url)
+    await w0.start()
+    try:
+        await w0.wait_for({item_id(it["item"]) for it in warm}, timeout=120)
+    finally:
+        await w0.stop()
+    await asyncio.sleep(min(2.0, s.settle_s))
+    rss_before = hh.rss_mb()
+    yd.stop()
+    say(f"  peer stopped; signing and pushing {count} items …")
+    items = [sign_item(item(i, "backlog"), key) for i in range(count)]
+    ids = {item_id(it["item"]) for it in items}
+    t0 = time.monotonic()
+    async with ExchangeClient(hh.url, key=key, timeout=60) as client:
+        for start in range(0, count, 500):
+            await client.push_batch(items[start : start + 500])
+    push_s = time.monotonic() - t0
+    rss_after_push = hh.rss_mb()
+    rss_samples = [rss_after_push]
+    # Hold the backlog a while: the sender retries and backs off.
+    hold_until = time.monotonic() + s.hold_s
+    while time.monotonic() < hold_until:
+        await asyncio.sleep(min(1.0, max(0.0, hold_until - time.monotonic())))
+        rss_samples.append(hh.rss_mb())
+    rss_backlog = max(rss_samples)
+    peer = await _one(
+        hh.db_url, f"SELECT attempts, last_error FROM peers WHERE node_id='{peer_id}'"
+    )
+    say(
+        f"  backlog held {s.hold_s:g} s; sender attempts {peer['attempts']}, RSS "
+        f"{rss_backlog:.1f} MB; restarting the peer …"
+    )
+    yd.start()
+    t_restart = time.monotonic()
+    await yd.ready()
+    t_ready = time.monotonic()
+    w = Watcher(yd.db_url)
+    await w.start()
+    drain_samples: list[float] = []
+    try:
+        deadline = time.monotonic() + s.drain_timeout_s
         while not ids <= w.seen.keys() and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
             drain_samples.append(hh.rss_mb())
         t_done = time.monotonic()
         arrived = [w.seen[i] for i in ids if i in w.seen]
-        await w.stop()
-        await asyncio.sleep(3)
-        rss_after = hh.rss_mb()
-        conn = await asyncpg.connect(yd.db_url)
-        try:
-            stored = int(await conn.fetchval("SELECT count(*) FROM items"))
-            pulled = await conn.fetchval(
-                "SELECT pulled_total FROM peers WHERE node_id='huaihai'"
-            )
-        finally:
-            await conn.close()
-        conn = await asyncpg.connect(hh.db_url)
-        try:
-            pushed = await conn.fetchval(
-                "SELECT pushed_total FROM peers WHERE node_id='yangtze-delta'"
-            )
-        finally:
-            await conn.close()
-        span = (max(arrived) - min(arrived)) if len(arrived) > 1 else float("nan")
-        out["backlog"] = {
-            "items": count,
-            "arrived": len(arrived),
-            "peer_items_stored": stored,
-            "push_seconds": round(push_s, 2),
-            "push_items_per_s": round(count / push_s, 1),
-            "peer_start_seconds": round(t_ready - t_restart, 2),
-            "drain_seconds_from_restart": round(t_done - t_restart, 2),
-            "drain_items_per_s_from_restart": round(
-                len(arrived) / (t_done - t_restart), 1
-            ),
-            "drain_seconds_from_ready": round(t_done - t_ready, 2),
-            "drain_items_per_s_from_ready": round(len(arrived) / (t_done - t_ready), 1),
-            "drain_items_per_s_first_to_last_arrival": round(len(arrived) / span, 1)
-            if span == span and span > 0
-            else None,
-            "sender_pushed_total": pushed,
-            "peer_pulled_total": pulled,
-            "sender_rss_mb_before": round(rss_before, 1),
-            "sender_rss_mb_after_push": round(rss_after_push, 1),
-            "sender_rss_mb_with_backlog": round(rss_backlog, 1),
-            "sender_rss_mb_during_drain_max": round(max(drain_samples), 1)
-            if drain_samples
-            else None,
-            "sender_rss_mb_after": round(rss_after, 1),
-        }
-        b = out["backlog"]
-        say(
-            f"    → drained {len(arrived)}/{count} in "
-            f"{b['drain_seconds_from_restart']} s from restart "
-            f"({b['drain_items_per_s_from_restart']} items/s; "
-            f"{b['drain_items_per_s_from_ready']} items/s "
-            f"once the peer was ready); sender RSS {b['sender_rss_mb_before']} → "
-            f"{b['sender_rss_mb_with_backlog']} → {b['sender_rss_mb_after']} MB"
-        )
     finally:
-        for n in nodes.values():
-            n.stop()
+        await w.stop()
+    await asyncio.sleep(s.settle_s)
+    rss_after = hh.rss_mb()
+    stored = (await _one(yd.db_url, "SELECT count(*) AS n FROM items"))["n"]
+    pulled = (
+        await _one(
+            yd.db_url, f"SELECT pulled_total FROM peers WHERE node_id='{SENDER}'"
+        )
+    )["pulled_total"]
+    pushed = (
+        await _one(
+            hh.db_url, f"SELECT pushed_total FROM peers WHERE node_id='{peer_id}'"
+        )
+    )["pushed_total"]
+    span = (max(arrived) - min(arrived)) if len(arrived) > 1 else float("nan")
+    out["backlog"] = {
+        "nodes": len(nodes),
+        "items": count,
+        "arrived": len(arrived),
+        "complete": len(arrived) == count,
+        "hold_seconds": s.hold_s,
+        "sender_attempts_while_held": peer["attempts"],
+        "peer_items_stored": stored,
+        "push_seconds": round(push_s, 2),
+        "push_items_per_s": round(count / push_s, 1),
+        "peer_start_seconds": round(t_ready - t_restart, 2),
+        "drain_seconds_from_restart": round(t_done - t_restart, 2),
+        "drain_items_per_s_from_restart": round(len(arrived) / (t_done - t_restart), 1),
+        "drain_seconds_from_ready": round(t_done - t_ready, 2),
+        "drain_items_per_s_from_ready": round(len(arrived) / (t_done - t_ready), 1),
+        "drain_items_per_s_first_to_last_arrival": round(len(arrived) / span, 1)
+        if span == span and span > 0
+        else None,
+        "sender_pushed_total": pushed,
+        "peer_pulled_total": pulled,
+        "sender_rss_mb_before": round(rss_before, 1),
+        "sender_rss_mb_after_push": round(rss_after_push, 1),
+        "sender_rss_mb_with_backlog": round(rss_backlog, 1),
+        "sender_rss_mb_during_drain_max": round(max(drain_samples), 1)
+        if drain_samples
+        else None,
+        "sender_rss_mb_after": round(rss_after, 1),
+    }
+    b = out["backlog"]
+    say(
+        f"    → drained {len(arrived)}/{count} in "
+        f"{b['drain_seconds_from_restart']} s from restart "
+        f"({b['drain_items_per_s_from_restart']} items/s; "
+        f"{b['drain_items_per_s_from_ready']} items/s "
+        f"once the peer was ready); sender RSS {b['sender_rss_mb_before']} → "
+        f"{b['sender_rss_mb_with_backlog']} → {b['sender_rss_mb_after']} MB"
+    )
+
+
+async def measure_backlog(
+    pg: EmbeddedPostgres, work: Path, s: Settings, out: dict[str, Any]
+) -> None:
+    """:func:`backlog_run` on a two-node federation started for it."""
+    nodes, key = await federation(pg, work, TWO_NODES, workers=s.workers)
+    try:
+        await backlog_run(nodes, key, s, out)
+    finally:
+        stop_all(nodes)
+
+
+async def run_all(pg: EmbeddedPostgres, work: Path, s: Settings) -> dict[str, Any]:
+    """Lag on two nodes, backlog drain on the same two, lag on three nodes.
+
+    Returns ``{"lag": {...}, "backlog": {...}, "errors": [...], "seconds": {...}}``: a
+    part that fails is recorded in ``errors`` and the others still run; ``seconds`` is
+    the wall time of each part.
+    """
+    res: dict[str, Any] = {"lag": {}, "errors": [], "seconds": {}}
+    t = [time.monotonic()]
+
+    def lap(part: str) -> None:
+        now = time.monotonic()
+        res["seconds"][part] = round(now - t[0], 1)
+        t[0] = now
+
+    def failed(part: str, exc: BaseException) -> None:
+        res["errors"].append(f"{part}: {type(exc).__name__}: {exc}")
+        say(f"  {part} failed: {type(exc).__name__}: {exc}")
+
+    for regions in (TWO_NODES, THREE_NODES):
+        n = len(regions)
+        say(f"replication lag, {n} nodes: {', '.join(regions)}")
+        nodes: dict[str, NodeProc] = {}
+        try:
+            nodes, key = await federation(pg, work, regions, workers=s.workers)
+            lap(f"start {n} nodes")
+            try:
+                await lag_runs(pg, nodes, key, s, res["lag"])
+            except Exception as exc:
+                failed(f"replication lag, {n} nodes", exc)
+            lap(f"lag {n} nodes")
+            if n == 2:  # the backlog on the same two nodes
+                try:
+                    await backlog_run(nodes, key, s, res)
+                except Exception as exc:
+                    failed("backlog drain", exc)
+                lap("backlog")
+        except Exception as exc:
+            failed(f"{n}-node federation", exc)
+        finally:
+            stop_all(nodes)
+            lap(f"stop {n} nodes")
+    return res
 
 
 def report(res: dict[str, Any]) -> str:
@@ -553,25 +600,24 @@ def report(res: dict[str, Any]) -> str:
         f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}",
         "-" * 90,
     ]
-    for name, r in res["lag"].items():
-        label = (
-            name.split("_per_s_")[0].replace("_nodes_", " nodes @ ")
-            + "/s → "
-            + name.rsplit("_to_", 1)[1]
-        )
+    for r in res["lag"].values():
+        label = f"{r['nodes']} nodes @ {r['rate_target']}/s → {r['peer']}"
         lines.append(
             f"{label:46} {r['rate_target']:>6} {r['rate_achieved']:>9} "
             f"{r['lag_p50_ms']:>8} {r['lag_p99_ms']:>8} {r['lag_max_ms']!s:>8}"
             + "  cpu% s/p/pg/gen {sender}/{peers}/{postgresql}/{load_generator}".format(
                 **r["cpu_pct"]
             )
+            + f" host {r['host_busy_pct']}"
             + ("  saturated" if r.get("saturated") else "")
+            + ("" if r.get("complete", True) else "  INCOMPLETE")
         )
     if "backlog" in res:
         b = res["backlog"]
         lines += [
             "",
-            f"backlog of {b['items']} items, peer restarted:",
+            f"backlog of {b['items']} items held {b['hold_seconds']:g} s, "
+            "peer restarted:",
             "  drain rate from restart        "
             f"{b['drain_items_per_s_from_restart']:>10} items/s "
             f"({b['drain_seconds_from_restart']} s, peer start "
@@ -580,7 +626,8 @@ def report(res: dict[str, Any]) -> str:
             "items/s",
             "  first → last arrival           "
             f"{b['drain_items_per_s_first_to_last_arrival']!s:>10} items/s",
-            f"  pushed / pulled (counters)     {b['sender_pushed_total']} / "
+            f"  arrived / pushed / pulled      {b['arrived']} / "
+            f"{b['sender_pushed_total']} / "
             f"{b['peer_pulled_total']}",
             "  sender RSS MB before / after push / backlog held (max) / drain max / "
             f"after: {b['sender_rss_mb_before']} / {b['sender_rss_mb_after_push']} / "
@@ -588,18 +635,29 @@ def report(res: dict[str, Any]) -> str:
             f"{b['sender_rss_mb_during_drain_max']} / "
             f"{b['sender_rss_mb_after']}",
         ]
+    for e in res.get("errors", []):
+        lines.append(f"error: {e}")
     return "\n".join(lines)
 
 
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        rates=tuple(int(r) for r in args.rates.split(",")),
+        seconds=5.0 if args.quick else args.seconds,
+        backlog=2000 if args.quick else args.backlog,
+        warm=1000 if args.quick else 2000,
+        hold_s=3.0 if args.quick else args.hold,
+        settle_s=1.0 if args.quick else 3.0,
+        workers=args.workers,
+    )
+
+
 async def amain(args: argparse.Namespace) -> int:
-    rates = [int(r) for r in args.rates.split(",")]
-    seconds = 5.0 if args.quick else args.seconds
-    backlog = 2000 if args.quick else args.backlog
+    s = settings_from_args(args)
     work = Path(tempfile.mkdtemp(prefix="exchange-fedbench-"))
     pg = EmbeddedPostgres(work / "pg")
     say("starting the embedded PostgreSQL …")
     await asyncio.to_thread(pg.start)
-    res: dict[str, Any] = {"lag": {}}
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     try:
@@ -607,18 +665,7 @@ async def amain(args: argparse.Namespace) -> int:
         pg_version = await conn.fetchval("SHOW server_version")
         sync = await conn.fetchval("SHOW synchronous_commit")
         await conn.close()
-        await measure_lag(
-            pg, work, ["huaihai", "yangtze-delta"], rates, seconds, res["lag"]
-        )
-        await measure_lag(
-            pg,
-            work,
-            ["huaihai", "yangtze-delta", "zhejiang"],
-            rates,
-            seconds,
-            res["lag"],
-        )
-        await measure_backlog(pg, work, backlog, res)
+        res = await run_all(pg, work, s)
     finally:
         await asyncio.to_thread(pg.destroy)
         shutil.rmtree(work, ignore_errors=True)
@@ -633,9 +680,11 @@ async def amain(args: argparse.Namespace) -> int:
         "bench_seconds": round(time.perf_counter() - t0, 1),
     }
     res["settings"] = {
-        "seconds_per_rate": seconds,
-        "rates": rates,
-        "backlog_items": backlog,
+        "seconds_per_rate": s.seconds,
+        "rates": list(s.rates),
+        "backlog_items": s.backlog,
+        "backlog_hold_seconds": s.hold_s,
+        "workers": s.workers,
         "batch_interval_ms": "max(20, 1000 / rate)",
         "quick": args.quick,
         "command": "python bench/federation_bench.py " + " ".join(sys.argv[1:]),
@@ -647,7 +696,7 @@ async def amain(args: argparse.Namespace) -> int:
         json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     say(f"wrote {out}")
-    return 0
+    return 1 if res["errors"] else 0
 
 
 def main() -> int:
@@ -655,7 +704,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument(
-        "--quick", action="store_true", help="5 s per rate, 2,000-item backlog"
+        "--quick",
+        action="store_true",
+        help="5 s per rate, 2,000-item backlog held 3 s",
     )
     ap.add_argument(
         "--seconds", type=float, default=20.0, help="seconds per push rate (default 20)"
@@ -667,6 +718,18 @@ def main() -> int:
     )
     ap.add_argument(
         "--backlog", type=int, default=10000, help="items pushed while the peer is down"
+    )
+    ap.add_argument(
+        "--hold",
+        type=float,
+        default=10.0,
+        help="seconds the backlog is held (default 10)",
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="exchange node up --workers N (default 1)",
     )
     ap.add_argument(
         "--out", default=str(ROOT / "bench" / "results" / "federation.json")

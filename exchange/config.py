@@ -142,6 +142,19 @@ class WebhooksConfig(_Section):
     batch_size: int = Field(100, ge=1, le=1000)
 
 
+class SearchConfig(_Section):
+    """``[search]``: the search index, built behind the log."""
+
+    indexer: bool = Field(True, description="Compete for the indexer lock in this process")
+    indexer_process: bool = Field(
+        True, description="Tokenize in a helper process (false: on the event loop)"
+    )
+    batch_size: int = Field(200, ge=1, le=5000, description="Most items per index transaction")
+    fresh_wait_s: float = Field(
+        3.0, ge=0, description="How long a search waits for the index to reach the log head"
+    )
+
+
 class NodeConfig(_Section):
     """The whole configuration of one node."""
 
@@ -152,6 +165,7 @@ class NodeConfig(_Section):
     log: LogConfig = Field(default_factory=LogConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     config_dir: str = Field("", exclude=True)
 
     @property

@@ -24,7 +24,7 @@ from exchange.core.signing import PrivateKey, generate_key, load_private_key, sa
 from exchange.service.ingest import GroupCommitter, Ingestor
 from exchange.service.proofs import ProofService
 from exchange.service.plans import PlanService
-from exchange.service.search import SearchService
+from exchange.service.search import Indexer, SearchService
 from exchange.service.sequencer import Sequencer
 from exchange.service.subscriptions import SubscriptionService
 from exchange.federation.puller import Puller
@@ -87,7 +87,12 @@ class Node:
         self.sites = SiteStore(self.db)
         self.items = ItemStore(self.db)
         # Discovery (search index, saved queries, reading-view sessions).
-        self.search = SearchService(self.db)
+        self.search = SearchService(self.db, fresh_wait=cfg.search.fresh_wait_s)
+        # Started, like the log writer, by the HTTP app's cleanup_ctx (serving processes).
+        self.indexer = Indexer(
+            self.db, self.search.store, batch=cfg.search.batch_size,
+            process=cfg.search.indexer_process, name=f"exchange-{self.id}",
+        )
         self.subscriptions = SubscriptionService(self.db, self.search.store)
         self.read_access = ReadAccessStore(self.db)
         self.search.start_backfill()
@@ -226,6 +231,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._key_watch
             await self.sequencer.stop()
+            await self.indexer.stop()
             await self.search.stop()
             await self.committer.stop()
         if self.db is not None:

@@ -32,11 +32,13 @@ documents where they stand together. A term in double quotes is a strict phrase
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Any, NamedTuple
 
 from exchange.errors import InputError
@@ -89,7 +91,9 @@ _MAX_WORD = 40  # longer "words" (hashes, base64) are cut
 
 def normalize(text: str) -> str:
     """NFKC and case folding, as both documents and queries are normalised."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    if not unicodedata.is_normalized("NFKC", text):  # a quick check, most text is
+        text = unicodedata.normalize("NFKC", text)
+    return text.casefold()
 
 
 @dataclass(frozen=True)
@@ -189,25 +193,45 @@ def _quote(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+@functools.cache
+def _pos_suffixes(weight: str) -> tuple[str, ...]:
+    """``"':<pos><weight> "`` for every position PostgreSQL keeps (built once per weight)."""
+    return tuple(f"':{p}{weight} " for p in range(_MAX_POS + 1))
+
+
 def _field_literal(text: str, base: int, weight: str, out: list[str]) -> int:
     """Append ``'lexeme':posW`` entries of one field to ``out``; return the next base.
 
     Lexemes come from :data:`_RUN`, so they never hold a quote or a backslash and need
     no escaping; PostgreSQL merges repeated lexemes, sorts them, keeps the first 256
     positions of each and clamps positions above 16383.
+
+    A CJK run's bigrams are interleaved with precomputed position suffixes by
+    ``str.join`` over ``zip`` (no Python-level loop per bigram): indexing is on the
+    write path, and a 2 KB Chinese item holds hundreds of bigrams.
     """
     pos = base
     w = weight
+    suffixes = _pos_suffixes(w)
     for m in _RUN.finditer(normalize(text)):
         t = m.group()
         if m.lastgroup == "cjk":
             n = len(t)
-            if n > 1:  # an f-string per bigram is the fastest pure-Python form
-                out.extend([f"'{t[i : i + 2]}':{pos + i}{w}" for i in range(n - 1)])
-            out.append(f"'{t[-1]}':{pos + n - 1}{w}")
+            last = pos + n - 1
+            if n > 1:
+                if last <= _MAX_POS:
+                    head = "".join(chain.from_iterable(
+                        zip(repeat("'"), t, t[1:], suffixes[pos:last])))
+                else:  # past PostgreSQL's last position: write it clamped, as it would
+                    head = "".join(
+                        f"'{t[i : i + 2]}':{min(pos + i, _MAX_POS)}{w} " for i in range(n - 1)
+                    )
+                out.append(f"{head}'{t[-1]}':{min(last, _MAX_POS)}{w}")
+            else:
+                out.append(f"'{t}':{min(pos, _MAX_POS)}{w}")
             pos += n
         else:
-            out.append(f"'{t[:_MAX_WORD]}':{pos}{w}")
+            out.append(f"'{t[:_MAX_WORD]}':{min(pos, _MAX_POS)}{w}")
             pos += 1
     return pos
 

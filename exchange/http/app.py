@@ -54,6 +54,17 @@ async def _nonce_purger(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
 
 
+async def _indexer(app: web.Application) -> AsyncIterator[None]:
+    """Build the search index behind the log while serving (``[search] indexer``)."""
+    node = app[NODE]
+    if node.config.search.indexer:
+        node.indexer.start()
+    try:
+        yield
+    finally:
+        await node.indexer.stop()
+
+
 def make_app(node: Node) -> web.Application:
     """Build the HTTP application for a started :class:`~exchange.node.Node`."""
     app = web.Application(
@@ -72,6 +83,7 @@ def make_app(node: Node) -> web.Application:
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_nonce_purger)
     app.cleanup_ctx.append(sequencer_ctx(node))
+    app.cleanup_ctx.append(_indexer)
     app.cleanup_ctx.append(routes_dashboard.broadcaster_ctx)
     app.cleanup_ctx.append(webhooks_ctx(node))
     return app

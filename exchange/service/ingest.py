@@ -33,7 +33,7 @@ from typing import Any
 import asyncpg
 
 from exchange.core.items import ParsedItem, parse_signed_item
-from exchange.core.search_text import tsvector_literal
+from exchange.storage.search import refs_of
 from exchange.core.trust import KeyRecord, Reader, Verifier, accepted_suites, parse_timestamp
 from exchange.errors import ExchangeError, Forbidden, OperationalError, SchemaError
 from exchange.metrics import Metrics
@@ -182,11 +182,13 @@ class GroupCommitter:
     async def _commit(self, batch: list[_Pending]) -> list[list[tuple[str, int]]]:
         all_items = [it for p in batch for it in p.items]
         ids = list({it.id for it in all_items})
+        # Two round trips: which ids are already stored, then one statement that appends
+        # the rest (its own transaction). An id stored meanwhile by another worker fails
+        # the statement as a whole; the check is repeated and the append retried.
         for attempt in range(3):
             try:
-                async with self.db.pool.acquire() as conn, conn.transaction():
-                    await conn.execute("SELECT size FROM log_head WHERE id = 1 FOR UPDATE")
-                    known = await self.items.existing_txn(conn, ids)
+                async with self.db.pool.acquire() as conn:
+                    known = await self.items.existing(ids, conn=conn)
                     fresh: list[NewItem] = []
                     seen: set[str] = set(known)
                     for it in all_items:
@@ -194,7 +196,7 @@ class GroupCommitter:
                             seen.add(it.id)
                             fresh.append(it)
                     now = datetime.now(timezone.utc)
-                    indexes = await self.items.append_txn(conn, fresh, now)
+                    indexes = await self.items.append(conn, fresh, now)
                 break
             except asyncpg.UniqueViolationError:
                 if attempt == 2:
@@ -372,7 +374,7 @@ class Ingestor:
             canonical=p.canonical,
             origin=origin,
             attachments=[a["sha256"] for a in item.get("attachments", [])],
-            search_doc=tsvector_literal(item),  # CPU here, outside the commit lock
+            refs=refs_of(item),
         )
         return VerifiedItem(p, key, row)
 

@@ -16,16 +16,26 @@ empty, too long, too many terms, nothing searchable), and every search statement
 under a ``statement_timeout``: a query too broad to answer in time gets a 400 that says
 to narrow it, never a 5xx.
 
-The backfill (:meth:`SearchService.run_backfill`) indexes items stored before the search
-index existed, in small batches, in the background.
+The index is built behind the log by the :class:`Indexer` (one per database, by
+advisory lock, like the log writer): it follows the items by index, tokenizes them in a
+helper process so the event loop that acknowledges pushes never pays for it, and writes
+a batch of rows per transaction. A search first waits (briefly) for the index to cover
+every item acknowledged before the search began, so a reader finds what it just pushed.
+The backfill (:meth:`SearchService.run_backfill`) rebuilds rows written by an older
+tokenizer, and indexes items stored before the search index existed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
+import multiprocessing
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,10 +54,10 @@ from exchange.core.trust import Reader
 from exchange.errors import InputError
 from exchange.storage.database import Database
 from exchange.storage.items import StoredItem
-from exchange.storage.search import SearchFilter, SearchStore
+from exchange.storage.search import SearchFilter, SearchStore, item_docs
 from schemas.errors import ErrorCode
 
-__all__ = ["Hit", "SearchResult", "SearchService"]
+__all__ = ["Hit", "Indexer", "SearchResult", "SearchService"]
 
 _log = logging.getLogger(__name__)
 
@@ -132,9 +142,10 @@ class SearchService:
         timeout: Seconds one search statement may run.
     """
 
-    def __init__(self, db: Database, *, timeout: float = 5.0) -> None:
+    def __init__(self, db: Database, *, timeout: float = 5.0, fresh_wait: float = 3.0) -> None:
         self.db = db
         self.store = SearchStore(db, timeout=timeout)
+        self.fresh_wait = fresh_wait
         self._backfill: asyncio.Task[int] | None = None
 
     async def search(
@@ -166,10 +177,10 @@ class SearchService:
             after: tuple[float, int] | None = (score, idx)
         else:
             asof = datetime.now(UTC).replace(microsecond=0)  # exact in the cursor
-            async with self.db.read_pool.acquire() as c:
-                max_idx = (
-                    int(await c.fetchval("SELECT size FROM log_head WHERE id = 1")) - 1
-                )
+            size, upto = await self.store.wait_fresh(self.fresh_wait)
+            if upto < size:
+                _log.warning("search index is %d item(s) behind the log", size - upto)
+            max_idx = upto - 1
             after = None
         try:
             rows = await self.store.search(
@@ -236,3 +247,139 @@ class SearchService:
                 await task
             except asyncio.CancelledError:
                 pass
+
+
+INDEXER_LOCK_KEY = 0x45584958  # "EXIX": one search indexer per database
+
+
+class Indexer:
+    """Writes ``item_search`` rows behind the log, in batches.
+
+    One process per database indexes: the holder of the advisory lock
+    :data:`INDEXER_LOCK_KEY` on the indexer's own connection (others wait for it, as
+    spare log writers do). It wakes on every commit (``LISTEN exchange_items``) and at
+    least once a second, and moves ``search_state.upto`` in the transaction that writes
+    the rows, so a crash repeats a batch at most (rows are upserts).
+
+    Args:
+        db: The database.
+        store: The search store.
+        batch: Most items per transaction.
+        process: Tokenize in a helper process (the default: tokenizing a 2 KB Chinese
+            item costs more CPU than verifying it, and the second core is idle while
+            the first serves requests). ``False`` tokenizes on the event loop, a few
+            items at a time.
+        name: Shown as the lock holder's ``application_name``.
+    """
+
+    GATHER_S = 0.1
+
+    def __init__(
+        self,
+        db: Database,
+        store: SearchStore,
+        *,
+        batch: int = 200,
+        process: bool = True,
+        name: str = "exchange",
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.batch = batch
+        self.process = process
+        self.name = name
+        self.is_indexer = False
+        self.indexed_total = 0
+        self._pool: Executor | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start competing for the indexer lock."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="search-indexer")
+
+    async def stop(self) -> None:
+        """Stop, release the lock and end the helper process."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def _run(self) -> None:
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(
+                    self.db.url,
+                    server_settings={"application_name": f"{self.name}-indexer-{os.getpid()}"},
+                )
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", INDEXER_LOCK_KEY):
+                    await conn.close()
+                    conn = None
+                    await asyncio.sleep(1.0)
+                    continue
+                self.is_indexer = True
+                wake = asyncio.Event()
+                await conn.add_listener("exchange_items", lambda *_: wake.set())
+                while not conn.is_closed():
+                    await self.catch_up(conn)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), timeout=1.0)
+                    wake.clear()
+                    # Let commits gather: one index transaction per ~100 ms at most, not
+                    # one per small push (searches wait for the index to catch up).
+                    await asyncio.sleep(self.GATHER_S)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                _log.warning("search indexer lost its database connection: %s", exc)
+                await asyncio.sleep(1.0)
+            except Exception:  # the index must never stop the node: log, wait, retry
+                _log.exception("search indexer failed; retrying in 5 s")
+                await asyncio.sleep(5.0)
+            finally:
+                self.is_indexer = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+
+    async def catch_up(self, conn: asyncpg.Connection) -> int:
+        """Index every item past ``upto``; returns how many were indexed."""
+        done = 0
+        while True:
+            upto = await self.store.indexed_upto(conn=conn)
+            rows = await self.store.pending_rows(conn, upto, self.batch)
+            if not rows:
+                return done
+            docs = await self._tokenize([c for _, c in rows])
+            new = rows[-1][0] + 1
+            async with conn.transaction():
+                await self.store.write_docs(conn, [i for i, _ in rows], docs)
+                if not await self.store.advance_txn(conn, upto, new):
+                    raise asyncpg.InterfaceError("search_state moved under the indexer")
+            done += len(rows)
+            self.indexed_total += len(rows)
+
+    async def _tokenize(self, canonicals: list[bytes]) -> list[str]:
+        if self.process:
+            if self._pool is None:
+                # forkserver: a clean child (no event loop, no sockets), forked fast
+                ctx = multiprocessing.get_context("forkserver")
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._pool, item_docs, canonicals
+                )
+            except BrokenProcessPool:
+                _log.warning("search tokenizer process died; tokenizing in-process")
+                self._pool = None
+                self.process = False
+        out: list[str] = []
+        for i in range(0, len(canonicals), 8):  # a few at a time: requests go between
+            out.extend(item_docs(canonicals[i : i + 8]))
+            await asyncio.sleep(0)
+        return out

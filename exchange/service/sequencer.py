@@ -175,8 +175,10 @@ class Sequencer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=timeout)
             wake.clear()
-            # Let a burst of small commits gather: one integration per ~10 ms at most.
-            await asyncio.sleep(0.01)
+            # Let small commits gather: one integration (a transaction and a head-file
+            # write) per ~50 ms at most, not one per push; checkpoints come every
+            # `interval` anyway.
+            await asyncio.sleep(0.05)
 
     def _unsigned_growth(self) -> bool:
         return self._range is not None and self._range.size > self._signed_size

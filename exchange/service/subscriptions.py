@@ -55,6 +55,9 @@ class SubscriptionService:
         search: The search store (matching uses the search index).
     """
 
+    fresh_wait = 3.0
+    """Seconds a pull of matches waits for the search index to reach the log head."""
+
     def __init__(self, db: Database, search: SearchStore) -> None:
         self.store = SubscriptionStore(db)
         self.search = search
@@ -119,6 +122,9 @@ class SubscriptionService:
         """
         query = parse_query(sub.q) if sub.q else None
         flt = SearchFilter(kind=sub.kind, author=sub.author, tag=sub.tag)
+        # Matches come from the search index, built just behind the log: give it a
+        # moment to cover what was acknowledged (the cursor never passes it anyway).
+        await self.search.wait_fresh(self.fresh_wait)
         found: list[StoredItem] = []
         pos = after
         while pos - after < MAX_SCAN and len(found) < limit:

@@ -63,6 +63,15 @@ async def ensure_database(url: str) -> None:
         await conn.close()
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's reset query (a round trip on every release).
+
+    Pool connections never hold session state: settings are ``SET LOCAL``, advisory
+    locks and ``LISTEN`` use dedicated connections, and an open transaction is still
+    rolled back by the pool before this runs.
+    """
+
+
 class Database:
     """Connection pools for one node.
 
@@ -117,15 +126,17 @@ class Database:
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=self._min, max_size=self._max, init=_init_conn
+                self.url, min_size=self._min, max_size=self._max, init=_init_conn,
+                reset=_keep_session,
             )
             self._relaxed_pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=4, init=_init_conn,
+                self.url, min_size=1, max_size=4, init=_init_conn, reset=_keep_session,
                 server_settings={"synchronous_commit": "off"},
             )
             if self.read_url:
                 self._read_pool = await asyncpg.create_pool(
-                    self.read_url, min_size=1, max_size=self._max, init=_init_conn
+                    self.read_url, min_size=1, max_size=self._max, init=_init_conn,
+                    reset=_keep_session,
                 )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise OperationalError(

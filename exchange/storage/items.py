@@ -1,10 +1,10 @@
 """Items and their gap-free log index.
 
-Appends go through :meth:`ItemStore.append_txn`, which must run inside the caller's
-transaction: it locks the single ``log_head`` row, so concurrent writers (several API
-workers on one database) take turns and every committed item gets the next index with no
-gaps. Group commit happens one level up (:mod:`exchange.service.ingest`): many pushes
-share one transaction, one lock and one fsync.
+Appends go through :meth:`ItemStore.append`: one statement that locks the single
+``log_head`` row, so concurrent writers (several API workers on one database) take turns
+and every committed item gets the next index with no gaps. Group commit happens one level
+up (:mod:`exchange.service.ingest`): many pushes share one statement, one lock and one
+fsync.
 """
 
 from __future__ import annotations
@@ -22,16 +22,37 @@ from .database import Database
 
 __all__ = ["ItemFilter", "ItemStore", "NewItem", "StoredItem"]
 
-_COLUMNS = (
-    "idx", "id", "kind", "author", "created_at", "received_at", "audience_circles",
-    "audience_sites", "tags", "title", "key_id", "alg", "sig", "canonical", "attachments", "origin",
+_APPEND = """
+WITH h AS (
+    UPDATE log_head SET size = size + $1 WHERE id = 1
+    RETURNING size - $1 AS start, pg_notify('exchange_items', size::text) AS notified
+), ins AS (
+    INSERT INTO items (idx, id, kind, author, created_at, received_at, audience_circles,
+                       audience_sites, tags, title, key_id, alg, sig, canonical,
+                       attachments, origin)
+    SELECT h.start + u.ord - 1, u.id, u.kind, u.author, u.created_at, $2,
+           u.circles::text[], u.sites::text[], u.tags::text[], u.title, u.key_id, u.alg,
+           u.sig, u.canonical, u.attachments::text[], u.origin
+    FROM h, unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
+                   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                   $13::bytea[], $14::bytea[], $15::text[], $16::text[])
+            WITH ORDINALITY AS u(id, kind, author, created_at, circles, sites, tags, title,
+                                 key_id, alg, sig, canonical, attachments, origin, ord)
+), refs AS (
+    INSERT INTO item_refs (dst, src, rel)
+    SELECT r.dst, h.start + r.pos, r.rel
+    FROM h, unnest($17::text[], $18::bigint[], $19::text[]) AS r(dst, pos, rel)
+    ON CONFLICT DO NOTHING
 )
+SELECT start FROM h
+"""
 
 
-_INSERT = (
-    f"INSERT INTO items ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})"
-)
+def _pg_array(values: Sequence[str]) -> str:
+    """A ``text[]`` literal: a column of arrays goes through ``unnest`` as text."""
+    return "{" + ",".join(
+        '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+    ) + "}"
 
 
 @dataclass(frozen=True)
@@ -52,9 +73,8 @@ class NewItem:
     canonical: bytes
     origin: str
     attachments: list[str] = field(default_factory=list)
-    # The search index's tsvector text (exchange.core.search_text), computed by ingest
-    # outside the commit lock; built in append_txn when absent.
-    search_doc: str | None = None
+    # ``(rel, id)`` of the item's refs (``item_refs`` rows, written with the item).
+    refs: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -85,6 +105,12 @@ class ItemFilter:
     tag: str | None = None
     circle: str | None = None
     since: datetime | None = None
+
+
+_STORED_COLUMNS = (
+    "idx, id, kind, author, received_at, key_id, alg, sig, canonical, origin, "
+    "audience_circles, audience_sites"
+)
 
 
 def _stored(r: Any) -> StoredItem:
@@ -125,22 +151,6 @@ def _visibility(reader: Reader, args: list[Any]) -> str:
     return "FALSE"
 
 
-async def _index_txn(conn: asyncpg.Connection, items: Sequence[NewItem], start: int) -> None:
-    """Search rows and refs of appended items, in the same transaction (one statement each)."""
-    import orjson
-
-    from .search import index_txn, make_doc
-
-    await index_txn(conn, [
-        make_doc(
-            start + i, orjson.loads(it.canonical), kind=it.kind, author=it.author,
-            created_at=it.created_at, audience_circles=it.audience_circles,
-            audience_sites=it.audience_sites, tags=it.tags, doc=it.search_doc,
-        )
-        for i, it in enumerate(items)
-    ])
-
-
 class ItemStore:
     """Queries on ``items`` and ``log_head``."""
 
@@ -156,37 +166,54 @@ class ItemStore:
         )
         return {r["id"]: r["idx"] for r in rows}
 
-    async def append_txn(
+    async def existing(
+        self, ids: Sequence[str], *, conn: asyncpg.Connection | None = None
+    ) -> dict[str, int]:
+        """Index of each id already stored."""
+        async with self.db.connect(conn) as c:
+            return await self.existing_txn(c, ids)
+
+    async def append(
         self, conn: asyncpg.Connection, items: Sequence[NewItem], received_at: datetime
     ) -> list[int]:
-        """Append items with consecutive indexes; call inside a transaction.
+        """Append items with consecutive indexes, in ONE statement (its own transaction).
+
+        The statement moves ``log_head`` (taking its row lock, so concurrent writers take
+        turns and every committed item gets the next index with no gaps, in commit
+        order), inserts the items and their refs from arrays, and queues the NOTIFY:
+        one round trip and one WAL flush for the whole group. Call it outside a
+        transaction. An item stored meanwhile under the same id (another worker) makes
+        the statement fail with ``UniqueViolationError`` and change nothing; the caller
+        checks again and retries.
 
         Returns:
             The index given to each item, in order.
         """
         if not items:
             return []
-        # One round trip moves the head and queues the NOTIFY (sent at commit).
+        refs = [(dst, i, rel) for i, it in enumerate(items) for rel, dst in it.refs]
         start = await conn.fetchval(
-            """UPDATE log_head SET size = size + $1 WHERE id = 1
-               RETURNING size - $1 AS start, pg_notify('exchange_items', size::text)""",
+            _APPEND,
             len(items),
+            received_at,
+            [it.id for it in items],
+            [it.kind for it in items],
+            [it.author for it in items],
+            [it.created_at for it in items],
+            [_pg_array(it.audience_circles) for it in items],
+            [_pg_array(it.audience_sites) for it in items],
+            [_pg_array(it.tags) for it in items],
+            [it.title for it in items],
+            [it.key_id for it in items],
+            [it.alg for it in items],
+            [it.sig for it in items],
+            [it.canonical for it in items],
+            [_pg_array(it.attachments) for it in items],
+            [it.origin for it in items],
+            [r[0] for r in refs],
+            [r[1] for r in refs],
+            [r[2] for r in refs],
         )
-        records = [
-            (
-                start + i, it.id, it.kind, it.author, it.created_at, received_at,
-                it.audience_circles, it.audience_sites, it.tags, it.title, it.key_id,
-                it.alg, it.sig, it.canonical, it.attachments, it.origin,
-            )
-            for i, it in enumerate(items)
-        ]
-        if len(records) <= 64:
-            # Small batches (the common case under many small pushes): a pipelined
-            # prepared INSERT; COPY would first spend a round trip on introspection.
-            await conn.executemany(_INSERT, records)
-        else:
-            await conn.copy_records_to_table("items", records=records, columns=_COLUMNS)
-        await _index_txn(conn, items, start)
         return [start + i for i in range(len(items))]
 
     async def size(self, *, conn: asyncpg.Connection | None = None) -> int:
@@ -239,22 +266,26 @@ class ItemStore:
             args.append(flt.since)
             conds.append(f"created_at >= ${len(args)}")
         args.append(limit + 1)
-        sql = (
-            f"SELECT * FROM items WHERE {' AND '.join(conds)} "
-            f"ORDER BY idx LIMIT ${len(args)}"
-        )
+        args.append(max_bytes)
+        # The byte budget is applied by PostgreSQL (a running sum over the limited
+        # rows), so a page of large items does not ship rows only to drop them; the
+        # first row always goes, whatever its size.
+        sql = f"""
+            SELECT * FROM (
+                SELECT p.*, count(*) OVER () AS fetched,
+                       sum(octet_length(p.canonical)) OVER (ORDER BY p.idx)
+                           - octet_length(p.canonical) AS before
+                FROM (SELECT {_STORED_COLUMNS} FROM items WHERE {' AND '.join(conds)}
+                      ORDER BY idx LIMIT ${len(args) - 1}) p
+            ) w
+            WHERE w.before = 0 OR w.before + octet_length(w.canonical) <= ${len(args)}
+            ORDER BY w.idx"""
         pool = self.db.read_pool if read_replica else self.db.pool
         async with pool.acquire() as c:
             rows = await c.fetch(sql, *args)
-        out: list[StoredItem] = []
-        used = 0
-        for r in rows[:limit]:
-            if out and used + len(r["canonical"]) > max_bytes:
-                return out, out[-1].idx
-            out.append(_stored(r))
-            used += len(r["canonical"])
-        more = len(rows) > limit
-        return out, (out[-1].idx if more and out else None)
+        out = [_stored(r) for r in rows[:limit]]
+        more = bool(rows) and (len(out) < rows[0]["fetched"])
+        return out, (out[-1].idx if more else None)
 
     async def blob_visible(
         self, sha256: str, reader: Reader, *, conn: asyncpg.Connection | None = None

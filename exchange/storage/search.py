@@ -1,10 +1,18 @@
 """The search index and the reference table: ``item_search`` and ``item_refs``.
 
-Rows are written by :func:`index_txn` inside the transaction that appends the items
-(:meth:`exchange.storage.items.ItemStore.append_txn`), as two multi-row statements per
-batch (``INSERT … SELECT FROM unnest(…)``): no round trip per item. Items stored before
-the index existed, or indexed by an older tokenizer, are (re)indexed by
-:meth:`SearchStore.backfill_batch`, which the node runs in the background at start.
+``item_refs`` rows are written with their items, by the statement that appends them
+(:meth:`exchange.storage.items.ItemStore.append`): plans and the reading view read them
+right after a push.
+
+``item_search`` rows are written *behind* the log by the indexer
+(:class:`exchange.service.search.Indexer`): it follows ``items`` by index from
+``search_state.upto`` and writes a batch of rows per transaction
+(:meth:`SearchStore.write_docs`, one ``INSERT … SELECT FROM unnest(…)``). Tokenizing a
+2 KB Chinese item costs more CPU than verifying its signature, and each row adds
+hundreds of GIN entries, so none of it holds up an acknowledgement. Readers that need
+the index to cover what was acknowledged wait for ``upto`` to pass the log head they
+saw (:meth:`SearchStore.wait_indexed`); saved-query cursors never pass ``upto``. Rows
+indexed by an older tokenizer are rebuilt by :meth:`SearchStore.backfill_batch`.
 
 Every query here restricts rows to what the reader may see with the one audience rule,
 :func:`exchange.storage.items._visibility`; the columns it names are repeated in
@@ -13,6 +21,7 @@ Every query here restricts rows to what the reader may see with the one audience
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,8 +41,7 @@ __all__ = [
     "SearchFilter",
     "SearchRow",
     "SearchStore",
-    "index_txn",
-    "make_doc",
+    "item_docs",
     "refs_of",
 ]
 
@@ -58,93 +66,9 @@ def refs_of(item: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-@dataclass(frozen=True)
-class _Doc:
-    idx: int
-    kind: str
-    author: str
-    created_at: datetime
-    audience_circles: list[str]
-    audience_sites: list[str]
-    tags: list[str]
-    doc: str
-    head: str
-    refs: list[tuple[str, str]]
-
-
-async def index_txn(conn: asyncpg.Connection, docs: Sequence[_Doc]) -> None:
-    """Write search rows and refs for freshly appended items (inside their transaction)."""
-    if not docs:
-        return
-    await conn.execute(
-        """INSERT INTO item_search
-             (idx, v, kind, author, created_at, audience_circles, audience_sites, tags, doc, head)
-           SELECT u.idx, $1, u.kind, u.author, u.created_at, u.circles::text[],
-                  u.sites::text[], u.tags::text[], u.doc::tsvector, u.head::tsvector
-           FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
-                       $7::text[], $8::text[], $9::text[], $10::text[])
-                AS u(idx, kind, author, created_at, circles, sites, tags, doc, head)
-           ON CONFLICT (idx) DO UPDATE
-           SET v = EXCLUDED.v, doc = EXCLUDED.doc, head = EXCLUDED.head""",
-        TOKENIZER_VERSION,
-        [d.idx for d in docs],
-        [d.kind for d in docs],
-        [d.author for d in docs],
-        [d.created_at for d in docs],
-        [_pg_array(d.audience_circles) for d in docs],
-        [_pg_array(d.audience_sites) for d in docs],
-        [_pg_array(d.tags) for d in docs],
-        [d.doc for d in docs],
-        [d.head for d in docs],
-    )
-    refs = [(dst, d.idx, rel) for d in docs for rel, dst in d.refs]
-    if refs:
-        await conn.execute(
-            """INSERT INTO item_refs (dst, src, rel)
-               SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
-               ON CONFLICT DO NOTHING""",
-            [r[0] for r in refs],
-            [r[1] for r in refs],
-            [r[2] for r in refs],
-        )
-
-
-def _pg_array(values: Sequence[str]) -> str:
-    """A text[] literal (arrays of arrays cannot be unnested row by row)."""
-    return (
-        "{"
-        + ",".join(
-            '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
-        )
-        + "}"
-    )
-
-
-def make_doc(
-    idx: int,
-    item: Mapping[str, Any],
-    *,
-    kind: str,
-    author: str,
-    created_at: datetime,
-    audience_circles: list[str],
-    audience_sites: list[str],
-    tags: list[str],
-    doc: str | None = None,
-) -> _Doc:
-    """The index row of one item (``doc`` precomputed by ingest, or built here)."""
-    return _Doc(
-        idx,
-        kind,
-        author,
-        created_at,
-        audience_circles,
-        audience_sites,
-        tags,
-        doc if doc is not None else tsvector_literal(item),
-        tsvector_literal(item, head=True),
-        refs_of(item),
-    )
+def item_docs(canonicals: Sequence[bytes]) -> list[str]:
+    """The ``tsvector`` literal of each stored item (pure CPU: runs in the indexer process)."""
+    return [tsvector_literal(orjson.loads(c)) for c in canonicals]
 
 
 @dataclass(frozen=True)
@@ -306,7 +230,12 @@ class SearchStore:
             ``after`` (the last match's index when the page is full).
         """
         async with self.db.read_pool.acquire() as c:
-            head = int(await c.fetchval("SELECT size FROM log_head WHERE id = 1")) - 1
+            # Only as far as the index reaches: a cursor that passed an item not yet
+            # indexed would never deliver it.
+            head = int(await c.fetchval(
+                "SELECT least((SELECT size FROM log_head WHERE id = 1),"
+                " (SELECT upto FROM search_state WHERE id = 1))"
+            )) - 1
             upto = min(after + window, head)
             if upto <= after:
                 return [], after
@@ -360,37 +289,113 @@ class SearchStore:
             )
         return {r["id"]: _stored(r) for r in rows}
 
+    async def write_docs(
+        self, conn: asyncpg.Connection, idxs: Sequence[int], docs: Sequence[str]
+    ) -> None:
+        """Write (or rewrite) the search rows of stored items, one statement per batch.
+
+        ``head`` (what ranks: title, tags, summary) is the A and B weighted part of
+        ``doc``, cut by PostgreSQL (``ts_filter``) rather than tokenized twice.
+        """
+        if not idxs:
+            return
+        await conn.execute(
+            """WITH d AS (
+                 SELECT u.idx, u.doc::tsvector AS doc
+                 FROM unnest($2::bigint[], $3::text[]) AS u(idx, doc))
+               INSERT INTO item_search
+                 (idx, v, kind, author, created_at, audience_circles, audience_sites, tags,
+                  doc, head)
+               SELECT i.idx, $1, i.kind, i.author, i.created_at, i.audience_circles,
+                      i.audience_sites, i.tags, d.doc, ts_filter(d.doc, '{a,b}')
+               FROM d JOIN items i USING (idx)
+               ON CONFLICT (idx) DO UPDATE
+               SET v = EXCLUDED.v, doc = EXCLUDED.doc, head = EXCLUDED.head""",
+            TOKENIZER_VERSION,
+            list(idxs),
+            list(docs),
+        )
+
+    async def indexed_upto(self, *, conn: asyncpg.Connection | None = None) -> int:
+        """How many leading items (``idx < upto``) the indexer has handled."""
+        async with self.db.connect(conn) as c:
+            return int(await c.fetchval("SELECT upto FROM search_state WHERE id = 1"))
+
+    async def lag(self) -> tuple[int, int]:
+        """``(log size, indexed upto)`` read together."""
+        async with self.db.read_pool.acquire() as c:
+            row = await c.fetchrow(
+                "SELECT (SELECT size FROM log_head WHERE id = 1) AS size, "
+                "(SELECT upto FROM search_state WHERE id = 1) AS upto"
+            )
+        return int(row["size"]), int(row["upto"])
+
+    async def wait_indexed(self, size: int, timeout: float) -> bool:
+        """Wait until the index covers the first ``size`` items; False on timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        delay = 0.005
+        while True:
+            _, upto = await self.lag()
+            if upto >= size:
+                return True
+            if asyncio.get_running_loop().time() + delay > deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def wait_fresh(self, timeout: float) -> tuple[int, int]:
+        """Wait (at most ``timeout``) until the index covers the log as it is now.
+
+        Returns:
+            ``(log size, indexed upto)`` at the end of the wait.
+        """
+        size, upto = await self.lag()
+        if upto < size and await self.wait_indexed(size, timeout):
+            upto = size
+        return size, upto
+
+    async def pending_rows(
+        self, conn: asyncpg.Connection, upto: int, batch: int
+    ) -> list[tuple[int, bytes]]:
+        """``(idx, canonical)`` of the next items to index, from ``upto`` on, in order."""
+        rows = await conn.fetch(
+            "SELECT idx, canonical FROM items WHERE idx >= $1 ORDER BY idx LIMIT $2",
+            upto,
+            batch,
+        )
+        return [(r["idx"], bytes(r["canonical"])) for r in rows]
+
+    async def advance_txn(self, conn: asyncpg.Connection, old: int, new: int) -> bool:
+        """Move ``upto`` from ``old`` to ``new`` (False if someone else moved it)."""
+        done = await conn.fetchval(
+            "UPDATE search_state SET upto = $2 WHERE id = 1 AND upto = $1 RETURNING upto",
+            old,
+            new,
+        )
+        return done is not None
+
     async def backfill_batch(self, batch: int = 500) -> int:
-        """Index up to ``batch`` items that have no current search row.
+        """Rebuild up to ``batch`` rows the indexer has passed but that are not current.
+
+        These are items stored before the index existed and rows written by an older
+        tokenizer (:data:`TOKENIZER_VERSION`).
 
         Returns:
             How many were indexed (0 when everything is current).
         """
         async with self.db.pool.acquire() as c, c.transaction():
             rows = await c.fetch(
-                """SELECT i.idx, i.kind, i.author, i.created_at, i.audience_circles,
-                          i.audience_sites, i.tags, i.canonical
+                """SELECT i.idx, i.canonical
                    FROM items i LEFT JOIN item_search s ON s.idx = i.idx
-                   WHERE s.idx IS NULL OR s.v < $1
+                   WHERE i.idx < (SELECT upto FROM search_state WHERE id = 1)
+                     AND (s.idx IS NULL OR s.v < $1)
                    ORDER BY i.idx LIMIT $2 FOR UPDATE OF i SKIP LOCKED""",
                 TOKENIZER_VERSION,
                 batch,
             )
-            docs = [
-                make_doc(
-                    r["idx"],
-                    orjson.loads(bytes(r["canonical"])),
-                    kind=r["kind"],
-                    author=r["author"],
-                    created_at=r["created_at"],
-                    audience_circles=list(r["audience_circles"]),
-                    audience_sites=list(r["audience_sites"]),
-                    tags=list(r["tags"]),
-                )
-                for r in rows
-            ]
-            await index_txn(c, docs)
-        return len(docs)
+            docs = item_docs([bytes(r["canonical"]) for r in rows])
+            await self.write_docs(c, [r["idx"] for r in rows], docs)
+        return len(rows)
 
     async def pending(self) -> int:
         """Items not yet (or not currently) indexed."""

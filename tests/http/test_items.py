@@ -161,6 +161,36 @@ async def test_filters_and_paging(node: Any) -> None:
         assert len((await c.list_items(author="suzhou-wuzhong"))["items"]) == 0
 
 
+async def test_pages_are_cut_by_bytes_without_gaps(node_factory: Any) -> None:
+    """A page ends at ``limit`` items or at ``http.page_max_bytes`` of items, whichever
+    comes first; the cursor then continues exactly after the last item sent."""
+    node = await node_factory(http={"page_max_bytes": 16 * 1024})
+    await _setup(node)
+    key = node.keys["huaibei-duji"]
+    batch = [
+        sign_item(_item(title=f"条目{i}", summary="预算联网监督。" * (20 + 40 * (i % 3))), key)
+        for i in range(40)
+    ]
+    async with node.client("huaibei-duji") as c:
+        assert (await c.push_batch(batch))["accepted"] == 40
+        cursor, seen, pages = -1, [], 0
+        while True:
+            page = await c.list_items(cursor=cursor, limit=1000)
+            pages += 1
+            body = [orjson.dumps(orjson.loads(orjson.dumps(e["signed"]))["item"]) for e in page["items"]]
+            assert page["items"], "a page with more to come is never empty"
+            assert len(page["items"]) == 1 or sum(map(len, body)) <= 16 * 1024
+            seen += [e["index"] for e in page["items"]]
+            if page["next_cursor"] is None:
+                break
+            assert page["next_cursor"] == page["items"][-1]["index"]
+            cursor = page["next_cursor"]
+        assert seen == list(range(40)) and pages > 3
+        # A limit below the byte budget: exactly `limit` items, then the rest.
+        first = await c.list_items(cursor=-1, limit=2)
+        assert [e["index"] for e in first["items"]] == [0, 1] and first["next_cursor"] == 1
+
+
 async def test_batch_with_bad_items_stores_good_ones(node: Any) -> None:
     await _setup(node)
     key = node.keys["huaibei-duji"]

@@ -216,9 +216,11 @@ async def test_monitor_and_anonymous(shared: Corpus) -> None:
             await c.request("GET", "/v1/search", params={"q": "安全"})
 
 
-async def test_index_written_with_the_item_and_backfilled(corpus: Corpus) -> None:
+async def test_index_built_behind_the_log_and_backfilled(corpus: Corpus) -> None:
     node = corpus.node
     db = node.node.db
+    size, upto = await node.node.search.store.wait_fresh(30)
+    assert size == upto == len(corpus.items)
     async with db.pool.acquire() as c:
         n_items = await c.fetchval("SELECT count(*) FROM items")
         n_index = await c.fetchval("SELECT count(*) FROM item_search")

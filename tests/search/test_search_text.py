@@ -110,3 +110,28 @@ def test_snippet_picks_the_text_with_the_matches() -> None:
     assert "<mark>动员会</mark>" in out
     assert len(out.replace("<mark>", "").replace("</mark>", "")) <= 95
     assert snippet(["无关内容" * 50], parse_query("安全")).endswith("…")
+
+
+def _reference_literal(fields: list[tuple[str, str]]) -> list[str]:
+    """The tsvector entries built the plain way, from :func:`tokens`, one at a time."""
+    out, base = [], 1
+    for weight, text in fields:
+        toks = tokens(text)
+        out += [f"'{t}':{min(base + p, 16383)}{weight}" for t, p in toks]
+        base += (toks[-1][1] + 1 if toks else 0) + 8  # the field's positions, then a gap
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_document_literal_equals_the_plain_construction(seed: int) -> None:
+    """The fast literal (str.join over zip) is entry for entry the plain one."""
+    import random
+
+    rnd = random.Random(seed)
+    alphabet = "安全生产法执法检查人大常委会ＡＰＰabc12 3,.!？。\U00020bb7"
+    title = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40)))
+    summary = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 3000)))
+    item = {"title": title, "summary": summary}
+    got = tsvector_literal(item).split(" ") if tokens(title) or tokens(summary) else []
+    fields = [("A", title)] + ([("B", summary)] if summary else [])
+    assert got == _reference_literal(fields)

@@ -267,3 +267,31 @@ async def test_live_events_and_resume_with_last_event_id(node: Any) -> None:
         s.get(node.url + f"/v1/subscriptions/{sid}/events", headers=hdrs) as r,
     ):
         assert r.status == 400
+
+
+async def test_index_lag_never_skips_a_match(node_factory: Any) -> None:
+    """With the indexer stopped, items are acknowledged but not yet searchable: a search
+    answers (from what is indexed) after a short wait, and a saved query's cursor stays
+    before the unindexed items; once the indexer runs, they are found and delivered."""
+    node = await node_factory(search={"indexer": False, "fresh_wait_s": 0.2})
+    node.node.subscriptions.fresh_wait = 0.2
+    await _sites(node)
+    sub = await _req(node, "suzhou-wuzhong", "POST", "/v1/subscriptions", {"q": "安全生产法"})
+    idx = await _push(node, "huaibei-duji", _plan("huaibei-duji", "安全生产法联合执法检查方案"))
+    assert await node.node.search.store.lag() == (idx + 1, 0)
+    found = await _req(node, "suzhou-wuzhong", "GET", "/v1/search", q="安全生产法")
+    assert found["hits"] == []
+    page = await _req(node, "suzhou-wuzhong", "GET", f"/v1/subscriptions/{sub['id']}/matches")
+    assert page["matches"] == [] and page["next_after"] < idx
+    node.node.indexer.start()
+    try:
+        assert await node.node.search.store.wait_fresh(30) == (idx + 1, idx + 1)
+        found = await _req(node, "suzhou-wuzhong", "GET", "/v1/search", q="安全生产法")
+        page = await _req(
+            node, "suzhou-wuzhong", "GET", f"/v1/subscriptions/{sub['id']}/matches"
+        )
+    finally:
+        await node.node.indexer.stop()
+    assert [h["index"] for h in found["hits"]] == [idx]
+    assert [m["index"] for m in page["matches"]] == [idx]
+    assert node.node.indexer.indexed_total == idx + 1
