@@ -142,6 +142,19 @@ class WebhooksConfig(_Section):
     batch_size: int = Field(100, ge=1, le=1000)
 
 
+class IngestConfig(_Section):
+    """``[ingest]``: how pushes are checked."""
+
+    verify_processes: int = Field(
+        2, ge=0, le=64,
+        description="Helper processes that parse and verify large push bodies "
+        "(0: everything on the event loop)",
+    )
+    offload_min_bytes: int = Field(
+        32 * 1024, ge=0, description="Bodies at least this large go to a helper process"
+    )
+
+
 class SearchConfig(_Section):
     """``[search]``: the search index, built behind the log."""
 
@@ -166,6 +179,7 @@ class NodeConfig(_Section):
     federation: FederationConfig = Field(default_factory=FederationConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     config_dir: str = Field("", exclude=True)
 
     @property

@@ -122,6 +122,8 @@ class Node:
             future_skew=timedelta(seconds=cfg.limits.future_skew_seconds),
             activity=self.activity, metrics=self.metrics, federation=self.federation,
             accepted_algs=frozenset(cfg.federation.accepted_algs),
+            verify_processes=cfg.ingest.verify_processes,
+            offload_min_bytes=cfg.ingest.offload_min_bytes,
         )
         self.plans = PlanService(self)
         self.ingestor.guards.append(self.plans.guard)  # plan steps checked at push time
@@ -232,6 +234,7 @@ class Node:
                 await self._key_watch
             await self.sequencer.stop()
             await self.indexer.stop()
+            await self.ingestor.stop()
             await self.search.stop()
             await self.committer.stop()
         if self.db is not None:

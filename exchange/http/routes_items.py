@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import orjson
 from aiohttp import web
 
-from exchange.errors import InputError, NotFound, SchemaError, TooLarge
+from exchange.errors import InputError, NotFound
 from exchange.storage.items import ItemFilter, StoredItem
 from schemas.errors import ErrorCode
 
 from .auth import authenticate, require
-from .body import read_body, read_json
+from .body import read_body
 from .keys import NODE
 from .middleware import json_response
 
@@ -46,24 +46,11 @@ async def push_items(request: web.Request) -> web.Response:
     body = await read_body(request)
     reader = await authenticate(request, body)
     require(reader, "site")
-    doc = read_json(request, body)
-    if isinstance(doc, dict) and "items" in doc:
-        if set(doc) != {"items"} or not isinstance(doc["items"], list):
-            raise SchemaError(
-                'a batch is {"items": [signed items]} with no other fields',
-                code=ErrorCode.SCHEMA_INVALID,
-            )
-        objs = doc["items"]
-        if not objs:
-            raise SchemaError(
-                "a batch needs at least one item", code=ErrorCode.SCHEMA_INVALID
-            )
-        if len(objs) > node.config.http.max_batch:
-            raise TooLarge(
-                f"a batch holds at most {node.config.http.max_batch} items, got {len(objs)}",
-                code=ErrorCode.BATCH_TOO_LARGE,
-            )
-        outcomes = await node.ingestor.push(objs, reader)
+    is_batch, outcomes = await node.ingestor.push_body(
+        body, reader, max_depth=node.config.limits.max_depth,
+        max_batch=node.config.http.max_batch,
+    )
+    if is_batch:
         results = [o.to_json() for o in outcomes]
         return json_response({
             "results": results,
@@ -71,7 +58,7 @@ async def push_items(request: web.Request) -> web.Response:
             "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
             "refused": sum(1 for o in outcomes if o.status == "refused"),
         })
-    (outcome,) = await node.ingestor.push([doc], reader)
+    (outcome,) = outcomes
     if outcome.error is not None:
         raise outcome.error
     status = 201 if outcome.status == "accepted" else 200

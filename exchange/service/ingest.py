@@ -23,15 +23,20 @@ on one database take turns, so indexes stay gap-free across workers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
+import orjson
 
+from exchange.core.canonical import parse_json
 from exchange.core.items import ParsedItem, parse_signed_item
 from exchange.storage.search import refs_of
 from exchange.core.trust import KeyRecord, Reader, Verifier, accepted_suites, parse_timestamp
@@ -41,6 +46,15 @@ from exchange.storage.activity import SECURITY_CODES, ActivityStore
 from exchange.storage.database import Database
 from exchange.storage.directory import SiteStore
 from exchange.storage.items import ItemStore, NewItem
+from exchange.service.procpool import helper_pool
+from exchange.service.verify_pool import (
+    ErrorTuple,
+    check_body,
+    error_from,
+    key_ids_in,
+    parsed_of,
+    split_push_body,
+)
 from schemas.errors import ErrorCode
 
 __all__ = ["GroupCommitter", "Guard", "Ingestor", "Outcome", "VerifiedItem"]
@@ -242,8 +256,13 @@ class Ingestor:
         activity: ActivityStore | None = None,
         metrics: Metrics | None = None,
         federation: Any = None,
+        verify_processes: int = 0,
+        offload_min_bytes: int = 32 * 1024,
     ) -> None:
         self.db = db
+        self.verify_processes = verify_processes
+        self.offload_min_bytes = offload_min_bytes
+        self._pool: ProcessPoolExecutor | None = None
         self.federation = federation
         self.activity = activity
         self.metrics = metrics
@@ -308,13 +327,16 @@ class Ingestor:
     def _check_one(
         self,
         p: ParsedItem,
-        verifier: Verifier,
+        verifier: Verifier | None,
         pusher: Reader,
         now: datetime,
         origin: str,
         known_sites: set[str],
         known_circles: set[str],
+        pre: tuple[KeyRecord | None, ErrorTuple | None] | None = None,
     ) -> VerifiedItem:
+        """Every check of one parsed item; ``pre`` is the signature check's result
+        when a helper process already ran it (``(key, None)`` or ``(None, error)``)."""
         item = p.item
         author = item["author"]
         if pusher.kind == "site" and author != pusher.id:
@@ -349,7 +371,14 @@ class Ingestor:
                     f"this node serves no one in the item's audience ({', '.join(circles + sites)})",
                     code=ErrorCode.AUDIENCE_INVALID,
                 )
-        key = verifier.check(item, p.sig, p.message, p.signature, now)
+        if pre is None:
+            assert verifier is not None
+            key = verifier.check(item, p.sig, p.message, p.signature, now)
+        else:
+            if pre[1] is not None:
+                raise error_from(pre[1])
+            assert pre[0] is not None
+            key = pre[0]
         unknown_c = sorted(set(circles) - known_circles)
         unknown_s = sorted(set(sites) - known_sites)
         if unknown_c or unknown_s:
@@ -382,7 +411,79 @@ class Ingestor:
         self, objs: Sequence[Any], pusher: Reader, *, origin: str = "local"
     ) -> list[Outcome]:
         """Verify and commit; one outcome per object, in order."""
-        checked = await self.verify(objs, pusher, origin=origin)
+        return await self._commit_checked(
+            await self.verify(objs, pusher, origin=origin), pusher, origin
+        )
+
+    async def push_body(
+        self, body: bytes, pusher: Reader, *, max_depth: int, max_batch: int
+    ) -> tuple[bool, list[Outcome]]:
+        """A push request's body (one signed item or a batch): ``(is_batch, outcomes)``.
+
+        Bodies of at least ``offload_min_bytes`` are parsed and checked in a helper
+        process (:mod:`exchange.service.verify_pool`), smaller ones on the event loop;
+        both run the same checks and give the same outcomes.
+
+        Raises:
+            ExchangeError: the body as a whole is refused (bad JSON, bad batch shape).
+        """
+        if self.verify_processes and len(body) >= self.offload_min_bytes:
+            done = await self._push_offloaded(body, pusher, max_depth, max_batch)
+            if done is not None:
+                return done
+        doc = parse_json(body, max_depth=max_depth, allow_floats=False)
+        is_batch, objs = split_push_body(doc, max_batch)
+        return is_batch, await self.push(objs, pusher)
+
+    async def _push_offloaded(
+        self, body: bytes, pusher: Reader, max_depth: int, max_batch: int
+    ) -> tuple[bool, list[Outcome]] | None:
+        """:meth:`push_body` with the CPU checks in a helper; None: do it inline."""
+        cands = key_ids_in(body)
+        keys = await self.sites.keys(sorted(cands)) if cands else {}
+        now = datetime.now(timezone.utc)
+        if self._pool is None:
+            self._pool = helper_pool(self.verify_processes)
+        job = functools.partial(
+            check_body, body, max_depth=max_depth, max_batch=max_batch, keys=keys,
+            looked_up=frozenset(cands), now=now,
+            future_skew_s=self.future_skew.total_seconds(), accepted=self.accepted_suites(),
+        )
+        try:
+            kind, res = await asyncio.get_running_loop().run_in_executor(self._pool, job)
+        except BrokenProcessPool:
+            _log.warning("an item-check helper process died; checking on the event loop")
+            self._pool = None
+            return None
+        if kind == "error":
+            raise error_from(res)
+        if kind == "keys":
+            return None  # a key id spelt with escapes: the inline path looks it up
+        is_batch, checked = res
+        known_sites, known_circles = await self._known()
+        out: list[VerifiedItem | Outcome] = []
+        for c in checked:
+            if c.parse_error is not None:
+                out.append(self._refuse(None, error_from(c.parse_error)))
+                continue
+            p = parsed_of(c, orjson.loads(c.canonical))
+            try:
+                out.append(self._check_one(p, None, pusher, now, "local", known_sites,
+                                           known_circles, pre=(c.key, c.trust_error)))
+            except ExchangeError as err:
+                out.append(self._refuse(p.id, err))
+        return is_batch, await self._commit_checked(out, pusher, "local")
+
+    async def stop(self) -> None:
+        """End the helper processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def _commit_checked(
+        self, checked: list[VerifiedItem | Outcome], pusher: Reader, origin: str
+    ) -> list[Outcome]:
+        """Run the guards on verified items, commit them; one outcome per entry."""
         for guard in self.guards if origin == "local" else ():
             todo = [c for c in checked if isinstance(c, VerifiedItem)]
             refused = await guard(todo) if todo else {}

@@ -32,9 +32,8 @@ import base64
 import contextlib
 import hashlib
 import logging
-import multiprocessing
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +51,7 @@ from exchange.core.search_text import (
 )
 from exchange.core.trust import Reader
 from exchange.errors import InputError
+from exchange.service.procpool import helper_pool
 from exchange.storage.database import Database
 from exchange.storage.items import StoredItem
 from exchange.storage.search import SearchFilter, SearchStore, item_docs
@@ -367,9 +367,7 @@ class Indexer:
     async def _tokenize(self, canonicals: list[bytes]) -> list[str]:
         if self.process:
             if self._pool is None:
-                # forkserver: a clean child (no event loop, no sockets), forked fast
-                ctx = multiprocessing.get_context("forkserver")
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+                self._pool = helper_pool(1)
             try:
                 return await asyncio.get_running_loop().run_in_executor(
                     self._pool, item_docs, canonicals
