@@ -209,10 +209,11 @@ _SPECIAL_ENV = {
     "EXCHANGE_LISTEN": ("http", "listen"),
     "EXCHANGE_DATA_DIR": ("node", "data_dir"),
 }
+# Every section of NodeConfig (derived, so a new section is reachable by environment too).
 _SECTIONS: dict[str, type[_Section]] = {
-    "node": NodeSection, "http": HttpConfig, "database": DatabaseConfig,
-    "limits": LimitsConfig, "log": LogConfig, "federation": FederationConfig,
-    "webhooks": WebhooksConfig,
+    name: f.annotation
+    for name, f in NodeConfig.model_fields.items()
+    if isinstance(f.annotation, type) and issubclass(f.annotation, _Section)
 }
 
 

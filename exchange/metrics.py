@@ -68,6 +68,21 @@ class Metrics:
             "exchange_peer_last_success_timestamp_seconds",
             "Unix time of the last successful delivery to a peer.", ["peer"], registry=r,
         )
+        self.search_lag = Gauge(
+            "exchange_search_index_lag_entries",
+            "Log entries not yet in the search index (it is built behind the log).",
+            registry=r,
+        )
+        self.group_commits = Counter(
+            "exchange_group_commits",
+            "Append statements of this process; items per commit = "
+            "exchange_group_commit_items_total / exchange_group_commits_total.",
+            registry=r,
+        )
+        self.group_commit_items = Counter(
+            "exchange_group_commit_items", "Items appended by this process's group commits.",
+            registry=r,
+        )
         self.pool = Gauge(
             "exchange_db_pool_connections", "Database pool connections by state.",
             ["state"], registry=r,

@@ -106,7 +106,7 @@ class Node:
         # Extra sections of GET /v1/activity (federation lag, adapter health, ...):
         # name -> coroutine taking the monitor's Reader and returning JSON-able data.
         self.activity_sections: dict[str, Callable[[Reader], Awaitable[Any]]] = {}
-        self.committer = GroupCommitter(self.db, self.items)
+        self.committer = GroupCommitter(self.db, self.items, metrics=self.metrics)
         self.committer.start()
         self.log = LogStore(self.db)
         self.proofs = ProofService(self.log)
@@ -204,6 +204,7 @@ class Node:
         m.log_size.set(size)
         m.log_integrated.set(integrated)
         m.log_lag.set(size - integrated)
+        m.search_lag.set(max(0, size - await self.search.store.indexed_upto()))
         stats = self.db.pool_stats()
         m.pool.labels("idle").set(stats["idle"])
         m.pool.labels("busy").set(stats["size"] - stats["idle"])

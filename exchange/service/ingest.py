@@ -112,8 +112,12 @@ class GroupCommitter:
         max_batch: Most items per transaction.
     """
 
-    def __init__(self, db: Database, items: ItemStore, *, max_batch: int = 2000) -> None:
+    def __init__(
+        self, db: Database, items: ItemStore, *, max_batch: int = 2000,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.db = db
+        self.metrics = metrics
         self.items = items
         self.max_batch = max_batch
         self._queue: list[_Pending] = []
@@ -218,6 +222,9 @@ class GroupCommitter:
                 continue
         self.commits += 1
         self.committed_items += len(fresh)
+        if self.metrics is not None:
+            self.metrics.group_commits.inc()
+            self.metrics.group_commit_items.inc(len(fresh))
         new_index = dict(zip((it.id for it in fresh), indexes, strict=True))
         first_claim: set[str] = set()
         out: list[list[tuple[str, int]]] = []
