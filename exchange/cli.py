@@ -176,6 +176,15 @@ checkpoint_interval_ms = 1000    # sign a checkpoint at most this often while th
 [federation]
 roster_keys = []                 # pinned roster keys, "KEY_ID ALG PUBLIC_KEY" ('exchange roster sign' prints the line)
 roster_file = ""                 # a signed roster installed at start if newer (or: exchange roster publish)
+
+[ingest]
+verify_processes = 2             # helper processes that check large pushes (about one per core; shared by --workers)
+offload_min_bytes = 32768        # bodies this large are checked in a helper, smaller ones inline
+
+[search]
+indexer = true                   # build the search index behind the log (one process per database does)
+indexer_process = true           # tokenize in a helper process, not on the event loop
+fresh_wait_s = 3.0               # a search waits this long at most for the index to reach the log head
 """
 
 

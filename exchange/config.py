@@ -147,8 +147,8 @@ class IngestConfig(_Section):
 
     verify_processes: int = Field(
         2, ge=0, le=64,
-        description="Helper processes that parse and verify large push bodies "
-        "(0: everything on the event loop)",
+        description="Helper processes that parse and verify large push bodies, for the "
+        "whole node (shared among --workers); 0: everything on the event loop",
     )
     offload_min_bytes: int = Field(
         32 * 1024, ge=0, description="Bodies at least this large go to a helper process"

@@ -111,6 +111,10 @@ class Supervisor:
             self.embedded.start()
             url = self.embedded.url("exchange")
             self._env["EXCHANGE_DATABASE_URL"] = url
+        # [ingest] verify_processes is for the node: share it among the workers.
+        self._env["EXCHANGE_INGEST_VERIFY_PROCESSES"] = str(
+            max(1, cfg.ingest.verify_processes // self.n) if cfg.ingest.verify_processes else 0
+        )
         asyncio.run(self._migrate(url))
         if not cfg.key_path.exists():
             cfg.key_path.parent.mkdir(parents=True, exist_ok=True)
