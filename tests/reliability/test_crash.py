@@ -17,6 +17,7 @@ test below checks each request path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import statistics
 import time
@@ -385,4 +386,46 @@ async def test_database_outage_is_503_not_500(tmp_path: Path) -> None:
     finally:
         if node.proc is not None and node.proc.poll() is None:
             node.kill()
+        await asyncio.to_thread(pg.destroy)
+
+
+async def test_helper_processes_end_with_a_killed_node(tmp_path: Path) -> None:
+    """The node's helper processes (item checks, search tokenizer, their forkserver)
+    exit on their own when the node is SIGKILLed: a crashed or restarted worker
+    leaves nothing running."""
+    import psutil
+
+    pg = OwnedPostgres(tmp_path)
+    await asyncio.to_thread(pg.start)
+    node = NodeProcess(
+        tmp_path / "node", pg.url("exchange"),
+        env={"EXCHANGE_WEBHOOKS_ENABLED": "false", "EXCHANGE_INGEST_OFFLOAD_MIN_BYTES": "0"},
+    )
+    helpers: list[psutil.Process] = []
+    try:
+        keys, _ = await seed_directory(
+            pg.url("exchange"), [("huaibei-duji", "huaihai", ("huaihai",))], []
+        )
+        key = keys["huaibei-duji"]
+        node.start()
+        await node.wait_ready()
+        async with ExchangeClient(node.url, key=key) as c:
+            batch = [sign_item(lesson("huaibei-duji", f"助手进程{i}"), key) for i in range(20)]
+            assert (await c.push_batch(batch))["accepted"] == 20
+        # the verify pool, the tokenizer and the forkserver start on first use
+        for _ in range(200):
+            helpers = psutil.Process(node.pid).children(recursive=True)
+            if len(helpers) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(helpers) >= 3, helpers
+        node.kill()
+        gone, alive = await asyncio.to_thread(psutil.wait_procs, helpers, 15)
+        assert not alive, [p.pid for p in alive]
+    finally:
+        if node.proc is not None and node.proc.poll() is None:
+            node.kill()
+        for p in helpers:  # by PID, if the check above failed
+            with contextlib.suppress(psutil.Error):
+                p.kill()
         await asyncio.to_thread(pg.destroy)
