@@ -43,14 +43,18 @@ __all__ = [
     "free_port",
     "item_2kb",
     "machine_facts",
+    "note_stopping",
     "pct",
+    "pg_cpu_seconds",
     "pg_pids",
     "process_tree",
+    "tree_cpu_seconds",
     "rss_mb",
     "say",
     "signed_request",
     "start_node",
     "stop_node",
+    "stopped_cpu_seconds",
     "wait_http",
 ]
 
@@ -117,6 +121,45 @@ def pg_pids(pg: EmbeddedPostgres) -> list[int]:
     """The PostgreSQL postmaster and its backends."""
     pid = pg.running_pid()
     return [] if pid is None else process_tree(pid)
+
+
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds used so far by process ``pid`` and all its descendants, including
+    descendants that have ended (their time is in their parent's children's times), so
+    helper processes that start between two readings count too."""
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+_STOPPED_CPU = [0.0]
+
+
+def note_stopping(pid: int) -> None:
+    """Add the CPU used so far by ``pid``'s process tree to :func:`stopped_cpu_seconds`
+    (call it just before stopping a child: once it is gone, so is its helpers' time)."""
+    _STOPPED_CPU[0] += tree_cpu_seconds(pid)
+
+
+def stopped_cpu_seconds() -> float:
+    """CPU seconds of the child process trees stopped so far (see :func:`note_stopping`;
+    the few ms they spend shutting down are not in it)."""
+    return _STOPPED_CPU[0]
+
+
+def pg_cpu_seconds(pg: EmbeddedPostgres) -> float:
+    """CPU seconds PostgreSQL used since it started (backends that ended included)."""
+    return tree_cpu_seconds(pg.running_pid())
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -229,8 +272,9 @@ def machine_facts() -> dict[str, Any]:
 class NodeProc:
     """``exchange node up ARGS [--workers N]`` as a child process.
 
-    With ``workers > 1`` the child is the supervisor of :mod:`exchange.workers`; CPU and
-    memory are then summed over it and its workers (:meth:`pids`).
+    With ``workers > 1`` the child is the supervisor of :mod:`exchange.workers`. CPU and
+    memory are summed over the whole process tree: the supervisor, its workers and their
+    helper processes (the forkserver pool of the ingest and the search indexer).
     """
 
     url: str
@@ -265,8 +309,11 @@ class NodeProc:
         except OSError:
             return ""
 
-    async def ready(self, timeout: float = 90, path: str = "/readyz") -> None:
-        """Until ``path`` answers 200 and, with workers, every worker listens."""
+    async def ready(
+        self, timeout: float = 90, path: str = "/readyz", *, all_workers: bool = True
+    ) -> None:
+        """Until ``path`` answers 200 and, with workers (unless ``all_workers`` is
+        false), every worker listens."""
         deadline = time.monotonic() + timeout
         port = int(self.url.rsplit(":", 1)[1])
         async with aiohttp.ClientSession() as s:
@@ -279,7 +326,7 @@ class NodeProc:
                 with contextlib.suppress(aiohttp.ClientError):
                     async with s.get(self.url + path) as r:
                         ok = r.status == 200
-                if ok and self.workers > 1:
+                if ok and all_workers and self.workers > 1:
                     children = process_tree(self.proc.pid)[1:]
                     ok = sum(_listens_on(c, port) for c in children) >= self.workers
                 if ok:
@@ -292,12 +339,18 @@ class NodeProc:
         return [] if self.proc is None else process_tree(self.proc.pid)
 
     def rss_mb(self) -> float:
+        """Resident memory of the node's processes now (workers and helpers summed)."""
         return rss_mb(self.pids())
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the node's process tree so far (:func:`tree_cpu_seconds`)."""
+        return tree_cpu_seconds(None if self.proc is None else self.proc.pid)
 
     def terminate(self) -> None:
         """SIGTERM without waiting (:meth:`stop` waits)."""
         if self.proc is not None and self.proc.poll() is None and not self._tree:
             self._tree = self.pids()
+            note_stopping(self.proc.pid)
             os.kill(self.proc.pid, signal.SIGTERM)
 
     def stop(self) -> None:

@@ -18,18 +18,22 @@ One run measures, in order, on one embedded PostgreSQL (``synchronous_commit`` o
    summed, and for PostgreSQL separately), pull throughput and ``GET /v1/items/{id}``
    latency, acknowledgement → signed checkpoint, Merkle integration (leaves/s), and
    resident memory idle and under load.
-3. **Federation** (the code of ``bench/federation_bench.py``): replication lag p50/p99
-   between two and between three nodes at a steady 100 and 500 items/s (worst peer;
-   a configuration whose achieved rate falls short of the target is *saturated*), then
-   backlog drain after a peer returns, with the sender's resident memory before, with
-   the backlog held (10,000 items; 1,000 with ``--quick``) and after the drain.
+3. **Federation** (the code of ``bench/federation_bench.py``, new nodes on the same
+   PostgreSQL): replication lag p50/p99 between two and between three nodes at a steady
+   100 and 500 items/s for 15 s each (2 s with ``--quick``; worst peer; a
+   configuration whose achieved rate falls short of 95 % of the target is *saturated*),
+   then backlog drain after a peer returns, with the sender's resident memory before,
+   with the backlog held (10,000 items for 10 s; 1,000 for 1 s with ``--quick``) and
+   after the drain.
 
 Every figure is printed beside its ratio to the matching limit measured in the same run,
 and written to ``bench/results/latest.json`` with the machine facts; a PNG plot (latency
 distributions, throughput vs concurrency, replication lag) goes beside it. Requests are
 signed before the clock starts, so the load generator's own signing does not count
-against the node. A section that fails is reported as a note; the others still run.
-``--quick`` finishes in under a minute.
+against the node. A section that fails is reported as a note; the others still run;
+errors in the nodes' logs are reported as notes too. CPU that other programs used on
+the host during the run is recorded (``machine.other_programs_cpu_cores``): a busy host
+lowers every figure. ``--quick`` finishes in under a minute on an idle host.
 """
 
 from __future__ import annotations
@@ -62,16 +66,17 @@ import psutil  # noqa: E402
 from bench import federation_bench as fb  # noqa: E402
 from bench.common import (  # noqa: E402
     NodeProc,
-    cpu_seconds,
     free_port,
     item_2kb,
     machine_facts,
+    note_stopping,
     pct,
-    pg_pids,
+    pg_cpu_seconds,
     say,
     signed_request,
     start_node,
     stop_node,
+    stopped_cpu_seconds,
     wait_http,
 )
 from exchange.core.canonical import canonical_json  # noqa: E402
@@ -202,12 +207,15 @@ async def trivial_aiohttp_rate(quick: bool) -> float:
     try:
         await wait_http(f"http://127.0.0.1:{port}/", method="POST", timeout=20)
         n = 2000 if quick else 8000
-        lat: list[float] = []
-        await run_clients(f"http://127.0.0.1:{port}/", [(b"{}", {})] * n, 32, lat)
+        lat: list[float] = []  # warm-up
+        await run_clients(
+            f"http://127.0.0.1:{port}/", [(b"{}", {})] * (n // 4), 32, lat
+        )
         t0 = time.perf_counter()
         await run_clients(f"http://127.0.0.1:{port}/", [(b"{}", {})] * n, 32, [])
         return n / (time.perf_counter() - t0)
     finally:
+        note_stopping(proc.pid)
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -282,10 +290,7 @@ async def measure_node(
     np = await start_node("bench-a", work / "a", pg=pg, workers=workers)
     lap("start")
     key = generate_key(key_id="huaibei-duji#k1")
-    await register_site(np.db_url, "huaibei-duji", "bench-a", ["huaihai"], key)
-    node_pids = np.pids()  # the supervisor and every worker, or the one process
     res.node["workers"] = workers
-    res.node["node_processes"] = len(node_pids)
     seq = [0]
 
     def next_items(n: int) -> list[dict[str, Any]]:
@@ -293,19 +298,37 @@ async def measure_node(
         seq[0] += n
         return out
 
-    def cpu_node() -> float:
-        return cpu_seconds(node_pids)
+    def cpu_node() -> float:  # supervisor, workers and their helper processes
+        return np.cpu_seconds()
 
     try:
         t_ready = time.monotonic()
-        # Sign the batches while the node settles, then take its idle memory.
+        await register_site(np.db_url, "huaibei-duji", "bench-a", ["huaihai"], key)
+        # Sign the items while the node settles, then take its idle memory. (Requests
+        # are signed just before each run: their signatures carry a creation time.)
         counts = {100: 6 if quick else 40, 500: 2 if quick else 10}
         signed = {
             size: [next_items(size) for _ in range(nb)] for size, nb in counts.items()
         }
+        singles = {
+            c: next_items(
+                (60 if quick else 600) if c == 1 else (250 if quick else 3000)
+            )
+            for c in (1, 8, 32)
+        }
         await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - t_ready)))
         res.node["rss_mb_idle"] = np.rss_mb()
         lap("sign, idle")
+        # Warm up: the first pushes start each worker's helper processes (signature
+        # checks, search indexing); that one-off cost must not land in the figures.
+        # Helper pools grow on demand: four concurrent batches per worker fill them.
+        warm = []
+        for b in [next_items(100) for _ in range(4 * workers)]:
+            body = orjson.dumps({"items": b})
+            warm.append((body, signed_request(key, np.url, "POST", "/v1/items", body)))
+        await run_clients(np.url + "/v1/items", warm, 4 * workers, [])
+        await asyncio.sleep(0.5)  # the search indexer follows the log
+        lap("warm-up")
         # Batch push.
         for size, batches in signed.items():
             nb = len(batches)
@@ -316,7 +339,7 @@ async def measure_node(
                     (body, signed_request(key, np.url, "POST", "/v1/items", body))
                 )
             lat: list[float] = []
-            c0n, c0p = cpu_node(), cpu_seconds(pg_pids(pg))
+            c0n, c0p = cpu_node(), pg_cpu_seconds(pg)
             t0 = time.perf_counter()
             statuses = await run_clients(np.url + "/v1/items", reqs, 4, lat)
             dt = time.perf_counter() - t0
@@ -327,7 +350,7 @@ async def measure_node(
                 (cpu_node() - c0n) * 1000 / n_items
             )
             res.node[f"batch{size}_cpu_ms_per_item_pg"] = (
-                (cpu_seconds(pg_pids(pg)) - c0p) * 1000 / n_items
+                (pg_cpu_seconds(pg) - c0p) * 1000 / n_items
             )
             res.node[f"batch{size}_p50_ms"] = statistics.median(lat)
             res.node[f"batch{size}_p99_ms"] = pct(lat, 99)
@@ -338,16 +361,16 @@ async def measure_node(
         res.node["rss_mb_load"] = np.rss_mb()
         lap("batch push")
         # Single-item push.
-        for clients in (1, 8, 32):
-            n = (100 if quick else 600) if clients == 1 else (300 if quick else 3000)
+        for clients, docs in singles.items():
+            n = len(docs)
             reqs = []
-            for doc in next_items(n):
+            for doc in docs:
                 body = orjson.dumps(doc)
                 reqs.append(
                     (body, signed_request(key, np.url, "POST", "/v1/items", body))
                 )
             lat = []
-            c0n, c0p = cpu_node(), cpu_seconds(pg_pids(pg))
+            c0n, c0p = cpu_node(), pg_cpu_seconds(pg)
             t0 = time.perf_counter()
             statuses = await run_clients(np.url + "/v1/items", reqs, clients, lat)
             dt = time.perf_counter() - t0
@@ -359,10 +382,11 @@ async def measure_node(
             res.node[f"{tag}_p99_ms"] = pct(lat, 99)
             res.node[f"{tag}_cpu_ms_per_item_node"] = (cpu_node() - c0n) * 1000 / n
             res.node[f"{tag}_cpu_ms_per_item_pg"] = (
-                (cpu_seconds(pg_pids(pg)) - c0p) * 1000 / n
+                (pg_cpu_seconds(pg) - c0p) * 1000 / n
             )
             res.series[f"{tag}_latency_ms"] = lat
         res.node["rss_mb_load"] = max(res.node["rss_mb_load"], np.rss_mb())
+        res.node["node_processes_under_load"] = len(np.pids())
         lap("single push")
         # Pull everything, page by page.
         total = seq[0]
@@ -407,8 +431,8 @@ async def measure_node(
                 await fn(res, pg, work, np, key, quick)
                 lap(name)
             except Exception as exc:  # report and go on: one must not hide the others
-                res.notes.append(f"{name}: not measured ({type(exc).__name__}: {exc})")
-                say(f"  {name}: not measured: {exc}")
+                res.notes.append(f"{name}: not measured ({_short(exc)})")
+                say(f"  {name}: not measured: {type(exc).__name__}: {exc}")
     finally:
         stop_node(np)
 
@@ -530,10 +554,10 @@ EXTRA_NODE_MEASUREMENTS: list[tuple[str, Callable[..., Awaitable[None]]]] = [
 def federation_settings(quick: bool, workers: int) -> fb.Settings:
     return fb.Settings(
         rates=REPLICATION_RATES,
-        seconds=3.0 if quick else 15.0,
+        seconds=2.0 if quick else 15.0,
         backlog=1000 if quick else 10_000,
         warm=500 if quick else 2000,
-        hold_s=1.5 if quick else 10.0,
+        hold_s=1.0 if quick else 10.0,
         settle_s=0.5 if quick else 3.0,
         arrival_timeout_s=30.0 if quick else 120.0,
         drain_timeout_s=60.0 if quick else 300.0,
@@ -550,7 +574,7 @@ async def measure_federation(
     fed = await fb.run_all(pg, work / "federation", s)
     res.federation = fed
     for e in fed["errors"]:
-        res.notes.append(f"federation: {e}")
+        res.notes.append(f"federation: {_short(e)}")
     node = res.node
     for n_nodes in REPLICATION_NODES:
         for rate in s.rates:
@@ -568,6 +592,11 @@ async def measure_federation(
             node[f"{tag}_target_items_per_s"] = rate
             node[f"{tag}_achieved_items_per_s"] = runs[0]["rate_achieved"]
             node[f"{tag}_saturated"] = any(r["saturated"] for r in runs)
+            node[f"{tag}_peer_behind"] = any(r["behind"] for r in runs)
+            node[f"{tag}_lag_trend_ms"] = max(
+                (r["lag_trend_ms"] for r in runs if r["lag_trend_ms"] is not None),
+                default=None,
+            )
             node[f"{tag}_complete"] = all(r["complete"] for r in runs)
             node[f"{tag}_cpu_pct"] = runs[0]["cpu_pct"]
             node[f"{tag}_host_busy_pct"] = runs[0]["host_busy_pct"]
@@ -581,6 +610,7 @@ async def measure_federation(
         node["replication_lag_p50_ms"] = node[f"{head}_p50_ms"]
         node["replication_lag_p99_ms"] = node[f"{head}_p99_ms"]
         node["replication_lag_saturated"] = node[f"{head}_saturated"]
+        node["replication_lag_peer_behind"] = node[f"{head}_peer_behind"]
         node["replication_lag_config"] = (
             f"{HEADLINE[0]} nodes at {HEADLINE[1]} items/s, worst peer"
         )
@@ -614,8 +644,8 @@ class Row:
     label: str
     keys: tuple[str, ...]  # "section.key"; several are shown as a / b / c
     ratio_to: str | None = None  # "section.key" of the limit (first key only)
-    flag: str | None = None  # "section.key" of a boolean shown as a warning
-    flag_text: str = ""
+    # ("section.key" of a boolean, text shown as a warning when it is true)
+    flags: tuple[tuple[str, str], ...] = ()
 
 
 RATIO_NAMES = {
@@ -708,25 +738,26 @@ ROWS += [
     Row(
         "replication lag p50 / p99 ms (3 nodes @500/s)",
         ("node.replication_lag_p50_ms", "node.replication_lag_p99_ms"),
-        flag="node.replication_lag_saturated",
-        flag_text="saturated",
+        flags=(
+            ("node.replication_lag_saturated", "sender saturated"),
+            ("node.replication_lag_peer_behind", "peer behind"),
+        ),
     ),
 ]
 for _n in REPLICATION_NODES:
     for _rate in REPLICATION_RATES:
         _t = f"node.replication_{_n}n_{_rate}"
         ROWS += [
-            _r(
+            Row(
                 f"  {_n} nodes @{_rate}/s lag p50 / p99 ms",
-                f"{_t}_p50_ms",
-                f"{_t}_p99_ms",
+                (f"{_t}_p50_ms", f"{_t}_p99_ms"),
+                flags=((f"{_t}_peer_behind", "peer behind"),),
             ),
             Row(
                 f"  {_n} nodes @{_rate}/s achieved items/s",
                 (f"{_t}_achieved_items_per_s",),
                 ratio_to=f"{_t}_target_items_per_s",
-                flag=f"{_t}_saturated",
-                flag_text="saturated",
+                flags=((f"{_t}_saturated", "sender saturated"),),
             ),
         ]
 ROWS += [
@@ -737,7 +768,7 @@ ROWS += [
         ratio="limits.pipeline_items_per_s",
     ),
     _r(
-        "backlog drain items/s (peer ready → all in)",
+        "backlog drain items/s (peer answers → all in)",
         "node.backlog_drain_items_per_s",
         ratio="limits.pipeline_items_per_s",
     ),
@@ -802,8 +833,9 @@ def report(res: Results) -> str:
                     else row.ratio_to
                 )
                 ratio = f"{vals[0] / lim:.2f} × {name}"
-        if row.flag and _get(res, row.flag):
-            ratio = f"{ratio}  [{row.flag_text}]".strip()
+        for flag, text in row.flags:
+            if _get(res, flag):
+                ratio = f"{ratio}  [{text}]".strip()
         value = " / ".join(_fmt(v) for v in vals)
         lines.append(f"{row.label.format(**ctx):46} {value:>22}  {ratio}")
     for n in res.notes:
@@ -843,9 +875,9 @@ def plot(res: Results, path: Path) -> bool:
             xs = res.series[k]
             a1.hist(xs, bins=bins, histtype="step", lw=1.6, label=f"{lbl}, n={len(xs)}")
         a1.set_xscale("log")
+        a1.legend(fontsize=8)
     a1.set_xlabel("latency per request, ms (log)")
     a1.set_ylabel("requests")
-    a1.legend(fontsize=8)
     a1.set_title("Push latency distributions")
 
     cs = [c for c in (1, 8, 32) if f"single_push_c{c}_items_per_s" in res.node]
@@ -885,14 +917,24 @@ def plot(res: Results, path: Path) -> bool:
         p50 = [res.node[f"replication_{n}n_{r}_p50_ms"] for n, r in configs]
         p99 = [res.node[f"replication_{n}n_{r}_p99_ms"] for n, r in configs]
         w = 0.38
-        a3.bar([x - w / 2 for x in xs], p50, w, label="p50")
-        a3.bar([x + w / 2 for x in xs], p99, w, label="p99 (worst peer)")
+        sat = [
+            bool(res.node.get(f"replication_{n}n_{r}_saturated")) for n, r in configs
+        ]
+        hatch = ["//" if x else "" for x in sat]  # hatched: the sender was saturated
+        b50 = a3.bar([x - w / 2 for x in xs], p50, w, label="p50", hatch=hatch)
+        b99 = a3.bar(
+            [x + w / 2 for x in xs], p99, w, label="p99 (worst peer)", hatch=hatch
+        )
+        for bars in (b50, b99):
+            a3.bar_label(bars, fmt="%.0f", fontsize=7)
         labels = []
-        for n, r in configs:
-            sat = res.node.get(f"replication_{n}n_{r}_saturated")
+        for (n, r), sat_ in zip(configs, sat, strict=True):
             got = res.node.get(f"replication_{n}n_{r}_achieved_items_per_s")
+            behind = res.node.get(f"replication_{n}n_{r}_peer_behind")
             labels.append(
-                f"{n} nodes\n{r}/s" + (f"\nsaturated\n({got:.0f}/s)" if sat else "")
+                f"{n} nodes\n{r}/s"
+                + (f"\nsender saturated\n({got:.0f}/s)" if sat_ else "")
+                + ("\npeer behind" if behind else "")
             )
         a3.set_xticks(list(xs), labels, fontsize=8)
         a3.axhline(1000, color="r", ls=":", label="1 s")
@@ -916,44 +958,74 @@ def plot(res: Results, path: Path) -> bool:
     return True
 
 
-_ERROR_LINE = re.compile(r'"level": "(error|critical)"|Traceback')
+_ERROR_LEVEL = re.compile(r'"level": "(error|critical)"')
+
+
+def _short(err: object) -> str:
+    """An error on one line: a node that failed to start brings its log's tail, of
+    which the first and the last line tell the story."""
+    text = (
+        f"{type(err).__name__}: {err}" if isinstance(err, BaseException) else str(err)
+    )
+    first, last = text.strip().splitlines()[0], _last_line(text)
+    return first if last == first else f"{first} … {last}"
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _log_errors(lines: list[str]) -> list[str]:
+    """One short text per error in a node log: JSON lines at level error/critical
+    (message and the exception's last line) and plain tracebacks (their last line)."""
+    found: list[str] = []
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if _ERROR_LEVEL.search(ln):
+            try:
+                doc = json.loads(ln)
+                msg = str(doc.get("msg", ""))
+                if doc.get("exc"):
+                    msg += f" ({_last_line(str(doc['exc']))})"
+            except ValueError:
+                msg = ln
+            found.append(msg)
+        elif ln.startswith("Traceback (most recent call last):"):
+            j = i + 1
+            while j < len(lines) and (lines[j].startswith(" ") or not lines[j].strip()):
+                j += 1
+            found.append(lines[j].strip() if j < len(lines) else ln)
+            i = j
+        i += 1
+    return found
 
 
 def scan_node_logs(work: Path) -> list[str]:
-    """Error lines in every node log of this run (the work folder is deleted after)."""
+    """Errors in every node log of this run (the work folder is deleted after)."""
     notes = []
     for log in sorted(work.rglob("node*.log")):
         try:
             lines = log.read_text(errors="replace").splitlines()
         except OSError:
             continue
-        bad = [ln for ln in lines if _ERROR_LINE.search(ln)]
-        if bad:
+        errs = _log_errors(lines)
+        if errs:
+            kinds = sorted(set(errs), key=errs.index)
             notes.append(
-                f"node log {log.relative_to(work)}: {len(bad)} error line(s); "
-                f"first: {bad[0][:300]}"
+                f"node log {log.relative_to(work)}: {len(errs)} error(s): "
+                + "; ".join(k[:200] for k in kinds[:3])
+                + (f"; … {len(kinds) - 3} more kinds" if len(kinds) > 3 else "")
             )
     return notes
 
 
 def _own_cpu_seconds() -> float:
-    """CPU seconds of this process and of every child it waited for (the nodes, their
-    workers, the trivial server); PostgreSQL is a daemon: :func:`_pg_cpu_total`."""
+    """CPU seconds of this process and of the child process trees it stopped (the
+    nodes, their workers and helpers, the trivial server); PostgreSQL is apart."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def _pg_cpu_total(pg: EmbeddedPostgres) -> float:
-    """CPU seconds the embedded PostgreSQL used since it started, ended backends too."""
-    pid = pg.running_pid()
-    if pid is None:
-        return 0.0
-    try:
-        t = psutil.Process(pid).cpu_times()
-        total = t.user + t.system + t.children_user + t.children_system
-    except psutil.Error:
-        return 0.0
-    return total + cpu_seconds(pg_pids(pg)[1:])
+    return t.user + t.system + stopped_cpu_seconds()
 
 
 def _no_nan(x: Any) -> Any:
@@ -1002,11 +1074,11 @@ async def amain(args: argparse.Namespace) -> int:
             try:
                 await section()
             except Exception as exc:  # report and go on: one must not hide the others
-                res.notes.append(f"{name}: not measured ({type(exc).__name__}: {exc})")
+                res.notes.append(f"{name}: not measured ({_short(exc)})")
                 say(f"  {name}: not measured: {type(exc).__name__}: {exc}")
             res.machine[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
         res.notes += scan_node_logs(work)
-        pg_cpu = _pg_cpu_total(pg)
+        pg_cpu = pg_cpu_seconds(pg)
     finally:
         await asyncio.to_thread(pg.destroy)
         shutil.rmtree(work, ignore_errors=True)
@@ -1019,8 +1091,10 @@ async def amain(args: argparse.Namespace) -> int:
     # CPU used on this host during the run by other programs (not this benchmark, its
     # nodes or its PostgreSQL), in cores: a busy host makes every figure lower.
     host1 = psutil.cpu_times()
-    busy = sum(host1) - sum(host0) - (host1.idle - host0.idle)
-    busy -= getattr(host1, "iowait", 0.0) - getattr(host0, "iowait", 0.0)
+    busy = sum(  # guest time is already in user; idle, iowait and steal are not work
+        getattr(host1, f, 0.0) - getattr(host0, f, 0.0)
+        for f in ("user", "nice", "system", "irq", "softirq")
+    )
     own = _own_cpu_seconds() - own0 + pg_cpu
     other = (busy - own) / res.machine["bench_seconds"]
     res.machine["other_programs_cpu_cores"] = round(max(0.0, other), 2)
