@@ -68,7 +68,10 @@ class HttpConfig(_Section):
     max_blob_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     signature_max_age: int = Field(300, ge=10, le=3600)
     signature_max_skew: int = Field(30, ge=0, le=600)
-    page_max_bytes: int = Field(1024 * 1024, ge=16 * 1024)
+    page_max_bytes: int = Field(
+        4 * 1024 * 1024, ge=16 * 1024,
+        description="A page of items ends at this many bytes of items (or at limit)",
+    )
 
     @field_validator("listen")
     @classmethod
