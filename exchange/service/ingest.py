@@ -199,22 +199,21 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[_Pending]) -> list[list[tuple[str, int]]]:
         all_items = [it for p in batch for it in p.items]
-        ids = list({it.id for it in all_items})
-        # Two round trips: which ids are already stored, then one statement that appends
-        # the rest (its own transaction). An id stored meanwhile by another worker fails
-        # the statement as a whole; the check is repeated and the append retried.
+        distinct: list[NewItem] = []
+        seen: set[str] = set()
+        for it in all_items:
+            if it.id not in seen:
+                seen.add(it.id)
+                distinct.append(it)
+        # One round trip: a single statement skips ids already stored and appends the
+        # rest (its own transaction). An id stored meanwhile by another worker fails the
+        # statement as a whole; it is retried.
         for attempt in range(3):
             try:
                 async with self.db.pool.acquire() as conn:
-                    known = await self.items.existing(ids, conn=conn)
-                    fresh: list[NewItem] = []
-                    seen: set[str] = set(known)
-                    for it in all_items:
-                        if it.id not in seen:
-                            seen.add(it.id)
-                            fresh.append(it)
                     now = datetime.now(timezone.utc)
-                    indexes = await self.items.append(conn, fresh, now)
+                    indexes, known = await self.items.append(conn, distinct, now)
+                fresh = [it for it in distinct if it.id not in known]
                 break
             except asyncpg.UniqueViolationError:
                 if attempt == 2:

@@ -23,28 +23,40 @@ from .database import Database
 __all__ = ["ItemFilter", "ItemStore", "NewItem", "StoredItem"]
 
 _APPEND = """
-WITH h AS (
-    UPDATE log_head SET size = size + $1 WHERE id = 1
-    RETURNING size - $1 AS start, pg_notify('exchange_items', size::text) AS notified
+WITH u AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                         $12::bytea[], $13::bytea[], $14::text[], $15::text[])
+        WITH ORDINALITY AS u(id, kind, author, created_at, circles, sites, tags, title,
+                             key_id, alg, sig, canonical, attachments, origin, ord)
+), known AS (
+    SELECT i.id, i.idx FROM items i WHERE i.id = ANY($2::text[])
+), fresh AS (
+    SELECT u.*, row_number() OVER (ORDER BY u.ord) AS rn
+    FROM u WHERE u.id NOT IN (SELECT id FROM known)
+), h AS (
+    UPDATE log_head SET size = size + (SELECT count(*) FROM fresh)
+    WHERE id = 1 AND EXISTS (SELECT 1 FROM fresh)
+    RETURNING size - (SELECT count(*) FROM fresh) AS start,
+              pg_notify('exchange_items', size::text) AS notified
 ), ins AS (
     INSERT INTO items (idx, id, kind, author, created_at, received_at, audience_circles,
                        audience_sites, tags, title, key_id, alg, sig, canonical,
                        attachments, origin)
-    SELECT h.start + u.ord - 1, u.id, u.kind, u.author, u.created_at, $2,
-           u.circles::text[], u.sites::text[], u.tags::text[], u.title, u.key_id, u.alg,
-           u.sig, u.canonical, u.attachments::text[], u.origin
-    FROM h, unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
-                   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                   $13::bytea[], $14::bytea[], $15::text[], $16::text[])
-            WITH ORDINALITY AS u(id, kind, author, created_at, circles, sites, tags, title,
-                                 key_id, alg, sig, canonical, attachments, origin, ord)
+    SELECT h.start + f.rn - 1, f.id, f.kind, f.author, f.created_at, $1,
+           f.circles::text[], f.sites::text[], f.tags::text[], f.title, f.key_id, f.alg,
+           f.sig, f.canonical, f.attachments::text[], f.origin
+    FROM h, fresh f
 ), refs AS (
     INSERT INTO item_refs (dst, src, rel)
-    SELECT r.dst, h.start + r.pos, r.rel
-    FROM h, unnest($17::text[], $18::bigint[], $19::text[]) AS r(dst, pos, rel)
+    SELECT r.dst, h.start + f.rn - 1, r.rel
+    FROM h, unnest($16::text[], $17::bigint[], $18::text[]) AS r(dst, pos, rel)
+         JOIN fresh f ON f.ord = r.pos + 1
     ON CONFLICT DO NOTHING
 )
-SELECT start FROM h
+SELECT (SELECT start FROM h) AS start,
+       (SELECT coalesce(array_agg(id), '{}') FROM known) AS known_ids,
+       (SELECT coalesce(array_agg(idx), '{}') FROM known) AS known_idx
 """
 
 
@@ -157,44 +169,28 @@ class ItemStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def existing_txn(
-        self, conn: asyncpg.Connection, ids: Sequence[str]
-    ) -> dict[str, int]:
-        """Index of each id already stored (inside the caller's transaction)."""
-        rows = await conn.fetch(
-            "SELECT id, idx FROM items WHERE id = ANY($1::text[])", list(ids)
-        )
-        return {r["id"]: r["idx"] for r in rows}
-
-    async def existing(
-        self, ids: Sequence[str], *, conn: asyncpg.Connection | None = None
-    ) -> dict[str, int]:
-        """Index of each id already stored."""
-        async with self.db.connect(conn) as c:
-            return await self.existing_txn(c, ids)
-
     async def append(
         self, conn: asyncpg.Connection, items: Sequence[NewItem], received_at: datetime
-    ) -> list[int]:
-        """Append items with consecutive indexes, in ONE statement (its own transaction).
+    ) -> tuple[list[int], dict[str, int]]:
+        """Append the items not stored yet, in ONE statement (its own transaction).
 
-        The statement moves ``log_head`` (taking its row lock, so concurrent writers take
-        turns and every committed item gets the next index with no gaps, in commit
-        order), inserts the items and their refs from arrays, and queues the NOTIFY:
-        one round trip and one WAL flush for the whole group. Call it outside a
-        transaction. An item stored meanwhile under the same id (another worker) makes
-        the statement fail with ``UniqueViolationError`` and change nothing; the caller
-        checks again and retries.
+        The statement finds which ids are already stored, moves ``log_head`` by the
+        number of new ones (taking its row lock, so concurrent writers take turns and
+        every committed item gets the next index with no gaps, in commit order), inserts
+        them and their refs from arrays, and queues the NOTIFY: one round trip and one
+        WAL flush for the whole group. Call it outside a transaction, with distinct ids.
+        An item stored meanwhile under the same id by another worker makes the statement
+        fail with ``UniqueViolationError`` and change nothing; the caller retries.
 
         Returns:
-            The index given to each item, in order.
+            The index of each new item (in order, skipping those already stored), and
+            the index of each id that was already stored.
         """
         if not items:
-            return []
+            return [], {}
         refs = [(dst, i, rel) for i, it in enumerate(items) for rel, dst in it.refs]
-        start = await conn.fetchval(
+        row = await conn.fetchrow(
             _APPEND,
-            len(items),
             received_at,
             [it.id for it in items],
             [it.kind for it in items],
@@ -214,7 +210,10 @@ class ItemStore:
             [r[1] for r in refs],
             [r[2] for r in refs],
         )
-        return [start + i for i in range(len(items))]
+        known = dict(zip(row["known_ids"], row["known_idx"], strict=True))
+        start = row["start"]
+        n_new = sum(1 for it in items if it.id not in known)
+        return [start + i for i in range(n_new)] if n_new else [], known
 
     async def size(self, *, conn: asyncpg.Connection | None = None) -> int:
         """Number of items in the log."""
