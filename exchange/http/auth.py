@@ -10,6 +10,7 @@ stored. Requests with neither are anonymous, which only the public endpoints acc
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -26,9 +27,11 @@ from schemas.errors import ErrorCode
 
 from .keys import NODE, READER
 
-__all__ = ["SESSION_COOKIE", "authenticate", "require"]
+__all__ = ["SESSION_COOKIE", "authenticate", "confirm_not_replayed", "require"]
 
 SESSION_COOKIE = "exchange_session"
+
+_REPLAY_CHECK = web.RequestKey("replay_check", asyncio.Future)
 
 _KEYID = re.compile(r'keyid="([^"\\]{1,200})"')
 
@@ -40,13 +43,18 @@ async def _site_reader(node: Node, site_id: str) -> Reader:
     return Reader("site", site.id, circles=frozenset(site.circles))
 
 
-async def authenticate(request: web.Request, body: bytes | None) -> Reader:
+async def authenticate(
+    request: web.Request, body: bytes | None, *, defer_replay_check: bool = False
+) -> Reader:
     """Establish the request's principal and store it on the request.
 
     Args:
         request: The request.
         body: The full body for digest checking, or ``None`` when the handler checks the
             digest itself while streaming (blob uploads).
+        defer_replay_check: Start the nonce claim (a database round trip) but do not
+            wait for it: the handler does its CPU work meanwhile and must call
+            :func:`confirm_not_replayed` before it changes anything (item pushes).
 
     Raises:
         AuthError: a signature or token is present but not valid.
@@ -128,11 +136,13 @@ async def authenticate(request: web.Request, body: bytes | None) -> Reader:
     expires = datetime.fromtimestamp(verified.created, timezone.utc) + timedelta(
         seconds=cfg.signature_max_age + cfg.signature_max_skew
     )
-    if not await node.nonces.claim(verified.key_id, verified.nonce, expires):
-        raise AuthError(
-            "this request was already received (nonce reused); sign each request afresh",
-            code=ErrorCode.REPLAYED_REQUEST,
-        )
+    claim = node.nonces.claim(verified.key_id, verified.nonce, expires)
+    if defer_replay_check:
+        task = asyncio.ensure_future(claim)
+        task.add_done_callback(_consume)  # a handler that failed early never awaits it
+        request[_REPLAY_CHECK] = task
+    elif not await claim:
+        raise _replayed()
     if is_node:
         reader = fed.node_reader(key_owner)
         request[READER] = reader
@@ -147,6 +157,29 @@ async def authenticate(request: web.Request, body: bytes | None) -> Reader:
     reader = await _site_reader(node, owner)
     request[READER] = reader
     return reader
+
+
+def _replayed() -> AuthError:
+    return AuthError(
+        "this request was already received (nonce reused); sign each request afresh",
+        code=ErrorCode.REPLAYED_REQUEST,
+    )
+
+
+def _consume(task: asyncio.Future[bool]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def confirm_not_replayed(request: web.Request) -> None:
+    """Wait for a deferred nonce claim (see :func:`authenticate`).
+
+    Raises:
+        AuthError: ``replayed_request``.
+    """
+    task = request.get(_REPLAY_CHECK)
+    if task is not None and not await task:
+        raise _replayed()
 
 
 def require(reader: Reader, *kinds: str) -> None:

@@ -11,7 +11,7 @@ from exchange.errors import InputError, NotFound
 from exchange.storage.items import ItemFilter, StoredItem
 from schemas.errors import ErrorCode
 
-from .auth import authenticate, require
+from .auth import authenticate, confirm_not_replayed, require
 from .body import read_body
 from .keys import NODE
 from .middleware import json_response
@@ -44,11 +44,14 @@ async def push_items(request: web.Request) -> web.Response:
     """Push one signed item, or ``{"items": [...]}`` (up to ``http.max_batch``)."""
     node = request.app[NODE]
     body = await read_body(request)
-    reader = await authenticate(request, body)
+    # The nonce claim's round trip overlaps the item checks; it is settled before
+    # anything is committed (a replayed push stores nothing and gets 401).
+    reader = await authenticate(request, body, defer_replay_check=True)
     require(reader, "site")
     is_batch, outcomes = await node.ingestor.push_body(
         body, reader, max_depth=node.config.limits.max_depth,
         max_batch=node.config.http.max_batch,
+        before_commit=lambda: confirm_not_replayed(request),
     )
     if is_batch:
         results = [o.to_json() for o in outcomes]

@@ -422,7 +422,8 @@ class Ingestor:
         )
 
     async def push_body(
-        self, body: bytes, pusher: Reader, *, max_depth: int, max_batch: int
+        self, body: bytes, pusher: Reader, *, max_depth: int, max_batch: int,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[bool, list[Outcome]]:
         """A push request's body (one signed item or a batch): ``(is_batch, outcomes)``.
 
@@ -430,19 +431,25 @@ class Ingestor:
         process (:mod:`exchange.service.verify_pool`), smaller ones on the event loop;
         both run the same checks and give the same outcomes.
 
+        ``before_commit`` runs after the checks and before anything is committed (the
+        request's deferred replay check); its error refuses the whole request.
+
         Raises:
             ExchangeError: the body as a whole is refused (bad JSON, bad batch shape).
         """
         if self.verify_processes and len(body) >= self.offload_min_bytes:
-            done = await self._push_offloaded(body, pusher, max_depth, max_batch)
+            done = await self._push_offloaded(body, pusher, max_depth, max_batch,
+                                              before_commit)
             if done is not None:
                 return done
         doc = parse_json(body, max_depth=max_depth, allow_floats=False)
         is_batch, objs = split_push_body(doc, max_batch)
-        return is_batch, await self.push(objs, pusher)
+        checked = await self.verify(objs, pusher)
+        return is_batch, await self._commit_checked(checked, pusher, "local", before_commit)
 
     async def _push_offloaded(
-        self, body: bytes, pusher: Reader, max_depth: int, max_batch: int
+        self, body: bytes, pusher: Reader, max_depth: int, max_batch: int,
+        before_commit: Callable[[], Awaitable[None]] | None,
     ) -> tuple[bool, list[Outcome]] | None:
         """:meth:`push_body` with the CPU checks in a helper; None: do it inline."""
         cands = key_ids_in(body)
@@ -478,7 +485,7 @@ class Ingestor:
                                            known_circles, pre=(c.key, c.trust_error)))
             except ExchangeError as err:
                 out.append(self._refuse(p.id, err))
-        return is_batch, await self._commit_checked(out, pusher, "local")
+        return is_batch, await self._commit_checked(out, pusher, "local", before_commit)
 
     async def stop(self) -> None:
         """End the helper processes."""
@@ -487,9 +494,12 @@ class Ingestor:
             self._pool = None
 
     async def _commit_checked(
-        self, checked: list[VerifiedItem | Outcome], pusher: Reader, origin: str
+        self, checked: list[VerifiedItem | Outcome], pusher: Reader, origin: str,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> list[Outcome]:
         """Run the guards on verified items, commit them; one outcome per entry."""
+        if before_commit is not None:
+            await before_commit()
         for guard in self.guards if origin == "local" else ():
             todo = [c for c in checked if isinstance(c, VerifiedItem)]
             refused = await guard(todo) if todo else {}
