@@ -14,12 +14,12 @@ the item, the other finds it already there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 from exchange.client import ExchangeClient
 from exchange.errors import ExchangeError
+from exchange.service.loop import BackgroundLoop
 
 if TYPE_CHECKING:
     from exchange.node import Node
@@ -29,27 +29,14 @@ __all__ = ["Puller"]
 _log = logging.getLogger(__name__)
 
 
-class Puller:
+class Puller(BackgroundLoop):
     """Periodic catch-up from every peer."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.interval = node.config.federation.pull_interval_ms / 1000
         self.timeout = node.config.federation.request_timeout_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the loop."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="federation-puller")
-
-    async def stop(self) -> None:
-        """Stop the loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self.task_name = "federation-puller"
 
     async def _run(self) -> None:
         while True:

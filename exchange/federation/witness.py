@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from exchange.core.logleaf import log_origin
 from exchange.core.merkle import verify_consistency
 from exchange.core.note import NoteVerifier, cosign_checkpoint, verify_checkpoint
 from exchange.errors import ExchangeError, ProofError
+from exchange.service.loop import BackgroundLoop
 from exchange.storage.witness import WitnessStore
 from schemas.errors import ErrorCode
 
@@ -47,7 +47,7 @@ __all__ = ["Witness"]
 _log = logging.getLogger(__name__)
 
 
-class Witness:
+class Witness(BackgroundLoop):
     """Witnesses every peer's log and learns how far peers witnessed ours."""
 
     def __init__(self, node: Node) -> None:
@@ -57,19 +57,13 @@ class Witness:
         self.timeout = node.config.federation.request_timeout_s
         self._task: asyncio.Task[None] | None = None
 
+    task_name = "witness"
+
     def start(self) -> None:
         """Start the loop (the sequencer waits for its first round before signing)."""
         if self._task is None:
             self.node.sequencer.floor_checked = False
-            self._task = asyncio.create_task(self._run(), name="witness")
-
-    async def stop(self) -> None:
-        """Stop the loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        super().start()
 
     async def _run(self) -> None:
         while True:

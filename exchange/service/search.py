@@ -51,6 +51,7 @@ from exchange.core.search_text import (
 )
 from exchange.core.trust import Reader
 from exchange.errors import InputError
+from exchange.service.loop import BackgroundLoop
 from exchange.service.procpool import helper_pool
 from exchange.storage.database import Database
 from exchange.storage.items import StoredItem
@@ -252,7 +253,7 @@ class SearchService:
 INDEXER_LOCK_KEY = 0x45584958  # "EXIX": one search indexer per database
 
 
-class Indexer:
+class Indexer(BackgroundLoop):
     """Writes ``item_search`` rows behind the log, in batches.
 
     One process per database indexes: the holder of the advisory lock
@@ -293,18 +294,11 @@ class Indexer:
         self._pool: Executor | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Start competing for the indexer lock."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="search-indexer")
+    task_name = "search-indexer"
 
     async def stop(self) -> None:
         """Stop, release the lock and end the helper process."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

@@ -48,6 +48,7 @@ import asyncpg
 from exchange.core.logleaf import leaf_hash_for, log_origin
 from exchange.core.merkle import CompactRange, fold_subtrees, root_plan
 from exchange.core.note import Checkpoint, NoteSigner, sign_checkpoint
+from exchange.service.loop import BackgroundLoop
 from exchange.storage.log import LogStore
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def sequencer_ctx(node: Node) -> Callable[[Any], AsyncIterator[None]]:
     return run
 
 
-class Sequencer:
+class Sequencer(BackgroundLoop):
     """The single log writer of a database (when it holds the lock).
 
     Args:
@@ -114,20 +115,8 @@ class Sequencer:
         """The note verifier key of this log (``name+keyid+base64``)."""
         return self.signer.vkey
 
-    # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start competing for the writer lock."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="log-sequencer")
-
-    async def stop(self) -> None:
-        """Stop (releasing the lock with the connection)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
+    # -- lifecycle: start() competes for the writer lock; stop() releases it with the
+    # connection (BackgroundLoop) ---------------------------------------------------------
     async def _run(self) -> None:
         db = self.node.db
         assert db is not None
