@@ -178,6 +178,13 @@ async def test_items_are_delivered_signed_retried_and_filtered(
         verify_item(d["signed"], author_key.public_key)
         assert d["node"] == node.node.id
     store = WebhookStore(node.node.db)
+
+    async def cursor_at_last_seen() -> bool:
+        # The node stores its cursor after the receiver has answered: wait for it.
+        h = await store.get(hook_id)
+        return h is not None and h.cursor == rec.seen[-1]["index"]
+
+    await _wait(cursor_at_last_seen, "the cursor to be stored")
     hook = await store.get(hook_id)
     assert hook is not None
     assert hook.cursor == rec.seen[-1]["index"] and hook.delivered_total == 2
@@ -192,6 +199,7 @@ async def test_items_are_delivered_signed_retried_and_filtered(
         return len(rec.seen) >= 3
 
     await _wait(three, "the third delivery")
+    await _wait(cursor_at_last_seen, "the cursor to be stored")
     sender = WebhookSender(node.node)
     sender.start()
     try:
