@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -295,7 +295,12 @@ def cmd_site_add(args: argparse.Namespace) -> int:
 
 
 def cmd_site_key_add(args: argparse.Namespace) -> int:
-    from exchange.core.signing import b64u_decode, normalize_public_key, parse_key_id, suite
+    from exchange.core.signing import (
+        b64u_decode,
+        normalize_public_key,
+        parse_key_id,
+        suite,
+    )
 
     owner, _ = parse_key_id(args.key_id)
     if owner != args.site:

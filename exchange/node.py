@@ -19,19 +19,24 @@ import asyncpg
 
 from exchange.config import NodeConfig
 from exchange.core.ratelimit import RateLimiter
+from exchange.core.signing import (
+    PrivateKey,
+    generate_key,
+    load_private_key,
+    save_private_key,
+)
 from exchange.core.trust import Reader
-from exchange.core.signing import PrivateKey, generate_key, load_private_key, save_private_key
-from exchange.service.ingest import GroupCommitter, Ingestor
-from exchange.service.proofs import ProofService
-from exchange.service.plans import PlanService
-from exchange.service.search import Indexer, SearchService
-from exchange.service.sequencer import Sequencer
-from exchange.service.subscriptions import SubscriptionService
 from exchange.federation.puller import Puller
 from exchange.federation.sender import Sender
 from exchange.federation.service import Federation
 from exchange.federation.witness import Witness
 from exchange.metrics import Metrics
+from exchange.service.ingest import GroupCommitter, Ingestor
+from exchange.service.plans import PlanService
+from exchange.service.proofs import ProofService
+from exchange.service.search import Indexer, SearchService
+from exchange.service.sequencer import Sequencer
+from exchange.service.subscriptions import SubscriptionService
 from exchange.storage.activity import ActivityStore
 from exchange.storage.adapters import AdapterHealthStore
 from exchange.storage.blobs import BlobStore
@@ -40,8 +45,8 @@ from exchange.storage.directory import SiteStore
 from exchange.storage.embedded import EmbeddedPostgres
 from exchange.storage.items import ItemStore
 from exchange.storage.log import LogStore
-from exchange.storage.read_access import ReadAccessStore
 from exchange.storage.nonces import NonceStore
+from exchange.storage.read_access import ReadAccessStore
 
 __all__ = ["Node"]
 

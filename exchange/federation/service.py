@@ -21,8 +21,18 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
-from exchange.core.roster import RosterView, sign_document, verify_roster, verify_site_record
-from exchange.core.signing import CONTEXT_SITE_RECORD, PublicKey, b64u_decode, b64u_encode
+from exchange.core.roster import (
+    RosterView,
+    sign_document,
+    verify_roster,
+    verify_site_record,
+)
+from exchange.core.signing import (
+    CONTEXT_SITE_RECORD,
+    PublicKey,
+    b64u_decode,
+    b64u_encode,
+)
 from exchange.core.trust import Reader
 from exchange.errors import ConfigError, ExchangeError
 from exchange.storage.federation import FederationStore

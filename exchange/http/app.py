@@ -28,8 +28,11 @@ from . import (
     routes_log,
     routes_monitoring,
     routes_node,
+    routes_plans,
+    routes_read,
+    routes_search,
+    routes_subscriptions,
 )
-from . import routes_plans, routes_read, routes_search, routes_subscriptions
 from .keys import NODE
 from .middleware import error_middleware, observe_middleware
 

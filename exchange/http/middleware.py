@@ -19,10 +19,9 @@ import orjson
 from aiohttp import web
 
 from exchange.errors import ExchangeError, InputError
-from schemas.errors import ErrorCode
-
 from exchange.logs import REQUEST_ID as REQUEST_ID_VAR
 from exchange.storage.activity import SECURITY_CODES
+from schemas.errors import ErrorCode
 
 from .keys import ERROR_CODE, NODE, READER, REQUEST_ID
 

@@ -26,9 +26,9 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -38,14 +38,15 @@ import orjson
 
 from exchange.core.canonical import parse_json
 from exchange.core.items import ParsedItem, parse_signed_item
-from exchange.storage.search import refs_of
-from exchange.core.trust import KeyRecord, Reader, Verifier, accepted_suites, parse_timestamp
+from exchange.core.trust import (
+    KeyRecord,
+    Reader,
+    Verifier,
+    accepted_suites,
+    parse_timestamp,
+)
 from exchange.errors import ExchangeError, Forbidden, OperationalError, SchemaError
 from exchange.metrics import Metrics
-from exchange.storage.activity import SECURITY_CODES, ActivityStore
-from exchange.storage.database import Database
-from exchange.storage.directory import SiteStore
-from exchange.storage.items import ItemStore, NewItem
 from exchange.service.procpool import helper_pool
 from exchange.service.verify_pool import (
     ErrorTuple,
@@ -55,6 +56,11 @@ from exchange.service.verify_pool import (
     parsed_of,
     split_push_body,
 )
+from exchange.storage.activity import SECURITY_CODES, ActivityStore
+from exchange.storage.database import Database
+from exchange.storage.directory import SiteStore
+from exchange.storage.items import ItemStore, NewItem
+from exchange.storage.search import refs_of
 from schemas.errors import ErrorCode
 
 __all__ = ["GroupCommitter", "Guard", "Ingestor", "Outcome", "VerifiedItem"]

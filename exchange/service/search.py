@@ -318,7 +318,7 @@ class Indexer(BackgroundLoop):
                     continue
                 self.is_indexer = True
                 wake = asyncio.Event()
-                await conn.add_listener("exchange_items", lambda *_: wake.set())
+                await conn.add_listener("exchange_items", lambda *_, w=wake: w.set())
                 while not conn.is_closed():
                     await self.catch_up(conn)
                     with contextlib.suppress(TimeoutError):
