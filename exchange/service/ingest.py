@@ -274,6 +274,7 @@ class Ingestor:
         self.db = db
         self.verify_processes = verify_processes
         self.offload_min_bytes = offload_min_bytes
+        self.helper_timeout_s = 60.0  # one body; a helper that takes longer is given up
         self._pool: ProcessPoolExecutor | None = None
         self.federation = federation
         self.activity = activity
@@ -469,9 +470,14 @@ class Ingestor:
             future_skew_s=self.future_skew.total_seconds(), accepted=self.accepted_suites(),
         )
         try:
-            kind, res = await asyncio.get_running_loop().run_in_executor(self._pool, job)
-        except BrokenProcessPool:
-            _log.warning("an item-check helper process died; checking on the event loop")
+            kind, res = await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(self._pool, job),
+                timeout=self.helper_timeout_s,
+            )
+        except (BrokenProcessPool, TimeoutError) as exc:
+            _log.warning("an item-check helper failed (%s); checking on the event loop",
+                         type(exc).__name__)
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
             return None
         if kind == "error":

@@ -274,6 +274,7 @@ class Indexer(BackgroundLoop):
     """
 
     GATHER_S = 0.1
+    HELPER_TIMEOUT_S = 120.0  # one batch; a helper that takes longer is given up
 
     def __init__(
         self,
@@ -363,11 +364,16 @@ class Indexer(BackgroundLoop):
             if self._pool is None:
                 self._pool = helper_pool(1)
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._pool, item_docs, canonicals
+                return await asyncio.wait_for(
+                    asyncio.get_running_loop().run_in_executor(
+                        self._pool, item_docs, canonicals
+                    ),
+                    timeout=self.HELPER_TIMEOUT_S,
                 )
-            except BrokenProcessPool:
-                _log.warning("search tokenizer process died; tokenizing in-process")
+            except (BrokenProcessPool, TimeoutError) as exc:
+                _log.warning("search tokenizer process failed (%s); tokenizing in-process",
+                             type(exc).__name__)
+                self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
                 self.process = False
         out: list[str] = []

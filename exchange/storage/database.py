@@ -8,6 +8,7 @@ transactions.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -143,11 +144,17 @@ class Database:
                 f"cannot use the database: {exc}", code=ErrorCode.DATABASE_UNAVAILABLE
             ) from None
 
-    async def close(self) -> None:
-        """Close the pools."""
+    async def close(self, *, grace: float = 10.0) -> None:
+        """Close the pools: wait up to ``grace`` seconds for connections in use to come
+        back, then close the rest (a stuck query must not keep the node from stopping)."""
         for pool in (self._pool, self._read_pool, self._relaxed_pool):
             if pool is not None:
-                await pool.close()
+                try:
+                    await asyncio.wait_for(pool.close(), timeout=grace)
+                except TimeoutError:
+                    _log.warning("database connections still in use after %.0f s; "
+                                 "closing them", grace)
+                    pool.terminate()
         self._pool = self._read_pool = self._relaxed_pool = None
 
     @property
