@@ -31,6 +31,7 @@ import orjson
 
 from exchange.client import ExchangeClient
 from exchange.errors import ExchangeError
+from exchange.service.loop import cancel_and_wait
 
 if TYPE_CHECKING:
     from exchange.node import Node
@@ -67,8 +68,7 @@ class Sender:
         for t in tasks:
             t.cancel()
         for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            await cancel_and_wait(t)
         self._tasks.clear()
         self._supervisor = None
 

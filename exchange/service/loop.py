@@ -6,7 +6,25 @@ import abc
 import asyncio
 import contextlib
 
-__all__ = ["BackgroundLoop"]
+__all__ = ["BackgroundLoop", "cancel_and_wait"]
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling again if it goes on.
+
+    On Python 3.11, ``asyncio.wait_for`` returns its result and *drops* a cancellation
+    that arrives just as the awaited future completes; a loop waiting with
+    ``wait_for(event.wait(), timeout)`` can then run on, and a plain ``cancel(); await``
+    waits for it forever. The cancellation is therefore repeated until the task is done.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if not task.cancelled():
+        with contextlib.suppress(asyncio.CancelledError):
+            exc = task.exception()
+            if exc is not None:
+                raise exc
 
 
 class BackgroundLoop(abc.ABC):
@@ -28,9 +46,7 @@ class BackgroundLoop(abc.ABC):
         """Cancel the loop and wait until it has ended."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     @abc.abstractmethod
     async def _run(self) -> None:
