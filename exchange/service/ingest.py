@@ -47,7 +47,7 @@ from exchange.core.trust import (
 )
 from exchange.errors import ExchangeError, Forbidden, OperationalError, SchemaError
 from exchange.metrics import Metrics
-from exchange.service.procpool import helper_pool
+from exchange.service.procpool import start_helper_pool
 from exchange.service.verify_pool import (
     ErrorTuple,
     check_body,
@@ -276,6 +276,7 @@ class Ingestor:
         self.offload_min_bytes = offload_min_bytes
         self.helper_timeout_s = 60.0  # one body; a helper that takes longer is given up
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = asyncio.Lock()
         self.federation = federation
         self.activity = activity
         self.metrics = metrics
@@ -462,8 +463,9 @@ class Ingestor:
         cands = key_ids_in(body)
         keys = await self.sites.keys(sorted(cands)) if cands else {}
         now = datetime.now(timezone.utc)
-        if self._pool is None:
-            self._pool = helper_pool(self.verify_processes)
+        async with self._pool_lock:  # concurrent first pushes start one pool
+            if self._pool is None:
+                self._pool = await start_helper_pool(self.verify_processes)
         job = functools.partial(
             check_body, body, max_depth=max_depth, max_batch=max_batch, keys=keys,
             looked_up=frozenset(cands), now=now,

@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["helper_pool"]
+__all__ = ["helper_pool", "start_helper_pool"]
 
 # Imported once by the forkserver; every helper forked from it inherits them.
 _PRELOAD = ["exchange.service.verify_pool", "exchange.storage.search"]
@@ -57,3 +57,18 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
         max_workers=processes, mp_context=ctx, initializer=_watch_node,
         initargs=(os.getpid(),),
     )
+
+
+def _warm(processes: int) -> ProcessPoolExecutor:
+    pool = helper_pool(processes)
+    # Starting helpers (and, the first time, the forkserver) blocks; do it here, off the
+    # event loop: one quick task per helper makes the pool start all of them now.
+    list(pool.map(abs, range(processes)))
+    return pool
+
+
+async def start_helper_pool(processes: int) -> ProcessPoolExecutor:
+    """:func:`helper_pool` with its helpers started in a thread, not on the event loop."""
+    import asyncio
+
+    return await asyncio.to_thread(_warm, processes)

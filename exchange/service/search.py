@@ -52,7 +52,7 @@ from exchange.core.search_text import (
 from exchange.core.trust import Reader
 from exchange.errors import InputError
 from exchange.service.loop import BackgroundLoop
-from exchange.service.procpool import helper_pool
+from exchange.service.procpool import start_helper_pool
 from exchange.storage.database import Database
 from exchange.storage.items import StoredItem
 from exchange.storage.search import SearchFilter, SearchStore, item_docs
@@ -362,7 +362,7 @@ class Indexer(BackgroundLoop):
     async def _tokenize(self, canonicals: list[bytes]) -> list[str]:
         if self.process:
             if self._pool is None:
-                self._pool = helper_pool(1)
+                self._pool = await start_helper_pool(1)
             try:
                 return await asyncio.wait_for(
                     asyncio.get_running_loop().run_in_executor(

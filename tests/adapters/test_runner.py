@@ -248,7 +248,7 @@ async def _run_cli(
 async def test_killed_mid_push_loses_nothing_and_duplicates_nothing(
     node_factory: Callable[..., Awaitable[Any]], tmp_path: Path
 ) -> None:
-    n = 60
+    n = 400  # enough that the runner is still pushing when it is killed
     rn = await node_factory()
     key = await rn.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))
     _key_file(tmp_path, key)
