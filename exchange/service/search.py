@@ -274,7 +274,6 @@ class Indexer(BackgroundLoop):
     """
 
     GATHER_S = 0.1
-    HELPER_TIMEOUT_S = 120.0  # one batch; a helper that takes longer is given up
 
     def __init__(
         self,
@@ -291,6 +290,7 @@ class Indexer(BackgroundLoop):
         self.process = process
         self.name = name
         self.is_indexer = False
+        self.helper_timeout_s = 120.0  # one batch; a helper that takes longer is given up
         self.indexed_total = 0
         self._pool: Executor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -368,7 +368,7 @@ class Indexer(BackgroundLoop):
                     asyncio.get_running_loop().run_in_executor(
                         self._pool, item_docs, canonicals
                     ),
-                    timeout=self.HELPER_TIMEOUT_S,
+                    timeout=self.helper_timeout_s,
                 )
             except (BrokenProcessPool, TimeoutError) as exc:
                 _log.warning("search tokenizer process failed (%s); tokenizing in-process",
