@@ -103,6 +103,11 @@ REPLICATION_NODES = (2, 3)
 HEADLINE = (3, 500)  # replication_lag_p50_ms / _p99_ms: 3 nodes at 500 items/s
 
 
+
+def _shown(path: Path) -> str:
+    """A path as recorded in results: relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
 def rate_loop(fn: Callable[[], object], seconds: float) -> float:
     """Calls of ``fn`` per second over about ``seconds`` (bounded by time)."""
     n, t0 = 0, time.perf_counter()
@@ -1112,7 +1117,7 @@ async def amain(args: argparse.Namespace) -> int:
         "federation": res.federation,
         "notes": res.notes,
         "quick": args.quick,
-        "plot": str(plot_path) if drawn else None,
+        "plot": _shown(plot_path) if drawn else None,
         "command": "python bench/run.py " + " ".join(sys.argv[1:]),
     }
     out.write_text(json.dumps(_no_nan(doc), indent=2, ensure_ascii=False) + "\n")

@@ -34,16 +34,7 @@ from exchange.storage.embedded import EmbeddedPostgres
 from exchange.storage.migrate import migrate
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 _counter = itertools.count()
-
-
-def shared_vectors() -> Path:
-    """The conformance vectors folder beside the repository (fails loudly if missing)."""
-    path = SHARED / "vectors"
-    if not path.is_dir():
-        pytest.fail(f"conformance vectors not found at {path}; the shared/ folder must sit beside the repo")
-    return path
 
 
 def _with_db(url: str, name: str) -> str:

@@ -1,7 +1,7 @@
 """The portal adapter against a real HTTP server on 127.0.0.1 serving CMS pages.
 
 The fixtures (``fixtures/portal/``) have the shape of a county congress portal: a
-column list page, the Duji article of ``shared/samples`` (UTF-8, with two attached
+column list page, the Duji article of ``tests/vectors/samples`` (UTF-8, with two attached
 files), a Tongshan article in GBK declared as GB2312 — served with a wrong
 ``charset=utf-8`` header, as misconfigured servers do — and one page whose layout
 changed (the title is no longer an ``<h1>``).

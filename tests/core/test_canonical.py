@@ -31,6 +31,7 @@ from exchange.core.canonical import (
 )
 from exchange.errors import JsonError
 from schemas.errors import ErrorCode
+from tests.support import vectors_dir
 
 CASES = ["arrays", "french", "structures", "unicode", "values", "weird"]
 IMPLS: list[Callable[[Any], bytes]] = [canonical_json, canonical_json_reference]
@@ -44,23 +45,8 @@ FAST = settings(
 NESTED = settings(FAST, max_examples=150)
 
 
-def vectors_dir() -> Path:
-    """``shared/vectors``, the sibling of the repository root; fail if absent."""
-    repo = Path(__file__).resolve().parents[2]
-    folder = repo.parent / "shared" / "vectors"
-    if not folder.is_dir():
-        pytest.fail(
-            f"test vectors not found at {folder}: the shared/vectors folder must sit "
-            f"next to the repository ({repo})"
-        )
-    return folder
-
-
 def jcs_dir() -> Path:
-    folder = vectors_dir() / "cyberphone-json-canonicalization" / "testdata"
-    if not folder.is_dir():
-        pytest.fail(f"RFC 8785 vectors not found at {folder}")
-    return folder
+    return vectors_dir("cyberphone-json-canonicalization", "testdata")
 
 
 def code_of(data: bytes | str, **kwargs: Any) -> ErrorCode:
@@ -71,7 +57,7 @@ def code_of(data: bytes | str, **kwargs: Any) -> ErrorCode:
 
 def realistic_item() -> dict[str, Any]:
     """About 2 KB of UTF-8, mostly Chinese, shaped like a pushed item."""
-    text = vectors_dir().parent / "samples" / "portal-article-duji-2021-10-28.txt"
+    text = vectors_dir("samples", "portal-article-duji-2021-10-28.txt")
     article = text.read_text(encoding="utf-8")
     return {
         "v": 1,

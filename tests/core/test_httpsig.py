@@ -35,8 +35,8 @@ from exchange.core.httpsig import (
 from exchange.core.signing import PrivateKey, PublicKey, generate_key
 from exchange.errors import AuthError, VerificationError
 from schemas.errors import ErrorCode
+from tests.support import VECTORS, vectors_dir
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
 B26 = VECTORS / "transcribed" / "rfc9421-b26-ed25519.json"
 
 NOW = 1_700_000_000
@@ -119,11 +119,7 @@ def refused(code: ErrorCode, headers: Mapping[str, str], **kwargs: Any) -> AuthE
 
 @pytest.fixture(scope="module")
 def b26() -> dict[str, Any]:
-    if not B26.is_file():
-        pytest.fail(
-            f"RFC 9421 vector {B26} is missing: the shared/vectors folder must be a "
-            "sibling of the repository root (../shared/vectors)"
-        )
+    vectors_dir("transcribed", B26.name)
     data: dict[str, Any] = json.loads(B26.read_text(encoding="utf-8"))
     return data
 

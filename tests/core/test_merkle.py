@@ -39,22 +39,10 @@ from exchange.core.merkle import (
 )
 from exchange.errors import ProofError
 from schemas.errors import ErrorCode
+from tests.support import vectors_dir
 
 
-def _vectors_dir() -> Path:
-    """The ``shared/vectors`` folder beside the repository root; fail if absent."""
-    repo_root = Path(__file__).resolve().parents[2]
-    path = repo_root.parent / "shared" / "vectors"
-    if not path.is_dir():
-        pytest.fail(
-            f"test vectors are missing: expected the folder {path} (a 'shared/vectors' "
-            f"folder next to the repository root {repo_root}); see SOURCES.md there",
-            pytrace=False,
-        )
-    return path
-
-
-VECTORS = _vectors_dir()
+VECTORS = vectors_dir()
 MERKLE_TESTDATA = VECTORS / "transparency-dev-merkle" / "testdata"
 REFERENCE_TREE = VECTORS / "transcribed" / "merkle-reference-tree.json"
 QUIRK = "consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"

@@ -34,22 +34,10 @@ from exchange.core.note import (
 from exchange.core.signing import generate_key
 from exchange.errors import ProofError
 from schemas.errors import ErrorCode
+from tests.support import vectors_dir
 
 
-def _vectors_dir() -> Path:
-    """The ``shared/vectors`` folder beside the repository root; fail if absent."""
-    repo_root = Path(__file__).resolve().parents[2]
-    path = repo_root.parent / "shared" / "vectors"
-    if not path.is_dir():
-        pytest.fail(
-            f"test vectors are missing: expected the folder {path} (a 'shared/vectors' "
-            f"folder next to the repository root {repo_root}); see SOURCES.md there",
-            pytrace=False,
-        )
-    return path
-
-
-EXAMPLES = _vectors_dir() / "transcribed" / "signed-note-examples.json"
+EXAMPLES = vectors_dir("transcribed", "signed-note-examples.json")
 
 # The c2sp.org/tlog-cosignature example: the spec's checkpoint with a witness line.
 SPEC_BODY = (

@@ -1,0 +1,67 @@
+"""Helpers every test folder may use: the conformance vectors and bounded waits.
+
+Test modules import from here (``from tests.support import ...``), never from each
+other's private helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VECTORS = REPO / "tests" / "vectors"
+
+T = TypeVar("T")
+
+
+def vectors_dir(*parts: str) -> Path:
+    """A folder or file of the conformance vectors in ``tests/vectors`` (see SOURCES.md)."""
+    path = VECTORS.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"test vector missing: {path} (see tests/vectors/SOURCES.md)", pytrace=False)
+    return path
+
+
+def wait_for(
+    cond: Callable[[], T], timeout: float = 15.0, what: str = "condition", interval: float = 0.05
+) -> T:
+    """Call ``cond`` until it returns something truthy, bounded by ``timeout`` seconds.
+
+    An exception raised by ``cond`` counts as "not yet" and is reported on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = cond()
+            if last:
+                return last
+        except Exception as exc:  # e.g. a page mid-render, a server not yet listening
+            last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+async def wait_until(
+    cond: Callable[[], Awaitable[T]],
+    timeout: float = 20.0,
+    what: str = "condition",
+    interval: float = 0.05,
+) -> T:
+    """Await ``cond`` until it returns something truthy, bounded by ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = await cond()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+        await asyncio.sleep(interval)
