@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -90,12 +91,9 @@ def with_node(args: argparse.Namespace, fn: Callable[[Any], Coroutine[Any, Any, 
     from exchange.node import Node
 
     async def run() -> int:
-        node = Node(node_config(args))
-        await node.start()
-        try:
+        # Command use: storage and services only; no federation loops, no log writer.
+        async with Node(node_config(args)) as node:
             return await fn(node)
-        finally:
-            await node.stop()
 
     return asyncio.run(run())
 
@@ -243,25 +241,30 @@ def cmd_node_up(args: argparse.Namespace) -> int:
     worker = getattr(args, "worker", None)
 
     async def run() -> int:
-        node = Node(cfg)
-        await node.start()
-        runner = web.AppRunner(make_app(node), access_log=None, shutdown_timeout=5)
-        await runner.setup()
-        host, port = cfg.listen_host_port
-        site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=worker is not None)
-        await site.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        say(f"节点 {node.id} 已启动 / node {node.id}{f' worker {worker}' if worker else ''} listening on http://{host}:{port} "
-             f"(database: {'embedded PostgreSQL in ' + str(cfg.data_path / 'pg') if node.embedded else 'external'})")
-        try:
+        # One exit stack: whatever was started (embedded PostgreSQL, pools, loops, the
+        # listener) is stopped again when anything later fails (a bad roster, a port in use).
+        async with contextlib.AsyncExitStack() as stack:
+            node = await stack.enter_async_context(Node(cfg))
+            runner = web.AppRunner(make_app(node), access_log=None, shutdown_timeout=5)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            host, port = cfg.listen_host_port
+            site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=worker is not None)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ConfigError(
+                    f"无法监听 {host}:{port} / cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                    "stop the program using it or change http.listen"
+                ) from None
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            say(f"节点 {node.id} 已启动 / node {node.id}{f' worker {worker}' if worker else ''} listening on http://{host}:{port} "
+                 f"(database: {'embedded PostgreSQL in ' + str(cfg.data_path / 'pg') if node.embedded else 'external'})")
             await stop.wait()
-        finally:
             say("stopping…")
-            await runner.cleanup()
-            await node.stop()
         return EXIT_OK
 
     return _run_loop(run())

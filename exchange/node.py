@@ -1,9 +1,21 @@
 """The composition root: one object that owns a node's parts and their lifecycle.
 
-``Node.start()`` starts the embedded PostgreSQL when no URL is configured, opens the
-pools (applying migrations), loads the node key and builds the stores and services;
-``Node.stop()`` undoes it in reverse. The HTTP app (:func:`exchange.http.app.make_app`)
-and the CLI both go through it, so there is exactly one way a node is put together.
+Lifecycle
+---------
+A node is opened with ``async with Node(config) as node:`` (or ``await node.start()`` ...
+``await node.stop()``). Opening starts the embedded PostgreSQL when no URL is configured,
+opens the pools (applying migrations), loads the node key and the roster and builds the
+stores and services. Every part that was started is pushed on one
+:class:`contextlib.AsyncExitStack`, so whatever fails part-way (a bad roster, a
+migration error) stops exactly what had been started, in reverse order — never leaving
+an embedded PostgreSQL running behind a failed start.
+
+Opening a node is **command use**: storage and services, no background traffic. CLI
+commands (``exchange site list`` ...) stop there. **Serving** adds the background loops
+(federation listener, sender, puller, witness, key watch, activity flush) through
+:meth:`Node.serving`, which the HTTP app enters in its ``cleanup_ctx``
+(:func:`exchange.http.app.make_app`) next to the sequencer, indexer and webhooks. So a
+read-only command never calls a peer.
 """
 
 from __future__ import annotations
@@ -11,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +44,7 @@ from exchange.federation.service import Federation
 from exchange.federation.witness import Witness
 from exchange.metrics import Metrics
 from exchange.service.ingest import GroupCommitter, Ingestor
+from exchange.service.loop import cancel_and_wait
 from exchange.service.plans import PlanService
 from exchange.service.proofs import ProofService
 from exchange.service.search import Indexer, SearchService
@@ -66,7 +79,14 @@ class Node:
         self.embedded: EmbeddedPostgres | None = None
         self.db: Database | None = None
         self.key: PrivateKey | None = None
-        self._started = False
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     async def start(self, *, run_migrations: bool = True) -> None:
         """Bring the node's storage and services up.
@@ -75,19 +95,40 @@ class Node:
             OperationalError: the database cannot be started or reached.
             ConfigError: the node key is unusable.
         """
+        if self._stack is not None:
+            return
+        stack = contextlib.AsyncExitStack()
+        try:
+            await self._open(stack, run_migrations=run_migrations)
+        except BaseException:
+            await stack.aclose()
+            self.db = None
+            self.embedded = None
+            raise
+        self._stack = stack
+
+    async def _open(self, stack: contextlib.AsyncExitStack, *, run_migrations: bool) -> None:
         cfg = self.config
         data = cfg.data_path
         data.mkdir(parents=True, exist_ok=True)
         url = cfg.database.url
         if not url:
-            self.embedded = EmbeddedPostgres(data / "pg", port=cfg.database.embedded_port)
-            await asyncio.to_thread(self.embedded.start)
-            url = self.embedded.url("exchange")
-        self.db = Database(
+            embedded = EmbeddedPostgres(data / "pg", port=cfg.database.embedded_port)
+            self.embedded = embedded
+            try:
+                await asyncio.to_thread(embedded.start)
+            finally:
+                # Registered even when start() failed part-way: it stops only a server
+                # this process launched.
+                stack.push_async_callback(self._stop_embedded, embedded)
+            url = embedded.url("exchange")
+        db = Database(
             url, cfg.database.read_url, min_size=cfg.database.pool_min,
             max_size=cfg.database.pool_max,
         )
-        await self.db.open(run_migrations=run_migrations)
+        await db.open(run_migrations=run_migrations)
+        stack.push_async_callback(db.close)
+        self.db = db
         self.key = self._load_or_create_key()
         self.sites = SiteStore(self.db)
         self.items = ItemStore(self.db)
@@ -101,10 +142,13 @@ class Node:
         self.subscriptions = SubscriptionService(self.db, self.search.store)
         self.read_access = ReadAccessStore(self.db)
         self.search.start_backfill()
+        stack.push_async_callback(self.search.stop)
+        stack.push_async_callback(self.indexer.stop)
         self.blobs = BlobStore(self.db)
         self.nonces = NonceStore(self.db)
         self.rate_limiter = RateLimiter(cfg.limits.site_requests_per_s, cfg.limits.site_burst)
         self.activity = ActivityStore(self.db)
+        stack.push_async_callback(self._flush_counters)
         self.adapter_health = AdapterHealthStore(self.db)
         self.metrics = Metrics()
         self.metrics.add_refresher(self._refresh_metrics)
@@ -113,6 +157,7 @@ class Node:
         self.activity_sections: dict[str, Callable[[Reader], Awaitable[Any]]] = {}
         self.committer = GroupCommitter(self.db, self.items, metrics=self.metrics)
         self.committer.start()
+        stack.push_async_callback(self.committer.stop)
         self.log = LogStore(self.db)
         self.proofs = ProofService(self.log)
         self.sequencer = Sequencer(
@@ -120,7 +165,9 @@ class Node:
         )
         # The sequencer competes for the writer lock only in a serving process: started
         # by the HTTP app's cleanup_ctx (exchange.http.app), never by CLI commands.
+        stack.push_async_callback(self.sequencer.stop)
         self.federation = Federation(self)
+        stack.push_async_callback(self.federation.stop)
         await self.federation.load()
         self.ingestor = Ingestor(
             self.db, self.sites, self.committer, self.id,
@@ -130,6 +177,7 @@ class Node:
             verify_processes=cfg.ingest.verify_processes,
             offload_min_bytes=cfg.ingest.offload_min_bytes,
         )
+        stack.push_async_callback(self.ingestor.stop)
         self.plans = PlanService(self)
         self.ingestor.guards.append(self.plans.guard)  # plan steps checked at push time
         self.activity_sections["federation"] = self._federation_section
@@ -137,14 +185,39 @@ class Node:
         self.sender = Sender(self)
         self.puller = Puller(self)
         self.witness = Witness(self)
-        if cfg.federation.replicate:
-            self.federation.start_listener()
-            self.sender.start()
-            self.puller.start()
-            self.witness.start()
-        self._key_watch = asyncio.create_task(self._watch_keys(), name="key-watch")
-        self._flusher = asyncio.create_task(self._flush_activity(), name="activity-flush")
-        self._started = True
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Run the node's background loops while the body runs (serving processes only).
+
+        The federation loops run when ``[federation] replicate`` is on. Usage (the HTTP
+        app does this in its ``cleanup_ctx``): ``async with node.serving(): ...``.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            if self.config.federation.replicate:
+                self.federation.start_listener()
+                stack.push_async_callback(self.federation.stop)
+                for loop in (self.sender, self.puller, self.witness):
+                    loop.start()
+                    stack.push_async_callback(loop.stop)
+            key_watch = asyncio.create_task(self._watch_keys(), name="key-watch")
+            stack.push_async_callback(cancel_and_wait, key_watch)
+            flusher = asyncio.create_task(self._flush_activity(), name="activity-flush")
+            stack.push_async_callback(self._stop_flusher, flusher)
+            yield
+
+    async def _flush_counters(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.activity.flush()
+
+    async def _stop_flusher(self, task: asyncio.Task[None]) -> None:
+        await cancel_and_wait(task)
+        await self._flush_counters()
+
+    @staticmethod
+    async def _stop_embedded(embedded: EmbeddedPostgres) -> None:
+        if embedded.started_here:
+            await asyncio.to_thread(embedded.stop)
 
     async def _adapters_section(self, reader: Reader) -> dict[str, Any]:
         """Adapter health per site in the monitor's scope (as the runners last reported)."""
@@ -225,26 +298,6 @@ class Node:
 
     async def stop(self) -> None:
         """Stop services, close pools and stop the embedded server (if we run one)."""
-        if self._started:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            with contextlib.suppress(Exception):
-                await self.activity.flush()
-            await self.sender.stop()
-            await self.puller.stop()
-            await self.witness.stop()
-            await self.federation.stop()
-            self._key_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._key_watch
-            await self.sequencer.stop()
-            await self.indexer.stop()
-            await self.ingestor.stop()
-            await self.search.stop()
-            await self.committer.stop()
-        if self.db is not None:
-            await self.db.close()
-        if self.embedded is not None and self.embedded.started_here:
-            await asyncio.to_thread(self.embedded.stop)
-        self._started = False
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()

@@ -16,7 +16,6 @@ from typing import Any
 from exchange.cli import EXIT_OK, common_node_args, say, with_node
 
 from ._table import clip, render
-from .roster import read_only
 
 __all__ = ["format_ago", "register", "status_table"]
 
@@ -81,7 +80,6 @@ def status_table(peers: list[dict[str, Any]], now: datetime | None = None) -> st
 
 def _status(args: argparse.Namespace) -> int:
     async def fn(node: Any) -> int:
-        await read_only(node)
         peers = await node.federation.peer_status()
         if args.json:
             print(json.dumps({"peers": peers}, ensure_ascii=False, indent=2))

@@ -38,7 +38,7 @@ from schemas.errors import ErrorCode
 
 from ._table import render
 
-__all__ = ["pin_line", "read_only", "register"]
+__all__ = ["pin_line", "register"]
 
 
 def _now() -> str:
@@ -54,13 +54,6 @@ def pin_line(key_id: str, alg: str, public_key_b64: str) -> str:
         public_key_b64: The raw public key, base64url.
     """
     return f'roster_keys = ["{key_id} {alg} {public_key_b64}"]'
-
-
-async def read_only(node: Any) -> None:
-    """Stop a CLI-opened node's background work: no delivery, no log writing."""
-    await node.sender.stop()
-    await node.puller.stop()
-    await node.sequencer.stop()
 
 
 # -- files -----------------------------------------------------------------------------
@@ -364,7 +357,6 @@ def _publish(args: argparse.Namespace) -> int:
         )
 
     async def fn(node: Any) -> int:
-        await read_only(node)
         fed = node.federation
         if not fed.pinned:
             key_id = signed["sig"].get("key", "roster#k1")
@@ -477,7 +469,6 @@ def _show(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     async def fn(node: Any) -> int:
-        await read_only(node)
         row = await node.federation.store.roster()
         if row is None:
             say(

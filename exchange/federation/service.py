@@ -94,7 +94,14 @@ class Federation:
             p = Path(path)
             if not p.is_absolute():
                 p = Path(self.node.config.config_dir or ".") / p
-            signed = orjson.loads(p.read_bytes())
+            try:
+                signed = orjson.loads(p.read_bytes())
+            except (OSError, orjson.JSONDecodeError) as exc:
+                raise ConfigError(
+                    f"federation.roster_file {p}: cannot read a signed roster from it ({exc})"
+                ) from None
+            if not isinstance(signed, dict):
+                raise ConfigError(f"federation.roster_file {p}: not a signed roster (a JSON object)")
             current = self.view.version if self.view else 0
             if int(signed.get("document", {}).get("version", 0)) > current:
                 await self.install(signed)

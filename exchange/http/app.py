@@ -68,6 +68,12 @@ async def _indexer(app: web.Application) -> AsyncIterator[None]:
         await node.indexer.stop()
 
 
+async def _serving(app: web.Application) -> AsyncIterator[None]:
+    """The node's background loops (federation, key watch, counters) while serving."""
+    async with app[NODE].serving():
+        yield
+
+
 def make_app(node: Node) -> web.Application:
     """Build the HTTP application for a started :class:`~exchange.node.Node`."""
     app = web.Application(
@@ -84,6 +90,7 @@ def make_app(node: Node) -> web.Application:
     app.add_routes(routes_plans.routes)  # joint inspection plans
     for module in (routes_search, routes_subscriptions, routes_read):  # discovery
         app.add_routes(module.routes)
+    app.cleanup_ctx.append(_serving)
     app.cleanup_ctx.append(_nonce_purger)
     app.cleanup_ctx.append(sequencer_ctx(node))
     app.cleanup_ctx.append(_indexer)
