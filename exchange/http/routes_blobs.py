@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -15,11 +16,61 @@ from .auth import authenticate, require
 from .keys import NODE
 from .middleware import json_response
 
-__all__ = ["routes"]
+__all__ = ["SERVED_MEDIA_TYPES", "blob_response", "routes"]
 
 routes = web.RouteTableDef()
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _MEDIA = re.compile(r"^[\w.+-]{1,64}/[\w.+-]{1,128}$")
+
+SERVED_MEDIA_TYPES = frozenset({
+    "application/pdf",
+    "application/ofd",
+    "application/zip",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "text/plain",
+    "text/csv",
+})
+"""Content types a blob is served with as uploaded; any other (HTML, SVG, XML, script)
+goes out as ``application/octet-stream``."""
+
+
+async def blob_response(
+    request: web.Request, sha: str, *, filename: str, cache: str
+) -> web.StreamResponse:
+    """Stream a stored blob as a download that never renders in the node's origin:
+    ``attachment``, ``nosniff``, ``CSP: sandbox`` and an allowed content type."""
+    node = request.app[NODE]
+    meta = await node.blobs.meta(sha)
+    if meta is None:
+        raise NotFound(f"no blob {sha} visible to you", code=ErrorCode.BLOB_MISSING)
+    safe = "".join(c for c in filename[:255] if c.isprintable() and c not in '"\\/;') or sha
+    media = meta.media_type if meta.media_type in SERVED_MEDIA_TYPES else (
+        "application/octet-stream")
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": media,
+            "Content-Length": str(meta.size),
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(safe)}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Digest-Sha256": sha,
+            "Cache-Control": cache,
+        }
+    )
+    await resp.prepare(request)
+    async for chunk in node.blobs.stream(sha):
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
 
 
 def _sha_param(request: web.Request) -> str:
@@ -54,7 +105,11 @@ async def put_blob(request: web.Request) -> web.Response:
             code=ErrorCode.DIGEST_MISMATCH,
         )
     existing = await node.blobs.meta(sha)
-    if existing is not None:
+    if existing is not None:  # stored already: the caller proves it holds the bytes
+        await node.blobs.add_uploader(
+            sha, request.content.iter_chunked(64 * 1024), uploader=reader.id,
+            max_bytes=limit,
+        )
         return json_response(
             {"sha256": sha, "size": existing.size, "media_type": existing.media_type},
             200,
@@ -86,22 +141,11 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     sha = _sha_param(request)
     reader = await authenticate(request, b"")
     require(reader, "site", "monitor", "node")
-    meta = await node.blobs.meta(sha)
-    visible = meta is not None and await node.items.blob_visible(sha, reader)
-    if meta is not None and not visible and reader.kind == "site":
+    visible = await node.items.blob_visible(sha, reader)
+    if not visible and reader.kind == "site":
         visible = await node.blobs.uploaded_by(sha, reader.id)
-    if meta is None or not visible:
+    if not visible:  # the same answer whether or not the blob is stored
         raise NotFound(f"no blob {sha} visible to you", code=ErrorCode.BLOB_MISSING)
-    resp = web.StreamResponse(
-        headers={
-            "Content-Type": meta.media_type,
-            "Content-Length": str(meta.size),
-            "Digest-Sha256": sha,
-            "Cache-Control": "private, max-age=31536000, immutable",
-        }
+    return await blob_response(
+        request, sha, filename=sha, cache="private, max-age=31536000, immutable"
     )
-    await resp.prepare(request)
-    async for chunk in node.blobs.stream(sha):
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp

@@ -99,7 +99,8 @@ async def page(request: web.Request) -> web.Response:
     return web.Response(
         body=_asset("index.html"), content_type="text/html", charset="utf-8",
         headers={"Content-Security-Policy": "default-src 'self'; style-src 'self'; "
-                 "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+                 "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+                 "form-action 'self'; object-src 'none'; base-uri 'none'",
                  "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"},
     )
 

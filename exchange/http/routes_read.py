@@ -14,6 +14,7 @@ Content-Security-Policy. The language is a cookie, switched at ``/read/lang/{zh|
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from importlib import resources
 from typing import Any
@@ -30,6 +31,7 @@ from schemas.items import KINDS
 
 from .keys import NODE, READER
 from .read.i18n import FIELDS, KIND_LABELS, LANGS, RELS, strings
+from .routes_blobs import blob_response
 from .routes_search import parse_filter
 
 __all__ = ["READ_COOKIE", "routes"]
@@ -41,7 +43,8 @@ _TTL = timedelta(hours=8)
 _STATIC = {"read.css": "text/css", "read.js": "text/javascript"}
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; "
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+    "object-src 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -177,27 +180,11 @@ async def blob(request: web.Request) -> web.StreamResponse:
     sha = request.match_info["sha256"]
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise web.HTTPNotFound()
-    meta = await node.blobs.meta(sha)
-    if meta is None or not await node.items.blob_visible(sha, reader):
+    if not await node.items.blob_visible(sha, reader):
         raise web.HTTPNotFound()
-    name = (request.query.get("name") or sha)[:255]
-    safe = "".join(c for c in name if c.isprintable() and c not in '"\\/;') or sha
-    from urllib.parse import quote
-
-    resp = web.StreamResponse(
-        headers={
-            "Content-Type": meta.media_type,
-            "Content-Length": str(meta.size),
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(safe)}",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        }
+    return await blob_response(
+        request, sha, filename=request.query.get("name") or sha, cache="private, no-store"
     )
-    await resp.prepare(request)
-    async for chunk in node.blobs.stream(sha):
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
 
 
 @routes.post("/read/login")
@@ -241,6 +228,15 @@ async def logout(request: web.Request) -> web.Response:
     raise resp
 
 
+_SAFE_NEXT = re.compile(r"^/read(?:/items/[A-Za-z0-9:_-]{1,100})?(?:\?[^#\s\\]*)?$")
+
+
+def _local_next(nxt: str) -> str:
+    """``nxt`` if it is a page of the reading view (the list or an item), else ``/read``:
+    no other origin, no dot segments (also percent-encoded), no attachment."""
+    return nxt if _SAFE_NEXT.match(nxt) else "/read"
+
+
 @routes.get("/read/lang/{lang}")
 async def switch_language(request: web.Request) -> web.Response:
     """Set the language cookie and go back (``?next=`` within /read)."""
@@ -249,10 +245,7 @@ async def switch_language(request: web.Request) -> web.Response:
         raise InputError(
             f"language must be one of {', '.join(LANGS)}", code=ErrorCode.BAD_REQUEST
         )
-    nxt = request.query.get("next", "/read")
-    if not nxt.startswith("/read") or "//" in nxt or "\\" in nxt:
-        nxt = "/read"
-    resp = web.HTTPSeeOther(nxt)
+    resp = web.HTTPSeeOther(_local_next(request.query.get("next", "/read")))
     resp.set_cookie(
         _LANG_COOKIE,
         lang,

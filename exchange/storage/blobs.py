@@ -48,9 +48,40 @@ class BlobStore:
         """Whether ``site_id`` uploaded the blob (uploaders may read their own blobs)."""
         async with self.db.pool.acquire() as c:
             found = await c.fetchval(
-                "SELECT 1 FROM blobs WHERE sha256=$1 AND uploader=$2", sha256, site_id
+                "SELECT 1 FROM blob_uploaders WHERE sha256=$1 AND site=$2", sha256, site_id
             )
         return bool(found)
+
+    async def add_uploader(
+        self, sha256: str, chunks: AsyncIterator[bytes], *, uploader: str, max_bytes: int
+    ) -> None:
+        """Record another uploader of a stored blob once its bytes arrived again.
+
+        Only a site that sends the very bytes becomes an uploader (and so may attach the
+        blob to its items): naming a hash proves nothing.
+
+        Raises:
+            TooLarge: more than ``max_bytes`` arrived.
+            Conflict: (``blob_hash_mismatch``) the bytes do not hash to ``sha256``.
+        """
+        h = hashlib.sha256()
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(
+                    f"blob is larger than the limit of {max_bytes} bytes",
+                    code=ErrorCode.TOO_LARGE,
+                )
+            h.update(chunk)
+        _check_hash(h.hexdigest(), sha256)
+        async with self.db.pool.acquire() as c:
+            await c.execute(
+                "INSERT INTO blob_uploaders (sha256, site) VALUES ($1, $2) "
+                "ON CONFLICT DO NOTHING",
+                sha256,
+                uploader,
+            )
 
     async def put_stream(
         self,
@@ -104,12 +135,11 @@ class BlobStore:
                     seq,
                     bytes(buf),
                 )
-            if h.hexdigest() != sha256:
-                raise Conflict(
-                    f"uploaded bytes hash to {h.hexdigest()}, not {sha256}; nothing stored",
-                    code=ErrorCode.BLOB_HASH_MISMATCH,
-                )
+            _check_hash(h.hexdigest(), sha256)
             await c.execute("UPDATE blobs SET size=$2 WHERE sha256=$1", sha256, size)
+            await c.execute(
+                "INSERT INTO blob_uploaders (sha256, site) VALUES ($1, $2)", sha256, uploader
+            )
         return BlobMeta(sha256, size, media_type)
 
     async def stream(self, sha256: str) -> AsyncIterator[bytes]:
@@ -126,3 +156,11 @@ class BlobStore:
                 return
             yield bytes(data)
             seq += 1
+
+
+def _check_hash(got: str, sha256: str) -> None:
+    if got != sha256:
+        raise Conflict(
+            f"uploaded bytes hash to {got}, not {sha256}; nothing stored",
+            code=ErrorCode.BLOB_HASH_MISMATCH,
+        )

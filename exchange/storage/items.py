@@ -289,12 +289,17 @@ class ItemStore:
     async def blob_visible(
         self, sha256: str, reader: Reader, *, conn: asyncpg.Connection | None = None
     ) -> bool:
-        """Whether some item ``reader`` may see attaches the blob ``sha256``."""
-        args: list[Any] = [[sha256]]
+        """Whether some item ``reader`` may see attaches the blob ``sha256`` and was
+        written by a site that uploaded it (naming a hash in one's own item does not
+        make another site's file readable)."""
+        args: list[Any] = [[sha256], sha256]
         cond = _visibility(reader, args)
         async with self.db.connect(conn) as c:
             found = await c.fetchval(
-                f"SELECT 1 FROM items WHERE attachments @> $1::text[] AND {cond} LIMIT 1",
+                f"""SELECT 1 FROM items WHERE attachments @> $1::text[] AND {cond}
+                    AND EXISTS (SELECT 1 FROM blob_uploaders u
+                                WHERE u.sha256 = $2 AND u.site = items.author)
+                    LIMIT 1""",
                 *args,
             )
         return bool(found)
