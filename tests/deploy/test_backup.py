@@ -37,7 +37,7 @@ from exchange.service.audit import audit_log
 from exchange.service.backup import CONTEXT_BACKUP, create_backup, restore_backup
 from exchange.storage.ops import public_tables
 from schemas.errors import ErrorCode
-from tests.conftest import RunningNode
+from tests.conftest import RunningNode, _with_db
 from tests.federation.fed import build
 
 from .helpers import FAST_LOG, arun_cli, clean_env, items
@@ -56,7 +56,7 @@ async def empty_db(pg_url: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
         finally:
             await conn.close()
         made.append(name)
-        return pg_url.rsplit("/", 1)[0] + f"/{name}"
+        return _with_db(pg_url, name)
 
     yield make
     conn = await asyncpg.connect(pg_url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import time
 import urllib.parse
@@ -264,12 +265,13 @@ async def test_pulls_go_to_the_read_replica(
     admin = await asyncpg.connect(pg_url)
     db = await asyncpg.connect(url)
     await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    secret = secrets.token_hex(16)  # the server wants a password from every role
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD \'{secret}\'')
     await db.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
     parts = urllib.parse.urlsplit(url)
     read_url = urllib.parse.urlunsplit(
         parts._replace(
-            netloc=f"{role}@{parts.hostname}:{parts.port}",
+            netloc=f"{role}:{secret}@{parts.hostname}:{parts.port}",
             query="application_name=exchange-read-replica",
         )
     )

@@ -1,0 +1,145 @@
+"""Only the node reaches its embedded PostgreSQL.
+
+Attacks (issue 15): any local account connected as superuser over 127.0.0.1 because
+the cluster was initialised with ``trust``; the server ran with the root group; start-up
+loosened every folder above the data folder. Each test below builds a real cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from exchange.errors import OperationalError
+from exchange.storage.embedded import EmbeddedPostgres, pg_bin
+
+ROOT = os.geteuid() == 0
+
+
+async def _connect_without_password(pg: EmbeddedPostgres) -> None:
+    """What any local account can do: connect over loopback, no password at hand."""
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=pg.port, user="postgres", database="postgres",
+        passfile=str(pg.pgdata / "no-such-passfile"), timeout=10,
+    )
+    try:
+        await conn.fetchval("SELECT 1")
+    finally:
+        await conn.close()
+
+
+def _postmaster_gids(pid: int) -> list[int]:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Gid:"):
+            return [int(x) for x in line.split()[1:]]
+    raise AssertionError("no Gid line")
+
+
+def _groups(pid: int) -> list[int]:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Groups:"):
+            return [int(x) for x in line.split()[1:]]
+    return []
+
+
+async def test_a_local_account_without_the_password_is_refused(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path / "data" / "pg")
+    try:
+        pg.start()
+        with pytest.raises((asyncpg.InvalidPasswordError,
+                            asyncpg.InvalidAuthorizationSpecificationError)):
+            await _connect_without_password(pg)
+        if ROOT:  # another account, by the Unix socket: it may not even reach it
+            done = subprocess.run(
+                [str(pg_bin("psql")), "-h", str(pg.socket_dir), "-p", str(pg.port),
+                 "-U", "postgres", "-w", "-c", "SELECT 1"],
+                user="nobody", group="nogroup", extra_groups=[], capture_output=True,
+                text=True, timeout=30, cwd="/",
+            )
+            assert done.returncode != 0, done.stdout
+        # The node connects with the URL (it names the passfile, not the password).
+        url = pg.url("postgres")
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT 1") == 1
+            hba = await conn.fetch("SELECT auth_method FROM pg_hba_file_rules")
+            assert {r["auth_method"] for r in hba} == {"scram-sha-256"}
+        finally:
+            await conn.close()
+        password = pg.passfile.read_text().strip().rsplit(":", 1)[1]
+        assert password not in url
+        assert pg.passfile.stat().st_mode & 0o777 == 0o600
+        assert password not in (pg.pgdata / "server.log").read_text(errors="replace")
+        pid = pg.running_pid()
+        assert pid is not None
+        if ROOT:
+            assert 0 not in _postmaster_gids(pid), "PostgreSQL runs with the root group"
+            assert 0 not in _groups(pid), "PostgreSQL keeps root's supplementary groups"
+    finally:
+        pg.destroy()
+
+
+@pytest.mark.skipif(not ROOT, reason="PostgreSQL runs as another user only under root")
+def test_folders_above_the_data_folder_are_never_loosened(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    pg = EmbeddedPostgres(private / "node" / "pg")
+    try:
+        with pytest.raises(OperationalError) as err:
+            pg.start()
+        assert str(private) in err.value.message
+        assert "chmod" in err.value.message
+    finally:
+        pg.destroy()
+    assert private.stat().st_mode & 0o777 == 0o700
+
+
+def _old_style_cluster(pgdata: Path) -> None:
+    """A cluster as earlier versions made it: ``initdb --auth=trust``."""
+    pgdata.mkdir(parents=True, mode=0o700)
+    user = {}
+    if ROOT:
+        entry = pwd.getpwnam("embedded_postgres")
+        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+        user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    subprocess.run(
+        [str(pg_bin("initdb")), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
+         "--locale=C.UTF-8", "-U", "postgres"],
+        check=True, capture_output=True, timeout=120, cwd="/", **user,  # type: ignore[arg-type]
+    )
+
+
+async def test_an_old_trust_data_folder_is_upgraded_in_place(tmp_path: Path) -> None:
+    pgdata = tmp_path / "data" / "pg"
+    if ROOT:  # the user exists once any embedded cluster was started as root
+        EmbeddedPostgres(tmp_path / "warmup" / "pg")._prepare_root()
+        shutil.rmtree(tmp_path / "warmup")
+    _old_style_cluster(pgdata)
+    pg = EmbeddedPostgres(pgdata)
+    try:
+        pg.start()  # the upgrade happens here, the cluster keeps its place
+        conn = await asyncpg.connect(pg.url("postgres"))
+        try:
+            await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)")
+        finally:
+            await conn.close()
+        with pytest.raises((asyncpg.InvalidPasswordError,
+                            asyncpg.InvalidAuthorizationSpecificationError)):
+            await _connect_without_password(pg)
+        pg.stop()
+        pg.start()  # second start: nothing more to upgrade, same password
+        conn = await asyncpg.connect(pg.url("postgres"))
+        try:
+            assert await conn.fetchval("SELECT v FROM kept") == 7
+        finally:
+            await conn.close()
+        assert "trust" not in (pgdata / "pg_hba.conf").read_text()
+    finally:
+        pg.destroy()
