@@ -89,11 +89,15 @@ class Draft:
         ref: A stable reference to the document in the site's system (a URL, a file
             path, a primary key, a Message-ID), for logs and dry runs.
         attachments: Files to upload with it.
+        notes: What a person checking the source should see but that is not part of
+            the item (``阅读次数=1204``: it changes with every reader); shown by
+            ``exchange adapter check``, never signed.
     """
 
     item: dict[str, Any]
     ref: str
     attachments: tuple[Attachment, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ def _check(args: argparse.Namespace) -> int:
                             str(it["title"]),
                             item_id(it),
                             atts,
+                            *d.notes,
                         ]
                     )
                 )

@@ -193,7 +193,8 @@ class PortalSource:
                 problems.append(exc.message)  # this page only; tried again next poll
                 continue
             self.last_articles.append(art)
-            drafts.append(Draft(item, url, files))
+            notes = () if art.read_count is None else (f"阅读次数={art.read_count}",)
+            drafts.append(Draft(item, url, files, notes))
             seen.append(url)
             known.add(url)
         return Poll(drafts, {"seen": seen[-_KEEP_SEEN:]}, problems)

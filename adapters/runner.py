@@ -142,6 +142,7 @@ class PreparedDraft:
     item: dict[str, Any]
     blobs: dict[str, bytes]
     ref: str
+    notes: tuple[str, ...] = ()
 
 
 def prepare_draft(draft: Draft, site_id: str) -> PreparedDraft:
@@ -180,7 +181,7 @@ def prepare_draft(draft: Draft, site_id: str) -> PreparedDraft:
         raise AdapterError(
             f"{draft.ref}: {schema_error(exc, 'item').message}"
         ) from None
-    return PreparedDraft(item, blobs, draft.ref)
+    return PreparedDraft(item, blobs, draft.ref, draft.notes)
 
 
 @dataclass

@@ -31,6 +31,8 @@ from adapters.text import DateError, normalize_text, parse_date
 from exchange.core.items import schema_error
 from schemas.items import ITEM_ADAPTER
 
+from .readable import FIELD_LABELS
+
 __all__ = [
     "HEADINGS",
     "TEXT_KINDS",
@@ -472,11 +474,14 @@ def shape_item(doc: DocumentFields, rules: ItemRules, site_id: str) -> dict[str,
         missing = [f for f in _REQUIRED[kind] if not body.get(f)]
         if missing:
             heads = "; ".join(
-                f"{f} (heading such as {HEADINGS[kind][f][0]})" for f in missing
+                f"{f} {FIELD_LABELS.get(f, '')} (heading such as "
+                f"{HEADINGS[kind][f][0]})"
+                for f in missing
             )
             raise ShapeError(
-                f"{doc.ref}: the text has no section for {heads}; add the heading to "
-                f"the document or a default in the source's [defaults]"
+                f"{doc.ref}: 缺少必填正文字段 / the text has no section for {heads}; add "
+                f"the heading to the document or a default in the source's [defaults] "
+                f"(fields per kind: docs/adapters.md)"
             )
     elif not body:
         raise ShapeError(

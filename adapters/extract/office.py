@@ -17,6 +17,11 @@ optional ``职责分工`` sheet (``单位`` | ``职责``). Units are written by 
 to site ids by the source's ``site_names``.
 
 Every failure is an :class:`OfficeError` naming the file, sheet, row or column.
+
+Before python-docx or openpyxl sees a file, every XML part of it is parsed with
+``defusedxml`` (:func:`check_office_xml`): a part with a DTD, an entity declaration or
+an external reference (entity-expansion and external-entity attacks) is refused, as is
+an archive that would unpack to more than :data:`MAX_UNPACKED` bytes.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ from ..text import (
 )
 
 __all__ = [
+    "MAX_UNPACKED",
     "DocxDocument",
     "OfficeError",
+    "check_office_xml",
     "parse_contacts",
     "read_docx",
     "read_plan_xlsx",
@@ -102,6 +109,48 @@ def parse_contacts(lines: list[str]) -> list[dict[str, str]]:
     return out[:20]
 
 
+MAX_UNPACKED = 200_000_000
+"""Most bytes an Office file's parts may unpack to (a zip bomb is refused)."""
+
+
+def check_office_xml(data: bytes, name: str, what: str = "Office") -> None:
+    """Refuse an Office file whose XML parts declare a DTD, entities or external
+    references, or that unpacks to more than :data:`MAX_UNPACKED` bytes.
+
+    Raises:
+        OfficeError: naming the file and the part.
+    """
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring as safe_fromstring
+
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return  # not a zip: the reader reports it in its own words
+    if sum(i.file_size for i in infos) > MAX_UNPACKED:
+        raise OfficeError(
+            f"{name}: 解压后超过 {MAX_UNPACKED} 字节，已拒绝 / unpacks to more than "
+            f"{MAX_UNPACKED} bytes; refused"
+        )
+    for info in infos:
+        if not info.filename.lower().endswith((".xml", ".rels")):
+            continue
+        try:
+            safe_fromstring(zf.read(info), forbid_dtd=True)
+        except DefusedXmlException as exc:
+            raise OfficeError(
+                f"{name}: {info.filename} 含有 DTD 或 XML 实体，已拒绝 / declares a DTD, "
+                f"entities or external references ({type(exc).__name__}); refused "
+                "(unsafe)"
+            ) from None
+        except Exception as exc:  # ParseError, zlib and zipfile errors
+            raise OfficeError(
+                f"{name}: {info.filename} 不是有效的 XML / is not well-formed XML "
+                f"({type(exc).__name__})"
+            ) from None
+
+
 def read_docx(data: bytes, name: str) -> DocxDocument:
     """Read a ``.docx`` file.
 
@@ -110,6 +159,7 @@ def read_docx(data: bytes, name: str) -> DocxDocument:
     """
     import docx  # python-docx; imported here so a missing extra fails only for .docx
 
+    check_office_xml(data, name, "Word")
     try:
         doc = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
@@ -150,9 +200,7 @@ def read_docx(data: bytes, name: str) -> DocxDocument:
         break
     if created is None and props.created is not None:
         c = props.created
-        created = (c if c.tzinfo else c.replace(tzinfo=UTC)).astimezone(
-            CHINA_TZ
-        )
+        created = (c if c.tzinfo else c.replace(tzinfo=UTC)).astimezone(CHINA_TZ)
     contacts: list[dict[str, str]] = []
     for i, line in enumerate(lines):
         m = _CONTACT_HEAD.match(line)
@@ -234,6 +282,7 @@ def read_plan_xlsx(
     """
     import openpyxl
 
+    check_office_xml(data, name, "Excel")
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # zipfile, KeyError, openpyxl's own
@@ -312,7 +361,9 @@ def read_plan_xlsx(
             {
                 "name": normalize_line(_cell(cells[col["阶段"]]))
                 or f"第{len(phases) + 1}阶段",
-                "start": _day(cells[col["开始日期"]], f"{where}, row {row_no}, 开始日期"),
+                "start": _day(
+                    cells[col["开始日期"]], f"{where}, row {row_no}, 开始日期"
+                ),
                 "end": _day(cells[col["结束日期"]], f"{where}, row {row_no}, 结束日期"),
                 "activities": [
                     p for p in _cell(cells[col["工作内容"]]).split("\n") if p
@@ -357,9 +408,9 @@ def read_plan_xlsx(
         except DateError:
             raise OfficeError(f"{name}: 日期 {plan['date']!r} is not a date") from None
     elif created is not None:
-        when = (
-            created if created.tzinfo else created.replace(tzinfo=UTC)
-        ).astimezone(CHINA_TZ)
+        when = (created if created.tzinfo else created.replace(tzinfo=UTC)).astimezone(
+            CHINA_TZ
+        )
     return {
         "title": normalize_line(plan.get("title", "")),
         "created_at": when,

@@ -23,7 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..text import DateError, find_date, normalize_line, normalize_text
 
-__all__ = ["Article", "LayoutError", "Selectors", "article_links", "parse_article"]
+__all__ = [
+    "Article",
+    "LayoutError",
+    "Selectors",
+    "article_links",
+    "is_attachment_line",
+    "parse_article",
+]
 
 _FIELD_NAMES = {
     "title": "标题",
@@ -40,9 +47,42 @@ _NOISE = re.compile(
     r"|\[?\s*(?:大|中|小)(?:\s+(?:大|中|小))*\s*\]?)$"
 )
 _READS = re.compile(
-    r"(?:阅读次数|阅读量|阅读|浏览次数|浏览量|浏览|点击数|点击率|点击)\s*[:：]\s*(\d+)"
+    r"(?:阅读次数|阅读量|阅读|浏览次数|浏览量|浏览|点击数|点击率|点击|访问量)\s*[:：]?\s*"
+    r"(\d{1,3}(?:[,，]\d{3})+(?!\d)|\d+)"
 )
-_LABELS = r"(?:阅读次数|阅读量|阅读|浏览次数|浏览|点击数|点击|发布时间|发布日期|时间|日期|来源|作者|编辑|责任编辑|\[|【|字体)"
+_LABELS = (
+    r"(?:阅读次数|阅读量|阅读|浏览次数|浏览|点击数|点击|访问量|发布时间|发布日期|时间|日期"
+    r"|来源|作者|编辑|责任编辑|审核|\[|【|字体|打印|关闭|分享)"
+)
+# Labels of a byline: an element holding one of these is where the meta line is.
+_BYLINE = re.compile(
+    r"(?:发布时间|发布日期|来源|作者|阅读次数|浏览次数|点击数|信息来源)\s*[:：]"
+)
+# An attachment block's own words besides the links: "附件：", "附件2：", "1."…
+_ATTACHMENT_LABEL = re.compile(
+    r"^(?:相关)?附\s*件(?:下载)?\s*[\d一二三四五六七八九十]*\s*[:：]?|^[\s\d.、．:：()（）,，;；]+$"
+)
+# A line that only names attached files: "附件：方案.docx", "附件：", "附件2：".
+_ATTACHMENT_LINE = re.compile(
+    r"^(?:相关)?附\s*件(?:下载)?\s*[\d一二三四五六七八九十]*\s*[:：]?\s*"
+    r"(?:(?:\d{1,2}[.、．]\s*)?[^。；;\s]{1,80}?\.(?:docx?|xlsx?|pdf|wps|et|ofd|zip|rar)"
+    r"(?:\s*[（(][^）)]{1,20}[）)])?\s*)*$",
+    re.IGNORECASE,
+)
+# Image captions: not the article's prose.
+_CAPTION = re.compile(r"^(?:[（(]?图为|图[:：]|图片[:：]|▲|△)")
+_DOC_EXTS = (
+    ".doc",
+    ".docx",
+    ".pdf",
+    ".xls",
+    ".xlsx",
+    ".wps",
+    ".et",
+    ".ofd",
+    ".zip",
+    ".rar",
+)
 _AUTHOR = re.compile(
     rf"(?:作者|来源|发布单位|发布机构)\s*[:：]\s*(.+?)(?=\s*{_LABELS}|$)"
 )
@@ -171,13 +211,63 @@ def article_links(html: str, base_url: str, sel: Selectors) -> list[tuple[str, s
     return out
 
 
-def _paragraphs(body: Tag) -> list[str]:
-    blocks = body.find_all(["p", "h2", "h3", "h4", "li", "tr"])
+def is_attachment_line(line: str) -> bool:
+    """Whether a (normalised) line only names attached files (``附件：方案.docx``)."""
+    return bool(_ATTACHMENT_LINE.match(line))
+
+
+def _is_file_link(a: Tag, exts: tuple[str, ...]) -> bool:
+    path = unquote(urlsplit(str(a.get("href", "")).strip()).path).lower()
+    text = normalize_line(a.get_text(" ")).lower()
+    return path.endswith(exts) or text.endswith(exts)
+
+
+def _attachment_block(el: Tag, exts: tuple[str, ...]) -> bool:
+    """A block whose words are only attachment links and an ``附件：`` label."""
+    links = [a for a in el.find_all("a", href=True) if _is_file_link(a, exts)]
+    if not links:
+        return False
+    rest = normalize_line(el.get_text(" "))
+    for a in links:
+        rest = rest.replace(normalize_line(a.get_text(" ")), " ", 1)
+    rest = _ATTACHMENT_LABEL.sub("", normalize_line(rest)).strip()
+    return not rest or bool(_ATTACHMENT_LABEL.fullmatch(rest))
+
+
+def _caption(el: Tag, prev: Tag | None) -> bool:
+    """An image caption: ``<figcaption>``, a caption class, ``图为…``, or a short
+    centred line right after a paragraph that holds only an image."""
+    if el.name == "figcaption" or el.find_parent("figcaption") is not None:
+        return True
+    cls = " ".join(el.get("class") or []).lower()
+    if re.search(r"caption|img[-_]?(?:title|desc)|pic[-_]?(?:title|desc)", cls):
+        return True
+    text = normalize_line(el.get_text(" "))
+    if _CAPTION.match(text):
+        return True
+    centred = "center" in str(el.get("style", "")).replace(" ", "").lower() or (
+        str(el.get("align", "")).lower() == "center"
+    )
+    image_only = (
+        prev is not None
+        and prev.find("img") is not None
+        and not normalize_line(prev.get_text(" "))
+    )
+    return centred and image_only and len(text) <= 60
+
+
+def _paragraphs(body: Tag, exts: tuple[str, ...] = _DOC_EXTS) -> list[str]:
+    blocks = body.find_all(["p", "h2", "h3", "h4", "li", "tr", "figcaption"])
     if blocks:
         texts = []
+        prev: Tag | None = None
         for b in blocks:
             if b.find_parent(["p", "li", "tr"]) is not None and b.name != "tr":
                 continue  # nested: its text is in the parent's
+            if _attachment_block(b, exts) or _caption(b, prev):
+                prev = b
+                continue
+            prev = b
             for br in b.find_all("br"):
                 br.replace_with("\n")
             texts.append(b.get_text(""))
@@ -187,8 +277,33 @@ def _paragraphs(body: Tag) -> list[str]:
             br.replace_with("\n")
         text = body.get_text("\n")
     return [
-        ln for ln in normalize_text(text).split("\n") if ln and not _NOISE.match(ln)
+        ln
+        for ln in normalize_text(text).split("\n")
+        if ln and not _NOISE.match(ln) and not is_attachment_line(ln)
     ]
+
+
+def _byline(soup: BeautifulSoup, body: Tag | None) -> str:
+    """The meta line found by its labels when no ``meta`` selector matched: the
+    smallest element around a ``发布时间：`` (or 来源/作者…) label that holds two
+    labels, as one line — a line of spans, a table of cells, a paragraph."""
+    for s in soup.find_all(string=_BYLINE):
+        if body is not None and any(p is body for p in s.parents):
+            continue
+        el = s.parent
+        if el is None:
+            continue
+        while (
+            len(set(_BYLINE.findall(el.get_text(" ")))) < 2
+            and el.parent is not None
+            and el.parent.name not in ("body", "html", "[document]")
+            and len(el.parent.get_text(" ", strip=True)) <= 300
+        ):
+            el = el.parent
+        line = normalize_line(el.get_text(" "))
+        if _DATE_LABEL.search(line):
+            return line
+    return ""
 
 
 def parse_article(
@@ -214,8 +329,11 @@ def parse_article(
     title = normalize_line(title_el.get_text(" "))
     meta_el = _first(soup, sel.meta)
     meta = normalize_line(meta_el.get_text(" ")) if meta_el is not None else ""
+    body_el = _first(soup, sel.body)
+    if not _DATE_LABEL.search(meta):
+        # No meta block (or one without the date): find the byline by its labels.
+        meta = _byline(soup, body_el) or meta
     if not meta:
-        # No meta block: look for the labelled line anywhere near the title.
         for line in normalize_text(soup.get_text("\n")).split("\n"):
             if _DATE_LABEL.search(line):
                 meta = line
@@ -230,10 +348,9 @@ def parse_article(
             continue
     if not date:
         raise LayoutError(url, "date", sel.meta + " (发布时间)")
-    body_el = _first(soup, sel.body)
     if body_el is None:
         raise LayoutError(url, "body", sel.body)
-    paras = _paragraphs(body_el)
+    paras = _paragraphs(body_el, exts or _DOC_EXTS)
     if not paras:
         raise LayoutError(url, "body", sel.body)
     author_m = _AUTHOR.search(meta)
@@ -256,7 +373,7 @@ def parse_article(
         title=title,
         date=date,
         author=normalize_line(author_m.group(1)) if author_m else "",
-        read_count=int(reads_m.group(1)) if reads_m else None,
+        read_count=int(re.sub(r"[,，]", "", reads_m.group(1))) if reads_m else None,
         paragraphs=paras,
         attachments=attachments,
     )

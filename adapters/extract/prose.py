@@ -13,9 +13,9 @@ lesson     ``conditions`` (背景)         ``practice`` / ``outcomes``
 case_study ``background`` (背景)         ``actions`` / ``results``
 ========== ============================ =============================
 
-This needs at least three paragraphs; fields it cannot fill come from the source's
-``defaults`` (``applicability`` for a lesson usually does), or the document is reported
-as a problem naming each missing field.
+This needs at least three paragraphs. ``defaults`` fill only the fields that neither
+headings nor positions gave (``applicability`` for a lesson usually); a field none of
+them gives makes the document a problem naming it. See ``docs/adapters.md``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from schemas.kinds import CaseStudy, InspectionPlan, Lesson
 from .fields import (
     DocumentFields,
     ItemRules,
-    ShapeError,
     choose_kind,
     sections,
     shape_item,
@@ -100,24 +99,26 @@ def shape_prose(
     all_tags = "、".join([*tags, *rules.tags])
     kind = choose_kind(rules, {"title": title, "text": text, "tags": all_tags, **extra})
     rules = rules_for(kind, rules)
-    doc = DocumentFields(
-        ref,
-        title,
-        created_at,
-        text=text,
-        summary=summary,
-        tags=list(tags),
-        kind=kind,
-        match=extra,
-    )
-    try:
+    _, found = sections(text, kind, rules.headings)
+    if (
+        found
+        or not rules.lead_paragraphs
+        or kind not in ("lesson", "case_study")
+        or len(paragraphs) < 3
+    ):
+        # Headings rule when present; too short to read by position.
+        doc = DocumentFields(
+            ref,
+            title,
+            created_at,
+            text=text,
+            summary=summary,
+            tags=list(tags),
+            kind=kind,
+            match=extra,
+        )
         return shape_item(doc, rules, site_id)
-    except ShapeError:
-        if not rules.lead_paragraphs or kind not in ("lesson", "case_study"):
-            raise
-        _, found = sections(text, kind, rules.headings)
-        if found or len(paragraphs) < 3:
-            raise  # headings rule when present; too short to read by position
+    # No headings: positions first; defaults fill only the fields they leave.
     body = _by_position(kind, paragraphs)
     doc = DocumentFields(
         ref,
