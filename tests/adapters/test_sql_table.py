@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiomysql
 import asyncpg
@@ -63,7 +64,8 @@ async def _pg_db(pg_url: str) -> AsyncGenerator[SiteDb, None]:
     name = f"site_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(pg_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    # Keep the query (the embedded server's URL names its passfile there).
+    url = urlsplit(pg_url)._replace(path=f"/{name}").geturl()
     conn = await asyncpg.connect(url)
 
     async def execute(sql: str, *args: Any) -> Any:
