@@ -367,7 +367,8 @@ def cmd_monitor_add(args: argparse.Namespace) -> int:
 def cmd_item_new(args: argparse.Namespace) -> int:
     from exchange.templates import template
 
-    _write_json(template(args.kind, args.author, args.partner), args.out)
+    plan = _read_json_file(args.plan) if args.plan else None
+    _write_json(template(args.kind, args.author, args.partner, plan=plan), args.out)
     return EXIT_OK
 
 
@@ -586,6 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", required=True, choices=list(KIND_NAMES))
     p.add_argument("--author", default="huaibei-duji", help="authoring site id")
     p.add_argument("--partner", default="suzhou-wuzhong", help="partner site for plans")
+    p.add_argument("--plan", metavar="FILE", help="for a plan step: the plan (signed or not); "
+                   "the step names it and copies its audience")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(func=cmd_item_new)
     p = item.add_parser("sign", help="check an item against the schema and sign it")

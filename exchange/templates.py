@@ -7,8 +7,12 @@ pushes it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from exchange.core.canonical import item_id
+from schemas.items import PLAN_KINDS
 
 __all__ = ["KIND_NAMES", "template"]
 
@@ -258,6 +262,7 @@ def template(
     author: str = "huaibei-duji",
     partner: str = "suzhou-wuzhong",
     now: datetime | None = None,
+    plan: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A schema-valid item of ``kind`` to edit.
 
@@ -266,6 +271,9 @@ def template(
         author: The authoring site id.
         partner: A partner site id used where a plan needs participants.
         now: The creation time (now, China Standard Time, by default).
+        plan: For a step of a joint plan, the plan item (or its signed wrapper): the
+            step names it and is addressed to the plan's audience (a node refuses a
+            step addressed wider than its plan).
 
     Raises:
         ValueError: unknown kind.
@@ -275,12 +283,20 @@ def template(
     later = (now.date() + timedelta(days=30)).isoformat()
     body = _body(kind, author, partner, today, later)
     refs = [dict(r) for r in _REFS.get(kind, [])]
+    audience: dict[str, list[str]] = {"circles": [], "sites": []}
+    if plan is not None and kind in PLAN_KINDS:
+        plan_item = plan.get("item", plan)
+        plan_id = item_id(plan_item)
+        body["plan"] = plan_id
+        refs = [{**r, "id": plan_id} if r["id"] == _PLACEHOLDER_ID else r for r in refs]
+        aud = plan_item.get("audience") or {}
+        audience = {k: list(aud.get(k) or []) for k in ("circles", "sites")}
     return {
         "v": 1,
         "kind": kind,
         "author": author,
         "created_at": now.isoformat(),
-        "audience": {"circles": [], "sites": []},
+        "audience": audience,
         "refs": refs,
         "title": _TITLES[kind],
         "summary": "",

@@ -88,14 +88,18 @@ member (in field order) whose parameters carry a ``keyid``; the others are ignor
 It refuses (all :class:`~exchange.errors.AuthError`):
 
 * ``unauthenticated``: no Signature or no Signature-Input field;
-* ``bad_request_signature``: malformed fields; a required component not covered;
-  ``content-digest`` not covered while the body is non-empty; ``created``, ``keyid``
-  or ``nonce`` missing; ``alg`` differing from the key's suite; unknown or revoked
-  key; signature invalid;
+* ``bad_request_signature``: malformed fields; a required component not covered
+  (``@method @path @query @authority`` by default); ``content-digest`` not covered
+  while the body is non-empty; ``created``, ``keyid``, ``alg`` or ``nonce`` missing;
+  ``alg`` differing from the key's suite; unknown or revoked key; signature invalid;
 * ``signature_expired``: ``created`` older than ``max_age`` seconds, more than
   ``max_skew`` seconds in the future, or ``expires`` in the past;
 * ``digest_mismatch``: Content-Digest missing, without a supported algorithm, or
   not matching the body (checked before the signature).
+
+Binding to the receiver is the caller's job as well: it passes the authority the
+request arrived with and must refuse one that is not its own (its public base URL or
+listen address), so a request signed for another node is not accepted here.
 
 Replay detection is the caller's job: remember ``(key_id, nonce)`` from the
 returned :class:`VerifiedRequest` for at least ``max_age + max_skew`` seconds.
@@ -734,7 +738,7 @@ def verify_request(
     now: int,
     max_age: int = 300,
     max_skew: int = 30,
-    required: Sequence[str] = ("@method", "@path", "@query"),
+    required: Sequence[str] = _BASE_COMPONENTS,
     scheme: str = "https",
     digest_deferred: bool = False,
 ) -> VerifiedRequest:
@@ -754,7 +758,8 @@ def verify_request(
         now: Current time, Unix seconds.
         max_age: Oldest acceptable ``created``, in seconds before ``now``.
         max_skew: Furthest acceptable ``created``, in seconds after ``now``.
-        required: Components that must be covered.
+        required: Components that must be covered (by default ``@method @path
+            @query @authority``). The caller checks that the authority is its own.
         scheme: ``https`` or ``http`` (``@target-uri``, default port).
         digest_deferred: For streamed bodies (blob uploads): ``content-digest`` must
             be covered and present, but comparing it with the bytes is left to the
@@ -815,8 +820,8 @@ def verify_request(
         raise _bad_sig("the signature's 'keyid' parameter is not a non-empty string")
     if expires is not None and not _is_int(expires):
         raise _bad_sig("the 'expires' parameter is not an integer")
-    if alg is not None and not _is_string(alg):
-        raise _bad_sig("the 'alg' parameter is not a string")
+    if not _is_string(alg) or not alg:
+        raise _bad_sig("the signature has no 'alg' parameter")
 
     if created < now - max_age:
         raise AuthError(
@@ -844,7 +849,7 @@ def verify_request(
             code=ErrorCode.BAD_REQUEST_SIGNATURE,
             detail={"reason": exc.code.value},
         ) from None
-    if alg is not None and alg != key.alg:
+    if alg != key.alg:
         raise _bad_sig(
             f"the signature claims alg {_short(alg)} but key {_short(key_id)} "
             f"is {key.alg}"

@@ -2,7 +2,9 @@
 
 A signed request's key id names its owner. The key must be current (not revoked, already
 valid), the signature must cover method, path, query, authority and — for a body — the
-``content-digest``, it must be fresh (``created`` within the window) and its nonce unused:
+``content-digest`` and carry ``alg``; the authority must be this node's own (its public
+base URL, listen address or the address the connection reached, never just whatever
+``Host`` the client sent); it must be fresh (``created`` within the window) and its nonce unused:
 each nonce is remembered until the window has passed, so a captured request cannot be
 replayed. Monitors present ``Authorization: Bearer <token>``; only a hash of each token is
 stored. Requests with neither are anonymous, which only the public endpoints accept.
@@ -11,10 +13,13 @@ stored. Requests with neither are anonymous, which only the public endpoints acc
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import math
 import re
 import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -120,6 +125,7 @@ async def authenticate(
         return rec.public
 
     cfg = node.config.http
+    _check_authority(request, node)
     verified = httpsig.verify_request(
         request.method,
         request.rel_url.raw_path_qs if request.rel_url.raw_query_string else request.rel_url.raw_path,
@@ -157,6 +163,48 @@ async def authenticate(
     reader = await _site_reader(node, owner)
     request[READER] = reader
     return reader
+
+
+def _authority(value: str, scheme: str) -> str:
+    """``host[:port]`` lowercased, without the scheme's default port."""
+    value = value.strip().lower()
+    default = {"https": ":443", "http": ":80"}.get(scheme, "")
+    return value[: -len(default)] if default and value.endswith(default) else value
+
+
+def own_authorities(request: web.Request, node: Node) -> set[str]:
+    """The authorities a request to this node may be signed for: the configured public
+    base URL's (in the node's configuration and in its roster entry), the configured
+    listen address and the address the connection reached
+    (``localhost`` too when that is a loopback address)."""
+    out = set()
+    fed = getattr(node, "federation", None)
+    entry = fed.view.node(node.id) if fed is not None and fed.view is not None else None
+    for url in (node.config.node.base_url, str(entry.base_url) if entry else ""):
+        base = urlsplit(url)
+        if base.netloc:
+            out.add(_authority(base.netloc, base.scheme))
+    out.add(_authority(node.config.http.listen, request.scheme))
+    sock = request.transport.get_extra_info("sockname") if request.transport else None
+    if isinstance(sock, tuple) and len(sock) >= 2:
+        host, port = str(sock[0]), int(sock[1])
+        shown = f"[{host}]" if ":" in host else host
+        out.add(_authority(f"{shown}:{port}", request.scheme))
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host.split("%")[0]).is_loopback:
+                out.add(_authority(f"localhost:{port}", request.scheme))
+    return out
+
+
+def _check_authority(request: web.Request, node: Node) -> None:
+    """Refuse a signed request whose ``@authority`` (its Host) is not this node's."""
+    host = _authority(request.host, request.scheme)
+    if host not in own_authorities(request, node):
+        raise AuthError(
+            f"the request is signed for {host[:100]!r}, which is not this node "
+            f"(sign for {node.config.node.base_url or node.config.http.listen})",
+            code=ErrorCode.BAD_REQUEST_SIGNATURE,
+        )
 
 
 def _replayed() -> AuthError:

@@ -78,7 +78,8 @@ class VerifiedItem:
     row: NewItem
 
 
-Guard = Callable[[list[VerifiedItem]], Awaitable[dict[int, ExchangeError]]]
+Guard = Callable[[list[VerifiedItem], Reader], Awaitable[dict[int, ExchangeError]]]
+"""Checks local items before commit, as the pusher (``Reader``) may see the log."""
 """A pre-commit check on verified local pushes: refusals by position in the list."""
 
 
@@ -516,7 +517,7 @@ class Ingestor:
             await before_commit()
         for guard in self.guards if origin == "local" else ():
             todo = [c for c in checked if isinstance(c, VerifiedItem)]
-            refused = await guard(todo) if todo else {}
+            refused = await guard(todo, pusher) if todo else {}
             bad = {id(todo[i]): err for i, err in refused.items()}
             checked = [
                 self._refuse(c.row.id, bad[id(c)])

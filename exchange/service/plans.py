@@ -14,8 +14,10 @@ and runs the pure state machine.
 * **Guarding local pushes** (:meth:`PlanService.guard`, an ingest guard): a workflow item
   pushed by a local site is refused with ``invalid_transition`` (422) and a reason when
   the plan's rules do not allow it — wrong state, wrong site, counted twice, a
-  precondition unmet, a back-dated step, or a plan this node does not hold. Items of
-  one batch are checked in order, each seeing the ones before it.
+  precondition unmet, a back-dated step, a step addressed wider than its plan, or a
+  plan this node does not hold *or the pusher may not read* (the same answer, so the
+  check reveals nothing). The plan and its steps are read as the pusher sees them.
+  Items of one batch are checked in order, each seeing the ones before it.
 * **Replicated items** are not guarded: they are facts signed elsewhere. The state
   machine ignores the ones that do not apply and each view lists them with the reason.
 
@@ -36,6 +38,7 @@ from exchange.core.plans import (
     STATE_NAMES,
     PlanEntry,
     PlanStatus,
+    Refusal,
     check_candidate,
     evaluate,
 )
@@ -50,9 +53,7 @@ if TYPE_CHECKING:
     from exchange.node import Node
     from exchange.service.ingest import VerifiedItem
 
-__all__ = ["PlanService", "china_today"]
-
-_OPERATOR = Reader("operator")
+__all__ = ["PlanService", "audience_within", "china_today"]
 _CST = timezone(timedelta(hours=8))
 
 
@@ -222,28 +223,47 @@ class PlanService:
         ]
         return {"plans": out, "next_cursor": nxt}
 
-    async def guard(self, items: list[VerifiedItem]) -> dict[int, ExchangeError]:
-        """Ingest guard: refuse local workflow items the plan's rules do not allow."""
-        todo: list[tuple[int, PlanEntry]] = []
+    async def guard(
+        self, items: list[VerifiedItem], pusher: Reader
+    ) -> dict[int, ExchangeError]:
+        """Ingest guard: refuse local workflow items the plan's rules do not allow.
+
+        The plan and its steps are read as the pusher may see them, so a refusal tells
+        nothing about an item the pusher cannot read: a hidden plan (or a hidden item of
+        another kind) is refused exactly like an unknown id. A step whose audience is
+        wider than its plan's is refused (``audience_wider``)."""
+        todo: list[tuple[int, PlanEntry, dict[str, Any]]] = []
         in_batch: dict[str, PlanEntry] = {}
+        audiences: dict[str, dict[str, Any]] = {}
         for i, v in enumerate(items):
             item = v.parsed.item
             if v.row.kind == "inspection_plan":
                 in_batch[v.row.id] = PlanEntry.from_item(v.row.id, item)
+                audiences[v.row.id] = item.get("audience") or {}
             elif v.row.kind in PLAN_KINDS and (item.get("body") or {}).get("plan"):
-                todo.append((i, PlanEntry.from_item(v.row.id, item)))
+                todo.append((i, PlanEntry.from_item(v.row.id, item), item.get("audience") or {}))
         if not todo:
             return {}
-        ids = sorted({str(e.body["plan"]) for _, e in todo})
-        stored = await self.store.by_ids(ids, _OPERATOR, read_replica=False)
-        related = await self.store.related(ids, _OPERATOR, read_replica=False)
+        ids = sorted({str(e.body["plan"]) for _, e, _ in todo})
+        stored = await self.store.by_ids(ids, pusher, read_replica=False)
+        related = await self.store.related(ids, pusher, read_replica=False)
         plans = {pid: _entry(it) for pid, it in stored.items()} | in_batch
+        for pid, it in stored.items():
+            audiences.setdefault(pid, orjson.loads(it.canonical).get("audience") or {})
         entries = {pid: [_entry(r) for r in rows] for pid, rows in related.items()}
         out: dict[int, ExchangeError] = {}
-        for i, cand in todo:
+        for i, cand, audience in todo:
             pid = str(cand.body["plan"])
             plan = plans.get(pid)
             refusal = check_candidate(plan, entries[pid], cand)
+            if refusal is None and plan is not None and not audience_within(
+                audience, audiences.get(pid) or {}
+            ):
+                refusal = Refusal(
+                    "audience_wider",
+                    "方案步骤的受众不得超出方案本身的受众 / a plan step's audience must be "
+                    "its plan's (or narrower): copy the plan's audience into the step",
+                )
             if refusal is None:
                 entries[pid].append(cand)
                 continue
@@ -258,3 +278,15 @@ class PlanService:
                 detail={"plan": pid, "reason": refusal.reason, "state": state},
             )
         return out
+
+
+def audience_within(step: dict[str, Any], plan: dict[str, Any]) -> bool:
+    """Whether an item addressed to ``step`` reaches no one outside ``plan`` (an empty
+    audience means every partner)."""
+    plan_circles, plan_sites = set(plan.get("circles") or ()), set(plan.get("sites") or ())
+    if not plan_circles and not plan_sites:
+        return True
+    circles, sites = set(step.get("circles") or ()), set(step.get("sites") or ())
+    if not circles and not sites:
+        return False
+    return circles <= plan_circles and sites <= plan_sites

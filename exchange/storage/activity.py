@@ -136,7 +136,9 @@ class ActivityStore:
         return [dict(r) for r in rows]
 
     async def plans(self, sites: Sequence[str]) -> list[dict[str, Any]]:
-        """Joint inspection plans led by or involving ``sites``, with endorsements."""
+        """Joint inspection plans a monitor of ``sites`` may read (written by one of
+        them), with the endorsements it may read. A plan is not shown because a site in
+        scope merely participates: its author and audience decide, as for any item."""
         async with self.db.pool.acquire() as c:
             rows = await c.fetch(
                 """WITH p AS (
@@ -152,11 +154,11 @@ class ActivityStore:
                                        'decision', convert_from(e.canonical, 'UTF8')::jsonb
                                                    ->'body'->>'decision'))
                                     FROM items e WHERE e.kind = 'endorsement'
+                                      AND e.author = ANY($1::text[])
                                       AND convert_from(e.canonical, 'UTF8')::jsonb
                                           ->'body'->>'plan' = p.id), '[]') AS endorsements
                    FROM p
                    WHERE p.author = ANY($1::text[])
-                      OR p.doc->'body'->'participating_sites' ?| $1::text[]
                    ORDER BY p.received_at DESC LIMIT 100""",
                 list(sites),
             )

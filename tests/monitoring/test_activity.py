@@ -46,9 +46,8 @@ async def _populate(node: Any) -> dict[str, str]:
         bad["item"]["title"] = "篡改"
         res = await c.push_batch([bad])
         assert res["refused"] == 1
-    endorse = template("endorsement", "xuzhou-tongshan")
-    endorse["body"]["plan"] = ids["plan"]
-    endorse["refs"] = [{"rel": "endorses", "id": ids["plan"]}]
+    endorse = template("endorsement", "xuzhou-tongshan", plan=plan)  # the plan's audience
+    assert endorse["body"]["plan"] == ids["plan"]
     async with node.client("xuzhou-tongshan") as c:
         await c.push(sign_item(endorse, node.keys["xuzhou-tongshan"]))
         await c.list_items()

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import subprocess
+import sys
+import time
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
+from exchange.core import httpsig
+from exchange.core.canonical import item_id
 from exchange.core.items import sign_item
 from exchange.errors import NotFound
+from exchange.templates import template
+from schemas.items import PLAN_KINDS
+from tests.plans.flow import Flow
 
 from .helpers import lesson
 
@@ -187,3 +196,183 @@ async def test_pages_carry_their_own_csp_and_the_language_switch_stays_local(
                              allow_redirects=False) as r:
                 assert r.status == 303, nxt
                 assert r.headers["Location"] == want, nxt
+
+
+# ------------------------------------------------------------------ request signatures
+def _hand_signed(
+    key: Any,
+    method: str,
+    target: str,
+    authority: str,
+    *,
+    components: tuple[str, ...] = ("@method", "@path", "@query", "@authority"),
+    alg: bool = True,
+) -> dict[str, str]:
+    """Signature headers made by hand, so a test can leave a component or ``alg`` out."""
+    params: dict[str, Any] = {"created": int(time.time()), "keyid": key.key_id}
+    if alg:
+        params["alg"] = key.alg
+    params["nonce"] = secrets.token_urlsafe(12)
+    inner = httpsig.InnerList(tuple(httpsig.Item(c) for c in components), params)
+    ser = httpsig.serialize_inner_list(inner)
+    base = httpsig.signature_base(method, target, authority, {}, components, ser,
+                                  scheme="http")
+    return {
+        "Signature-Input": f"sig1={ser}",
+        "Signature": httpsig.serialize_dictionary({"sig1": httpsig.Item(key.sign(base))}),
+    }
+
+
+async def _status(url: str, target: str, headers: dict[str, str]) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as s, s.get(url + target, headers=headers) as r:
+        body = await r.json(content_type=None)
+        return r.status, (body.get("error") or {}).get("code", "") if body else ""
+
+
+async def test_request_signatures_must_cover_authority_and_carry_alg(node: Any) -> None:
+    await _sites(node)
+    key = node.keys[INSIDE]
+    here = node.url.split("://", 1)[1]
+    ok = _hand_signed(key, "GET", "/v1/items", here)
+    assert (await _status(node.url, "/v1/items", ok))[0] == 200
+    no_authority = _hand_signed(key, "GET", "/v1/items", here,
+                                components=("@method", "@path", "@query"))
+    assert await _status(node.url, "/v1/items", no_authority) == (
+        401, "bad_request_signature")
+    no_alg = _hand_signed(key, "GET", "/v1/items", here, alg=False)
+    assert await _status(node.url, "/v1/items", no_alg) == (401, "bad_request_signature")
+
+
+async def test_a_request_signed_for_another_node_is_refused(node_factory: Any) -> None:
+    node = await node_factory(node={"id": "huaihai", "base_url": "https://huaihai.example"})
+    await _sites(node)
+    key = node.keys[INSIDE]
+    # Signed for node Y and presented to this node with Y's Host: refused.
+    for other in ("yangtze.example", "yangtze.example:8700", "127.0.0.2:8700"):
+        hdrs = {**_hand_signed(key, "GET", "/v1/items", other), "Host": other}
+        assert await _status(node.url, "/v1/items", hdrs) == (
+            401, "bad_request_signature"), other
+    # Signed for this node's public URL (as through its TLS proxy), or its listen address.
+    public = {**_hand_signed(key, "GET", "/v1/items", "huaihai.example"),
+              "Host": "huaihai.example"}
+    assert (await _status(node.url, "/v1/items", public))[0] == 200
+    direct = _hand_signed(key, "GET", "/v1/items", node.url.split("://", 1)[1])
+    assert (await _status(node.url, "/v1/items", direct))[0] == 200
+    # The client and the templates sign what the node expects.
+    async with node.client(INSIDE) as c:
+        assert "items" in await c.list_items()
+
+
+# ------------------------------------------------------------------ plans and their steps
+PARTNER = "suzhou-wuzhong"  # circle yangtze-delta; a participant of the secret plan
+RESTRICTED = {"circles": ["huaihai"], "sites": [PARTNER]}
+
+
+async def _plan_world(node: Any) -> Flow:
+    await _sites(node)
+    await node.add_site(PARTNER, "苏州市吴中区人大常委会", ("yangtze-delta",))
+    flow = Flow(dict(node.keys), participants=(INSIDE, PARTNER))
+    flow.plan_item["audience"] = dict(RESTRICTED)
+    flow.plan_item["title"] = "机密联合检查方案"
+    flow.plan_id = item_id(flow.plan_item)
+    async with node.client(AUTHOR) as c:
+        await c.push(flow.signed(flow.plan_item))
+    return flow
+
+
+def _step(item: dict[str, Any], audience: dict[str, list[str]]) -> dict[str, Any]:
+    item["audience"] = {k: list(v) for k, v in audience.items()}
+    return item
+
+
+async def _push_refusal(node: Any, flow: Flow, item: dict[str, Any]) -> dict[str, Any]:
+    """Push and return the refusal (error body) the pusher sees."""
+    async with node.client(item["author"]) as c:
+        res = await c.request("POST", "/v1/items", params={},
+                              body=orjson.dumps({"items": [flow.signed(item)]}))
+    (result,) = res["results"]
+    assert result["status"] == "refused", result
+    return dict(result["error"])
+
+
+async def test_a_monitor_sees_only_plans_its_scope_may_read(node: Any) -> None:
+    flow = await _plan_world(node)
+    async with node.client(INSIDE) as c:
+        await c.push(flow.signed(_step(flow.endorse(INSIDE), RESTRICTED)))
+    # The partner is in this monitor's scope and participates, but did not write the plan.
+    token = await node.add_monitor("suzhou-municipal", sites=(PARTNER,))
+    async with node.client(token=token) as c:
+        activity = await c.request("GET", "/v1/activity")
+        with pytest.raises(NotFound):
+            await c.request("GET", f"/v1/plans/{flow.plan_id}")
+        plans = await c.request("GET", "/v1/plans")
+    raw = orjson.dumps(activity).decode()
+    assert flow.plan_id not in raw and "机密联合检查方案" not in raw
+    assert flow.plan_id not in orjson.dumps(plans).decode()
+    # A monitor whose scope holds the author sees it, with the endorsement.
+    token = await node.add_monitor("huaibei-municipal", sites=(AUTHOR, INSIDE))
+    async with node.client(token=token) as c:
+        activity = await c.request("GET", "/v1/activity")
+    (plan,) = [p for p in activity["plans"] if p["id"] == flow.plan_id]
+    assert [e["site"] for e in plan["endorsements"]] == [INSIDE]
+
+
+async def test_a_refused_step_never_reveals_a_plan_the_pusher_cannot_read(
+    node: Any,
+) -> None:
+    flow = await _plan_world(node)
+    hidden_lesson = lesson(AUTHOR, "内部经验", {"circles": ["huaihai"], "sites": []})
+    async with node.client(AUTHOR) as c:
+        hidden_id = (await c.push(sign_item(hidden_lesson, node.keys[AUTHOR])))["id"]
+    unknown = "sha256:" + secrets.token_hex(32)
+
+    def endorsement(plan_id: str) -> dict[str, Any]:
+        it = _step(flow.endorse(OUTSIDE), {"circles": [], "sites": [OUTSIDE]})
+        it["body"]["plan"] = plan_id
+        it["refs"] = [{"rel": "endorses", "id": plan_id}]
+        return it
+
+    answers = {}
+    for name, pid in (("plan", flow.plan_id), ("lesson", hidden_id), ("unknown", unknown)):
+        err = await _push_refusal(node, flow, endorsement(pid))
+        answers[name] = orjson.dumps(err).decode().replace(pid, "ID")
+    assert answers["plan"] == answers["unknown"], answers
+    assert answers["lesson"] == answers["unknown"], answers
+    assert "inspection_plan" not in answers["plan"] and "lesson" not in answers["lesson"]
+
+
+async def test_a_plan_step_may_not_reach_beyond_its_plans_audience(node: Any) -> None:
+    flow = await _plan_world(node)
+    for wider in (
+        {"circles": [], "sites": []},  # every partner
+        {"circles": ["huaihai", "yangtze-delta"], "sites": []},
+        {"circles": ["huaihai"], "sites": [PARTNER, OUTSIDE]},
+    ):
+        err = await _push_refusal(node, flow, _step(flow.endorse(INSIDE), wider))
+        assert err["code"] == "invalid_transition", err
+        assert err["detail"]["reason"] == "audience_wider", err
+    async with node.client(INSIDE) as c:  # the plan's own audience (or narrower) is fine
+        await c.push(flow.signed(_step(flow.endorse(INSIDE), RESTRICTED)))
+    async with node.client(PARTNER) as c:
+        await c.push(flow.signed(_step(flow.endorse(PARTNER),
+                                       {"circles": [], "sites": [PARTNER]})))
+
+
+async def test_plan_step_templates_copy_the_plans_audience(tmp_path: Any) -> None:
+    flow = Flow(participants=(INSIDE, PARTNER))
+    flow.plan_item["audience"] = dict(RESTRICTED)
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(orjson.dumps(flow.plan_item).decode(), encoding="utf-8")
+    for kind in PLAN_KINDS:
+        it = template(kind, INSIDE, PARTNER, plan=flow.plan_item)
+        assert it["audience"] == RESTRICTED, kind
+        assert it["body"]["plan"] == item_id(flow.plan_item), kind
+        assert {"rel": PLAN_KINDS[kind], "id": item_id(flow.plan_item)} in it["refs"], kind
+    out = tmp_path / "step.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "exchange", "item", "new", "--kind", "endorsement",
+         "--author", INSIDE, "--plan", str(plan_file), "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(out.read_bytes())["audience"] == RESTRICTED
