@@ -48,6 +48,7 @@ __all__ = [
     "VerificationError",
     "diagnostics",
     "error_class_for",
+    "is_retryable",
     "make_error",
 ]
 
@@ -66,6 +67,9 @@ class ExchangeError(Exception):
     codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.INTERNAL,)
     http_status: ClassVar[int] = 500
     status_overrides: ClassVar[dict[ErrorCode, int]] = {}
+    retryable: ClassVar[bool] = False
+    """Whether the same request may succeed later unchanged (the database was back, the
+    rate limit passed); senders retry these and skip the others for good."""
 
     def __init__(
         self,
@@ -211,6 +215,7 @@ class RateLimited(ExchangeError):
 
     codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.RATE_LIMITED,)
     http_status = 429
+    retryable = True
 
 
 class ConfigError(ExchangeError):
@@ -230,6 +235,7 @@ class OperationalError(ExchangeError):
     )
     http_status = 503
     status_overrides = {ErrorCode.INTERNAL: 500}
+    retryable = True
 
 
 def error_class_for(code: str) -> type[ExchangeError]:
@@ -245,6 +251,12 @@ def error_class_for(code: str) -> type[ExchangeError]:
         return _REGISTRY[ErrorCode(code)]
     except ValueError:
         return ExchangeError
+
+
+def is_retryable(code: str) -> bool:
+    """Whether an error with wire code ``code`` may clear up if the request is repeated
+    (the class's :attr:`ExchangeError.retryable`; an unknown code is not)."""
+    return error_class_for(code).retryable
 
 
 def make_error(

@@ -12,7 +12,7 @@ an embedded PostgreSQL running behind a failed start.
 
 Opening a node is **command use**: storage and services, no background traffic. CLI
 commands (``exchange site list`` ...) stop there. **Serving** adds the background loops
-(federation listener, sender, puller, witness, key watch, activity flush) through
+(the notifier's LISTEN connection, federation sender, puller, witness, activity flush) through
 :meth:`Node.serving`, which the HTTP app enters in its ``cleanup_ctx``
 (:func:`exchange.http.app.make_app`) next to the sequencer, indexer and webhooks. So a
 read-only command never calls a peer.
@@ -23,11 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
-
-import asyncpg
 
 from exchange.config import NodeConfig
 from exchange.core.ratelimit import RateLimiter
@@ -45,6 +44,7 @@ from exchange.federation.witness import Witness
 from exchange.metrics import Metrics
 from exchange.service.ingest import GroupCommitter, Ingestor
 from exchange.service.loop import cancel_and_wait
+from exchange.service.notify import Notifier
 from exchange.service.plans import PlanService
 from exchange.service.proofs import ProofService
 from exchange.service.search import Indexer, SearchService
@@ -129,6 +129,8 @@ class Node:
         await db.open(run_migrations=run_migrations)
         stack.push_async_callback(db.close)
         self.db = db
+        # One LISTEN connection for the whole process (started while serving).
+        self.notifier = Notifier(db.url, f"exchange-notify-{self.id}-{os.getpid()}")
         self.key = self._load_or_create_key()
         self.sites = SiteStore(self.db)
         self.items = ItemStore(self.db)
@@ -138,6 +140,7 @@ class Node:
         self.indexer = Indexer(
             self.db, self.search.store, batch=cfg.search.batch_size,
             process=cfg.search.indexer_process, name=f"exchange-{self.id}",
+            notifier=self.notifier,
         )
         self.subscriptions = SubscriptionService(self.db, self.search.store)
         self.read_access = ReadAccessStore(self.db)
@@ -194,14 +197,17 @@ class Node:
         app does this in its ``cleanup_ctx``): ``async with node.serving(): ...``.
         """
         async with contextlib.AsyncExitStack() as stack:
+            # The key cache is live only while key-change notifications flow.
+            self.notifier.on_live(self.sites.set_key_cache_live)
+            self.notifier.subscribe("exchange_keys", lambda _: self.sites.invalidate_keys())
+            self.notifier.start()
+            stack.push_async_callback(self.notifier.stop)
             if self.config.federation.replicate:
                 self.federation.start_listener()
                 stack.push_async_callback(self.federation.stop)
                 for loop in (self.sender, self.puller, self.witness):
                     loop.start()
                     stack.push_async_callback(loop.stop)
-            key_watch = asyncio.create_task(self._watch_keys(), name="key-watch")
-            stack.push_async_callback(cancel_and_wait, key_watch)
             flusher = asyncio.create_task(self._flush_activity(), name="activity-flush")
             stack.push_async_callback(self._stop_flusher, flusher)
             yield
@@ -244,28 +250,6 @@ class Node:
                 await self.activity.flush()
             except Exception:  # statistics; retried on the next tick
                 _log.warning("could not write activity counters", exc_info=True)
-
-    async def _watch_keys(self) -> None:
-        """LISTEN for key changes; the key cache is live only while this listens."""
-        assert self.db is not None
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(self.db.url)
-                await conn.add_listener("exchange_keys", lambda *_: self.sites.invalidate_keys())
-                self.sites.set_key_cache_live(True)
-                while not conn.is_closed():
-                    await asyncio.sleep(1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.warning("key watcher lost its connection; key cache off", exc_info=True)
-                await asyncio.sleep(1.0)
-            finally:
-                self.sites.set_key_cache_live(False)
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
 
     async def _refresh_metrics(self, m: Metrics) -> None:
         assert self.db is not None

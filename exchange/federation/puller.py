@@ -77,8 +77,7 @@ class Puller(BackgroundLoop):
                     outcomes = await self.node.ingestor.push(
                         objs, fed.node_reader(peer), origin=peer
                     )
-                    bad = [o for o in outcomes if o.error is not None
-                           and o.error.code.value in ("database_unavailable", "internal")]
+                    bad = [o for o in outcomes if o.error is not None and o.error.retryable]
                     if bad:
                         return stored  # do not advance past what could not be stored
                     stored += sum(1 for o in outcomes if o.status == "accepted")

@@ -11,11 +11,17 @@ means the batch is sent again, which is harmless because the peer stores items
 idempotently by id. Each batch carries the current site records of its authors, so the
 peer can verify every signature itself (it never takes this node's word for it).
 
-Failures back off exponentially with jitter (``next_attempt_at`` and ``attempts`` are
+Failures back off exponentially with jitter inside ``backoff_max_s`` (the shared
+:class:`~exchange.service.loop.Backoff`; ``next_attempt_at`` and ``attempts`` are
 persisted, so a restart does not hammer a peer that is down). Tasks are independent: one
 slow or dead peer never holds up the others. Items a peer refuses for good (a forgery, an
-audience it does not serve) are counted and skipped; refusals that may clear up
-(database unavailable) fail the whole batch and are retried.
+audience it does not serve) are counted and skipped; refusals that may clear up (their
+error class is ``retryable``: database unavailable, rate limited) fail the whole batch
+and are retried.
+
+The per-peer tasks are :class:`~exchange.service.loop.KeyedLoops`: a task that fails (this
+node's database went away under it) is logged and restarted, and each peer is served by
+exactly one process of the node (an advisory lock per peer), however many ``--workers``.
 """
 
 from __future__ import annotations
@@ -23,23 +29,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import os
 import time
 from typing import TYPE_CHECKING
 
 import orjson
 
 from exchange.client import ExchangeClient
-from exchange.errors import ExchangeError
-from exchange.service.loop import cancel_and_wait
+from exchange.errors import ExchangeError, is_retryable
+from exchange.service.loop import Backoff, KeyedLoops
 
 if TYPE_CHECKING:
     from exchange.node import Node
 
-__all__ = ["Sender"]
+__all__ = ["PUSH_LOCK_SPACE", "Sender"]
 
 _log = logging.getLogger(__name__)
-_RETRYABLE = {"database_unavailable", "internal", "rate_limited"}
+PUSH_LOCK_SPACE = 0x45585053  # "EXPS": advisory locks (space, peer) of the push loops
 
 
 class Sender:
@@ -49,39 +55,26 @@ class Sender:
         self.node = node
         cfg = node.config.federation
         self.batch = cfg.batch_size
-        self.base_backoff = cfg.backoff_base_ms / 1000
-        self.max_backoff = cfg.backoff_max_s
+        self.backoff = Backoff(cfg.backoff_base_ms / 1000, cfg.backoff_max_s)
         self.timeout = cfg.request_timeout_s
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._supervisor: asyncio.Task[None] | None = None
+        assert node.db is not None
+        self.loops: KeyedLoops[str] = KeyedLoops(
+            "push", self._peers, self._peer_loop, poll_s=1.0,
+            lock_url=node.db.url, lock_space=PUSH_LOCK_SPACE,
+            app_name=f"exchange-push-{node.id}-{os.getpid()}",
+        )
 
     def start(self) -> None:
         """Start supervising peer loops."""
-        if self._supervisor is None:
-            self._supervisor = asyncio.create_task(self._supervise(), name="federation-sender")
+        self.loops.start()
 
     async def stop(self) -> None:
         """Stop every loop."""
-        tasks = list(self._tasks.values())
-        if self._supervisor is not None:
-            tasks.append(self._supervisor)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            await cancel_and_wait(t)
-        self._tasks.clear()
-        self._supervisor = None
+        await self.loops.stop()
 
-    async def _supervise(self) -> None:
-        fed = self.node.federation
-        while True:
-            if fed.view is not None:
-                wanted = {n.id for n in fed.view.peers(self.node.id)}
-                for peer in wanted - set(self._tasks):
-                    self._tasks[peer] = asyncio.create_task(self._peer_loop(peer), name=f"push-{peer}")
-                for peer in set(self._tasks) - wanted:
-                    self._tasks.pop(peer).cancel()
-            await asyncio.sleep(1.0)
+    async def _peers(self) -> list[str]:
+        view = self.node.federation.view
+        return [n.id for n in view.peers(self.node.id)] if view is not None else []
 
     async def _peer_loop(self, peer: str) -> None:
         fed = self.node.federation
@@ -136,7 +129,7 @@ class Sender:
             return 0
         results = res.get("results", []) if isinstance(res, dict) else []
         retry = [r for r in results if r.get("status") == "refused"
-                 and (r.get("error") or {}).get("code") in _RETRYABLE]
+                 and is_retryable(str((r.get("error") or {}).get("code", "")))]
         if retry or len(results) != len(items):
             await self._failed(peer, f"peer could not store {len(retry)} item(s); retrying")
             return 0
@@ -149,7 +142,6 @@ class Sender:
     async def _failed(self, peer: str, error: str) -> None:
         row = await self.node.federation.store.peer(peer)
         attempts = row.attempts if row else 0
-        delay = min(self.max_backoff, self.base_backoff * (2 ** min(attempts, 20)))
-        delay *= random.uniform(0.5, 1.5)
+        delay = self.backoff.delay(attempts + 1)
         await self.node.federation.store.failed(peer, error, delay)
         _log.info("delivery to %s failed (%s); next try in %.1f s", peer, error, delay)

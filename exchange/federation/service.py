@@ -12,13 +12,12 @@ propagate with the next delivery.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import orjson
 
 from exchange.core.roster import (
@@ -35,6 +34,7 @@ from exchange.core.signing import (
 )
 from exchange.core.trust import Reader
 from exchange.errors import ConfigError, ExchangeError
+from exchange.service.loop import cancel_and_wait
 from exchange.storage.federation import FederationStore
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ class Federation:
         self.view: RosterView | None = None
         self._wakers: set[asyncio.Event] = set()
         self._listen: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] = lambda: None
 
     # -- roster --------------------------------------------------------------------------
     async def load(self) -> None:
@@ -228,32 +229,22 @@ class Federation:
             ev.set()
 
     def start_listener(self) -> None:
-        """LISTEN for new items so peer senders wake at once."""
+        """Wake the peer senders on every new item (through the node's notifier), and
+        every 2 s anyway (retries and catch-up)."""
         if self._listen is None:
-            self._listen = asyncio.create_task(self._listen_loop(), name="federation-listen")
+            self._unsubscribe = self.node.notifier.subscribe(
+                "exchange_items", lambda _: self.wake_all()
+            )
+            self._listen = asyncio.create_task(self._nudge_loop(), name="federation-nudge")
 
     async def stop(self) -> None:
-        """Stop the listener."""
-        if self._listen is not None:
-            self._listen.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listen
-            self._listen = None
+        """Stop the wake-ups."""
+        task, self._listen = self._listen, None
+        if task is not None:
+            self._unsubscribe()
+            await cancel_and_wait(task)
 
-    async def _listen_loop(self) -> None:
+    async def _nudge_loop(self) -> None:
         while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(self.node.db.url)  # type: ignore[union-attr]
-                await conn.add_listener("exchange_items", lambda *_: self.wake_all())
-                while not conn.is_closed():
-                    await asyncio.sleep(2.0)
-                    self.wake_all()  # periodic nudge: retries and catch-up
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                await asyncio.sleep(1.0)
-            finally:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
+            await asyncio.sleep(2.0)
+            self.wake_all()

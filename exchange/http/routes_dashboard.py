@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from importlib import resources
 
-import asyncpg
 from aiohttp import web
 
 from exchange.errors import AuthError, InputError
@@ -59,34 +58,16 @@ BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 
 
 async def broadcaster_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Hold one LISTEN connection for the app's lifetime (reconnecting if it drops)."""
+    """Fan the node's ``exchange_items`` notifications out to SSE subscribers."""
     b = Broadcaster()
     app[BROADCASTER] = b
-    node = app[NODE]
-
-    async def listen() -> None:
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(node.db.url)  # type: ignore[union-attr]
-                await conn.add_listener("exchange_items", lambda *a: b.publish(str(a[-1])))
-                while not conn.is_closed():
-                    await asyncio.sleep(5)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.warning("dashboard LISTEN connection failed; retrying", exc_info=True)
-                await asyncio.sleep(2)
-            finally:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-
-    task = asyncio.create_task(listen(), name="dashboard-listen")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    unsubscribe = app[NODE].notifier.subscribe(
+        "exchange_items", lambda payload: b.publish(str(payload)), nudge=False
+    )
+    try:
+        yield
+    finally:
+        unsubscribe()
 
 
 def _asset(name: str) -> bytes:

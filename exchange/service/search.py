@@ -51,7 +51,8 @@ from exchange.core.search_text import (
 )
 from exchange.core.trust import Reader
 from exchange.errors import InputError
-from exchange.service.loop import BackgroundLoop
+from exchange.service.loop import BackgroundLoop, run_as_leader
+from exchange.service.notify import Notifier
 from exchange.service.procpool import start_helper_pool
 from exchange.storage.database import Database
 from exchange.storage.items import StoredItem
@@ -283,9 +284,11 @@ class Indexer(BackgroundLoop):
         batch: int = 200,
         process: bool = True,
         name: str = "exchange",
+        notifier: Notifier | None = None,
     ) -> None:
         self.db = db
         self.store = store
+        self.notifier = notifier
         self.batch = batch
         self.process = process
         self.name = name
@@ -305,42 +308,29 @@ class Indexer(BackgroundLoop):
             self._pool = None
 
     async def _run(self) -> None:
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(
-                    self.db.url,
-                    server_settings={"application_name": f"{self.name}-indexer-{os.getpid()}"},
-                )
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", INDEXER_LOCK_KEY):
-                    await conn.close()
-                    conn = None
-                    await asyncio.sleep(1.0)
-                    continue
-                self.is_indexer = True
-                wake = asyncio.Event()
-                await conn.add_listener("exchange_items", lambda *_, w=wake: w.set())
-                while not conn.is_closed():
-                    await self.catch_up(conn)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), timeout=1.0)
-                    wake.clear()
-                    # Let commits gather: one index transaction per ~100 ms at most, not
-                    # one per small push (searches wait for the index to catch up).
-                    await asyncio.sleep(self.GATHER_S)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                _log.warning("search indexer lost its database connection: %s", exc)
-                await asyncio.sleep(1.0)
-            except Exception:  # the index must never stop the node: log, wait, retry
-                _log.exception("search indexer failed; retrying in 5 s")
-                await asyncio.sleep(5.0)
-            finally:
-                self.is_indexer = False
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
+        await run_as_leader(
+            self.db.url, INDEXER_LOCK_KEY, self._index_loop, name="search indexer",
+            app_name=f"{self.name}-indexer-{os.getpid()}", on_change=self._lead,
+        )
+
+    def _lead(self, leading: bool) -> None:
+        self.is_indexer = leading
+
+    async def _index_loop(self, conn: asyncpg.Connection) -> None:
+        wake = asyncio.Event()
+        unsubscribe = self.notifier.subscribe("exchange_items", lambda _: wake.set()) \
+            if self.notifier is not None else (lambda: None)
+        try:
+            while not conn.is_closed():
+                await self.catch_up(conn)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=1.0)
+                wake.clear()
+                # Let commits gather: one index transaction per ~100 ms at most, not
+                # one per small push (searches wait for the index to catch up).
+                await asyncio.sleep(self.GATHER_S)
+        finally:
+            unsubscribe()
 
     async def catch_up(self, conn: asyncpg.Connection) -> int:
         """Index every item past ``upto``; returns how many were indexed."""

@@ -48,7 +48,7 @@ import asyncpg
 from exchange.core.logleaf import leaf_hash_for, log_origin
 from exchange.core.merkle import CompactRange, fold_subtrees, root_plan
 from exchange.core.note import Checkpoint, NoteSigner, sign_checkpoint
-from exchange.service.loop import BackgroundLoop
+from exchange.service.loop import BackgroundLoop, run_as_leader
 from exchange.storage.log import LogStore
 
 if TYPE_CHECKING:
@@ -120,38 +120,25 @@ class Sequencer(BackgroundLoop):
     async def _run(self) -> None:
         db = self.node.db
         assert db is not None
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(
-                    db.url,
-                    server_settings={
-                        "application_name": f"exchange-log-{self.node.id}-{os.getpid()}"
-                    },
-                )
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                    await conn.close()
-                    conn = None
-                    await asyncio.sleep(1.0)
-                    continue
-                self.is_writer = True
-                _log.info("this process is now the log writer")
-                await self._write_loop(conn)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                _log.warning("log writer lost its database connection: %s", exc)
-                await asyncio.sleep(1.0)
-            finally:
-                self.is_writer = False
-                self._range = None
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
+        await run_as_leader(
+            db.url, LOCK_KEY, self._write_loop, name="log writer",
+            app_name=f"exchange-log-{self.node.id}-{os.getpid()}", on_change=self._lead,
+        )
+
+    def _lead(self, leading: bool) -> None:
+        self.is_writer = leading
+        if not leading:
+            self._range = None
 
     async def _write_loop(self, conn: asyncpg.Connection) -> None:
         wake = asyncio.Event()
-        await conn.add_listener("exchange_items", lambda *_: wake.set())
+        unsubscribe = self.node.notifier.subscribe("exchange_items", lambda _: wake.set())
+        try:
+            await self._write(conn, wake)
+        finally:
+            unsubscribe()
+
+    async def _write(self, conn: asyncpg.Connection, wake: asyncio.Event) -> None:
         await self._load(conn)
         while not conn.is_closed():
             await self.integrate(conn)

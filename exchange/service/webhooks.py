@@ -13,17 +13,20 @@ its node.
 The cursor advances **only after a 2xx answer**, one item at a time, so a crash or
 an error at any point means the same item is sent again — receivers are idempotent by
 item id. Anything else (a 3xx/4xx/5xx answer, a timeout, a refused connection) keeps
-the cursor, counts an attempt and schedules the next one with exponential backoff plus
-jitter (``webhooks.backoff_base_ms`` doubling up to ``webhooks.backoff_max_s``);
+the cursor, counts an attempt and schedules the next one with exponential backoff,
+jittered inside the cap (``webhooks.backoff_base_ms`` doubling up to
+``webhooks.backoff_max_s``; the shared :class:`~exchange.service.loop.Backoff`);
 ``attempts`` and ``next_attempt_at`` are persisted, so a restarted node does not hammer
 a receiver that is down. Tasks are independent: one dead receiver never holds up the
 others.
 
-A supervisor reloads the subscriber list every ``webhooks.poll_interval_ms`` and starts
-or stops loops for added or removed subscribers; idle loops look for new items at the
-same interval. Several node processes on one database would each deliver (harmless,
-idempotent, but wasteful): run the loops in one process (``webhooks.enabled``).
-Started and stopped through ``app.cleanup_ctx`` (:func:`webhooks_ctx`).
+The loops are :class:`~exchange.service.loop.KeyedLoops`: a supervisor reloads the
+subscriber list every ``webhooks.poll_interval_ms``, starts or stops loops for added or
+removed subscribers, and restarts (logged, with backoff) a loop that failed — the
+database went away under it. Idle loops look for new items at the same interval. Each
+subscriber is served by exactly one process of the node, whatever ``--workers``: the
+one holding its advisory lock. Started and stopped through ``app.cleanup_ctx``
+(:func:`webhooks_ctx`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +48,7 @@ import orjson
 from exchange.core.signing import b64u_encode
 from exchange.core.trust import Reader
 from exchange.core.webhook import delivery_body, sign_delivery
+from exchange.service.loop import Backoff, KeyedLoops
 from exchange.storage.items import ItemFilter, StoredItem
 from exchange.storage.webhooks import Webhook, WebhookStore
 
@@ -53,7 +57,9 @@ if TYPE_CHECKING:
 
     from exchange.node import Node
 
-__all__ = ["WebhookSender", "webhooks_ctx"]
+__all__ = ["WEBHOOK_LOCK_SPACE", "WebhookSender", "webhooks_ctx"]
+
+WEBHOOK_LOCK_SPACE = 0x45585748  # "EXWH": advisory locks (space, subscriber id)
 
 _log = logging.getLogger(__name__)
 
@@ -76,75 +82,44 @@ class WebhookSender:
         self.store = WebhookStore(node.db)
         cfg = node.config.webhooks
         self.interval = cfg.poll_interval_ms / 1000
-        self.base_backoff = cfg.backoff_base_ms / 1000
-        self.max_backoff = cfg.backoff_max_s
+        self.backoff = Backoff(cfg.backoff_base_ms / 1000, cfg.backoff_max_s)
         self.timeout = cfg.request_timeout_s
         self.batch = cfg.batch_size
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._supervisor: asyncio.Task[None] | None = None
+        self.loops: KeyedLoops[int] = KeyedLoops(
+            "webhook", self._hooks, self._loop, poll_s=self.interval,
+            lock_url=node.db.url, lock_space=WEBHOOK_LOCK_SPACE,
+            app_name=f"exchange-webhooks-{node.id}-{os.getpid()}",
+        )
         self._session: aiohttp.ClientSession | None = None
 
     def start(self) -> None:
         """Start supervising subscriber loops."""
-        if self._supervisor is None:
+        if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout)
             )
-            self._supervisor = asyncio.create_task(self._supervise(), name="webhooks")
+        self.loops.start()
 
     async def stop(self) -> None:
         """Stop every loop and close the HTTP session."""
-        tasks = list(self._tasks.values())
-        if self._supervisor is not None:
-            tasks.append(self._supervisor)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self._tasks.clear()
-        self._supervisor = None
+        await self.loops.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _supervise(self) -> None:
-        while True:
-            try:
-                wanted = {w.id for w in await self.store.list()}
-                for wid in wanted - set(self._tasks):
-                    self._tasks[wid] = asyncio.create_task(
-                        self._loop(wid), name=f"webhook-{wid}"
-                    )
-                for wid in set(self._tasks) - wanted:
-                    self._tasks.pop(wid).cancel()
-                # A loop that ended on its own (its row was gone) is restarted on the
-                # next round if the subscriber exists again.
-                for wid, task in list(self._tasks.items()):
-                    if task.done():
-                        del self._tasks[wid]
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database may be briefly unavailable
-                _log.warning("webhook supervisor: %s", exc)
-            await asyncio.sleep(self.interval)
+    async def _hooks(self) -> list[int]:
+        return [w.id for w in await self.store.list()]
 
     async def _loop(self, wid: int) -> None:
         while True:
-            try:
-                hook = await self.store.get(wid)
-                if hook is None:
-                    return
-                wait = (hook.next_attempt_at - datetime.now(UTC)).total_seconds()
-                if wait > 0:
-                    await asyncio.sleep(min(wait, self.interval))
-                    continue
-                if not await self.deliver_some(hook):
-                    await asyncio.sleep(self.interval)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                _log.warning("webhook %s: %s", wid, exc)
+            hook = await self.store.get(wid)
+            if hook is None:
+                return
+            wait = (hook.next_attempt_at - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(min(wait, self.interval))
+                continue
+            if not await self.deliver_some(hook):
                 await asyncio.sleep(self.interval)
 
     async def deliver_some(self, hook: Webhook) -> bool:
@@ -178,10 +153,7 @@ class WebhookSender:
                 attempts = 0
                 continue
             attempts += 1
-            delay = min(
-                self.max_backoff, self.base_backoff * 2 ** min(attempts - 1, 30)
-            )
-            delay *= 0.75 + random.random() / 2
+            delay = self.backoff.delay(attempts)
             await self.store.failed(
                 hook.id, attempts, now + timedelta(seconds=delay), status, error, now
             )

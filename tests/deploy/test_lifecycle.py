@@ -124,11 +124,9 @@ async def test_cli_commands_open_storage_only(
     async def fn(node: Any) -> int:
         await asyncio.sleep(0.3)  # loops started with the node would be running by now
         seen["tasks"] = sorted(t.get_name() for t in asyncio.all_tasks())
-        seen["sender"] = node.sender._supervisor
         return 0
 
     assert await asyncio.to_thread(with_node, args, fn) == 0
     loops = [n for n in seen["tasks"] if n.startswith(
-        ("federation", "push-", "witness", "key-watch", "activity-flush", "exchange-log"))]
+        ("federation", "push", "witness", "notifier", "key-watch", "activity-flush", "webhook"))]
     assert loops == [], f"a CLI command started background loops: {loops}"
-    assert seen["sender"] is None

@@ -58,13 +58,17 @@ class Federation:
 
 
 async def build(node_factory: Callable[..., Awaitable[Any]], regions: tuple[str, ...] = tuple(REGIONS),
-                **fed_cfg: Any) -> Federation:
+                per_node: dict[str, dict[str, Any]] | None = None, **fed_cfg: Any) -> Federation:
+    """Nodes of ``regions`` with their sites and one roster; ``fed_cfg`` is ``[federation]``
+    of every node, ``per_node[id]`` further sections of one (its ``federation`` merged)."""
     roster_key = generate_key(key_id="roster#k1")
     pinned = [f"roster#k1 ed25519 {roster_key.public_key.b64()}"]
     nodes = {}
     for nid in regions:
-        rn = await node_factory(nid, federation={"roster_keys": pinned, **FAST, **fed_cfg},
-                                log={"checkpoint_interval_ms": 100})
+        extra = dict((per_node or {}).get(nid, {}))
+        own_fed = extra.pop("federation", {})
+        rn = await node_factory(nid, federation={"roster_keys": pinned, **FAST, **fed_cfg, **own_fed},
+                                log={"checkpoint_interval_ms": 100}, **extra)
         for sid, name, circles in REGIONS[nid]:
             await rn.add_site(sid, name, circles)
         nodes[nid] = rn
