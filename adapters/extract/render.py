@@ -9,51 +9,20 @@ labelled columns, so nothing a partner wrote is dropped. :func:`to_markdown` is 
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from .readable import FIELD_LABELS, kind_label
+from exchange.core.present import Block as _Field
+from exchange.core.present import body_blocks
+from schemas.labels import field_label
+from schemas.labels import kind_label as _kind_name
 
-__all__ = ["Block", "item_blocks", "to_docx", "to_markdown"]
-
-_EXTRA_LABELS = {
-    "name": "名称",
-    "role": "职务",
-    "phone": "电话",
-    "email": "电子邮箱",
-    "start": "开始",
-    "end": "结束",
-    "activities": "工作内容",
-    "responsible_sites": "责任单位",
-    "site": "单位",
-    "duties": "职责",
-    "summary": "问题描述",
-    "severity": "严重程度",
-    "issue": "整改事项",
-    "responsible_body": "责任单位",
-    "deadline": "整改期限",
-    "status": "进展",
-}
+__all__ = ["Block", "item_blocks", "kind_label", "to_docx", "to_markdown"]
 
 
-def _label(key: str) -> str:
-    zh = FIELD_LABELS.get(key) or _EXTRA_LABELS.get(key)
-    return f"{zh} ({key})" if zh else key
-
-
-def _scalar(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, list):
-        return "；".join(_scalar(x) for x in v)
-    if isinstance(v, dict):
-        if set(v) <= {"start", "end"}:
-            return f"{v.get('start', '')} 至 {v.get('end') or '今'}"
-        return "；".join(f"{_label(k)}: {_scalar(x)}" for k, x in v.items())
-    if v is None:
-        return ""
-    return json.dumps(v, ensure_ascii=False)
+def kind_label(kind: str) -> str:
+    """``典型案例 (case_study)``."""
+    return f"{_kind_name(kind)} ({kind})"
 
 
 @dataclass(frozen=True)
@@ -67,32 +36,74 @@ class Block:
     rows: tuple[tuple[str, ...], ...] = ()
 
 
-def item_blocks(item: dict[str, Any]) -> list[Block]:
-    """The sections of an item's body (and summary) in document order."""
+def _section(f: _Field) -> Block:
+    heading = f"{f.label} ({f.name})"
+    v = f.value
+    if f.shape == "text":
+        return Block(heading, tuple(v))
+    if f.shape == "list":
+        return Block(heading, numbered=tuple(v))
+    if f.shape == "sites":
+        return Block(heading, ("、".join(v),))
+    if f.shape == "items":
+        return Block(heading, tuple(f"{title}（{i}）" if title else i for i, title in v))
+    if f.shape == "value":
+        return Block(heading, (v.text,))
+    if f.shape == "contacts":
+        cols = ("name", "role", "phone", "email")
+        return Block(
+            heading,
+            header=tuple(field_label("Contact", c) for c in cols),
+            rows=tuple(tuple(str(c.get(k) or "") for k in cols) for c in v),
+        )
+    if f.shape == "phases":
+        return Block(
+            heading,
+            header=tuple(
+                field_label("Phase", c)
+                for c in ("name", "start", "end", "activities", "responsible_sites")
+            ),
+            rows=tuple(
+                (
+                    p["name"],
+                    p["start"],
+                    p["end"],
+                    "\n".join(p["activities"]),
+                    "、".join(p["sites"]),
+                )
+                for p in v
+            ),
+        )
+    if f.shape == "table":
+        return Block(
+            heading,
+            header=v.header,
+            rows=tuple(tuple("\n".join(c.lines) for c in r) for r in v.rows),
+        )
+    if f.shape == "vote":
+        counts = "，".join(f"{label} {n}" for label, n in v["rows"][2:])
+        meeting = "，".join(f"{label}：{n}" for label, n in v["rows"][:2])
+        return Block(heading, (meeting, counts, v["result"]))
+    return Block(heading, (str(v),))
+
+
+def item_blocks(
+    item: dict[str, Any], names: dict[str, str] | None = None
+) -> list[Block]:
+    """The sections of an item's body (and summary) in the schema's order.
+
+    Args:
+        item: The item object.
+        names: Site id → name, where the caller knows them.
+    """
     out: list[Block] = []
     if item.get("summary"):
         out.append(Block("摘要 (summary)", tuple(str(item["summary"]).split("\n"))))
-    for key, value in (item.get("body") or {}).items():
-        if value in (None, "", [], {}):
-            continue
-        heading = _label(key)
-        if isinstance(value, str):
-            out.append(Block(heading, tuple(p for p in value.split("\n") if p)))
-        elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            keys: list[str] = []
-            for v in value:
-                keys += [k for k in v if k not in keys]
-            out.append(
-                Block(
-                    heading,
-                    header=tuple(_label(k) for k in keys),
-                    rows=tuple(tuple(_scalar(v.get(k)) for k in keys) for v in value),
-                )
-            )
-        elif isinstance(value, list):
-            out.append(Block(heading, numbered=tuple(_scalar(v) for v in value)))
-        else:
-            out.append(Block(heading, (_scalar(value),)))
+    body = item.get("body") or {}
+    out += [
+        _section(f)
+        for f in body_blocks(str(item.get("kind", "")), body, "zh", names=names)
+    ]
     return out
 
 

@@ -6,34 +6,17 @@ import argparse
 import asyncio
 import html
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 from exchange.cli import EXIT_FAIL, EXIT_OK, common_node_args, say, with_node
+from exchange.commands._table import display_width
+from schemas.labels import kind_label
 
 __all__ = ["display_width", "fit", "register", "render_table"]
 
-_KINDS = {
-    "case_study": "典型案例",
-    "inspection_plan": "检查方案",
-    "lesson": "经验做法",
-    "endorsement": "会签",
-    "retraction": "撤回",
-}
 _MARK = re.compile(r"</?mark>")
-
-
-def display_width(text: str) -> int:
-    """Terminal columns of ``text``: wide and full-width characters take two."""
-    return sum(
-        0
-        if unicodedata.combining(ch)
-        else 2
-        if unicodedata.east_asian_width(ch) in "WF"
-        else 1
-        for ch in text
-    )
+_TITLE_WIDTH = 48  # the only column cut to fit; the others are as wide as their text
 
 
 def fit(text: str, width: int) -> str:
@@ -98,20 +81,20 @@ def _search(args: argparse.Namespace) -> int:
             [
                 str(n),
                 h["created_at"][:10],
-                _KINDS.get(h["kind"], h["kind"]),
+                kind_label(h["kind"]),
                 h["author"],
                 h["title"],
                 h["id"][7:19],
             ]
             for n, h in enumerate(hits, 1)
         ]
-        print(
-            render_table(
-                ["#", "日期 date", "类型 kind", "单位 author", "标题 title", "id"],
-                rows,
-                [3, 10, 8, 20, 40, 12],
-            )
-        )
+        headers = ["#", "日期 date", "类型 kind", "单位 author", "标题 title", "id"]
+        widths = [
+            max(display_width(c) for c in [h, *(r[i] for r in rows)])
+            for i, h in enumerate(headers)
+        ]
+        widths[4] = min(widths[4], _TITLE_WIDTH)
+        print(render_table(headers, rows, widths))
         if args.snippets:
             print()
             for n, h in enumerate(hits, 1):

@@ -15,16 +15,32 @@ from pathlib import Path
 from typing import Any
 
 from exchange.cli import EXIT_OK, common_node_args, with_node
+from exchange.commands._table import display_width
 from exchange.errors import ConfigError
+from schemas.labels import STATE_LABELS, VALUE_LABELS, bilingual
 
 __all__ = ["format_plan", "register"]
 
-_DECISION = {"endorse": "同意 endorsed", "decline": "不同意 declined"}
+_DECISION = {
+    k: f"{zh} {en.lower()}" for k, (zh, en) in VALUE_LABELS["decision"].items()
+}
 _PHASE = {
     "pending": "未开始 pending",
     "started": "进行中 started",
     "completed": "已完成 completed",
 }
+# Once the inspection has been reported, a phase nobody reported on has not "not
+# started": the inspection is over and only its progress report is missing.
+_PHASE_OVER = {
+    "pending": "检查已结束，未报告阶段进展 inspection over, no progress reported",
+    "started": "检查已结束，未报告完成 inspection over, completion not reported",
+    "completed": _PHASE["completed"],
+}
+_LIVE = ("draft", "approved", "in_progress")
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(1, width - display_width(text))
 
 
 def _mark(done: bool) -> str:
@@ -39,7 +55,7 @@ def format_plan(v: dict[str, Any]) -> list[str]:
         f"  检查的法律 law     {v['law']}",
         f"  牵头单位 lead      {v['lead']}",
         f"  参与单位 sites     {', '.join(v['participants'])}",
-        f"  状态 state        {v['state_name']} ({v['state']})"
+        f"  状态 state        {STATE_LABELS[v['state']][0]} ({v['state']})"
         + (f"  第{v['round']}轮 round {v['round']}" if v["round"] else "")
         + ("  [已撤回 retracted]" if v["retracted"] else ""),
         "会签 endorsements",
@@ -51,10 +67,11 @@ def format_plan(v: dict[str, Any]) -> list[str]:
         )
     if v["phases"]:
         lines.append("阶段 phases")
+        names = _PHASE if v["state"] in _LIVE else _PHASE_OVER
         for p in v["phases"]:
             lines.append(
-                f"  {_mark(p['status'] == 'completed')} {p['name']:10} "
-                f"{p['start']} – {p['end']}  {_PHASE[p['status']]}"
+                f"  {_mark(p['status'] == 'completed')} {_pad(p['name'], 12)} "
+                f"{p['start']} – {p['end']}  {names[p['status']]}"
             )
     lines.append("本地检查报告 local reports")
     for r in v["local_reports"]:
@@ -165,7 +182,8 @@ def _list(args: argparse.Namespace) -> int:
     for p in page["plans"]:
         flag = " 逾期 OVERDUE" if p["overdue"] else ""
         print(
-            f"{p['id']}\t{p['state_name']} {p['state']}\t{p['lead']}\t{p['title']}{flag}"
+            f"{p['id']}\t{bilingual(STATE_LABELS[p['state']])}\t{p['lead']}\t"
+            f"{p['title']}{flag}"
         )
     if not page["plans"]:
         print("没有可见的联合执法检查方案 / no joint inspection plans visible")

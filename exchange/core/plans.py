@@ -31,9 +31,19 @@ and carries a ref to it):
 * ``rectification_reply`` — by an addressed site, answering that opinion; once per
   site and round.
 
-Order: items are applied by their signed ``created_at``, then id, so every node holding
-the same set of items reaches the same state whatever order replication delivered
-them in. An item that the rules do not allow where it falls is **ignored** and reported
+The rules are data: :data:`TRANSITIONS` says for each step which item kind carries it,
+in which states it applies, where it leads and who signs it; the few extra checks
+(every participant endorsed before the start, every addressed site replied before the
+vote ...) are one small function per step. Refusals carry a reason code and a sentence
+template from :mod:`schemas.labels`, rendered in Chinese or English with site names.
+
+Order: items are applied by their signed ``created_at``; steps signed within the same
+second (the precision of ``created_at``) in lifecycle order; then by id. So every node
+holding the same set of items reaches the same state whatever order replication
+delivered them in, and an approval and a start signed in the same second are not
+refused for being in the wrong order.
+
+An item that the rules do not allow where it falls is **ignored** and reported
 with its reason (it is a signed fact; nothing is erased). A node refuses such items
 when they are pushed locally (:func:`check_candidate`), so ignored items come only from
 elsewhere. Retractions of the plan by its author freeze it (nothing after applies).
@@ -47,14 +57,29 @@ from datetime import date, datetime
 from typing import Any
 
 from schemas.items import PLAN_KINDS
+from schemas.labels import (
+    KIND_LABELS,
+    REFUSAL_MESSAGES,
+    STATE_LABELS,
+    STEP_LABELS,
+    STEP_VERBS,
+    VALUE_LABELS,
+    text,
+)
 
 __all__ = [
+    "MESSAGE_CODES",
+    "MESSAGE_FIELDS",
+    "REASONS",
     "STATES",
     "STATE_NAMES",
+    "STEPS",
+    "TRANSITIONS",
     "PlanEntry",
     "PlanStatus",
     "Refusal",
     "TimelineEntry",
+    "Transition",
     "check_candidate",
     "evaluate",
 ]
@@ -69,31 +94,121 @@ STATES = (
     "evaluated",
     "closed",
 )
-STATE_NAMES = {
-    "draft": "草案",
-    "approved": "已批准",
-    "in_progress": "实施中",
-    "reported": "已报告",
-    "handed_over": "已交办",
-    "rectifying": "整改中",
-    "evaluated": "已测评",
-    "closed": "已办结",
+STATE_NAMES = {s: STATE_LABELS[s][0] for s in STATES}
+"""Chinese name of each state (for API fields such as ``state_name``)."""
+
+STEPS = (
+    "endorse",
+    "decline",
+    "approve",
+    "start",
+    "phase_progress",
+    "local_report",
+    "joint_report",
+    "opinion",
+    "reply",
+    "satisfaction_vote",
+    "close",
+    "retraction",
+    "related",
+)
+"""Every step an item can be for a plan, in lifecycle order."""
+
+REASONS = (
+    "plan_unknown",
+    "not_a_plan",
+    "missing_ref",
+    "wrong_site",
+    "wrong_state",
+    "already_counted",
+    "precondition",
+    "out_of_order",
+    "retracted",
+)
+"""Refusal reason codes (``Refusal.reason``), stable on the wire."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One row of the lifecycle table.
+
+    Attributes:
+        kind: The item kind that carries the step.
+        allowed: States in which the step applies.
+        to: The state after it (None: unchanged).
+        who: Who may sign it: ``lead``, ``participant`` (not the lead), ``site`` (any
+            site of the plan), ``phase`` (the lead or the phase's responsible sites),
+            ``addressed`` (sites the deliberation opinions address).
+    """
+
+    kind: str
+    allowed: tuple[str, ...]
+    to: str | None
+    who: str
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "endorse": Transition("endorsement", ("draft", "approved"), None, "participant"),
+    "decline": Transition("endorsement", ("draft", "approved"), None, "participant"),
+    "approve": Transition("plan_update", ("draft",), "approved", "lead"),
+    "start": Transition("plan_update", ("approved",), "in_progress", "lead"),
+    "phase_progress": Transition("plan_update", ("in_progress",), None, "phase"),
+    "local_report": Transition("inspection_report", ("in_progress",), None, "site"),
+    "joint_report": Transition("inspection_report", ("in_progress",), "reported", "lead"),
+    "opinion": Transition("deliberation_opinion", ("reported",), "handed_over", "lead"),
+    "reply": Transition(
+        "rectification_reply", ("handed_over", "rectifying"), "rectifying", "addressed"
+    ),
+    # A failed vote returns the plan to handed_over for the next round.
+    "satisfaction_vote": Transition("plan_update", ("rectifying",), "evaluated", "lead"),
+    "close": Transition("plan_update", ("evaluated",), "closed", "lead"),
 }
-_ACTION_NAMES = {
-    "endorse": "会签同意",
-    "decline": "会签不同意",
-    "approve": "批准方案",
-    "start": "启动实施",
-    "phase_progress": "阶段进展",
-    "satisfaction_vote": "满意度测评",
-    "close": "办结",
-    "local_report": "本地检查报告",
-    "joint_report": "执法检查报告",
-    "opinion": "审议意见",
-    "reply": "研究处理情况报告",
-    "retraction": "撤回方案",
-    "related": "相关条目",
-}
+"""The lifecycle: which step applies in which states, where it leads, who signs it."""
+
+_STAGE = {step: i for i, step in enumerate(STEPS)}
+_STAGE["related"] = -1
+
+_SITE_FIELDS = ("site", "lead", "author")
+MESSAGE_FIELDS = frozenset(
+    {
+        "plan", "kind", "kind_en", "rel", "author", "site", "sites", "lead",
+        "state", "state_en", "step", "step_en", "allowed", "allowed_en",
+        "phase", "phases", "phase_status", "phase_status_en", "opinion", "current",
+        "round", "created_at", "later",
+    }
+)  # fmt: skip
+"""Placeholders a refusal template may use (``_en``: the English label)."""
+
+MESSAGE_CODES = (
+    "plan_unknown", "not_a_plan", "missing_ref", "retract_not_author", "retracted",
+    "not_a_party", "wrong_state", "lead_only", "lead_not_endorse", "endorsed_once",
+    "no_such_phase", "not_phase_site", "phase_done", "declined", "not_endorsed",
+    "replies_missing", "local_report_once", "not_plan_sites", "not_addressed",
+    "wrong_opinion", "reply_once", "out_of_order",
+)  # fmt: skip
+"""Every sentence template the state machine uses (in :data:`schemas.labels.REFUSAL_MESSAGES`)."""
+
+
+def _render_param(key: str, value: Any, lang: str, names: Mapping[str, str]) -> str:
+    if key in _SITE_FIELDS:
+        return names.get(str(value), str(value))
+    if key == "sites":
+        sep = "、" if lang != "en" else ", "
+        return sep.join(names.get(str(s), str(s)) for s in value)
+    if key == "state":
+        return text(STATE_LABELS[value], lang)
+    if key == "allowed":
+        sep = "”或“" if lang != "en" else " or "
+        return sep.join(text(STATE_LABELS[s], lang) for s in value)
+    if key == "step":
+        return text(STEP_VERBS[value], lang)
+    if key == "kind":
+        return text(KIND_LABELS[value], lang) if value in KIND_LABELS else str(value)
+    if key == "phase_status":
+        return text(VALUE_LABELS["phase_status"][value], lang)
+    if key == "phases":
+        return ("、" if lang != "en" else ", ").join(str(p) for p in value)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -136,23 +251,33 @@ class PlanEntry:
             title=str(item.get("title", "")),
         )
 
-    @property
-    def order(self) -> tuple[datetime, str]:
-        """Sort key: signed time, then id."""
-        return (self.created_at, self.id)
-
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why an item is not applied: a short code and a sentence (Chinese, then English).
+    """Why an item is not applied: a reason code and the sentence that explains it.
 
-    Codes: ``plan_unknown``, ``not_a_plan``, ``missing_ref``, ``wrong_site``,
-    ``wrong_state``, ``already_counted``, ``precondition``, ``out_of_order``,
-    ``retracted``.
+    Attributes:
+        reason: One of :data:`REASONS` (stable; clients branch on it).
+        code: The sentence template, one of :data:`MESSAGE_CODES`.
+        params: Values for the template (site ids, states, steps ...).
     """
 
     reason: str
-    message: str
+    code: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def text(self, lang: str = "zh", names: Mapping[str, str] | None = None) -> str:
+        """The sentence in ``lang``, site ids shown as ``names`` where given."""
+        values: dict[str, str] = {}
+        for key, value in self.params.items():
+            values[key] = _render_param(key, value, lang, names or {})
+            values[f"{key}_en"] = _render_param(key, value, "en", names or {})
+        return text(REFUSAL_MESSAGES[self.code], lang).format(**values)
+
+    @property
+    def message(self) -> str:
+        """Chinese, then English, with site ids (what the API returns)."""
+        return f"{self.text('zh')} / {self.text('en')}"
 
 
 @dataclass(frozen=True)
@@ -171,7 +296,7 @@ class TimelineEntry:
     @property
     def label(self) -> str:
         """Chinese name of the step."""
-        return _ACTION_NAMES.get(self.action, self.action)
+        return STEP_LABELS[self.action][0]
 
 
 @dataclass
@@ -185,6 +310,7 @@ class PlanStatus:
     endorsements: dict[str, str] = field(
         default_factory=dict
     )  # site -> endorse|decline
+    endorsement_items: dict[str, str] = field(default_factory=dict)  # site -> item id
     local_reports: dict[str, str] = field(default_factory=dict)  # site -> item id
     phases: dict[str, str] = field(
         default_factory=dict
@@ -314,8 +440,25 @@ def _action(entry: PlanEntry, plan_id: str) -> str:
     return "related"
 
 
-def _names(sites: Sequence[str]) -> str:
-    return ", ".join(sites)
+def _order(e: PlanEntry, plan: PlanEntry) -> tuple[Any, ...]:
+    """Signed time; within one second, lifecycle order; then id.
+
+    Signing times have one-second precision, so two steps signed in the same second
+    (an approval and the start, say) are put in the order the lifecycle needs rather
+    than by id, and every node still sorts the same items the same way.
+    """
+    step = _action(e, plan.id)
+    sub = 0
+    if step == "phase_progress":
+        names = [str(p["name"]) for p in plan.body.get("phases") or []]
+        phase = str(e.body.get("phase"))
+        sub = 2 * (names.index(phase) if phase in names else len(names))
+        sub += e.body.get("phase_status") == "completed"
+    return (e.created_at, _STAGE.get(step, -1), sub, e.id)
+
+
+def _refuse(reason: str, code: str, **params: Any) -> Refusal:
+    return Refusal(reason, code, params)
 
 
 def _apply(st: PlanStatus, e: PlanEntry) -> Refusal | None:
@@ -325,215 +468,138 @@ def _apply(st: PlanStatus, e: PlanEntry) -> Refusal | None:
         if e.body.get("target") == st.plan.id and e.author == st.plan.author:
             st.retracted = True
             return None
-        return Refusal(
-            "wrong_site",
-            f"只有方案作者可以撤回 / only {st.plan.author} may retract the plan",
-        )
+        return _refuse("wrong_site", "retract_not_author", author=st.plan.author)
     if action == "related":
         return None
     rel = PLAN_KINDS[e.kind]
     if (rel, st.plan.id) not in e.refs:
-        return Refusal(
-            "missing_ref",
-            f"条目缺少对方案的引用 / refs must include "
-            f"{{'rel': '{rel}', 'id': '{st.plan.id}'}}",
-        )
+        return _refuse("missing_ref", "missing_ref", rel=rel, plan=st.plan.id)
     if st.retracted:
-        return Refusal("retracted", "方案已撤回 / the plan was retracted by its author")
+        return _refuse("retracted", "retracted")
     if e.author not in st.sites:
-        return Refusal(
-            "wrong_site",
-            f"{e.author} 不是本方案的参与单位 / {e.author} is "
-            f"neither the lead nor a participant of this plan",
-        )
-    state = st.state
-
-    def wrong_state(allowed: Sequence[str]) -> Refusal:
-        want = " / ".join(f"{STATE_NAMES[s]} ({s})" for s in allowed)
-        return Refusal(
-            "wrong_state",
-            f"方案当前为{STATE_NAMES[state]}，不能{_ACTION_NAMES.get(action, action)} "
-            f"/ the plan is {state}; {action} needs it to be {want}",
-        )
-
-    def lead_only() -> Refusal | None:
-        if e.author != st.lead:
-            return Refusal(
-                "wrong_site",
-                f"只有牵头单位可以{_ACTION_NAMES.get(action, action)} / "
-                f"only the lead site {st.lead} may {action} (not {e.author})",
+        return _refuse("wrong_site", "not_a_party", site=e.author)
+    rule = TRANSITIONS[action]
+    if rule.who == "lead" and e.author != st.lead:
+        return _refuse("wrong_site", "lead_only", lead=st.lead, step=action, site=e.author)
+    if rule.who == "participant" and e.author == st.lead:
+        return _refuse("wrong_site", "lead_not_endorse", lead=st.lead)
+    phase: Mapping[str, Any] | None = None
+    if rule.who == "phase":
+        phases = {str(p["name"]): p for p in st.plan.body.get("phases") or []}
+        phase = phases.get(str(e.body.get("phase")))
+        if phase is None:
+            return _refuse(
+                "precondition", "no_such_phase",
+                phase=e.body.get("phase"), phases=list(phases),
+            )  # fmt: skip
+        allowed = {st.lead, *(str(s) for s in phase.get("responsible_sites") or [])}
+        if e.author not in allowed:
+            return _refuse(
+                "wrong_site", "not_phase_site", site=e.author, phase=phase["name"]
             )
-        return None
+    if st.state not in rule.allowed:
+        return _refuse(
+            "wrong_state", "wrong_state",
+            state=st.state, step=action, allowed=list(rule.allowed),
+        )  # fmt: skip
+    refused = _STEP_RULES[action](st, e, phase)
+    if refused is None and rule.to is not None and action != "satisfaction_vote":
+        st.state = rule.to
+    return refused
 
-    if e.kind == "endorsement":
-        if e.author == st.lead:
-            return Refusal(
-                "wrong_site",
-                f"牵头单位不会签自己的方案 / the lead {st.lead} does not "
-                "countersign its own plan",
-            )
-        if state not in ("draft", "approved"):
-            return wrong_state(("draft", "approved"))
-        if e.author in st.endorsements:
-            return Refusal(
-                "already_counted",
-                f"{e.author} 已会签，每个参与单位只计一次 / "
-                f"{e.author} has already answered; each participant counts once",
-            )
-        st.endorsements[e.author] = action
-        return None
 
-    if e.kind == "plan_update":
-        b = e.body
-        if action == "phase_progress":
-            phases = {str(p["name"]): p for p in st.plan.body.get("phases") or []}
-            phase = phases.get(str(b.get("phase")))
-            if phase is None:
-                return Refusal(
-                    "precondition",
-                    f"方案中没有阶段“{b.get('phase')}” / the plan has no "
-                    f"phase {b.get('phase')!r} (phases: {_names(list(phases))})",
-                )
-            allowed = {st.lead, *(str(s) for s in phase.get("responsible_sites") or [])}
-            if e.author not in allowed:
-                return Refusal(
-                    "wrong_site",
-                    f"{e.author} 不负责该阶段 / {e.author} is not responsible "
-                    f"for phase {phase['name']!r}",
-                )
-            if state != "in_progress":
-                return wrong_state(("in_progress",))
-            now, new = (
-                st.phases.get(str(phase["name"]), "pending"),
-                str(b["phase_status"]),
-            )
-            if now == "completed" or now == new:
-                return Refusal(
-                    "already_counted",
-                    f"阶段“{phase['name']}”已{('完成' if now == 'completed' else '开始')} / "
-                    f"phase {phase['name']!r} is already {now}",
-                )
-            st.phases[str(phase["name"])] = new
-            return None
-        refused = lead_only()
-        if refused:
-            return refused
-        if action == "approve":
-            if state != "draft":
-                return wrong_state(("draft",))
-            st.state = "approved"
-        elif action == "start":
-            if state != "approved":
-                return wrong_state(("approved",))
-            declined = [
-                s for s in st.participants if st.endorsements.get(s) == "decline"
-            ]
-            if declined:
-                return Refusal(
-                    "precondition",
-                    f"{_names(declined)} 不同意方案，请修订后重新发布 / "
-                    f"declined by {_names(declined)}; issue a revised plan",
-                )
-            missing = [s for s in st.participants if s not in st.endorsements]
-            if missing:
-                return Refusal(
-                    "precondition",
-                    f"尚未会签：{_names(missing)} / not yet countersigned "
-                    f"by {_names(missing)}",
-                )
-            st.state = "in_progress"
-        elif action == "satisfaction_vote":
-            if state != "rectifying":
-                return wrong_state(("rectifying",))
-            missing = [s for s in st.addressed if s not in st.replies]
-            if missing:
-                return Refusal(
-                    "precondition",
-                    f"尚未报送研究处理情况：{_names(missing)} / no handling "
-                    f"report yet this round from {_names(missing)}",
-                )
-            vote = b["vote"]
-            passed = 2 * (
-                int(vote["satisfied"]) + int(vote["basically_satisfied"])
-            ) > int(vote["present"])
-            st.votes.append({"round": st.round, "passed": passed, **vote})
-            if passed:
-                st.state = "evaluated"
-            else:
-                st.state, st.round = "handed_over", st.round + 1
-                st.replies, st.reply_deadline = {}, str(b["redo_deadline"])
-        elif action == "close":
-            if state != "evaluated":
-                return wrong_state(("evaluated",))
-            st.state = "closed"
-        return None
-
-    if e.kind == "inspection_report":
-        if action == "local_report":
-            if state != "in_progress":
-                return wrong_state(("in_progress",))
-            if e.author in st.local_reports:
-                return Refusal(
-                    "already_counted",
-                    f"{e.author} 已报送本地检查报告 / {e.author} has "
-                    "already filed its local report",
-                )
-            st.local_reports[e.author] = e.id
-            return None
-        refused = lead_only()
-        if refused:
-            return refused
-        if state != "in_progress":
-            return wrong_state(("in_progress",))
-        st.state = "reported"
-        return None
-
-    if e.kind == "deliberation_opinion":
-        refused = lead_only()
-        if refused:
-            return refused
-        if state != "reported":
-            return wrong_state(("reported",))
-        addressed = [str(s) for s in e.body.get("addressed_sites") or []] or st.sites
-        strangers = [s for s in addressed if s not in st.sites]
-        if strangers:
-            return Refusal(
-                "wrong_site",
-                f"{_names(strangers)} 不是本方案的单位 / addressed_sites "
-                f"name {_names(strangers)}, not sites of this plan",
-            )
-        st.state, st.round, st.opinion = "handed_over", 1, e.id
-        st.addressed, st.reply_deadline, st.replies = (
-            addressed,
-            str(e.body["deadline"]),
-            {},
-        )
-        return None
-
-    # rectification_reply
-    if state not in ("handed_over", "rectifying"):
-        return wrong_state(("handed_over", "rectifying"))
-    if e.author not in st.addressed:
-        return Refusal(
-            "wrong_site",
-            f"审议意见未要求 {e.author} 报告 / the opinion does not "
-            f"address {e.author} (addressed: {_names(st.addressed)})",
-        )
-    if e.body.get("opinion") != st.opinion:
-        return Refusal(
-            "precondition",
-            f"答复的不是本方案的审议意见 / it answers "
-            f"{e.body.get('opinion')}, not this plan's opinion {st.opinion}",
-        )
-    if e.author in st.replies:
-        return Refusal(
-            "already_counted",
-            f"{e.author} 本轮已报送 / {e.author} has already "
-            f"reported in round {st.round}",
-        )
-    st.replies[e.author] = e.id
-    st.state = "rectifying"
+def _endorse(st: PlanStatus, e: PlanEntry, _: Any) -> Refusal | None:
+    if e.author in st.endorsements:
+        return _refuse("already_counted", "endorsed_once", site=e.author)
+    st.endorsements[e.author] = _action(e, st.plan.id)
+    st.endorsement_items[e.author] = e.id
     return None
+
+
+def _phase_progress(st: PlanStatus, e: PlanEntry, phase: Any) -> Refusal | None:
+    name = str(phase["name"])
+    now, new = st.phases.get(name, "pending"), str(e.body["phase_status"])
+    if now == "completed" or now == new:
+        return _refuse("already_counted", "phase_done", phase=name, phase_status=now)
+    st.phases[name] = new
+    return None
+
+
+def _start(st: PlanStatus, e: PlanEntry, _: Any) -> Refusal | None:
+    declined = [s for s in st.participants if st.endorsements.get(s) == "decline"]
+    if declined:
+        return _refuse("precondition", "declined", sites=declined)
+    missing = [s for s in st.participants if s not in st.endorsements]
+    if missing:
+        return _refuse("precondition", "not_endorsed", sites=missing)
+    return None
+
+
+def _local_report(st: PlanStatus, e: PlanEntry, _: Any) -> Refusal | None:
+    if e.author in st.local_reports:
+        return _refuse("already_counted", "local_report_once", site=e.author)
+    st.local_reports[e.author] = e.id
+    return None
+
+
+def _opinion(st: PlanStatus, e: PlanEntry, _: Any) -> Refusal | None:
+    addressed = [str(s) for s in e.body.get("addressed_sites") or []] or st.sites
+    strangers = [s for s in addressed if s not in st.sites]
+    if strangers:
+        return _refuse("wrong_site", "not_plan_sites", sites=strangers)
+    st.round, st.opinion = 1, e.id
+    st.addressed, st.reply_deadline, st.replies = addressed, str(e.body["deadline"]), {}
+    return None
+
+
+def _reply(st: PlanStatus, e: PlanEntry, _: Any) -> Refusal | None:
+    if e.author not in st.addressed:
+        return _refuse("wrong_site", "not_addressed", site=e.author, sites=st.addressed)
+    if e.body.get("opinion") != st.opinion:
+        return _refuse(
+            "precondition", "wrong_opinion",
+            opinion=e.body.get("opinion"), current=st.opinion,
+        )  # fmt: skip
+    if e.author in st.replies:
+        return _refuse("already_counted", "reply_once", site=e.author, round=st.round)
+    st.replies[e.author] = e.id
+    return None
+
+
+def _vote(st: PlanStatus, e: PlanEntry, _: Any) -> Refusal | None:
+    missing = [s for s in st.addressed if s not in st.replies]
+    if missing:
+        return _refuse("precondition", "replies_missing", sites=missing)
+    vote = e.body["vote"]
+    passed = 2 * (int(vote["satisfied"]) + int(vote["basically_satisfied"])) > int(
+        vote["present"]
+    )
+    st.votes.append({"round": st.round, "passed": passed, **vote})
+    if passed:
+        st.state = "evaluated"
+    else:
+        st.state, st.round = "handed_over", st.round + 1
+        st.replies, st.reply_deadline = {}, str(e.body["redo_deadline"])
+    return None
+
+
+def _nothing(st: PlanStatus, e: PlanEntry, _: Any) -> Refusal | None:
+    return None
+
+
+_STEP_RULES = {
+    "endorse": _endorse,
+    "decline": _endorse,
+    "approve": _nothing,
+    "start": _start,
+    "phase_progress": _phase_progress,
+    "local_report": _local_report,
+    "joint_report": _nothing,
+    "opinion": _opinion,
+    "reply": _reply,
+    "satisfaction_vote": _vote,
+    "close": _nothing,
+}
 
 
 def evaluate(plan: PlanEntry, related: Sequence[PlanEntry]) -> PlanStatus:
@@ -550,7 +616,9 @@ def evaluate(plan: PlanEntry, related: Sequence[PlanEntry]) -> PlanStatus:
     st = PlanStatus(plan=plan)
     for ph in plan.body.get("phases") or []:
         st.phases[str(ph["name"])] = "pending"
-    for e in sorted((r for r in related if r.id != plan.id), key=lambda r: r.order):
+    for e in sorted(
+        (r for r in related if r.id != plan.id), key=lambda r: _order(r, plan)
+    ):
         refusal = _apply(st, e)
         st.timeline.append(
             TimelineEntry(
@@ -585,17 +653,9 @@ def check_candidate(
     """
     plan_id = _plan_of(candidate)
     if plan is None:
-        return Refusal(
-            "plan_unknown",
-            f"本节点没有方案 {plan_id} / plan {plan_id} is not known "
-            "on this node (yet): push the plan first, or retry once it has replicated here",
-        )
+        return _refuse("plan_unknown", "plan_unknown", plan=plan_id)
     if plan.kind != "inspection_plan":
-        return Refusal(
-            "not_a_plan",
-            f"{plan_id} 不是联合执法检查方案 / {plan_id} is a "
-            f"{plan.kind}, not an inspection_plan",
-        )
+        return _refuse("not_a_plan", "not_a_plan", plan=plan_id, kind=plan.kind)
     if any(r.id == candidate.id for r in related):
         return None  # the same item again: an idempotent push
     before = {t.id for t in evaluate(plan, related).timeline if t.applied}
@@ -605,9 +665,8 @@ def check_candidate(
         return mine.refusal
     lost = [t for t in after.timeline if t.id in before and not t.applied]
     if lost:
-        return Refusal(
-            "out_of_order",
-            f"created_at {candidate.created_at.isoformat()} 早于已生效的 "
-            f"{lost[0].id} / is earlier than steps it would invalidate; check the signer's clock",
-        )
+        return _refuse(
+            "out_of_order", "out_of_order",
+            created_at=candidate.created_at.isoformat(), later=lost[0].id,
+        )  # fmt: skip
     return None

@@ -44,6 +44,8 @@ from typing import Any, NamedTuple
 from exchange.errors import InputError
 from schemas.errors import ErrorCode
 
+from .present import BODY_MODELS, body_blocks
+
 __all__ = [
     "MAX_QUERY_CHARS",
     "MAX_TERMS",
@@ -177,12 +179,35 @@ def _fields(item: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def item_texts(item: Mapping[str, Any]) -> list[str]:
-    """The texts a snippet may be cut from: summary first, then the body's strings."""
+    """The texts a snippet may be cut from: summary first, then the body's prose.
+
+    Codes (``approve``, ``endorse``), dates, ids and site ids are not prose and never
+    make a snippet; a person reads them labelled, on the item's page.
+    """
     texts: list[str] = []
     summary = item.get("summary")
     if isinstance(summary, str) and summary.strip():
         texts.append(summary)
-    texts.extend(s for s in _walk_strings(item.get("body")) if s.strip())
+    body = item.get("body")
+    kind = str(item.get("kind", ""))
+    try:
+        blocks = body_blocks(kind, body) if kind in BODY_MODELS else None
+    except (AttributeError, KeyError, TypeError, ValueError):  # not schema-shaped
+        blocks = None
+    if blocks is None:
+        texts.extend(s for s in _walk_strings(body) if s.strip())
+    for b in blocks or []:
+        if b.shape in ("text", "list"):
+            texts.extend(s for s in b.value if s.strip())
+        elif b.shape == "line":
+            texts.append(b.value)
+        elif b.shape == "phases":
+            for ph in b.value:
+                texts.extend([ph["name"], *ph["activities"]])
+        elif b.shape == "table":
+            texts.extend(
+                line for row in b.value.rows for c in row if not c.code for line in c.lines
+            )
     for att in item.get("attachments") or []:
         if isinstance(att, Mapping) and isinstance(att.get("name"), str):
             texts.append(att["name"])

@@ -21,16 +21,29 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+import orjson
 from aiohttp import web
 
+from exchange.core.plans import STATES, PlanStatus
+from exchange.core.present import body_blocks
 from exchange.core.trust import Reader
-from exchange.errors import ExchangeError, InputError
-from exchange.service.reading import item_view
+from exchange.errors import ExchangeError, InputError, NotFound
+from exchange.service.reading import directory, item_view
 from schemas.errors import ErrorCode
-from schemas.items import KINDS
+from schemas.items import KINDS, PLAN_KINDS
+from schemas.labels import (
+    ERROR_LABELS,
+    KIND_LABELS,
+    REL_LABELS,
+    STATE_LABELS,
+    STEP_LABELS,
+)
+from schemas.labels import (
+    text as label_text,
+)
 
 from .keys import NODE, READER
-from .read.i18n import FIELDS, KIND_LABELS, LANGS, RELS, strings
+from .read.i18n import LANGS, strings
 from .routes_blobs import blob_response
 from .routes_search import parse_filter
 
@@ -78,14 +91,15 @@ async def _render(
 ) -> web.Response:
     lang = _lang(request)
     node = request.app[NODE]
-    names = {s.id: s.name for s in await node.sites.list_sites()}
+    names = ctx.pop("dir", None) or await directory(node)
     html = _env.get_template(name).render(
         t=strings(lang),
-        f=FIELDS[lang],
-        k=KIND_LABELS[lang],
-        rels=RELS[lang],
+        k={kd: label_text(lab, lang) for kd, lab in KIND_LABELS.items()},
+        rels={r: label_text(lab, lang) for r, lab in REL_LABELS.items()},
+        errors={c: label_text(lab, lang) for c, lab in ERROR_LABELS.items()},
         lang=lang,
-        names=names,
+        names=names.sites,
+        circle_names=names.circles,
         path=request.path_qs,
         kinds=KINDS,
         **ctx,
@@ -132,10 +146,27 @@ async def index(request: web.Request) -> web.Response:
         params = {k: v for k, v in q.items() if k != "cursor" and v}
         nxt = "/read?" + urlencode({**params, "cursor": result.next_cursor})
     circles = sorted(await node.sites.circles())
+    names = await directory(node)
+    hits = result.hits if result is not None else []
+    retracted = await node.search.store.retracted([h.item.id for h in hits], reader)
+    lang = _lang(request)
+    facts = {
+        h.item.id: [
+            b
+            for b in body_blocks(
+                h.item.kind, h.doc.get("body") or {}, lang, names=names.sites
+            )
+            if b.fact and b.shape not in ("items", "sites")
+        ][:3]
+        for h in hits
+    }
     return await _render(
         request,
         "list.html",
         status=400 if error else 200,
+        dir=names,
+        retracted=retracted,
+        facts=facts,
         site=site,
         q=q,
         text=text,
@@ -153,20 +184,91 @@ async def item(request: web.Request) -> web.Response:
     if who is None:
         return await _render(request, "login.html", status=401, error=None)
     reader, site = who
+    node = request.app[NODE]
+    lang = _lang(request)
     try:
-        view = await item_view(request.app[NODE], request.match_info["id"], reader)
+        view = await item_view(node, request.match_info["id"], reader)
     except ExchangeError as err:
         return await _render(
             request, "missing.html", status=err.status, site=site, message=err.message
         )
+    names = await directory(node)
+    body = view.doc.get("body") or {}
+    ids = sorted(_item_ids(body))
+    titles = {
+        i: str(orjson.loads(it.canonical).get("title", ""))
+        for i, it in (await node.search.store.by_ids(ids, reader)).items()
+    }
+    plan = await _plan_panel(node, view.item.kind, view.item.id, body, reader, lang, names.sites)
     return await _render(
         request,
         "item.html",
         site=site,
         v=view,
         doc=view.doc,
-        body=view.doc.get("body") or {},
+        blocks=body_blocks(view.item.kind, body, lang, names=names.sites, titles=titles),
+        plan=plan,
+        dir=names,
     )
+
+
+def _item_ids(value: Any) -> set[str]:
+    """Every item id named anywhere in a body."""
+    if isinstance(value, str):
+        return {value} if value.startswith("sha256:") and len(value) == 71 else set()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return set().union(*(_item_ids(v) for v in value)) if value else set()
+    return set()
+
+
+async def _plan_panel(
+    node: Any,
+    kind: str,
+    item_id: str,
+    body: dict[str, Any],
+    reader: Reader,
+    lang: str,
+    names: dict[str, str],
+) -> dict[str, Any] | None:
+    """The plan's current state and its steps in order, for a plan or one of its steps."""
+    if kind == "inspection_plan":
+        plan_id = item_id
+    elif kind in PLAN_KINDS and isinstance(body.get("plan"), str):
+        plan_id = body["plan"]
+    else:
+        return None
+    try:
+        st: PlanStatus = (await node.plans.status(plan_id, reader))[0]
+    except NotFound:
+        return None
+    cst = timedelta(hours=8)
+    return {
+        "id": plan_id,
+        "title": st.plan.title,
+        "is_step": plan_id != item_id,
+        "state": st.state,
+        "state_label": label_text(STATE_LABELS[st.state], lang),
+        "state_index": STATES.index(st.state),
+        "states": [(s, label_text(STATE_LABELS[s], lang)) for s in STATES],
+        "round": st.round,
+        "retracted": st.retracted,
+        "steps": [
+            {
+                "id": t.id,
+                "when": (t.created_at + cst - (t.created_at.utcoffset() or timedelta()))
+                .strftime("%Y-%m-%d %H:%M"),
+                "label": label_text(STEP_LABELS[t.action], lang),
+                "author": names.get(t.author, t.author),
+                "applied": t.applied,
+                "state": label_text(STATE_LABELS[t.state_after], lang),
+                "reason": t.refusal.text(lang, names) if t.refusal else "",
+            }
+            for t in st.timeline
+            if t.action != "related"
+        ],
+    }
 
 
 @routes.get("/read/blobs/{sha256}")

@@ -96,7 +96,7 @@ def view_json(
             {
                 "site": s,
                 "done": s in st.endorsements,
-                "item": None,
+                "item": st.endorsement_items.get(s),
                 "decision": st.endorsements.get(s),
             }
             for s in st.participants

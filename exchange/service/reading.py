@@ -26,7 +26,42 @@ from exchange.errors import ExchangeError, NotFound
 from exchange.storage.items import StoredItem
 from schemas.errors import ErrorCode
 
-__all__ = ["ItemView", "ReceiptCheck", "RefView", "SignatureCheck", "item_view"]
+__all__ = [
+    "Directory",
+    "ItemView",
+    "ReceiptCheck",
+    "RefView",
+    "SignatureCheck",
+    "directory",
+    "item_view",
+]
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Display names of sites, circles and monitors (ids stay where no name is known)."""
+
+    sites: dict[str, str]
+    circles: dict[str, str]
+    monitors: dict[str, str]
+
+
+async def directory(node: Any) -> Directory:
+    """Names from the node's site table, monitors table and installed roster."""
+    sites = {s.id: s.name for s in await node.sites.list_sites()}
+    circles: dict[str, str] = {}
+    monitors: dict[str, str] = {}
+    row = await node.federation.store.roster()
+    if row is not None:
+        roster = row[1].get("document", row[1])
+        for c in roster.get("circles") or []:
+            circles[str(c.get("id"))] = str(c.get("name") or c.get("id"))
+        for m in roster.get("monitors") or []:
+            monitors[str(m.get("id"))] = str(m.get("name") or m.get("id"))
+    async with node.db.pool.acquire() as c:
+        for r in await c.fetch("SELECT id, name FROM monitors"):
+            monitors.setdefault(r["id"], r["name"])
+    return Directory(sites, circles, monitors)
 
 
 @dataclass(frozen=True)

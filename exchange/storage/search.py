@@ -277,6 +277,27 @@ class SearchStore:
             )
         return [(r["rel"], _stored(r)) for r in rows]
 
+    async def retracted(self, ids: Sequence[str], reader: Reader) -> set[str]:
+        """The items among ``ids`` withdrawn by their author, as far as ``reader`` sees.
+
+        A retraction counts when ``reader`` may see it and its author is the author of
+        the item it retracts.
+        """
+        if not ids:
+            return set()
+        args: list[Any] = [list(ids)]
+        cond = _visibility(reader, args)
+        async with self.db.read_pool.acquire() as c:
+            rows = await c.fetch(
+                f"""SELECT DISTINCT r.dst FROM item_refs r
+                    JOIN (SELECT idx, author FROM items
+                          WHERE kind = 'retraction' AND {cond}) s ON s.idx = r.src
+                    JOIN items t ON t.id = r.dst AND t.author = s.author
+                    WHERE r.rel = 'retracts' AND r.dst = ANY($1::text[])""",
+                *args,
+            )
+        return {r["dst"] for r in rows}
+
     async def by_ids(self, ids: Sequence[str], reader: Reader) -> dict[str, StoredItem]:
         """The items among ``ids`` that ``reader`` may see, by id."""
         if not ids:

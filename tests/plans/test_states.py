@@ -288,3 +288,55 @@ def test_deadlines_and_overdue_flags() -> None:
     # Nothing is overdue once the plan is closed.
     st = _run(flow, flow.happy_path())
     assert not st.overdue(due + timedelta(days=365))
+
+
+def test_steps_signed_in_the_same_second_apply_in_lifecycle_order() -> None:
+    """``created_at`` has one-second precision: a tie must not refuse a valid step."""
+    for attempt in range(12):  # item ids differ each time; the order must not matter
+        flow = Flow()
+        approve, e1, e2 = flow.update("approve"), flow.endorse(P1), flow.endorse(P2)
+        start = flow.update("start", note=f"第{attempt}次")
+        p1 = flow.phase("动员部署", "started")
+        p2 = flow.phase("动员部署", "completed")
+        same = approve["created_at"]
+        for it in (e1, e2, start, p1, p2):
+            it["created_at"] = same
+        plan = flow.entry(flow.plan_item)
+        stored = [flow.entry(i) for i in (approve, e1, e2)]
+        assert check_candidate(plan, stored, flow.entry(start)) is None
+        st = evaluate(plan, [*stored, *(flow.entry(i) for i in (start, p2, p1))])
+        assert st.state == "in_progress" and st.ignored == [], [
+            (t.action, t.refusal) for t in st.ignored
+        ]
+        assert st.phases["动员部署"] == "completed"
+
+
+def test_refusals_read_as_sentences_in_both_languages() -> None:
+    flow = Flow()
+    plan = flow.entry(flow.plan_item)
+    names = {LEAD: "杜集区人大常委会", P1: "铜山区人大常委会"}
+    report = flow.entry(flow.report(P1, scope="joint"))
+    refusal = check_candidate(plan, [], report)
+    assert refusal is not None and refusal.reason == "wrong_site"
+    assert refusal.text("zh", names) == (
+        "只有牵头单位（杜集区人大常委会）可以报送执法检查报告，铜山区人大常委会不能。"
+    )
+    assert refusal.text("en", names) == (
+        "Only the lead, 杜集区人大常委会, can file the joint inspection report; "
+        "铜山区人大常委会 cannot."
+    )
+    reply = flow.entry(flow.reply(LEAD, opinion="sha256:" + "9" * 64))
+    refusal = check_candidate(plan, [], reply)
+    assert refusal is not None and refusal.reason == "wrong_state"
+    assert refusal.text("zh") == (
+        "方案目前为“草案”，不能报送研究处理情况报告；报送研究处理情况报告须在方案为"
+        "“已交办”或“整改中”时进行。"
+    )
+    assert "may reply" not in refusal.message and "joint_report" not in refusal.message
+
+
+def test_each_endorsement_is_linked_to_its_item() -> None:
+    flow = Flow()
+    e1 = flow.endorse(P1)
+    st = evaluate(flow.entry(flow.plan_item), [flow.entry(e1)])
+    assert st.endorsement_items == {P1: flow.entry(e1).id}

@@ -71,8 +71,9 @@ async def test_search_command(shared: Corpus, tmp_path: Path) -> None:
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("#") and "标题 title" in lines[0]
+    assert "类型 kind" in lines[0] and "单位 author" in lines[0]  # headers never cut
     rows = lines[2 : lines.index("")]  # the table, before the snippets
-    assert rows and all("检查方案" in r for r in rows)
+    assert rows and all("联合执法检查方案" in r for r in rows)
     assert "<mark>" not in out and "安全生产法" in out
     code, out, err = await _cli(
         "search", "！！！", "--node", node.url, "--key", str(key), cwd=tmp_path
