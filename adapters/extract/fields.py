@@ -29,9 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from adapters.text import DateError, normalize_text, parse_date
 from exchange.core.items import schema_error
+from exchange.core.present import BODY_MODELS
 from schemas.items import ITEM_ADAPTER
+from schemas.labels import field_label
 
-from .readable import FIELD_LABELS
 
 __all__ = [
     "HEADINGS",
@@ -474,7 +475,7 @@ def shape_item(doc: DocumentFields, rules: ItemRules, site_id: str) -> dict[str,
         missing = [f for f in _REQUIRED[kind] if not body.get(f)]
         if missing:
             heads = "; ".join(
-                f"{f} {FIELD_LABELS.get(f, '')} (heading such as "
+                f"{f} {field_label(BODY_MODELS[kind].__name__, f)} (heading such as "
                 f"{HEADINGS[kind][f][0]})"
                 for f in missing
             )
