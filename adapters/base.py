@@ -25,14 +25,17 @@ The contract
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from exchange.core.canonical import item_id
 from exchange.errors import ExchangeError
 from schemas.errors import ErrorCode
+from schemas.items import KINDS
 
 __all__ = [
     "AdapterConfig",
@@ -41,8 +44,10 @@ __all__ = [
     "Attachment",
     "Draft",
     "Poll",
+    "RefusedDelivery",
     "Sink",
     "Source",
+    "check_delivery",
 ]
 
 
@@ -59,6 +64,49 @@ class AdapterError(ExchangeError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message, code=ErrorCode.ADAPTER_FAILED)
         self.retryable = retryable
+
+
+_ITEM_ID = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+class RefusedDelivery(AdapterError):
+    """A delivered item whose id or kind cannot be trusted (never retried)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+def check_delivery(signed: Any, envelope: Any) -> tuple[str, str]:
+    """The item's hex id and kind, checked: the envelope's ``id`` is
+    ``sha256:<64 hex>`` and is the item's own hash; the kind is one of the schema.
+
+    Raises:
+        RefusedDelivery: naming what is wrong (the values are quoted, shortened).
+    """
+    item = signed.get("item") if isinstance(signed, dict) else None
+    if not isinstance(item, dict) or not isinstance(envelope, dict):
+        raise RefusedDelivery("拒收 / refused: not a signed item with an envelope")
+    given = envelope.get("id")
+    if not isinstance(given, str) or not _ITEM_ID.fullmatch(given):
+        raise RefusedDelivery(
+            f"拒收 / refused: item id {str(given)[:80]!r} is not 'sha256:<64 hex>'"
+        )
+    try:
+        own = item_id(item)
+    except (TypeError, ValueError) as exc:
+        raise RefusedDelivery(
+            f"拒收 / refused: {given}: not canonical JSON ({exc})"
+        ) from None
+    if own != given:
+        raise RefusedDelivery(
+            f"拒收 / refused: the node says {given} but the item's hash is {own}"
+        )
+    kind = item.get("kind")
+    if kind not in KINDS:
+        raise RefusedDelivery(
+            f"拒收 / refused: {given}: kind {str(kind)[:40]!r} is not a kind of the schema"
+        )
+    return own.removeprefix("sha256:"), str(kind)
 
 
 class AdapterConfig(BaseModel):

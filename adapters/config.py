@@ -60,12 +60,25 @@ class SiteSection(BaseModel):
     key_file: Path = Field(description="Private key file (mode 0600)")
     node: str = Field(description="Home node URL, e.g. http://127.0.0.1:8700")
     data_dir: Path = Field(Path("adapter-data"), description="Spool, states, cursor")
+    roster_keys: list[str] = Field(
+        default_factory=list,
+        description="The federation's roster keys, 'KEY_ID ALG PUBLIC_KEY' (as in "
+        "node.toml); without them the keys the node announces are pinned on first use",
+    )
 
     @field_validator("id")
     @classmethod
     def _slug(cls, v: str) -> str:
         if not _SLUG.match(v):
             raise ValueError("must be a lowercase site id such as 'huaibei-duji'")
+        return v
+
+    @field_validator("roster_keys")
+    @classmethod
+    def _keys(cls, v: list[str]) -> list[str]:
+        from .trust import parse_key_entries
+
+        parse_key_entries(v, "roster_keys")
         return v
 
     @field_validator("node")

@@ -23,11 +23,13 @@ item the node refuses for good (schema, signature) moves to ``spool/rejected/`` 
 the reason, so one bad item never blocks the others.
 
 **Pull.** Every ``pull_interval``, items after the runner's own cursor are listed; each
-one by another site has its signature checked against the node's site directory and
-is handed to every sink. The cursor (a state file) advances past an item only after
-every sink delivered it; a failing sink stops the pass and it is retried after a
-backoff (sinks are idempotent by item id, so the sinks that already had it are not
-harmed).
+one by another site must have an id that is its own hash and a kind of the schema, and
+a signature by a key its home node vouches for (:mod:`adapters.trust`: the node, the
+roster keys and the roster are pinned on first use); only then is it handed to every
+sink. An item that fails is reported and skipped, never written. The cursor (a state
+file) advances past an item only after every sink delivered it; a failing sink stops
+the pass and it is retried after a backoff (sinks are idempotent by item id, so the
+sinks that already had it are not harmed).
 
 **Health.** Every ``health_interval`` (and at the end of ``--once``) the runner posts
 its last run, backlog, rejected count, pull cursor, last error and a status per
@@ -50,11 +52,9 @@ import orjson
 from pydantic import ValidationError
 
 from exchange.client import ExchangeClient
-from exchange.core.items import schema_error, sign_item, verify_item
+from exchange.core.items import schema_error, sign_item
 from exchange.core.signing import (
     PrivateKey,
-    PublicKey,
-    b64u_decode,
     load_private_key,
     parse_key_id,
 )
@@ -68,10 +68,19 @@ from exchange.errors import (
 )
 from schemas.items import ITEM_ADAPTER
 
-from .base import AdapterContext, AdapterError, Draft, Sink, Source
+from .base import (
+    AdapterContext,
+    AdapterError,
+    Draft,
+    RefusedDelivery,
+    Sink,
+    Source,
+    check_delivery,
+)
 from .config import SiteConfig
 from .registry import load_adapter
 from .spool import Spool, StateFiles
+from .trust import Trust
 
 __all__ = ["AdapterState", "PreparedDraft", "RunSummary", "Runner", "prepare_draft"]
 
@@ -219,7 +228,7 @@ class Runner:
         self.last_error: str | None = None
         self._client: ExchangeClient | None = None
         self._wake_push = asyncio.Event()
-        self._directory: dict[str, PublicKey] = {}
+        self._trust: Trust | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     def load_key(self) -> PrivateKey:
@@ -405,26 +414,17 @@ class Runner:
                 return False
 
     # -- pull ---------------------------------------------------------------------------
-    async def _refresh_directory(self) -> None:
-        keys: dict[str, PublicKey] = {}
-        for site in await self.client.sites():
-            for k in site.get("keys", []):
-                keys[k["key_id"]] = PublicKey(
-                    k["alg"], b64u_decode(k["public_key"]), k["key_id"]
-                )
-        self._directory = keys
-
-    async def _verify(self, signed: dict[str, Any]) -> None:
-        kid = str(signed.get("sig", {}).get("key", ""))
-        if kid not in self._directory:
-            await self._refresh_directory()
-        key = self._directory.get(kid)
-        if key is None:
-            raise VerificationError(f"key {kid} is not in the node's site directory")
-        verify_item(signed, key)
-        owner, _ = parse_key_id(kid)
-        if signed["item"].get("author") != owner:
-            raise VerificationError(f"item author is not the owner of key {kid}")
+    @property
+    def trust(self) -> Trust:
+        """What the pull trusts (pinned on first use)."""
+        if self._trust is None:
+            self._trust = Trust(
+                self.client,
+                self.states,
+                self.config.site.roster_keys,
+                self.config.data_path / "state",
+            )
+        return self._trust
 
     async def pull_once(self, summary: RunSummary) -> None:
         """Deliver partners' items after the cursor to every sink.
@@ -439,30 +439,35 @@ class Runner:
         while True:
             page = await self.client.list_items(cursor, limit=100)
             for env in page["items"]:
-                signed = env["signed"]
-                if signed["item"].get("author") != self.site_id:
-                    try:
-                        await self._verify(signed)
-                    except VerificationError as exc:
-                        msg = f"{env['id']}: not delivered, signature check failed: {exc.message}"
-                        summary.problems.append(msg)
-                        self._say(f"  未投递 / {msg}")
-                    else:
-                        meta = {k: env[k] for k in ("index", "id", "received_at")}
-                        for sink, st in self.sinks:
-                            st.last_run = _now()
-                            try:
-                                await sink.deliver(signed, meta)
-                            except AdapterError as exc:
-                                st.failed(f"{env['id']}: {exc.message}")
-                                raise
-                            st.items += 1
-                            st.last_success = _now()
+                signed = env.get("signed") if isinstance(env, dict) else None
+                try:
+                    check_delivery(signed, env)
+                    assert isinstance(signed, dict)
+                    if signed["item"].get("author") != self.site_id:
+                        await self.trust.verify(signed)
+                        await self._deliver(signed, env)
                         summary.delivered += 1
+                except (RefusedDelivery, VerificationError) as exc:
+                    shown = str(env.get("id"))[:80] if isinstance(env, dict) else "?"
+                    msg = f"{shown}: 未投递 / not delivered: {exc.message}"
+                    summary.problems.append(msg)
+                    self._say(f"  {msg}")
                 cursor = int(env["index"])
                 self.states.save("pull-cursor", {"cursor": cursor})
             if page.get("next_cursor") is None:
                 return
+
+    async def _deliver(self, signed: dict[str, Any], env: dict[str, Any]) -> None:
+        meta = {k: env[k] for k in ("index", "id", "received_at")}
+        for sink, st in self.sinks:
+            st.last_run = _now()
+            try:
+                await sink.deliver(signed, meta)
+            except AdapterError as exc:  # RefusedDelivery: reported by pull_once
+                st.failed(f"{env['id']}: {exc.message}")
+                raise
+            st.items += 1
+            st.last_success = _now()
 
     # -- health -------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

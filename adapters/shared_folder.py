@@ -30,6 +30,11 @@ labels, plus ``<hex id>.json``, the signed original (verifiable offline with
 ``exchange verify``). Files are named by item id and written atomically, the ``.json``
 last: an item whose ``.json`` exists is complete, and delivering it again changes
 nothing.
+
+The sink does not trust the node with its file names: it accepts only an ``id`` of the
+form ``sha256:<64 hex>`` that is the hash of the item it came with, and (with
+``by_kind``) only a kind of the schema; every path it writes is checked to be inside
+its folder. Anything else is refused (:class:`RefusedDelivery`) and nothing is written.
 """
 
 from __future__ import annotations
@@ -44,7 +49,18 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .base import AdapterConfig, AdapterContext, AdapterError, Draft, Poll
+from exchange.core.canonical import parse_json
+from exchange.errors import JsonError
+
+from .base import (
+    AdapterConfig,
+    AdapterContext,
+    AdapterError,
+    Draft,
+    Poll,
+    RefusedDelivery,
+    check_delivery,
+)
 from .extract.fields import (
     DocumentFields,
     ItemRules,
@@ -59,7 +75,12 @@ from .extract.render import to_docx, to_markdown
 from .spool import atomic_write
 from .text import to_rfc3339
 
-__all__ = ["FolderSink", "FolderSinkConfig", "FolderSource", "FolderSourceConfig"]
+__all__ = [
+    "FolderSink",
+    "FolderSinkConfig",
+    "FolderSource",
+    "FolderSourceConfig",
+]
 
 
 class FolderSourceConfig(AdapterConfig, ItemRules):
@@ -173,11 +194,15 @@ class FolderSource:
     def _structured(self, data: bytes, rel: str) -> dict[str, Any]:
         try:
             if rel.lower().endswith(".json"):
-                obj = json.loads(data.decode("utf-8-sig"))
+                # The strict parser, as for a push: no duplicate keys, floats or
+                # huge integers (a BOM, as Notepad writes one, is allowed).
+                obj = parse_json(data.removeprefix(b"\xef\xbb\xbf"), allow_floats=False)
             else:
                 import yaml
 
                 obj = _plain(yaml.safe_load(data.decode("utf-8-sig")))
+        except JsonError as exc:
+            raise ShapeError(f"{rel}: cannot be parsed: {exc.message}") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ShapeError(f"{rel}: cannot be parsed: {exc}") from None
         except Exception as exc:  # yaml.YAMLError
@@ -267,15 +292,20 @@ class FolderSink:
         """Write ``<hex id>.md``/``.docx`` and ``<hex id>.json`` (idempotent).
 
         Raises:
+            RefusedDelivery: the id or kind cannot be trusted, or a path would leave
+                the folder (nothing is written).
             AdapterError: the folder cannot be written (retryable).
         """
+        hexid, kind = check_delivery(signed, envelope)
         item = signed["item"]
-        hexid = str(envelope["id"]).removeprefix("sha256:")
-        folder = (
-            self.root / str(item.get("kind", "other"))
-            if self.config.by_kind
-            else self.root
-        )
+        folder = self.root / kind if self.config.by_kind else self.root
+        root = self.root.resolve()
+        for name in (f"{hexid}.json", f"{hexid}.{self.config.format}"):
+            where = (folder / name).resolve()
+            if not where.is_relative_to(root) or where.parent != folder.resolve():
+                raise RefusedDelivery(
+                    f"拒收 / refused: {name} would be written outside {self.root}"
+                )
         target = folder / f"{hexid}.json"
         if target.exists():
             return

@@ -83,7 +83,9 @@ from adapters.extract.fields import (
 )
 from adapters.extract.mail import safe_filename
 from adapters.sentlog import SentLog
+from exchange.core.canonical import parse_json
 from exchange.core.items import item_id
+from exchange.errors import JsonError
 
 __all__ = ["WebhookSink", "WebhookSinkConfig", "WebhookSource", "WebhookSourceConfig"]
 
@@ -258,10 +260,13 @@ class WebhookSource:
                 ) from None
             self._check_auth(request, body)
             try:
-                doc = json.loads(body.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
+                # The project's strict parser, as for a push to the node: duplicate
+                # keys, floats, huge integers, invalid UTF-8 and deep nesting are
+                # refused here rather than read differently later.
+                doc = parse_json(body, allow_floats=False)
+            except JsonError as exc:
                 raise _Refused(
-                    400, "bad_json", f"the body is not UTF-8 JSON: {exc}"
+                    400, "bad_json", f"the body is not strict UTF-8 JSON: {exc.message}"
                 ) from None
             if not isinstance(doc, dict):
                 raise _Refused(400, "bad_json", "the body must be a JSON object")
@@ -442,7 +447,7 @@ class WebhookSource:
             if len(drafts) >= self.config.batch:
                 break
             try:
-                entry = json.loads(path.read_text("utf-8"))
+                entry = parse_json(path.read_bytes())
                 files = tuple(
                     Attachment(
                         f["name"],
@@ -454,7 +459,7 @@ class WebhookSource:
                 drafts.append(
                     Draft(item=entry["item"], ref=f"webhook #{seq}", attachments=files)
                 )
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, JsonError) as exc:
                 problems.append(
                     f"webhook #{seq}: queued file {path.name} is unreadable "
                     f"({exc}); skipped"

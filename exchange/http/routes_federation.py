@@ -67,8 +67,14 @@ async def log(request: web.Request) -> web.Response:
 
 @routes.get("/v1/federation/site-records")
 async def site_records(request: web.Request) -> web.Response:
-    """Signed records of this node's own sites (public keys, validity, revocations)."""
-    return json_response({"records": await request.app[NODE].federation.local_site_records()})
+    """Signed records of this node's own sites (public keys, validity, revocations);
+    with ``?relayed=1`` also those of other nodes' sites it received (each still signed
+    by the site's home node), for the site adapters that verify partners' items."""
+    fed = request.app[NODE].federation
+    records = await fed.local_site_records()
+    if request.query.get("relayed") == "1":
+        records += await fed.store.site_records()
+    return json_response({"records": records})
 
 
 @routes.get("/v1/federation/peers")

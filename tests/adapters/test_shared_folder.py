@@ -23,6 +23,7 @@ from adapters.shared_folder import FolderSink, FolderSource
 from exchange.core.canonical import item_id
 from exchange.core.items import sign_item, verify_item
 from exchange.core.signing import generate_key
+from exchange.templates import template
 from schemas.items import ITEM_ADAPTER
 
 
@@ -351,3 +352,24 @@ async def test_sink_writes_readable_and_signed_files_idempotently(
     before = {p.name: p.stat().st_mtime_ns for p in inbox.iterdir()}
     await sink.deliver(doc, env)  # again: nothing changes
     assert {p.name: p.stat().st_mtime_ns for p in inbox.iterdir()} == before
+
+
+async def test_json_files_are_parsed_with_the_strict_parser(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    item = template("lesson", author="huaibei-duji", partner="xuzhou-tongshan")
+    good = json.dumps(item, ensure_ascii=False)
+    # A duplicate key (which one wins depends on the reader), a float, a huge integer.
+    (share / "dup.json").write_text(
+        good[:-1] + ', "title": "另一个标题"}', encoding="utf-8"
+    )
+    (share / "float.json").write_text(good[:-1] + ', "x": 1.0}', encoding="utf-8")
+    (share / "big.json").write_text(good[:-1] + ', "x": 99999999999999999999}', "utf-8")
+    (share / "bom.json").write_bytes(b"\xef\xbb\xbf" + good.encode("utf-8"))
+    poll = await _source(tmp_path).poll({})
+    assert [d.ref for d in poll.drafts] == ["bom.json"]
+    problems = sorted(poll.problems)
+    assert len(problems) == 3
+    assert problems[0].startswith("big.json: cannot be parsed")
+    assert "duplicate" in problems[1] and problems[1].startswith("dup.json")
+    assert problems[2].startswith("float.json: cannot be parsed")

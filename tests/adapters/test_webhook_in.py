@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,21 @@ async def test_posted_items_are_accepted_by_a_real_node(
     async with node.client("huaibei-duji") as client:
         pushed = await client.push(sign_item(draft.item, key))
     assert pushed["status"] == "accepted" and pushed["id"] == out["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"title": "a", "title": "b", "text": "x"}', "duplicate"),
+        (b'{"title": "a", "text": "x", "n": 1.5}', "float|fraction"),
+        (b'{"title": "a", "text": "x", "n": 123456789012345678901234567890}', "range"),
+        (b'{"title": "\xff"}', "UTF-8|utf-8"),
+    ],
+)
+async def test_body_is_parsed_with_the_strict_parser(
+    source: WebhookSource, body: bytes, why: str
+) -> None:
+    status, doc = await _post(source, body)
+    assert status == 400
+    assert doc["error"]["code"] == "bad_json"
+    assert re.search(why, doc["error"]["message"]), doc["error"]["message"]
