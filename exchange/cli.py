@@ -357,7 +357,38 @@ def cmd_monitor_add(args: argparse.Namespace) -> int:
     async def fn(node: Any) -> int:
         await node.sites.add_monitor(args.monitor, args.name, token, args.circle or [], args.site or [])
         print(token)
-        say(f"monitor {args.monitor} registered; the token above is shown once — hand it over securely")
+        say(f"monitor {args.monitor} registered; the token above is shown once — hand it over "
+            "securely (an earlier token of this monitor and its dashboard sessions no longer work)")
+        return EXIT_OK
+
+    return with_node(args, fn)
+
+
+def cmd_monitor_list(args: argparse.Namespace) -> int:
+    from exchange.commands._table import render
+
+    async def fn(node: Any) -> int:
+        rows = [
+            [m["id"], m["name"], ",".join(m["circles"]) or "-", ",".join(m["sites"]) or "-",
+             m["created_at"].date().isoformat(),
+             f"吊销 revoked {m['revoked_at'].date().isoformat()}" if m["revoked_at"] else "有效 active",
+             str(m["sessions"])]
+            for m in await node.sites.list_monitors()
+        ]
+        print(render(["监督方 monitor", "名称 name", "圈 circles", "站点 sites", "登记 added",
+                      "状态 state", "会话 sessions"], rows, right=[6]))
+        return EXIT_OK
+
+    return with_node(args, fn)
+
+
+def cmd_monitor_revoke(args: argparse.Namespace) -> int:
+    async def fn(node: Any) -> int:
+        if not await node.sites.revoke_monitor(args.monitor):
+            say(f"error: no active monitor {args.monitor}; see: exchange monitor list")
+            return EXIT_FAIL
+        say(f"监督令牌已吊销 / monitor {args.monitor} revoked: its token and every dashboard "
+            "session made with it no longer work")
         return EXIT_OK
 
     return with_node(args, fn)
@@ -580,6 +611,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--site", action="append", help="sites in scope (repeatable)")
     common_node_args(p)
     p.set_defaults(func=cmd_monitor_add)
+    p = mon.add_parser("list", help="list monitors, their scope and live sessions (never tokens)")
+    common_node_args(p)
+    p.set_defaults(func=cmd_monitor_list)
+    p = mon.add_parser("revoke", help="revoke a monitor's token and end its dashboard sessions")
+    p.add_argument("monitor")
+    common_node_args(p)
+    p.set_defaults(func=cmd_monitor_revoke)
 
     item = sub.add_parser("item", help="write and sign items").add_subparsers(dest="sub", required=True)
     p = item.add_parser("new", help="print a filled-in, schema-valid item template to edit",

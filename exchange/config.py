@@ -16,6 +16,7 @@ Environment overrides (for secrets and containers) win over the file:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -72,6 +73,22 @@ class HttpConfig(_Section):
         4 * 1024 * 1024, ge=16 * 1024,
         description="A page of items ends at this many bytes of items (or at limit)",
     )
+
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of the TLS-terminating proxies whose "
+        "X-Forwarded-Proto is believed (cookies are Secure behind them)",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an IP address or network (CIDR)") from None
+        return v
 
     @field_validator("listen")
     @classmethod

@@ -32,7 +32,15 @@ from schemas.errors import ErrorCode
 
 from .keys import NODE, READER
 
-__all__ = ["SESSION_COOKIE", "authenticate", "confirm_not_replayed", "require"]
+__all__ = [
+    "SESSION_COOKIE",
+    "authenticate",
+    "came_over_tls",
+    "check_login_origin",
+    "confirm_not_replayed",
+    "own_authorities",
+    "require",
+]
 
 SESSION_COOKIE = "exchange_session"
 
@@ -205,6 +213,49 @@ def _check_authority(request: web.Request, node: Node) -> None:
             f"(sign for {node.config.node.base_url or node.config.http.listen})",
             code=ErrorCode.BAD_REQUEST_SIGNATURE,
         )
+
+
+def came_over_tls(request: web.Request) -> bool:
+    """Whether the browser's connection was TLS: directly, or to a proxy listed in
+    ``http.trusted_proxies`` that says so in ``X-Forwarded-Proto`` (the header is
+    ignored from anyone else)."""
+    if request.secure:
+        return True
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    if proto != "https" or not request.remote:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.remote)
+    except ValueError:
+        return False
+    return any(
+        peer in ipaddress.ip_network(net, strict=False)
+        for net in request.app[NODE].config.http.trusted_proxies
+    )
+
+
+def check_login_origin(request: web.Request) -> None:
+    """Refuse a login form posted from another page's origin (login CSRF).
+
+    A browser names the posting page's origin; it must be this node as the browser
+    reached it. ``Origin: null`` (sandboxed frames, ``data:`` pages) is refused; no
+    ``Origin`` at all means a non-browser client, which a forged form cannot be.
+
+    Raises:
+        Forbidden: a foreign or opaque origin.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    parts = urlsplit(origin)
+    if origin != "null" and parts.netloc and (
+        _authority(parts.netloc, parts.scheme) == _authority(request.host, parts.scheme)
+    ):
+        return
+    raise Forbidden(
+        "登录请求来自其他网页，已拒绝 / a login posted from another origin is refused",
+        code=ErrorCode.FORBIDDEN,
+    )
 
 
 def _replayed() -> AuthError:

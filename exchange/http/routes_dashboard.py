@@ -21,7 +21,7 @@ from aiohttp import web
 from exchange.errors import AuthError, InputError
 from schemas.errors import ErrorCode
 
-from .auth import SESSION_COOKIE, authenticate, require
+from .auth import SESSION_COOKIE, authenticate, came_over_tls, check_login_origin, require
 from .body import read_body, read_json
 from .keys import NODE
 from .middleware import json_response
@@ -82,7 +82,7 @@ async def page(request: web.Request) -> web.Response:
         headers={"Content-Security-Policy": "default-src 'self'; style-src 'self'; "
                  "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
                  "form-action 'self'; object-src 'none'; base-uri 'none'",
-                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"},
+                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"},
     )
 
 
@@ -100,6 +100,7 @@ async def static(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """Exchange a monitor token (form or JSON ``token``) for a session cookie."""
     node = request.app[NODE]
+    check_login_origin(request)
     if request.content_type == "application/json":
         body = read_json(request, await read_body(request))  # strict: 400 on bad JSON
         token = str(body.get("token", "")) if isinstance(body, dict) else ""
@@ -115,7 +116,7 @@ async def login(request: web.Request) -> web.Response:
     resp = json_response({"monitor": mon.id, "name": mon.name})
     resp.set_cookie(
         SESSION_COOKIE, session, httponly=True, samesite="Strict", path="/",
-        max_age=int(_SESSION_TTL.total_seconds()), secure=request.secure,
+        max_age=int(_SESSION_TTL.total_seconds()), secure=came_over_tls(request),
     )
     return resp
 

@@ -42,6 +42,7 @@ from schemas.labels import (
     text as label_text,
 )
 
+from .auth import came_over_tls, check_login_origin
 from .keys import NODE, READER
 from .read.i18n import LANGS, strings
 from .routes_blobs import blob_response
@@ -59,7 +60,7 @@ _HEADERS = {
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
     "object-src 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _env = jinja2.Environment(
@@ -110,15 +111,6 @@ async def _render(
         content_type="text/html",
         charset="utf-8",
         headers=_HEADERS,
-    )
-
-
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    return (
-        origin is None
-        or origin in ("null",)
-        or origin.split("://", 1)[-1] == request.host
     )
 
 
@@ -293,8 +285,7 @@ async def blob(request: web.Request) -> web.StreamResponse:
 async def login(request: web.Request) -> web.Response:
     """Exchange the site's read token (form field ``token``) for a session cookie."""
     node = request.app[NODE]
-    if not _same_origin(request):
-        raise web.HTTPForbidden()
+    check_login_origin(request)
     form = await request.post()
     token = str(form.get("token", "")).strip()
     t = strings(_lang(request))
@@ -312,7 +303,7 @@ async def login(request: web.Request) -> web.Response:
         samesite="Strict",
         path="/read",
         max_age=int(_TTL.total_seconds()),
-        secure=request.secure,
+        secure=came_over_tls(request),
     )
     raise resp
 
@@ -320,8 +311,7 @@ async def login(request: web.Request) -> web.Response:
 @routes.post("/read/logout")
 async def logout(request: web.Request) -> web.Response:
     """End the session."""
-    if not _same_origin(request):
-        raise web.HTTPForbidden()
+    check_login_origin(request)
     cookie = request.cookies.get(READ_COOKIE)
     if cookie:
         await request.app[NODE].read_access.end_session(cookie)

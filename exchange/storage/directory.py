@@ -308,8 +308,11 @@ class SiteStore:
         *,
         conn: asyncpg.Connection | None = None,
     ) -> None:
-        """Register a monitor with a bearer token (only its hash is stored)."""
-        async with self.db.connect(conn) as c:
+        """Register a monitor with a bearer token (only its hash is stored).
+
+        Re-registering replaces the token and ends every dashboard session made with
+        the old one."""
+        async with self.db.connect(conn) as c, c.transaction():
             await c.execute(
                 """INSERT INTO monitors (id, name, circles, sites, token_hash)
                    VALUES ($1, $2, $3, $4, $5)
@@ -318,6 +321,34 @@ class SiteStore:
                      token_hash=EXCLUDED.token_hash, revoked_at=NULL""",
                 monitor_id, name, list(circles), list(sites), token_hash(token),
             )
+            await c.execute("DELETE FROM monitor_sessions WHERE monitor_id = $1", monitor_id)
+
+    async def revoke_monitor(
+        self, monitor_id: str, *, conn: asyncpg.Connection | None = None
+    ) -> bool:
+        """Revoke a monitor's token and end its sessions; False if there is no such
+        active monitor."""
+        async with self.db.connect(conn) as c, c.transaction():
+            done = await c.fetchval(
+                """UPDATE monitors SET revoked_at = now()
+                   WHERE id = $1 AND revoked_at IS NULL RETURNING id""",
+                monitor_id,
+            )
+            await c.execute("DELETE FROM monitor_sessions WHERE monitor_id = $1", monitor_id)
+        return done is not None
+
+    async def list_monitors(
+        self, *, conn: asyncpg.Connection | None = None
+    ) -> list[dict[str, Any]]:
+        """Every monitor (never its token): id, name, scope, times, live sessions."""
+        async with self.db.connect(conn) as c:
+            rows = await c.fetch(
+                """SELECT m.id, m.name, m.circles, m.sites, m.created_at, m.revoked_at,
+                          (SELECT count(*) FROM monitor_sessions s
+                           WHERE s.monitor_id = m.id AND s.expires_at > now()) AS sessions
+                   FROM monitors m ORDER BY m.id"""
+            )
+        return [dict(r) for r in rows]
 
     async def monitor_by_token(
         self, token: str, *, conn: asyncpg.Connection | None = None

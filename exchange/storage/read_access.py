@@ -44,6 +44,15 @@ class ReadAccessStore:
             await c.execute("DELETE FROM read_sessions WHERE site_id = $1", site_id)
         return token
 
+    async def revoke_token(self, site_id: str) -> bool:
+        """Withdraw the site's read token and end its sessions; False if it had none."""
+        async with self.db.pool.acquire() as c, c.transaction():
+            done = await c.fetchval(
+                "DELETE FROM read_tokens WHERE site_id = $1 RETURNING site_id", site_id
+            )
+            await c.execute("DELETE FROM read_sessions WHERE site_id = $1", site_id)
+        return done is not None
+
     async def site_for_token(self, token: str) -> str | None:
         """The site holding read token ``token``, or None."""
         async with self.db.pool.acquire() as c:

@@ -8,6 +8,7 @@ origin, a redirect that leaves the reading view. Real node, real PostgreSQL, rea
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 from exchange.core import httpsig
 from exchange.core.canonical import item_id
 from exchange.core.items import sign_item
-from exchange.errors import NotFound
+from exchange.errors import AuthError, NotFound
 from exchange.templates import template
 from schemas.items import PLAN_KINDS
 from tests.plans.flow import Flow
@@ -376,3 +377,115 @@ async def test_plan_step_templates_copy_the_plans_audience(tmp_path: Any) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert orjson.loads(out.read_bytes())["audience"] == RESTRICTED
+
+
+# ------------------------------------------------------------------ sessions and tokens
+async def _cli(tmp_path: Any, node: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(
+        f'[node]\nid = "huaihai"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[database]\nurl = "{node.node.db.url}"\n',
+        encoding="utf-8",
+    )
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "exchange", *args, "--config", str(cfg)],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )
+
+
+async def _dashboard_session(node: Any, token: str) -> str:
+    async with aiohttp.ClientSession() as s, s.post(
+        node.url + "/dashboard/login", json={"token": token}
+    ) as r:
+        assert r.status == 200, await r.text()
+        return r.cookies["exchange_session"].value
+
+
+async def _with_cookie(node: Any, path: str, name: str, value: str) -> int:
+    async with aiohttp.ClientSession(cookies={name: value}) as s, s.get(
+        node.url + path, allow_redirects=False
+    ) as r:
+        await r.read()
+        return r.status
+
+
+async def test_rotating_or_revoking_a_token_ends_its_sessions(
+    node: Any, tmp_path: Any
+) -> None:
+    await _sites(node)
+    old = await node.add_monitor("huaibei-municipal", circles=("huaihai",))
+    cookie = await _dashboard_session(node, old)
+    assert await _with_cookie(node, "/v1/activity", "exchange_session", cookie) == 200
+    new = await node.add_monitor("huaibei-municipal", circles=("huaihai",))  # re-issued
+    assert await _with_cookie(node, "/v1/activity", "exchange_session", cookie) == 401
+    cookie = await _dashboard_session(node, new)
+    assert await _with_cookie(node, "/v1/activity", "exchange_session", cookie) == 200
+    listed = await _cli(tmp_path, node, "monitor", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "huaibei-municipal" in listed.stdout and new not in listed.stdout
+    revoked = await _cli(tmp_path, node, "monitor", "revoke", "huaibei-municipal")
+    assert revoked.returncode == 0, revoked.stderr
+    assert await _with_cookie(node, "/v1/activity", "exchange_session", cookie) == 401
+    async with node.client(token=new) as c:
+        with pytest.raises(AuthError):
+            await c.request("GET", "/v1/activity")
+    listed = await _cli(tmp_path, node, "monitor", "list")
+    assert "revoked" in listed.stdout
+    assert (await _cli(tmp_path, node, "monitor", "revoke", "nobody")).returncode == 1
+    # The reading view: a revoked read token ends its sessions and cannot sign in again.
+    token = await node.node.read_access.issue_token(INSIDE)
+    async with _browser() as s:
+        async with s.post(node.url + "/read/login", data={"token": token},
+                          allow_redirects=False) as r:
+            assert r.status == 303
+        session = r.cookies["exchange_read"].value
+    assert await _with_cookie(node, "/read", "exchange_read", session) == 200
+    done = await _cli(tmp_path, node, "site", "token", INSIDE, "--revoke")
+    assert done.returncode == 0, done.stderr
+    async with _browser() as s:
+        async with s.get(node.url + "/read", cookies={"exchange_read": session}) as r:
+            assert 'name="token"' in await r.text()  # signed out: the login form
+        async with s.post(node.url + "/read/login", data={"token": token},
+                          allow_redirects=False) as r:
+            assert r.status == 401
+
+
+@pytest.mark.parametrize("origin", ["null", "https://evil.example", "http://127.0.0.2:1"])
+async def test_login_forms_refuse_foreign_origins(node: Any, origin: str) -> None:
+    await _sites(node)
+    mon = await node.add_monitor("huaibei-municipal", circles=("huaihai",))
+    read = await node.node.read_access.issue_token(INSIDE)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(node.url + "/dashboard/login", data={"token": mon},
+                          headers={"Origin": origin}) as r:
+            assert r.status == 403 and "exchange_session" not in r.cookies
+        async with s.post(node.url + "/read/login", data={"token": read},
+                          headers={"Origin": origin}, allow_redirects=False) as r:
+            assert r.status == 403 and "exchange_read" not in r.cookies
+        own = node.url  # the page's own origin is fine
+        async with s.post(node.url + "/dashboard/login", data={"token": mon},
+                          headers={"Origin": own}) as r:
+            assert r.status == 200
+        async with s.post(node.url + "/read/login", data={"token": read},
+                          headers={"Origin": own}, allow_redirects=False) as r:
+            assert r.status == 303
+
+
+async def test_cookies_are_secure_behind_a_trusted_tls_proxy(node_factory: Any) -> None:
+    trusting = await node_factory("huaihai", http={"trusted_proxies": ["127.0.0.1/32"]})
+    other = await node_factory("yangtze-delta")  # trusts no proxy
+    for rn, secure in ((trusting, True), (other, False)):
+        await rn.add_site(INSIDE, "徐州市铜山区人大常委会", ("huaihai",))
+        mon = await rn.add_monitor("m", circles=("huaihai",))
+        read = await rn.node.read_access.issue_token(INSIDE)
+        fwd = {"X-Forwarded-Proto": "https"}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(rn.url + "/dashboard/login", json={"token": mon},
+                              headers=fwd) as r:
+                assert r.status == 200
+                assert bool(r.cookies["exchange_session"]["secure"]) is secure
+            async with s.post(rn.url + "/read/login", data={"token": read},
+                              headers=fwd, allow_redirects=False) as r:
+                assert r.status == 303
+                assert bool(r.cookies["exchange_read"]["secure"]) is secure

@@ -265,6 +265,13 @@ def _audience(rng: random.Random, author: str) -> dict[str, list[str]]:
     return {"circles": [], "sites": sorted(rng.sample(others, 2))}
 
 
+def _let_read(audience: dict[str, list[str]], site: str) -> None:
+    """Add ``site`` to a restricted audience it is not in yet."""
+    circles, sites = audience["circles"], audience["sites"]
+    if (circles or sites) and site not in sites and not set(circles) & set(SITES[site][1]):
+        audience["sites"] = sorted([*sites, site])
+
+
 def _date(d: datetime) -> str:
     return d.date().isoformat()
 
@@ -456,6 +463,8 @@ def generate(
             "body": body,
             "attachments": [],
         }
+        if kind == "inspection_plan":  # its participant reads it (and may endorse it)
+            _let_read(item["audience"], body["participating_sites"][0])
         title_concepts = frozenset(
             cs | ({"执法检查", "方案"} if kind == "inspection_plan" else set())
         )
