@@ -15,11 +15,20 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from importlib import resources
+from typing import Any
 
 from aiohttp import web
 
 from exchange.errors import AuthError, InputError
 from schemas.errors import ErrorCode
+from schemas.labels import (
+    ERROR_LABELS,
+    KIND_LABELS,
+    LANGS,
+    SECURITY_ADVICE,
+    STATE_LABELS,
+    text,
+)
 
 from .auth import SESSION_COOKIE, authenticate, came_over_tls, check_login_origin, require
 from .body import read_body, read_json
@@ -94,6 +103,27 @@ async def static(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     return web.Response(body=_asset(name), content_type=_STATIC[name], charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
+
+
+def _labels() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for lang in LANGS:
+        out[lang] = {
+            "kinds": {k: text(v, lang) for k, v in KIND_LABELS.items()},
+            "states": {k: text(v, lang) for k, v in STATE_LABELS.items()},
+            "errors": {k: text(v, lang) for k, v in ERROR_LABELS.items()},
+            "security": {
+                k: [text(what, lang), text(todo, lang)]
+                for k, (what, todo) in SECURITY_ADVICE.items()
+            },
+        }
+    return out
+
+
+@routes.get("/dashboard/labels.json")
+async def labels(request: web.Request) -> web.Response:
+    """Names of kinds, plan states and codes in both languages (from schemas.labels)."""
+    return json_response(_labels(), headers={"Cache-Control": "public, max-age=300"})
 
 
 @routes.post("/dashboard/login")

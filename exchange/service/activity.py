@@ -10,10 +10,43 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from exchange.core.trust import Reader
+from exchange.errors import NotFound
 from exchange.node import Node
+from exchange.service.reading import directory
 from exchange.storage.activity import china_today
 
 __all__ = ["activity_report"]
+
+_NODE_VIEW = Reader("operator")
+
+
+async def _plans_with_state(
+    node: Node, reader: Reader, plans: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each plan (one the monitor may read) with the plan's state.
+
+    The state is the plan's own, computed from every step this node holds: a monitor
+    reads only items of the congresses in its scope, and a state computed from those
+    alone would show a closed plan as still waiting for an out-of-scope partner's
+    endorsement. Only the state, round and overdue flag are added, never the steps.
+    ``open`` is false for a closed or retracted plan; open plans come first.
+    """
+    today = china_today()
+    for p in plans:
+        try:
+            st, _ = await node.plans.status(p["id"], _NODE_VIEW)
+        except NotFound:  # not readable as a whole: shown without a state
+            p.update(state=None, open=True, round=0, overdue=False, retracted=False)
+            continue
+        p.update(
+            state=st.state,
+            round=st.round,
+            retracted=st.retracted,
+            overdue=st.overdue(today),
+            open=st.state != "closed" and not st.retracted,
+        )
+    plans.sort(key=lambda p: not p["open"])  # stable: newest first within each group
+    return plans
 
 
 def _iso(v: Any) -> Any:
@@ -69,15 +102,28 @@ async def activity_report(node: Node, reader: Reader, *, days: int = 30,
             sections[name] = await fn(reader)
         except Exception as exc:  # one broken section must not hide the rest
             sections[name] = {"error": f"{type(exc).__name__}"}
+    plans = await _plans_with_state(node, reader, _clean(await node.activity.plans(sites)))
+    names = await directory(node)
+    in_scope = {c for s in summary for c in s["circles"]} | set(reader.circles)
     return {
         "scope": {"monitor": reader.id, "circles": sorted(reader.circles), "sites": sites},
+        "names": {
+            "sites": {s: names.sites[s] for s in sites if s in names.sites},
+            "circles": {c: names.circles[c] for c in sorted(in_scope) if c in names.circles},
+            "monitor": names.monitors.get(reader.id, reader.id),
+        },
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "days": days,
         "inactive_days": inactive_days,
         "totals": {
             "sites": len(sites),
             "items": sum(s["items_shared"] for s in summary),
-            "pushed_7d": sum(v for v in week_by.values()),
+            # New items, each counted once (by_kind has one row per audience circle,
+            # and a re-pushed item is a duplicate, never a new row).
+            "pushed_7d": await node.activity.new_items(
+                sites, datetime.now(timezone.utc) - timedelta(days=7)
+            ),
+            "open_plans": sum(1 for p in plans if p.get("open")),
             "refused_7d": sum(s["refused_7d"] for s in summary),
             "inactive_sites": len(inactive),
         },
@@ -88,7 +134,7 @@ async def activity_report(node: Node, reader: Reader, *, days: int = 30,
         "daily_counters": _clean(daily),
         "sites": _clean(summary),
         "inactive_sites": inactive,
-        "plans": _clean(await node.activity.plans(sites)),
+        "plans": plans,
         "security_events": _clean(await node.activity.events(sites, ["security"], 50)),
         "refusals": _clean(await node.activity.events(sites, ["refused"], 50)),
         **sections,

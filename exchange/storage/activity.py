@@ -105,6 +105,16 @@ class ActivityStore:
             )
         return [dict(r) for r in rows]
 
+    async def new_items(self, sites: Sequence[str], since: datetime) -> int:
+        """Items authored by ``sites`` and received since ``since``, each once."""
+        async with self.db.pool.acquire() as c:
+            n = await c.fetchval(
+                """SELECT count(*) FROM items
+                   WHERE author = ANY($1::text[]) AND received_at >= $2""",
+                list(sites), since,
+            )
+        return int(n)
+
     async def site_summary(self, sites: Sequence[str]) -> list[dict[str, Any]]:
         """Per site: items shared, last push, last pull, refusals in 7 days."""
         async with self.db.pool.acquire() as c:

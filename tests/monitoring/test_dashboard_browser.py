@@ -43,7 +43,13 @@ async def test_dashboard_login_live_language_filter_scope(node: Any) -> None:
         assert sorted(r.get_attribute("data-site") for r in rows) == ["huaibei-duji", "xuzhou-tongshan"]
         assert "苏州" not in d.page_source  # another circle's site never reaches the page
         assert "endorse" not in _text(d, "#plans") and "已会签 1/1" in _text(d, "#plans")
-        assert "bad_signature" in _text(d, "#security")
+        # Security events in words: what happened, who, what to do; no raw code.
+        sec = _text(d, "#security")
+        assert "签名无法验证" in sec and "处理建议" in sec and "淮北市杜集区人大常委会" in sec
+        assert "bad_signature" not in sec
+        assert "草案" in _text(d, "#plans")  # the plan's state
+        week = _text(d, "#week")
+        assert "联合执法检查方案" in week and "inspection_plan" not in week, week
         await _run(wait_for, lambda: "on" in (d.find_element(By.ID, "live").get_attribute("class") or ""), 15, "SSE")
         screenshot(d, "dashboard", "overview-zh")
 

@@ -87,6 +87,17 @@ async def test_joint_plan_through_every_state(node: Any) -> None:
     assert all(r["done"] for r in view["replies"])
     assert len(view["timeline"]) == len(flow.happy_path())
     assert not view["overdue"]
+    # Each endorsement names the item that counts.
+    ids = {t["author"]: t["id"] for t in view["timeline"] if t["kind"] == "endorsement"}
+    assert {e["site"]: e["item"] for e in view["endorsements"]} == ids
+    # The dashboard's activity: the closed plan is shown closed, and not as open.
+    token = await node.add_monitor("huaibei-municipal", circles=("huaihai",))
+    async with node.client(token=token) as c:
+        act = await c.request("GET", "/v1/activity")
+    (plan,) = act["plans"]
+    assert plan["state"] == "closed" and plan["open"] is False
+    assert act["totals"]["open_plans"] == 0
+    assert act["names"]["sites"][LEAD] == "淮北市杜集区人大常委会"
 
 
 async def test_refused_steps_write_nothing(node: Any) -> None:

@@ -10,13 +10,16 @@
       sites_title: "各单位交流情况", filter: "筛选单位…", site: "单位", circles: "圈子",
       items_shared: "共享条目", last_push: "最近推送", last_pull: "最近拉取", refused_7d: "7日拒收",
       adapter: "适配器", status: "状态", fed_title: "联邦节点状态", plans_title: "联合执法检查",
-      security_title: "安全事件", c_sites: "单位数", c_items: "共享条目", c_week: "本周推送",
+      security_title: "安全事件", c_sites: "单位数", c_items: "共享条目",
       c_refused: "7日拒收", c_inactive: "不活跃单位", active: "活跃", inactive: "不活跃",
       none: "暂无", no_peers: "暂无对等节点数据", no_events: "暂无安全事件", no_plans: "暂无联合检查方案",
       scope: "监督范围", endorsed: "已会签", of: "/", backlog: "积压", last_ok: "最近成功", error: "错误",
-      k_case_study: "典型案例", k_inspection_plan: "执法检查方案", k_lesson: "经验做法",
-      k_endorsement: "会签", k_retraction: "撤回", all: "全部", never: "从未", bad_token: "令牌无效",
-      adapter_none: "未报告", n_sites: "{n} 个单位",
+      all: "全部成员单位", never: "从未", bad_token: "令牌无效",
+      adapter_none: "未报告", n_sites: "{n} 个单位", c_week: "本周新增条目", c_open: "进行中的联合检查",
+      counts_note: "共享条目：各单位累计发布的条目数。本周新增：近7天新收到的条目，同一条目重复推送不重复计算；"
+        + "按协作圈统计时，一条发给多个协作圈的条目在每个圈各计一次。",
+      state_unknown: "状态未知", overdue: "有逾期事项", round: "第{n}轮", this_node: "本节点", peer_node: "对等节点 {n}",
+      todo: "处理建议：", detail: "技术细节",
     },
     en: {
       title: "Congress Exchange · Monitoring", live_on: "live", live_off: "offline", logout: "Log out",
@@ -25,17 +28,26 @@
       sites_title: "Sites", filter: "Filter sites…", site: "Site", circles: "Circles",
       items_shared: "Items shared", last_push: "Last push", last_pull: "Last pull", refused_7d: "Refused (7d)",
       adapter: "Adapter", status: "Status", fed_title: "Federation", plans_title: "Joint inspections",
-      security_title: "Security events", c_sites: "Sites", c_items: "Items shared", c_week: "Pushed this week",
+      security_title: "Security events", c_sites: "Sites", c_items: "Items shared",
       c_refused: "Refused (7d)", c_inactive: "Inactive sites", active: "active", inactive: "inactive",
       none: "none", no_peers: "No peer data yet", no_events: "No security events", no_plans: "No joint plans",
       scope: "Scope", endorsed: "endorsed", of: "/", backlog: "backlog", last_ok: "last success", error: "error",
-      k_case_study: "case study", k_inspection_plan: "inspection plan", k_lesson: "lesson",
-      k_endorsement: "endorsement", k_retraction: "retraction", all: "all", never: "never", bad_token: "Invalid token",
-      adapter_none: "not reported", n_sites: "{n} sites",
+      all: "all partners", never: "never", bad_token: "Invalid token",
+      adapter_none: "not reported", n_sites: "{n} sites", c_week: "New items this week", c_open: "Open joint inspections",
+      counts_note: "Items shared: all items each congress has published. New this week: items first received in the "
+        + "last 7 days; pushing the same item again does not count. By circle, an item addressed to several circles "
+        + "counts once in each.",
+      state_unknown: "state unknown", overdue: "something overdue", round: "round {n}", this_node: "this node", peer_node: "peer node {n}",
+      todo: "What to do: ", detail: "Technical detail",
     },
   };
   let lang = localStorage.getItem("exchange.lang") || "zh";
   let data = null;
+  let labels = { zh: {}, en: {} };
+  // Names of kinds, plan states and codes come from the node (schemas/labels.py).
+  const L = (table, code) => ((labels[lang] || {})[table] || {})[code] || null;
+  const siteName = (id) => (data && data.names && data.names.sites[id]) || id;
+  const circleName = (id) => (data && data.names && data.names.circles[id]) || id;
   let sortKey = "site", sortDir = 1;
   const $ = (s) => document.querySelector(s);
   const t = (k) => (T[lang][k] !== undefined ? T[lang][k] : k);
@@ -59,6 +71,10 @@
   }
 
   async function load() {
+    if (!labels.zh.kinds) {
+      const lr = await fetch("/dashboard/labels.json");
+      if (lr.ok) labels = await lr.json();
+    }
     const r = await fetch("/v1/activity", { credentials: "same-origin" });
     if (r.status === 401 || r.status === 403) { showLogin(); return; }
     data = await r.json();
@@ -77,14 +93,17 @@
 
   function render() {
     const d = data;
-    $("#scope").textContent = `${t("scope")}: ${d.scope.monitor} · ${d.scope.circles.join("、") || "—"} · ${t("n_sites").replace("{n}", d.scope.sites.length)}`;
+    const monitor = (d.names && d.names.monitor) || d.scope.monitor;
+    $("#scope").textContent = `${t("scope")}: ${monitor} · ${d.scope.circles.map(circleName).join("、") || "—"} · ${t("n_sites").replace("{n}", d.scope.sites.length)}`;
     const cards = $("#cards"); cards.replaceChildren(
       card(t("c_sites"), d.totals.sites, "c-sites"), card(t("c_items"), d.totals.items, "c-items"),
       card(t("c_week"), d.totals.pushed_7d, "c-week"), card(t("c_refused"), d.totals.refused_7d, "c-refused"),
-      card(t("c_inactive"), d.totals.inactive_sites, "c-inactive"));
+      card(t("c_inactive"), d.totals.inactive_sites, "c-inactive"),
+      card(t("c_open"), d.totals.open_plans ?? 0, "c-open"));
+    $("#counts-note").textContent = t("counts_note");
     const wb = $("#week tbody"); wb.replaceChildren();
     if (!d.week_by_circle_kind.length) { const tr = el("tr"); tr.append(el("td", t("none"), "muted")); wb.append(tr); }
-    d.week_by_circle_kind.forEach((r) => { const tr = el("tr"); tr.append(el("td", r.circle === "(all)" ? t("all") : r.circle), el("td", t("k_" + r.kind)), el("td", r.n)); wb.append(tr); });
+    d.week_by_circle_kind.forEach((r) => { const tr = el("tr"); tr.append(el("td", r.circle === "(all)" ? t("all") : circleName(r.circle)), el("td", L("kinds", r.kind) || r.kind), el("td", r.n)); wb.append(tr); });
     chart(); sites(); federation(); plans(); security();
   }
 
@@ -103,8 +122,11 @@
       r.setAttribute("height", String(h)); r.setAttribute("fill", "#b3261e"); r.setAttribute("data-day", keys[i]); r.setAttribute("data-n", String(v));
       const tt = document.createElementNS(ns, "title"); tt.textContent = `${keys[i]}: ${v}`; r.append(tt); svg.append(r);
     });
-    [0, Math.floor(keys.length / 2), keys.length - 1].forEach((i) => {
-      const tx = document.createElementNS(ns, "text"); tx.setAttribute("x", String(i * bw)); tx.setAttribute("y", String(H + 15));
+    // Labels under the first, middle and last bar, anchored so none runs off the chart.
+    [[0, "start"], [Math.floor(keys.length / 2), "middle"], [keys.length - 1, "end"]].forEach(([i, anchor]) => {
+      const x = anchor === "start" ? i * bw : anchor === "end" ? (i + 1) * bw : (i + 0.5) * bw;
+      const tx = document.createElementNS(ns, "text"); tx.setAttribute("x", String(x)); tx.setAttribute("y", String(H + 15));
+      tx.setAttribute("text-anchor", anchor);
       tx.setAttribute("font-size", "11"); tx.setAttribute("fill", "#5b6b7c"); tx.textContent = keys[i].slice(5); svg.append(tx);
     });
     $("#chart").replaceChildren(svg);
@@ -123,11 +145,11 @@
     const tb = $("#sites tbody"); tb.replaceChildren();
     rows.forEach((s) => {
       const tr = el("tr"); tr.dataset.site = s.site;
-      const name = el("td"); name.append(el("div", s.name), el("div", s.site, "muted"));
+      const name = el("td"); name.append(el("div", s.name, "nm"));
       const [atext, acls] = adapterText(s);
       const st = el("td"); st.append(el("span", s.inactive ? t("inactive") : t("active"), "badge " + (s.inactive ? "warn" : "ok")));
       const ad = el("td"); ad.append(el("span", atext, "badge " + acls));
-      tr.append(name, el("td", s.circles.join("、")), el("td", s.items_shared), el("td", fmtTime(s.last_push)),
+      tr.append(name, el("td", s.circles.map(circleName).join("、")), el("td", s.items_shared), el("td", fmtTime(s.last_push)),
         el("td", s.last_pull_day || t("never")), el("td", s.refused_7d), ad, st);
       tb.append(tr);
     });
@@ -149,18 +171,46 @@
     const ul = el("ul", null, "events");
     data.plans.forEach((p) => {
       const parts = (p.participants || []); const ok = (p.endorsements || []).filter((e) => e.decision === "endorse").length;
-      const li = el("li"); li.append(el("strong", p.title), el("div", `${p.law || ""} · ${p.author} → ${parts.join("、")}`, "muted"));
-      li.append(el("span", `${t("endorsed")} ${ok}${t("of")}${parts.length}`, "badge " + (ok >= parts.length ? "ok" : "warn")));
+      const li = el("li", null, p.open ? "plan open" : "plan done"); li.dataset.state = p.state || "";
+      li.append(el("strong", p.title));
+      li.append(el("div", `${p.law || ""} · ${siteName(p.author)} → ${parts.map(siteName).join("、")}`, "muted"));
+      const badges = el("div", null, "badges");
+      const state = p.state ? L("states", p.state) || p.state : t("state_unknown");
+      badges.append(el("span", state + (p.round > 1 ? ` · ${t("round").replace("{n}", p.round)}` : ""), "badge state " + (p.open ? "now" : "ok")));
+      if (p.state === "draft" || p.state === "approved") {
+        badges.append(el("span", `${t("endorsed")} ${ok}${t("of")}${parts.length}`, "badge " + (ok >= parts.length ? "ok" : "warn")));
+      }
+      if (p.overdue) badges.append(el("span", t("overdue"), "badge bad"));
+      li.append(badges);
       ul.append(li);
     });
     box.replaceChildren(ul);
+  }
+
+  function who(e) {
+    if (e.site) return siteName(e.site);
+    const peer = e.detail && e.detail.node;
+    return peer ? t("peer_node").replace("{n}", peer) : t("this_node");
   }
 
   function security() {
     const box = $("#security");
     if (!data.security_events.length) { box.replaceChildren(el("p", t("no_events"), "muted")); return; }
     const ul = el("ul", null, "events");
-    data.security_events.forEach((e) => { const li = el("li"); li.append(el("span", fmtTime(e.at) + " ", "muted"), el("span", e.code, "badge bad"), el("span", ` ${e.site || ""} ${e.message}`)); ul.append(li); });
+    data.security_events.forEach((e) => {
+      const advice = L("security", e.code);
+      const what = advice ? advice[0] : L("errors", e.code) || e.code;
+      const li = el("li", null, "security-event"); li.dataset.code = e.code;
+      const head = el("div");
+      head.append(el("span", fmtTime(e.at) + " ", "muted when"), el("span", who(e), "badge bad"), el("span", " " + what));
+      li.append(head);
+      if (advice) li.append(el("div", t("todo") + advice[1], "todo"));
+      if (e.message) {
+        const det = el("details"); det.append(el("summary", t("detail")), el("code", e.message));
+        li.append(det);
+      }
+      ul.append(li);
+    });
     box.replaceChildren(ul);
   }
 
