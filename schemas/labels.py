@@ -352,10 +352,16 @@ REFUSAL_LABELS: dict[str, Label] = {
     "precondition": ("前置条件未满足", "precondition not met"),
     "out_of_order": ("时间早于已生效的步骤", "earlier than steps already applied"),
     "retracted": ("方案已撤回", "plan retracted"),
+    "audience_wider": ("可见范围超出方案", "audience wider than the plan's"),
 }
 """A short title of each refusal reason code (``Refusal.reason``)."""
 
 REFUSAL_MESSAGES: dict[str, Label] = {
+    "audience_wider": (
+        "方案步骤的可见范围不得超出方案本身的可见范围：请把方案的 audience 复制到本条目。",
+        "A plan step's audience must be its plan's (or narrower): copy the plan's "
+        "audience into the step.",
+    ),
     "plan_unknown": (
         "本节点还没有方案 {plan}：请先推送方案，或等方案同步到本节点后再试。",
         "Plan {plan} is not on this node yet: push the plan first, or retry once it "

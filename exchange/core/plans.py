@@ -124,6 +124,7 @@ REASONS = (
     "precondition",
     "out_of_order",
     "retracted",
+    "audience_wider",
 )
 """Refusal reason codes (``Refusal.reason``), stable on the wire."""
 
@@ -184,7 +185,7 @@ MESSAGE_CODES = (
     "not_a_party", "wrong_state", "lead_only", "lead_not_endorse", "endorsed_once",
     "no_such_phase", "not_phase_site", "phase_done", "declined", "not_endorsed",
     "replies_missing", "local_report_once", "not_plan_sites", "not_addressed",
-    "wrong_opinion", "reply_once", "out_of_order",
+    "wrong_opinion", "reply_once", "out_of_order", "audience_wider",
 )  # fmt: skip
 """Every sentence template the state machine uses (in :data:`schemas.labels.REFUSAL_MESSAGES`)."""
 

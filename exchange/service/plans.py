@@ -259,11 +259,7 @@ class PlanService:
             if refusal is None and plan is not None and not audience_within(
                 audience, audiences.get(pid) or {}
             ):
-                refusal = Refusal(
-                    "audience_wider",
-                    "方案步骤的受众不得超出方案本身的受众 / a plan step's audience must be "
-                    "its plan's (or narrower): copy the plan's audience into the step",
-                )
+                refusal = Refusal("audience_wider", "audience_wider")
             if refusal is None:
                 entries[pid].append(cand)
                 continue
