@@ -358,7 +358,7 @@ REFUSAL_LABELS: dict[str, Label] = {
 
 REFUSAL_MESSAGES: dict[str, Label] = {
     "audience_wider": (
-        "方案步骤的可见范围不得超出方案本身的可见范围：请把方案的 audience 复制到本条目。",
+        "方案步骤的可见范围不得超出方案本身：请把方案的可见范围复制到本条目。",
         "A plan step's audience must be its plan's (or narrower): copy the plan's "
         "audience into the step.",
     ),
