@@ -1,6 +1,8 @@
 """``portal``: a congress portal's article pages in, as lessons or case studies.
 
-Each poll fetches the list page(s), follows the links to articles not seen before,
+Each poll fetches the list page(s) (``pages`` of each, following 下一页 links; Hanweb
+JCMS lists whose entries sit in a ``<script type="text/xml">`` datastore are read
+too), follows the links to articles not seen before,
 and reads each article (:mod:`adapters.extract.page`): title, 作者, 发布时间, 阅读次数,
 body paragraphs, and links to attached files (``.doc``, ``.docx``, ``.pdf``, ``.xls``,
 ``.xlsx``, ``.wps`` by default), which are downloaded and attached as blobs. Pages are
@@ -32,7 +34,14 @@ from pydantic import Field, field_validator
 
 from .base import AdapterConfig, AdapterContext, AdapterError, Attachment, Draft, Poll
 from .extract.fields import ShapeError, check_item
-from .extract.page import Article, LayoutError, Selectors, article_links, parse_article
+from .extract.page import (
+    Article,
+    LayoutError,
+    Selectors,
+    article_links,
+    next_page,
+    parse_article,
+)
 from .extract.prose import ProseRules, shape_prose
 from .fetch import decode_html, fetch
 
@@ -54,6 +63,13 @@ class PortalSourceConfig(AdapterConfig, ProseRules):
     """``[[source]] type = "portal"``."""
 
     list_url: list[str] = Field(description="List page(s) of the column to read")
+    pages: int = Field(
+        1,
+        ge=1,
+        le=50,
+        description="List pages read from each list_url, following 下一页 links (or a "
+        "TRS createPageHTML pager)",
+    )
     selectors: Selectors = Field(default_factory=Selectors)
     attachments: list[str] = Field(
         default_factory=lambda: [".doc", ".docx", ".pdf", ".xls", ".xlsx", ".wps"],
@@ -137,11 +153,12 @@ class PortalSource:
         return tuple(out)
 
     def _item(self, art: Article) -> dict[str, Any]:
-        summary = "；".join(
-            x
-            for x in (f"作者：{art.author}" if art.author else "", f"原文：{art.url}")
-            if x
+        parts = (
+            [f"作者：{art.author}"] if art.author and art.author != art.source else []
         )
+        if art.source:
+            parts.append(f"来源：{art.source}")
+        summary = "；".join([*parts, f"原文：{art.url}"])
         item = shape_prose(
             ref=art.url,
             title=art.title,
@@ -162,12 +179,21 @@ class PortalSource:
             AdapterError: a list page cannot be fetched (retryable) or has no links.
         """
         links: list[tuple[str, str]] = []
-        for url in self.config.list_url:
-            html = await self._page(url, "list page")
-            try:
-                links += article_links(html, url, self.config.selectors)
-            except LayoutError as exc:
-                raise AdapterError(str(exc)) from None
+        for first in self.config.list_url:
+            url: str | None = first
+            visited: set[str] = set()
+            for n in range(self.config.pages):
+                if url is None or url in visited:
+                    break
+                visited.add(url)
+                html = await self._page(url, "list page")
+                try:
+                    links += article_links(html, url, self.config.selectors)
+                except LayoutError as exc:
+                    if n == 0:
+                        raise AdapterError(str(exc)) from None
+                    break  # a later page without links: the column ends there
+                url = next_page(html, url)
         seen: list[str] = list(state.get("seen", []))
         known = set(seen)
         drafts: list[Draft] = []

@@ -42,6 +42,7 @@ from pydantic import Field
 from .base import AdapterConfig, AdapterContext, AdapterError, Draft, Poll
 from .extract.fields import ShapeError, check_item
 from .extract.mail import html_to_text
+from .extract.page import is_attachment_line
 from .extract.prose import ProseRules, shape_prose
 from .fetch import fetch, gb_alias
 from .text import DateError, normalize_line, paragraphs, parse_date
@@ -209,7 +210,11 @@ class FeedSource:
         except DateError as exc:
             raise ShapeError(f"{ref}: {exc}") from None
         raw = e.content or e.summary
-        paras = paragraphs(html_to_text(raw) if "<" in raw else raw)
+        paras = [
+            p
+            for p in paragraphs(html_to_text(raw) if "<" in raw else raw)
+            if not is_attachment_line(p)  # "附件：方案.docx" is not body text
+        ]
         summary = ""
         if e.content and e.summary:
             summary = normalize_line(html_to_text(e.summary))[:2000]

@@ -33,7 +33,6 @@ from exchange.core.present import BODY_MODELS
 from schemas.items import ITEM_ADAPTER
 from schemas.labels import field_label
 
-
 __all__ = [
     "HEADINGS",
     "TEXT_KINDS",

@@ -29,6 +29,7 @@ __all__ = [
     "Selectors",
     "article_links",
     "is_attachment_line",
+    "next_page",
     "parse_article",
 ]
 
@@ -56,7 +57,7 @@ _LABELS = (
 )
 # Labels of a byline: an element holding one of these is where the meta line is.
 _BYLINE = re.compile(
-    r"(?:发布时间|发布日期|来源|作者|阅读次数|浏览次数|点击数|信息来源)\s*[:：]"
+    r"(?:发布时间|发布日期|日期|来源|作者|阅读次数|阅读|浏览次数|浏览|点击数|点击)\s*[:：]"
 )
 # An attachment block's own words besides the links: "附件：", "附件2：", "1."…
 _ATTACHMENT_LABEL = re.compile(
@@ -83,8 +84,13 @@ _DOC_EXTS = (
     ".zip",
     ".rar",
 )
-_AUTHOR = re.compile(
-    rf"(?:作者|来源|发布单位|发布机构)\s*[:：]\s*(.+?)(?=\s*{_LABELS}|$)"
+_AUTHOR = re.compile(rf"作者\s*[:：]\s*(.+?)(?=\s*{_LABELS}|$)")
+_SOURCE = re.compile(
+    rf"(?:信息来源|来源|发布单位|发布机构)\s*[:：]\s*(.+?)(?=\s*{_LABELS}|$)"
+)
+# "附件1：" / "1." before an attachment's name in its link text.
+_NAME_LABEL = re.compile(
+    r"^(?:相关)?附\s*件\s*[\d一二三四五六七八九十]*\s*[:：]?\s*|^\d{1,2}\s*[.、．]\s*"
 )
 _DATE_LABEL = re.compile(r"(?:发布时间|发布日期|时间|日期)\s*[:：]\s*(.+)")
 
@@ -144,10 +150,11 @@ class Article:
     url: str
     title: str
     date: str  # RFC 3339
-    author: str
+    author: str  # 作者, else 来源
     read_count: int | None
     paragraphs: list[str]
     attachments: list[tuple[str, str]] = field(default_factory=list)  # (name, url)
+    source: str = ""  # 来源 / 信息来源
 
 
 def _first(
@@ -171,6 +178,52 @@ def _first(
     return None
 
 
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
+_TRS_PAGER = re.compile(
+    r"createPageHTML\(\s*['\"]?(\d+)['\"]?\s*,\s*['\"]?(\d+)['\"]?\s*,\s*['\"]([\w-]+)['\"]"
+    r"\s*,\s*['\"](\w+)['\"]"
+)
+_NEXT_TEXT = re.compile(r"^\s*(?:下一页|下页|后一页|下一頁)\s*[>»›]*\s*$")
+
+
+def _unpack_datastores(soup: BeautifulSoup) -> None:
+    """Hanweb JCMS list pages carry their entries in ``<script type="text/xml">
+    <datastore><recordset><record><![CDATA[<li>…</li>]]></record>…``: put the records'
+    HTML where the script was, so the links are read like any other."""
+    for script in soup.find_all("script"):
+        text = script.string or ""
+        if "<datastore" not in text and "<record" not in text:
+            continue
+        records = "".join(_CDATA.findall(text))
+        if records:
+            script.replace_with(BeautifulSoup(f"<ul>{records}</ul>", "html.parser"))
+
+
+def next_page(html: str, base_url: str) -> str | None:
+    """The URL of the next list page: a ``下一页`` link, or the page that a TRS
+    ``createPageHTML(total, current, "index", "html")`` pager would link to."""
+    soup = BeautifulSoup(html, "html.parser")
+    for a in soup.find_all("a", href=True):
+        href = str(a["href"]).strip()
+        if (
+            _NEXT_TEXT.match(a.get_text(" "))
+            and href
+            and not href.startswith(("javascript:", "#"))
+        ):
+            return urljoin(base_url, href)
+    m = _TRS_PAGER.search(html)
+    if m:
+        total, current, stem, ext = (
+            int(m.group(1)),
+            int(m.group(2)),
+            m.group(3),
+            m.group(4),
+        )
+        if current + 1 < total:
+            return urljoin(base_url, f"{stem}_{current + 1}.{ext}")
+    return None
+
+
 def article_links(html: str, base_url: str, sel: Selectors) -> list[tuple[str, str]]:
     """``(absolute URL, link text)`` of the article links on a list page, in order.
 
@@ -178,6 +231,7 @@ def article_links(html: str, base_url: str, sel: Selectors) -> list[tuple[str, s
         LayoutError: no link on the page looks like an article.
     """
     soup = BeautifulSoup(html, "html.parser")
+    _unpack_datastores(soup)
     for el in soup.select(sel.noise):
         el.decompose()
     area = _first(soup, sel.list_area)
@@ -256,13 +310,24 @@ def _caption(el: Tag, prev: Tag | None) -> bool:
     return centred and image_only and len(text) <= 60
 
 
+def _nested(el: Tag, body: Tag) -> bool:
+    """Whether ``el`` sits in a ``p``/``li``/``tr`` of the body (a table-layout page
+    puts the whole body inside a ``tr``: that one does not count)."""
+    for parent in el.parents:
+        if parent is body:
+            return False
+        if parent.name in ("p", "li", "tr"):
+            return True
+    return False
+
+
 def _paragraphs(body: Tag, exts: tuple[str, ...] = _DOC_EXTS) -> list[str]:
     blocks = body.find_all(["p", "h2", "h3", "h4", "li", "tr", "figcaption"])
     if blocks:
         texts = []
         prev: Tag | None = None
         for b in blocks:
-            if b.find_parent(["p", "li", "tr"]) is not None and b.name != "tr":
+            if b.name != "tr" and _nested(b, body):
                 continue  # nested: its text is in the parent's
             if _attachment_block(b, exts) or _caption(b, prev):
                 prev = b
@@ -354,6 +419,8 @@ def parse_article(
     if not paras:
         raise LayoutError(url, "body", sel.body)
     author_m = _AUTHOR.search(meta)
+    source_m = _SOURCE.search(meta)
+    source = normalize_line(source_m.group(1)) if source_m else ""
     reads_m = _READS.search(meta)
     attachments: list[tuple[str, str]] = []
     if exts:
@@ -362,17 +429,25 @@ def parse_article(
         for a in scope.select("a[href]"):
             link = urljoin(url, str(a.get("href", "")).strip())
             path = unquote(urlsplit(link).path)
-            if not path.lower().endswith(exts) or link in seen:
+            text = normalize_line(a.get_text(" "))
+            # A file by its path, or by its name behind a download script
+            # (Hanweb: /module/download/downfile.jsp?…, the link text names the file).
+            if link in seen or not (
+                path.lower().endswith(exts) or text.lower().endswith(exts)
+            ):
                 continue
             seen.add(link)
-            text = normalize_line(a.get_text(" "))
-            name = text if text.lower().endswith(exts) else path.rsplit("/", 1)[-1]
+            if text.lower().endswith(exts):
+                name = _NAME_LABEL.sub("", _NAME_LABEL.sub("", text, count=1), count=1)
+            else:
+                name = path.rsplit("/", 1)[-1]
             attachments.append((name, link))
     return Article(
         url=url,
         title=title,
         date=date,
-        author=normalize_line(author_m.group(1)) if author_m else "",
+        author=normalize_line(author_m.group(1)) if author_m else source,
+        source=source,
         read_count=int(re.sub(r"[,，]", "", reads_m.group(1))) if reads_m else None,
         paragraphs=paras,
         attachments=attachments,
