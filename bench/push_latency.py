@@ -13,9 +13,9 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,13 +44,11 @@ def pct(xs: list[float], p: float) -> float:
 
 
 async def main(n_items: int, clients: list[int]) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="exchange-bench-"))
     cfg = load_config(
         None,
         overrides={
             "http": {"listen": "127.0.0.1:0"},
             "limits": {"site_requests_per_s": 0},
-            "http": {"listen": "127.0.0.1:0"},
         },
         environ={},
     )
@@ -79,7 +77,7 @@ async def main(n_items: int, clients: list[int]) -> None:
             lat: list[float] = []
             queue = list(items)
 
-            async def worker() -> None:
+            async def worker(queue: list[Any] = queue, lat: list[float] = lat) -> None:
                 async with ExchangeClient(url, key=key) as cl:
                     while queue:
                         doc = queue.pop()

@@ -36,12 +36,14 @@ from exchange.errors import (
     AuthError,
     ConfigError,
     ExchangeError,
+    InputError,
     OperationalError,
     ProofError,
     SchemaError,
     VerificationError,
     diagnostics,
 )
+from schemas.errors import ErrorCode
 
 __all__ = [
     "EXIT_FAIL",
@@ -50,6 +52,7 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_VERIFY",
     "common_node_args",
+    "item_files",
     "main",
     "node_config",
     "progress",
@@ -66,11 +69,15 @@ def say(msg: str) -> None:
 
 
 def progress(done: int, total: int | None, what: str) -> None:
-    if not sys.stderr.isatty() and total is not None and done not in (total,) and done % 500:
-        return
+    """A progress counter on stderr: rewritten in place on a terminal; in a log or a
+    pipe, plain lines (every 500, and the last) without carriage returns."""
+    finished = total is not None and done >= total
     tail = f"/{total}" if total is not None else ""
-    end = "\n" if total is not None and done >= total else "\r"
-    print(f"  {what}: {done}{tail}", end=end, file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        end = "\n" if finished else "\r"
+        print(f"  {what}: {done}{tail}", end=end, file=sys.stderr, flush=True)
+    elif finished or done % 500 == 0:
+        print(f"  {what}: {done}{tail}", file=sys.stderr, flush=True)
 
 
 # -- configuration helpers ------------------------------------------------------------
@@ -98,11 +105,44 @@ def with_node(args: argparse.Namespace, fn: Callable[[Any], Coroutine[Any, Any, 
     return asyncio.run(run())
 
 
-def _read_json_file(path: str) -> Any:
+def _parse_json_bytes(data: bytes) -> Any:
     from exchange.core.canonical import parse_json
 
-    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     return parse_json(data, allow_floats=False)
+
+
+def _read_json_file(path: str) -> Any:
+    if path != "-" and Path(path).is_dir():
+        raise InputError(f"{path} is a folder; name a file", code=ErrorCode.BAD_REQUEST)
+    return _parse_json_bytes(sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes())
+
+
+def item_files(names: Sequence[str]) -> list[Path]:
+    """Files named on the command line, with folders replaced by the ``*.json`` files in
+    them (recursively, in name order; hidden files and ``sites.json`` are skipped).
+
+    Raises:
+        FileNotFoundError: a name that does not exist.
+        InputError: a folder without any ``.json`` file.
+    """
+    out: list[Path] = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(
+                f for f in path.rglob("*.json")
+                if f.is_file() and f.name != "sites.json"
+                and not any(part.startswith(".") for part in f.relative_to(path).parts)
+            )
+            if not found:
+                raise InputError(f"{name}: the folder holds no .json files",
+                                 code=ErrorCode.BAD_REQUEST)
+            out.extend(found)
+        elif name == "-" or path.is_file():
+            out.append(path)
+        else:
+            raise FileNotFoundError(2, "No such file or directory", name)
+    return out
 
 
 def _write_json(obj: Any, out: str | None) -> None:
@@ -237,7 +277,8 @@ def cmd_node_up(args: argparse.Namespace) -> int:
 
         given = (("--config", args.config), ("--listen", args.listen),
                  ("--data-dir", str(Path(args.data_dir).resolve()) if args.data_dir else None))
-        return Supervisor(cfg, args.workers, [x for kv in given if kv[1] for x in kv]).run()
+        argv = [x for flag, value in given if value for x in (flag, value)]
+        return Supervisor(cfg, args.workers, argv).run()
     worker = getattr(args, "worker", None)
 
     async def run() -> int:
@@ -396,10 +437,13 @@ def cmd_monitor_revoke(args: argparse.Namespace) -> int:
 
 # -- items -----------------------------------------------------------------------------
 def cmd_item_new(args: argparse.Namespace) -> int:
-    from exchange.templates import template
+    from exchange.templates import blank
 
     plan = _read_json_file(args.plan) if args.plan else None
-    _write_json(template(args.kind, args.author, args.partner, plan=plan), args.out)
+    _write_json(blank(args.kind, args.author, args.partner, plan=plan), args.out)
+    target = args.out or "FILE"
+    say(f"模板已生成：请替换所有 <填写…> / replace every <填写…> with your content, then: "
+        f"exchange item sign {target} --key KEYFILE --out {Path(target).stem}.signed.json")
     return EXIT_OK
 
 
@@ -407,6 +451,7 @@ def cmd_item_sign(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from exchange.core.items import schema_error, sign_item
+    from exchange.core.placeholders import refuse_placeholders
     from exchange.core.signing import load_private_key
     from schemas.items import ITEM_ADAPTER
 
@@ -414,39 +459,88 @@ def cmd_item_sign(args: argparse.Namespace) -> int:
     item = _read_json_file(args.file)
     if isinstance(item, dict) and set(item) == {"item", "sig"}:
         item = item["item"]
+    refuse_placeholders(item)
     try:
         ITEM_ADAPTER.validate_python(item)
     except ValidationError as exc:
         raise schema_error(exc, "item") from None
-    _write_json(sign_item(item, key), args.out)
+    try:
+        signed = sign_item(item, key)
+    except VerificationError as err:  # a key of another site: a refusal, not a bad signature
+        say(f"{diagnostics(err)}; sign with a key of {item.get('author')!r}")
+        return EXIT_FAIL
+    _write_json(signed, args.out)
     return EXIT_OK
+
+
+# A push request stays under the node's default body limit (http.max_body_bytes, 4 MB).
+_PUSH_BATCH_ITEMS, _PUSH_BATCH_BYTES = 500, 3 * 1024 * 1024
+
+
+def _push_chunks(docs: list[tuple[str, Any, int]]) -> list[list[tuple[str, Any, int]]]:
+    chunks: list[list[tuple[str, Any, int]]] = [[]]
+    size = 0
+    for entry in docs:
+        if chunks[-1] and (len(chunks[-1]) >= _PUSH_BATCH_ITEMS
+                           or size + entry[2] > _PUSH_BATCH_BYTES):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += entry[2]
+    return [c for c in chunks if c]
 
 
 def cmd_push(args: argparse.Namespace) -> int:
     from exchange.client import ExchangeClient
     from exchange.core.signing import load_private_key
+    from exchange.errors import TooLarge
 
     key = load_private_key(Path(args.key))
-    docs = [(_f, _read_json_file(_f)) for _f in args.files]
-    for name, doc in docs:
+    docs: list[tuple[str, Any, int]] = []
+    for path in item_files(args.files):
+        name = str(path)
+        raw = sys.stdin.buffer.read() if name == "-" else path.read_bytes()
+        doc = _parse_json_bytes(raw)
         if not (isinstance(doc, dict) and set(doc) == {"item", "sig"}):
             raise SchemaError(f"{name} is not a signed item; sign it first: exchange item sign {name} --key KEY")
+        docs.append((name, doc, len(raw)))
+    counts = {"accepted": 0, "duplicate": 0, "refused": 0}
+
+    def refused(name: str, code: str, message: str) -> None:
+        counts["refused"] += 1
+        print(f"{name}\trefused\t{code}: {message}")
+
+    async def send(client: ExchangeClient, chunk: list[tuple[str, Any, int]]) -> None:
+        try:
+            results = (await client.push_batch([d for _, d, _ in chunk]))["results"]
+        except TooLarge as err:
+            if len(chunk) > 1:  # the node's limit is lower than ours: halve and retry
+                await send(client, chunk[: len(chunk) // 2])
+                await send(client, chunk[len(chunk) // 2:])
+                return
+            name, _, size = chunk[0]
+            refused(name, err.code.value,
+                    f"this one item is {size / 1e6:.1f} MB, more than the node accepts in a "
+                    "request; move large content (documents, scans) into attachments "
+                    "(blobs, PUT /v1/blobs/{sha256}) and keep the item's text short")
+            return
+        for (name, _, _), res in zip(chunk, results, strict=True):
+            if res["status"] == "refused":
+                refused(name, res["error"]["code"], res["error"]["message"])
+            else:
+                counts[res["status"]] = counts.get(res["status"], 0) + 1
+                print(f"{name}\t{res['status']}\t{res['id']}\tindex {res['index']}")
 
     async def run() -> int:
-        failed = 0
+        done = 0
         async with ExchangeClient(args.node, key=key) as client:
-            for start in range(0, len(docs), 500):
-                chunk = docs[start:start + 500]
-                results = (await client.push_batch([d for _, d in chunk]))["results"]
-                for (name, _), res in zip(chunk, results, strict=True):
-                    if res["status"] == "refused":
-                        failed += 1
-                        err = res["error"]
-                        print(f"{name}\trefused\t{err['code']}: {err['message']}")
-                    else:
-                        print(f"{name}\t{res['status']}\t{res['id']}\tindex {res['index']}")
-                progress(min(start + 500, len(docs)), len(docs), "pushed")
-        return EXIT_FAIL if failed else EXIT_OK
+            for chunk in _push_chunks(docs):
+                await send(client, chunk)
+                done += len(chunk)
+                progress(done, len(docs), "sent")
+        summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+        say(f"{len(docs)} item(s): {summary}")
+        return EXIT_FAIL if counts["refused"] else EXIT_OK
 
     return asyncio.run(run())
 
@@ -503,16 +597,30 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from exchange.verify import verify_bundle, verify_path
 
-    if Path(args.file).is_dir():
-        report = verify_bundle(Path(args.file), progress=lambda d, t: progress(d, t, "verified"))
+    ok, checked = True, 0
+    files: list[str] = []
+    for name in args.files:
+        if Path(name).is_dir() and (Path(name) / "manifest.json").is_file():  # a bundle
+            report = verify_bundle(Path(name), progress=lambda d, t: progress(d, t, "verified"))
+            for line in report.lines:
+                print(line)
+            ok, checked = ok and report.ok, checked + 1
+        else:
+            files.append(name)
+    paths = [p for name in files
+             for p in (item_files([name]) if Path(name).is_dir() else [Path(name)])]
+    failed = 0
+    for path in paths:
+        report = verify_path(path, sites_file=Path(args.sites) if args.sites else None,
+                             public_key=args.public_key)
+        if len(paths) > 1:
+            print(f"== {path}")
         for line in report.lines:
             print(line)
-        return EXIT_OK if report.ok else EXIT_VERIFY
-    report = verify_path(Path(args.file), sites_file=Path(args.sites) if args.sites else None,
-                         public_key=args.public_key)
-    for line in report.lines:
-        print(line)
-    return EXIT_OK if report.ok else EXIT_VERIFY
+        failed += 0 if report.ok else 1
+    if len(paths) > 1:
+        say(f"{len(paths)} item file(s) checked: {len(paths) - failed} ok, {failed} failed")
+    return EXIT_OK if ok and not failed else EXIT_VERIFY
 
 
 # -- parser ----------------------------------------------------------------------------
@@ -620,11 +728,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_monitor_revoke)
 
     item = sub.add_parser("item", help="write and sign items").add_subparsers(dest="sub", required=True)
-    p = item.add_parser("new", help="print a filled-in, schema-valid item template to edit",
+    p = item.add_parser("new", help="print an item template to fill in (every <填写…>)",
                         description="Kinds: " + "; ".join(f"{k} = {v}" for k, v in KIND_NAMES.items()))
     p.add_argument("--kind", required=True, choices=list(KIND_NAMES))
-    p.add_argument("--author", default="huaibei-duji", help="authoring site id")
-    p.add_argument("--partner", default="suzhou-wuzhong", help="partner site for plans")
+    p.add_argument("--author", required=True, help="authoring site id (your site)")
+    p.add_argument("--partner", help="partner site id where the kind names participants "
+                   "(default: a placeholder to fill in)")
     p.add_argument("--plan", metavar="FILE", help="for a plan step: the plan (signed or not); "
                    "the step names it and copies its audience")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
@@ -635,8 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="write the signed item here (default: stdout)")
     p.set_defaults(func=cmd_item_sign)
 
-    p = sub.add_parser("push", help="push signed item files to a node")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p = sub.add_parser("push", help="push signed item files (or folders of them) to a node")
+    p.add_argument("files", nargs="+", metavar="PATH", help="signed item files or folders")
     p.add_argument("--node", required=True, help="node URL, e.g. http://127.0.0.1:8700")
     p.add_argument("--key", required=True, metavar="FILE", help="the site's private key file (signs the requests)")
     p.set_defaults(func=cmd_push)
@@ -656,7 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "key comes from --public-key, --sites, or sites.json beside the file (written by "
                        "'exchange pull'). For a bundle folder (from 'exchange export'): checks every "
                        "signature, leaf and inclusion proof and the checkpoint signature.")
-    p.add_argument("file")
+    p.add_argument("files", nargs="+", metavar="PATH",
+                   help="item files, folders of item files, or export bundle folders")
     p.add_argument("--sites", metavar="FILE", help="a site directory (GET /v1/sites output)")
     p.add_argument("--public-key", metavar="B64", help="the signer's public key, base64url")
     p.set_defaults(func=cmd_verify)
@@ -677,6 +787,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``exchange`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    node_url = getattr(args, "node", None)
+    if isinstance(node_url, str) and "://" not in node_url:
+        parser.error(f"--node {node_url}: give the node's URL with its scheme, "
+                     f"e.g. --node http://{node_url}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -697,8 +811,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as err:
         say(f"error: no such file: {err.filename}")
         return EXIT_FAIL
+    except IsADirectoryError as err:
+        say(f"error: {err.filename} is a folder; name a file")
+        return EXIT_FAIL
+    except PermissionError as err:
+        say(f"error: permission denied: {err.filename}")
+        return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
+    except Exception as err:  # a bug: one line for the user, the traceback with -v
+        if args.verbose:
+            raise
+        say(f"error[internal]: {type(err).__name__}: {err} (run with -v for the details)")
+        return EXIT_FAIL
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import io
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,12 +26,24 @@ import orjson
 import yarl
 
 from exchange.core import httpsig
-from exchange.errors import ExchangeError, OperationalError, make_error
+from exchange.errors import ConfigError, ExchangeError, OperationalError, make_error
 from schemas.errors import ErrorCode
 
 from .core.signing import Signer
 
 __all__ = ["ExchangeClient"]
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason for a failed connection (no library-internal detail)."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        errno = exc.os_error.errno
+        return os.strerror(errno).lower() if errno else "connection failed"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection was closed"
+    return type(exc).__name__
 
 
 class ExchangeClient:
@@ -51,6 +64,11 @@ class ExchangeClient:
         token: str | None = None,
         timeout: float = 30.0,
     ) -> None:
+        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+            raise ConfigError(
+                f"node URL {base_url!r} must start with http:// or https://, "
+                "e.g. http://127.0.0.1:8700"
+            )
         self.base_url = base_url.rstrip("/")
         self._authority = urlsplit(self.base_url).netloc
         self._prefix = urlsplit(self.base_url).path.rstrip("/")
@@ -134,9 +152,16 @@ class ExchangeClient:
             ) as resp:
                 data = await resp.read()
                 return self._decode(resp.status, data)
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise OperationalError(
+                f"cannot reach the node at {self.base_url} ({_reason(exc)}); is it running? "
+                "check with: exchange doctor",
+                code=ErrorCode.NODE_UNREACHABLE,
+            ) from None
         except aiohttp.ClientError as exc:
             raise OperationalError(
-                f"cannot reach {self.base_url}: {exc}", code=ErrorCode.DATABASE_UNAVAILABLE
+                f"cannot talk to the node at {self.base_url}: {exc}",
+                code=ErrorCode.NODE_UNREACHABLE,
             ) from None
 
     @staticmethod

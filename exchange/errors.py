@@ -18,7 +18,7 @@
     │                                       invalid_transition (422)
     ├── RateLimited                    429
     ├── ConfigError                         config_invalid (names the key path)
-    └── OperationalError               503  database_unavailable, schema_too_new
+    └── OperationalError               503  database_unavailable, node_unreachable, schema_too_new
 
 Each concrete code maps to exactly one class via :func:`error_class_for`, so
 ``exchange.client`` can rebuild the same exception a server raised (the asyncpg SQLSTATE
@@ -230,6 +230,7 @@ class OperationalError(ExchangeError):
 
     codes: ClassVar[tuple[ErrorCode, ...]] = (
         ErrorCode.DATABASE_UNAVAILABLE,
+        ErrorCode.NODE_UNREACHABLE,
         ErrorCode.SCHEMA_TOO_NEW,
         ErrorCode.INTERNAL,
     )

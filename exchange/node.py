@@ -47,6 +47,7 @@ from exchange.service.loop import cancel_and_wait
 from exchange.service.notify import Notifier
 from exchange.service.plans import PlanService
 from exchange.service.proofs import ProofService
+from exchange.service.retractions import RetractionGuard
 from exchange.service.search import Indexer, SearchService
 from exchange.service.sequencer import Sequencer
 from exchange.service.subscriptions import SubscriptionService
@@ -183,6 +184,7 @@ class Node:
         stack.push_async_callback(self.ingestor.stop)
         self.plans = PlanService(self)
         self.ingestor.guards.append(self.plans.guard)  # plan steps checked at push time
+        self.ingestor.guards.append(RetractionGuard(self.items))  # only held items
         self.activity_sections["federation"] = self._federation_section
         self.activity_sections["adapters"] = self._adapters_section
         self.sender = Sender(self)

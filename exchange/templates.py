@@ -1,8 +1,10 @@
-"""Filled-in item templates, one per kind, for ``exchange item new --kind K``.
+"""Item templates, one per kind.
 
-Each template is schema-valid as printed (a test checks it), with realistic Chinese
-content to edit: a partner changes the text, signs it with ``exchange item sign`` and
-pushes it.
+:func:`template` builds a schema-valid example with realistic Chinese content (tests and
+demos use it). :func:`blank` is what ``exchange item new --kind K`` prints: the same
+shape with every piece of prose, every referenced item id and an unnamed partner turned
+into a ``<填写：…>`` placeholder (:mod:`exchange.core.placeholders`), which
+``exchange item sign`` and the node refuse until the author has replaced them.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from exchange.core.canonical import item_id
+from exchange.core.placeholders import placeholder, templatize
 from schemas.items import PLAN_KINDS
 
-__all__ = ["KIND_NAMES", "template"]
+__all__ = ["KIND_NAMES", "blank", "template"]
 
 _CST = timezone(timedelta(hours=8))
 
@@ -305,3 +308,41 @@ def template(
         "body": body,
         "attachments": [],
     }
+
+
+def _swap(value: Any, table: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _swap(v, table) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_swap(v, table) for v in value]
+    return table.get(value, value) if isinstance(value, str) else value
+
+
+def blank(
+    kind: str,
+    author: str,
+    partner: str | None = None,
+    now: datetime | None = None,
+    plan: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The template ``exchange item new`` prints: structure and dates of :func:`template`,
+    placeholders wherever only the author can know the content.
+
+    Args:
+        kind: An item kind.
+        author: The authoring site id.
+        partner: A partner site id where the kind names participants (else a placeholder).
+        now: The creation time (now, China Standard Time, by default).
+        plan: For a step of a joint plan, the plan (see :func:`template`).
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    partner = partner or placeholder("伙伴站点 id，如 suzhou-wuzhong")
+    doc = template(kind, author, partner, now, plan)
+    doc = _swap(doc, {
+        _PLACEHOLDER_ID: placeholder("所指条目的 id（sha256:…，本节点已收录的条目）"),
+        _PLACEHOLDER_ID_2: placeholder("所回应条目的 id（sha256:…）"),
+    })
+    out: dict[str, Any] = templatize(doc)
+    return out

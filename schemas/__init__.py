@@ -125,6 +125,14 @@ from .kinds import (
     Retraction,
     SatisfactionVote,
 )
+from .log import (
+    Checkpoint,
+    ConsistencyProof,
+    InclusionProof,
+    LogEntry,
+    LogEntryPage,
+    Receipt,
+)
 from .plans import (
     PlanDeadline,
     PlanList,
@@ -135,22 +143,6 @@ from .plans import (
     PlanView,
     PlanVote,
 )
-from .log import (
-    Checkpoint,
-    ConsistencyProof,
-    InclusionProof,
-    LogEntry,
-    LogEntryPage,
-    Receipt,
-)
-from .search import (
-    MatchPage,
-    SearchHit,
-    SearchPage,
-    Subscription,
-    SubscriptionList,
-    SubscriptionRequest,
-)
 from .roster import (
     Circle,
     KeyEntry,
@@ -159,6 +151,14 @@ from .roster import (
     Roster,
     SignedDocument,
     SiteRecord,
+)
+from .search import (
+    MatchPage,
+    SearchHit,
+    SearchPage,
+    Subscription,
+    SubscriptionList,
+    SubscriptionRequest,
 )
 
 __all__ = [

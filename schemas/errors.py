@@ -12,7 +12,7 @@ from enum import Enum
 __all__ = ["ErrorCode"]
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(str, Enum):  # noqa: UP042 (str() and format() of members stay as they are)
     """Every error code the API can return."""
 
     # Malformed JSON and size limits
@@ -66,5 +66,6 @@ class ErrorCode(str, Enum):
     ADAPTER_FAILED = "adapter_failed"
     CONFIG_INVALID = "config_invalid"
     DATABASE_UNAVAILABLE = "database_unavailable"
+    NODE_UNREACHABLE = "node_unreachable"
     SCHEMA_TOO_NEW = "schema_too_new"
     INTERNAL = "internal"

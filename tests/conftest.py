@@ -9,7 +9,6 @@ its own database cloned from a migrated template, so tests never see each other'
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import secrets
@@ -211,3 +210,64 @@ async def node(node_factory: Callable[..., Awaitable[RunningNode]]) -> RunningNo
     return await node_factory()
 
 
+
+
+# --------------------------------------------------------------------------------------
+# Tiers: every test is exactly one of unit, integration or system (see README "Tests").
+# --------------------------------------------------------------------------------------
+TIERS = ("unit", "integration", "system")
+# Tests that start processes: nodes, the CLI, PostgreSQL servers of their own, browsers,
+# mail or monitoring tools. A folder, a module or one test (relative to tests/).
+SYSTEM = (
+    "e2e/",
+    "deploy/",
+    "federation/test_process_kill.py",
+    "federation/test_cli.py",
+    "reliability/test_crash.py",
+    "reliability/test_secrets.py",
+    "reliability/test_limits.py::test_blob_streaming_memory_is_bounded",
+    "reliability/test_limits.py::test_backlog_for_a_down_peer_stays_out_of_memory",
+    "monitoring/test_dashboard_browser.py",
+    "monitoring/test_activity.py::test_metrics_pass_promtool",
+    "monitoring/test_activity.py::test_alert_rules_and_grafana_dashboard",
+    "search/test_read_browser.py",
+    "search/test_cli_search.py",
+    "adapters/test_imap_smtp.py",
+    "adapters/test_runner.py::test_killed_mid_push_loses_nothing_and_duplicates_nothing",
+    "adapters/test_runner.py::test_key_file_readable_by_others_is_refused",
+    "adapters/test_runner.py::test_check_shows_what_would_be_pushed_and_pushes_nothing",
+    "log/test_faults.py::test_audit_cli_exit_codes_and_progress",
+    "log/test_log.py::test_receipt_not_yet_integrated_and_cli_never_writes",
+    "plans/test_plans_node.py::test_plan_status_cli",
+    "schemas/test_export.py::test_module_entry_point_runs_cleanly",
+)
+# Tests without the session's PostgreSQL that still serve or call HTTP on 127.0.0.1.
+INTEGRATION = (
+    "adapters/test_feed.py",
+    "adapters/test_portal.py",
+    "adapters/test_webhook_in.py",
+    "adapters/test_webhook_sink.py",
+    "adapters/test_sql_table.py",
+)
+
+
+def tier_of(item: pytest.Item) -> str:
+    """``system`` by the table above; ``integration`` by the table or when the test
+    needs the session's PostgreSQL; otherwise ``unit`` (pure code, no I/O but files)."""
+    rel = Path(str(item.path)).relative_to(Path(__file__).parent).as_posix()
+    name = f"{rel}::{getattr(item, 'originalname', item.name)}"
+    if any(name == p or rel == p or rel.startswith(p) and p.endswith("/") for p in SYSTEM):
+        return "system"
+    if "pg_url" in getattr(item, "fixturenames", ()) or any(
+        rel == p or name == p for p in INTEGRATION
+    ):
+        return "integration"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each test its tier marker, so ``-m unit`` or ``-m "not system"`` select them
+    (``make test-fast`` runs unit and integration). An explicit marker wins."""
+    for item in items:
+        if not any(item.get_closest_marker(t) for t in TIERS):
+            item.add_marker(tier_of(item))

@@ -121,9 +121,10 @@ def _site_token(args: argparse.Namespace) -> int:
             return EXIT_OK
         token = await node.read_access.issue_token(args.site)
         print(token)
+        base = node.config.node.base_url.rstrip("/") or "<node URL>"
         say(
             f"阅读令牌已签发 / read token for {args.site} issued (shown once; any earlier token "
-            "and its sessions no longer work). Staff sign in at <node URL>/read"
+            f"and its sessions no longer work). Staff sign in at {base}/read"
         )
         return EXIT_OK
 

@@ -127,7 +127,7 @@ class Doctor:
             else:
                 self.add("联盟名册 roster", SKIP, "needs a current database schema")
             await self._peers(ctx)
-            await self._process()
+            await self._process(ctx)
         finally:
             if ctx.conn is not None:
                 await ctx.conn.close()
@@ -670,19 +670,43 @@ class Doctor:
         else:
             self.add(name, OK, detail)
 
-    async def _process(self) -> None:
+    def _is_this_node(self, info: Any, ctx: _Context) -> bool:
+        """``GET /v1/node`` names this node's id and (when its key is readable) key."""
+        if not isinstance(info, dict) or info.get("id") != self.cfg.node.id:
+            return False
+        if ctx.key is None:
+            return True
+        return ctx.key.public_key.b64() in _keys_of(info)
+
+    async def _process(self, ctx: _Context) -> None:
         host, port = self.cfg.listen_host_port
-        url = f"http://{_wildcard_to_local(host)}:{port}/readyz"
+        base = f"http://{_wildcard_to_local(host)}:{port}"
+        url = f"{base}/readyz"
         name = "节点进程 node process"
         try:
             timeout = aiohttp.ClientTimeout(total=self.timeout)
-            async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as r:
-                body = await r.json(content_type=None)
-                status = r.status
+            async with aiohttp.ClientSession(timeout=timeout) as s:
+                async with s.get(url) as r:
+                    body = await r.json(content_type=None)
+                    status = r.status
+                async with s.get(f"{base}/v1/node") as r:
+                    info = await r.json(content_type=None) if r.status == 200 else None
         except (aiohttp.ClientError, TimeoutError, ValueError):
             self.add(name, SKIP, f"nothing answers at {url} (start: exchange node up)")
             return
         checks = body.get("checks", {}) if isinstance(body, dict) else {}
+        if not self._is_this_node(info, ctx):
+            who = info.get("id") if isinstance(info, dict) else None
+            self.add(
+                name,
+                FAIL,
+                f"{base} is not this node: it answers as "
+                f"{repr(who) if who else 'something else'}, not node {self.cfg.node.id!r} "
+                "with this node's key",
+                "另一个程序占用了本节点的端口：停止它，或更改 [http] listen / another "
+                "program holds this node's port: stop it, or change [http] listen",
+            )
+            return
         if status == 200:
             self.add(name, OK, f"ready at {url}; log {checks.get('log', '?')}")
         else:
@@ -692,6 +716,10 @@ class Doctor:
                 f"{url} answered {status}: {json.dumps(checks, ensure_ascii=False)}",
                 "按上面的检查项修复后重启 / fix the checks above, then restart the node",
             )
+
+
+def _keys_of(info: dict[str, Any]) -> set[str]:
+    return {str(k.get("public_key")) for k in info.get("keys", []) if isinstance(k, dict)}
 
 
 def _print(checks: list[Check]) -> None:

@@ -23,6 +23,7 @@ from exchange.errors import SchemaError, VerificationError
 from schemas.errors import ErrorCode
 
 from .canonical import canonical_json, item_id
+from .placeholders import refuse_placeholders
 from .signing import (
     CONTEXT_ITEM,
     PrivateKey,
@@ -189,6 +190,7 @@ def parse_signed_item(obj: Any) -> ParsedItem:
     try:
         model = ITEM_ADAPTER.validate_python(item)
     except ValidationError as exc:
+        refuse_placeholders(item)  # an unfilled template: say so rather than "pattern"
         raise schema_error(exc, "item") from None
     try:
         signature = b64u_decode(sig["value"])

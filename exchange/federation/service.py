@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +66,7 @@ def parse_pinned_keys(entries: list[str]) -> dict[str, PublicKey]:
 
 
 def _ts(dt: datetime | None) -> str | None:
-    return dt.astimezone(timezone.utc).isoformat() if dt else None
+    return dt.astimezone(UTC).isoformat() if dt else None
 
 
 class Federation:
@@ -161,7 +161,7 @@ class Federation:
                 "keys": [{"key_id": k.key_id, "alg": k.alg, "public_key": b64u_encode(k.public_key),
                           "valid_from": _ts(k.valid_from), "revoked_at": _ts(k.revoked_at)}
                          for k in s.keys],
-                "version": version, "issued_at": datetime.now(timezone.utc).isoformat(),
+                "version": version, "issued_at": datetime.now(UTC).isoformat(),
             }
             out.append(sign_document(doc, self.node.key, CONTEXT_SITE_RECORD))
         return out
@@ -197,7 +197,7 @@ class Federation:
     async def peer_status(self) -> list[dict[str, Any]]:
         """Per-peer backlog, cursors, last success/error and current backoff."""
         out = []
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for p in await self.store.peers():
             backlog = (await self.store.backlog(p.node_id, self.node_reader(p.node_id), p.push_cursor)
                        if self.view is not None else None)

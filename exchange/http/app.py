@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -48,7 +48,7 @@ async def _nonce_purger(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(60)
             try:
-                await node.nonces.purge(datetime.now(timezone.utc))
+                await node.nonces.purge(datetime.now(UTC))
             except Exception:  # keep purging on the next round
                 _log.warning("nonce purge failed", exc_info=True)
 

@@ -18,7 +18,7 @@ import ipaddress
 import math
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -105,9 +105,11 @@ async def authenticate(
     key_owner = key_id.partition("#")[0]
     fed = getattr(node, "federation", None)
     is_node = fed is not None and fed.is_node(key_owner)
-    node_keys = fed.view.node_keys(key_owner) if is_node else {}
+    node_keys: dict[str, PublicKey] = (
+        fed.view.node_keys(key_owner) if fed is not None and is_node and fed.view else {}
+    )
     keys = {} if is_node else await node.sites.keys([key_id])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     known = node_keys.get(key_id) or keys.get(key_id)
     algs = node.ingestor.accepted_suites()
     if known is not None and algs and known.alg not in algs:
@@ -147,7 +149,7 @@ async def authenticate(
         scheme=request.scheme,
         digest_deferred=body is None,
     )
-    expires = datetime.fromtimestamp(verified.created, timezone.utc) + timedelta(
+    expires = datetime.fromtimestamp(verified.created, UTC) + timedelta(
         seconds=cfg.signature_max_age + cfg.signature_max_skew
     )
     claim = node.nonces.claim(verified.key_id, verified.nonce, expires)
@@ -158,9 +160,10 @@ async def authenticate(
     elif not await claim:
         raise _replayed()
     if is_node:
-        reader = fed.node_reader(key_owner)
-        request[READER] = reader
-        return reader
+        assert fed is not None
+        node_reader: Reader = fed.node_reader(key_owner)
+        request[READER] = node_reader
+        return node_reader
     owner = keys[verified.key_id].owner
     wait = node.rate_limiter.check(owner, time.monotonic())
     if wait > 0:

@@ -214,7 +214,7 @@ def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
                  "schema": {"type": "string"}}
                 for n, where, d in op.params
             ]
-        sec = []
+        sec: list[dict[str, list[str]]] = []
         if "site" in op.auth or "node" in op.auth:
             sec.append({"httpSignature": []})
         if "monitor" in op.auth:

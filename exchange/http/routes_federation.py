@@ -104,7 +104,10 @@ async def cosign(request: web.Request) -> web.Response:
     ours = await node.log.checkpoint_of_size(size)
     if ours is None or ours.note != note:
         raise NotFound(f"no checkpoint of size {size} with that note here", code=ErrorCode.NOT_FOUND)
-    key = next(iter(node.federation.view.node_keys(reader.id).values()))
+    view = node.federation.view
+    if view is None:
+        raise NotFound("no roster installed here", code=ErrorCode.NOT_FOUND)
+    key = next(iter(view.node_keys(reader.id).values()))
     verify_cosignature(note + line, log_origin(reader.id), key)
     await node.witness.store.add_cosignature(size, reader.id, line)
     return json_response({"ok": True})

@@ -6,7 +6,7 @@ the members of its circles); nothing about other sites is returned, not even cou
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from exchange.core.trust import Reader
@@ -75,11 +75,11 @@ async def activity_report(node: Node, reader: Reader, *, days: int = 30,
     sites = sorted(reader.sites)
     today = china_today()
     since_day = today - timedelta(days=days - 1)
-    since = datetime.now(timezone.utc) - timedelta(days=days)
+    since = datetime.now(UTC) - timedelta(days=days)
     summary = await node.activity.site_summary(sites)
     by_kind = await node.activity.pushed_by_kind(sites, since)
     daily = await node.activity.daily(sites, since_day)
-    cutoff = datetime.now(timezone.utc) - timedelta(days=inactive_days)
+    cutoff = datetime.now(UTC) - timedelta(days=inactive_days)
     inactive = []
     for s in summary:
         last_push = s["last_push"]
@@ -91,7 +91,7 @@ async def activity_report(node: Node, reader: Reader, *, days: int = 30,
         if not active:
             inactive.append(s["site"])
     week = today - timedelta(days=6)
-    week_by = {}
+    week_by: dict[tuple[str, str], int] = {}
     for r in by_kind:
         if r["day"] >= week:
             key = (r["circle"] or "(all)", r["kind"])
@@ -112,7 +112,7 @@ async def activity_report(node: Node, reader: Reader, *, days: int = 30,
             "circles": {c: names.circles[c] for c in sorted(in_scope) if c in names.circles},
             "monitor": names.monitors.get(reader.id, reader.id),
         },
-        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "generated_at": datetime.now(UTC).isoformat(),
         "days": days,
         "inactive_days": inactive_days,
         "totals": {
@@ -121,7 +121,7 @@ async def activity_report(node: Node, reader: Reader, *, days: int = 30,
             # New items, each counted once (by_kind has one row per audience circle,
             # and a re-pushed item is a duplicate, never a new row).
             "pushed_7d": await node.activity.new_items(
-                sites, datetime.now(timezone.utc) - timedelta(days=7)
+                sites, datetime.now(UTC) - timedelta(days=7)
             ),
             "open_plans": sum(1 for p in plans if p.get("open")),
             "refused_7d": sum(s["refused_7d"] for s in summary),

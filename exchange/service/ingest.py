@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -38,6 +38,7 @@ import orjson
 
 from exchange.core.canonical import parse_json
 from exchange.core.items import ParsedItem, parse_signed_item
+from exchange.core.placeholders import refuse_placeholders
 from exchange.core.trust import (
     KeyRecord,
     Reader,
@@ -218,7 +219,7 @@ class GroupCommitter:
         for attempt in range(3):
             try:
                 async with self.db.pool.acquire() as conn:
-                    now = datetime.now(timezone.utc)
+                    now = datetime.now(UTC)
                     indexes, known = await self.items.append(conn, distinct, now)
                 fresh = [it for it in distinct if it.id not in known]
                 break
@@ -326,7 +327,7 @@ class Ingestor:
         keys = await self.sites.keys(sorted(key_ids)) if key_ids else {}
         verifier = Verifier(keys, self.future_skew, self.accepted_suites())
         known_sites, known_circles = await self._known()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         out: list[VerifiedItem | Outcome] = []
         for p in parsed:
             if isinstance(p, Outcome):
@@ -354,6 +355,8 @@ class Ingestor:
         when a helper process already ran it (``(key, None)`` or ``(None, error)``)."""
         item = p.item
         author = item["author"]
+        if pusher.kind == "site":
+            refuse_placeholders(item)  # a template pushed unchanged: name what to fill in
         if pusher.kind == "site" and author != pusher.id:
             raise Forbidden(
                 f"site {pusher.id} may push only its own items, not {author}'s",
@@ -463,7 +466,7 @@ class Ingestor:
         """:meth:`push_body` with the CPU checks in a helper; None: do it inline."""
         cands = key_ids_in(body)
         keys = await self.sites.keys(sorted(cands)) if cands else {}
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         async with self._pool_lock:  # concurrent first pushes start one pool
             if self._pool is None:
                 self._pool = await start_helper_pool(self.verify_processes)

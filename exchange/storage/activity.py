@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .database import Database
@@ -209,4 +209,4 @@ def _h(token: str) -> bytes:
 
 def china_today() -> date:
     """Today's date in China (UTC+8), the day boundary users expect."""
-    return (datetime.now(timezone.utc) + timedelta(hours=8)).date()
+    return (datetime.now(UTC) + timedelta(hours=8)).date()

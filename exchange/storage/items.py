@@ -220,6 +220,14 @@ class ItemStore:
         async with self.db.connect(conn) as c:
             return int(await c.fetchval("SELECT size FROM log_head WHERE id = 1"))
 
+    async def authors_of(
+        self, ids: list[str], *, conn: asyncpg.Connection | None = None
+    ) -> dict[str, str]:
+        """``id -> author`` of the given items that are stored here (any audience)."""
+        async with self.db.connect(conn) as c:
+            rows = await c.fetch("SELECT id, author FROM items WHERE id = ANY($1::text[])", ids)
+        return {r["id"]: r["author"] for r in rows}
+
     async def get(
         self, item_id: str, reader: Reader, *, conn: asyncpg.Connection | None = None
     ) -> StoredItem | None:

@@ -41,7 +41,6 @@ from exchange.errors import ProofError
 from schemas.errors import ErrorCode
 from tests.support import vectors_dir
 
-
 VECTORS = vectors_dir()
 MERKLE_TESTDATA = VECTORS / "transparency-dev-merkle" / "testdata"
 REFERENCE_TREE = VECTORS / "transcribed" / "merkle-reference-tree.json"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +34,6 @@ from exchange.core.signing import generate_key
 from exchange.errors import ProofError
 from schemas.errors import ErrorCode
 from tests.support import vectors_dir
-
 
 EXAMPLES = vectors_dir("transcribed", "signed-note-examples.json")
 

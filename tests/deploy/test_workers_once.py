@@ -13,7 +13,6 @@ import collections
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 from aiohttp import web

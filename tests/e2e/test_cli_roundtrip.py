@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from exchange.core.canonical import canonical_json
+from tests.support import fill_placeholders
 
 
 def _free_port() -> int:
@@ -173,8 +174,8 @@ async def test_push_pull_verify_with_cli_only(
             assert time.monotonic() < deadline, "node did not become ready"
             time.sleep(0.2)
 
-        # Write a ~2 KB item from the template, sign it, push it.
-        item = json.loads(
+        # Write a ~2 KB item from the template (filled in), sign it, push it.
+        item = fill_placeholders(json.loads(
             _cli(
                 "item",
                 "new",
@@ -185,7 +186,7 @@ async def test_push_pull_verify_with_cli_only(
                 env=env,
                 cwd=work,
             ).stdout
-        )
+        ))
         item["summary"] = "杜集区人大常委会预算联网监督工作案例。" * 20
         raw = canonical_json(item)
         assert 1800 <= len(raw) <= 4096, len(raw)

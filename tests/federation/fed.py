@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from exchange.core.roster import sign_document
@@ -37,7 +37,7 @@ class Federation:
             for sid, _n, circles in sites:
                 for c in circles:
                     members.setdefault(c, []).append(sid)
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         return {
             "federation": "congress-exchange-test",
             "version": version or self.version,

@@ -580,7 +580,7 @@ async def test_rate_limit_per_site(node_factory: Any) -> None:
     node = await node_factory(limits={"site_requests_per_s": 1, "site_burst": 3})
     await _setup(node)
     statuses = []
-    for i in range(5):
+    for _ in range(5):
         status, body = await _raw(node, "GET", "/v1/items", None, signer=node.keys["huaibei-duji"])
         statuses.append(status)
         if status == 429:

@@ -18,7 +18,6 @@ from exchange.errors import AuthError, Forbidden
 from exchange.logs import JsonFormatter
 from exchange.templates import template
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 
