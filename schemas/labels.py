@@ -507,6 +507,7 @@ ERROR_LABELS: dict[str, Label] = {
     "adapter_failed": ("适配器运行失败", "adapter failed"),
     "config_invalid": ("配置有误", "configuration invalid"),
     "database_unavailable": ("数据库暂时不可用", "database unavailable"),
+    "node_unreachable": ("无法连接节点", "node unreachable"),
     "schema_too_new": ("数据库版本比程序新", "database schema newer than the program"),
     "internal": ("节点内部错误", "internal error"),
 }
