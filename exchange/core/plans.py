@@ -293,11 +293,25 @@ class TimelineEntry:
     applied: bool
     state_after: str
     refusal: Refusal | None = None
+    body: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         """Chinese name of the step."""
         return STEP_LABELS[self.action][0]
+
+    def detail(self, lang: str = "zh") -> str:
+        """What a person needs beside the step's name: the phase, or the vote result."""
+        if self.action == "phase_progress":
+            status = VALUE_LABELS["phase_status"].get(str(self.body.get("phase_status")))
+            return f"{self.body.get('phase')} · {text(status, lang)}" if status else ""
+        if self.action == "satisfaction_vote" and isinstance(self.body.get("vote"), Mapping):
+            v = self.body["vote"]
+            passed = 2 * (int(v["satisfied"]) + int(v["basically_satisfied"])) > int(
+                v["present"]
+            )
+            return text(("通过", "passed") if passed else ("未通过", "failed"), lang)
+        return ""
 
 
 @dataclass
@@ -631,6 +645,7 @@ def evaluate(plan: PlanEntry, related: Sequence[PlanEntry]) -> PlanStatus:
                 refusal is None,
                 st.state,
                 refusal,
+                e.body,
             )
         )
     return st

@@ -196,11 +196,12 @@ def item_texts(item: Mapping[str, Any]) -> list[str]:
         blocks = None
     if blocks is None:
         texts.extend(s for s in _walk_strings(body) if s.strip())
+    lines: list[str] = []  # one-line facts (a meeting, a body) only after the prose
     for b in blocks or []:
         if b.shape in ("text", "list"):
             texts.extend(s for s in b.value if s.strip())
         elif b.shape == "line":
-            texts.append(b.value)
+            lines.append(b.value)
         elif b.shape == "phases":
             for ph in b.value:
                 texts.extend([ph["name"], *ph["activities"]])
@@ -208,6 +209,7 @@ def item_texts(item: Mapping[str, Any]) -> list[str]:
             texts.extend(
                 line for row in b.value.rows for c in row if not c.code for line in c.lines
             )
+    texts.extend(lines)
     for att in item.get("attachments") or []:
         if isinstance(att, Mapping) and isinstance(att.get("name"), str):
             texts.append(att["name"])

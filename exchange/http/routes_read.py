@@ -252,6 +252,7 @@ async def _plan_panel(
                 "when": (t.created_at + cst - (t.created_at.utcoffset() or timedelta()))
                 .strftime("%Y-%m-%d %H:%M"),
                 "label": label_text(STEP_LABELS[t.action], lang),
+                "detail": t.detail(lang),
                 "author": names.get(t.author, t.author),
                 "applied": t.applied,
                 "state": label_text(STATE_LABELS[t.state_after], lang),

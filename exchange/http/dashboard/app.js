@@ -113,7 +113,8 @@
     for (let i = n - 1; i >= 0; i--) { const x = new Date(today.getTime() + 8 * 3600e3 - i * 86400e3); days[x.toISOString().slice(0, 10)] = 0; }
     data.daily_pushed.forEach((r) => { if (r.day in days) days[r.day] += r.n; });
     const keys = Object.keys(days), vals = keys.map((k) => days[k]);
-    const max = Math.max(1, ...vals), W = 600, H = 180, bw = W / keys.length;
+    // Drawn at the box's own width, so labels keep their size on a phone.
+    const max = Math.max(1, ...vals), W = Math.max(280, $("#chart").clientWidth || 600), H = 180, bw = W / keys.length;
     const ns = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(ns, "svg"); svg.setAttribute("viewBox", `0 0 ${W} ${H + 20}`); svg.setAttribute("role", "img");
     vals.forEach((v, i) => {
@@ -223,6 +224,7 @@
 
   $("#lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("exchange.lang", lang); applyLang(); });
   $("#filter").addEventListener("input", () => sites());
+  window.addEventListener("resize", () => { if (data) chart(); });
   document.querySelectorAll("#sites th[data-sort]").forEach((th) => th.addEventListener("click", () => {
     if (sortKey === th.dataset.sort) sortDir = -sortDir; else { sortKey = th.dataset.sort; sortDir = 1; } sites();
   }));

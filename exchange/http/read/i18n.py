@@ -66,6 +66,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "plan_retracted": "方案已撤回",
         "plan_steps": "办理步骤（按时间顺序）",
         "step_ignored": "未生效",
+        "paren": "（{}）",
     },
     "en": {
         "app": "Congress Exchange · Reading",
@@ -123,6 +124,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "plan_retracted": "Plan retracted",
         "plan_steps": "Steps, in order",
         "step_ignored": "Not applied",
+        "paren": " ({})",
     },
 }
 
