@@ -7,12 +7,12 @@ from typing import Any
 from aiohttp import web
 
 from exchange.core.canonical import parse_json
-from exchange.errors import TooLarge
+from exchange.errors import InputError, TooLarge
 from schemas.errors import ErrorCode
 
 from .keys import NODE
 
-__all__ = ["read_body", "read_json"]
+__all__ = ["read_body", "read_form_field", "read_json"]
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -51,3 +51,24 @@ def read_json(request: web.Request, body: bytes) -> Any:
     return parse_json(
         body, max_depth=request.app[NODE].config.limits.max_depth, allow_floats=False
     )
+
+
+async def read_form_field(request: web.Request, name: str) -> str:
+    """One text field of a form body (urlencoded or multipart); ``""`` when absent.
+
+    Raises:
+        InputError: (``bad_request``) a malformed body: no or empty multipart boundary,
+            a truncated part, an unknown charset or transfer encoding, bytes that are not
+            text.
+    """
+    try:
+        form = await request.post()
+        value = form.get(name, "")
+    except (ValueError, LookupError, AssertionError, TypeError, UnicodeError,
+            RuntimeError) as exc:
+        raise InputError(
+            f"表单格式有误 / the form body is malformed ({type(exc).__name__}); "
+            "send application/x-www-form-urlencoded or multipart/form-data",
+            code=ErrorCode.BAD_REQUEST,
+        ) from None
+    return value if isinstance(value, str) else ""

@@ -8,6 +8,7 @@ logged with the request id and answered with a generic 500 that reveals nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -25,7 +26,14 @@ from schemas.errors import ErrorCode
 
 from .keys import ERROR_CODE, NODE, READER, REQUEST_ID
 
-__all__ = ["error_middleware", "error_response", "json_response", "observe_middleware"]
+__all__ = [
+    "CLIENT_CLOSED",
+    "client_gone",
+    "error_middleware",
+    "error_response",
+    "json_response",
+    "observe_middleware",
+]
 
 _log = logging.getLogger("exchange.http")
 _access = logging.getLogger("exchange.access")
@@ -81,6 +89,19 @@ _HTTP_CODES = {
 }
 
 
+def _unavailable(request: web.Request, rid: str, exc: BaseException) -> web.Response:
+    """The database is down or restarting: a temporary condition, not a bug."""
+    _log.warning("database unavailable in %s %s [%s]: %s", request.method, request.path,
+                 rid, type(exc).__name__)
+    request[ERROR_CODE] = ErrorCode.DATABASE_UNAVAILABLE.value
+    resp503 = error_response(
+        ErrorCode.DATABASE_UNAVAILABLE,
+        "数据库暂不可用，请稍后重试 / the database is unavailable; retry shortly", 503, rid,
+    )
+    resp503.headers["Retry-After"] = "1"
+    return resp503
+
+
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Handler
@@ -114,19 +135,17 @@ async def error_middleware(
         elif exc.status == 413:
             msg = "request body is over the size limit"
         return error_response(code, msg, exc.status, rid)
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        if not client_gone(request):  # the database's connection, not the client's
+            return _unavailable(request, rid, exc)
+        _log.info("client closed the connection during %s %s [%s]", request.method,
+                  request.path, rid)
+        request[ERROR_CODE] = "client_closed"
+        return web.Response(status=CLIENT_CLOSED)
     except (OSError, TimeoutError, asyncpg.PostgresConnectionError,
             asyncpg.CannotConnectNowError, asyncpg.OperatorInterventionError,
             asyncpg.InterfaceError, asyncpg.TooManyConnectionsError) as exc:
-        # The database is down or restarting: a temporary condition, not a bug.
-        _log.warning("database unavailable in %s %s [%s]: %s", request.method, request.path,
-                     rid, type(exc).__name__)
-        request[ERROR_CODE] = ErrorCode.DATABASE_UNAVAILABLE.value
-        resp503 = error_response(
-            ErrorCode.DATABASE_UNAVAILABLE,
-            "数据库暂不可用，请稍后重试 / the database is unavailable; retry shortly", 503, rid,
-        )
-        resp503.headers["Retry-After"] = "1"
-        return resp503
+        return _unavailable(request, rid, exc)
     except Exception:
         _log.exception(
             "unhandled error in %s %s [%s]", request.method, request.path, rid
@@ -139,6 +158,16 @@ async def error_middleware(
         )
     resp.headers.setdefault("X-Request-Id", rid)
     return resp
+
+
+CLIENT_CLOSED = 499
+"""The status logged and counted for a request whose client hung up (nginx's 499)."""
+
+
+def client_gone(request: web.Request) -> bool:
+    """Whether the client's connection is closed (it hung up)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _route_name(request: web.Request) -> str:
@@ -159,6 +188,10 @@ async def observe_middleware(
         resp = await handler(request)
         status = resp.status
         return resp
+    except (asyncio.CancelledError, ConnectionResetError):
+        if client_gone(request):  # cancelled or cut off because the client hung up
+            status = CLIENT_CLOSED
+        raise
     finally:
         elapsed = time.perf_counter() - start
         node = request.app[NODE]

@@ -31,7 +31,7 @@ from schemas.labels import (
 )
 
 from .auth import SESSION_COOKIE, authenticate, came_over_tls, check_login_origin, require
-from .body import read_body, read_json
+from .body import read_body, read_form_field, read_json
 from .keys import NODE
 from .middleware import json_response
 
@@ -135,8 +135,7 @@ async def login(request: web.Request) -> web.Response:
         body = read_json(request, await read_body(request))  # strict: 400 on bad JSON
         token = str(body.get("token", "")) if isinstance(body, dict) else ""
     else:
-        form = await request.post()
-        token = str(form.get("token", ""))
+        token = await read_form_field(request, "token")
     if not token or len(token) > 200:
         raise InputError("请输入监督令牌 / a monitor token is required", code=ErrorCode.BAD_REQUEST)
     mon = await node.sites.monitor_by_token(token)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 
 import orjson
 from aiohttp import web
@@ -15,6 +14,7 @@ from .auth import authenticate, confirm_not_replayed, require
 from .body import read_body
 from .keys import NODE
 from .middleware import json_response
+from .routes_search import query_time
 
 __all__ = ["routes", "signed_bytes", "envelope"]
 
@@ -93,18 +93,7 @@ async def list_items(request: web.Request) -> web.Response:
     reader = await authenticate(request, b"")
     require(reader, "site", "monitor", "node")
     q = request.query
-    since = None
-    if q.get("since"):
-        try:
-            since = datetime.fromisoformat(q["since"])
-        except ValueError:
-            raise InputError(
-                "since must be an ISO 8601 date or timestamp",
-                code=ErrorCode.BAD_REQUEST,
-            ) from None
-        if since.tzinfo is None:
-
-            since = since.replace(tzinfo=UTC)
+    since = query_time("since", q["since"]) if q.get("since") else None
     flt = ItemFilter(
         after=_int_param(request, "cursor", -1, -1, 2**62),
         kind=q.get("kind") or None,

@@ -43,6 +43,7 @@ from schemas.labels import (
 )
 
 from .auth import came_over_tls, check_login_origin
+from .body import read_form_field
 from .keys import NODE, READER
 from .read.i18n import LANGS, strings
 from .routes_blobs import blob_response
@@ -287,8 +288,7 @@ async def login(request: web.Request) -> web.Response:
     """Exchange the site's read token (form field ``token``) for a session cookie."""
     node = request.app[NODE]
     check_login_origin(request)
-    form = await request.post()
-    token = str(form.get("token", "")).strip()
+    token = (await read_form_field(request, "token")).strip()
     t = strings(_lang(request))
     if not token or len(token) > 200:
         return await _render(request, "login.html", status=400, error=t["no_token"])

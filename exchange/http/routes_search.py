@@ -19,7 +19,7 @@ from .auth import authenticate, require
 from .keys import NODE
 from .middleware import json_response
 
-__all__ = ["hit_json", "parse_filter", "parse_limit", "routes"]
+__all__ = ["hit_json", "parse_filter", "parse_limit", "query_time", "routes"]
 
 routes = web.RouteTableDef()
 _CST = timezone(timedelta(hours=8))  # whole-day filters mean days in China
@@ -30,18 +30,28 @@ def _bad(msg: str) -> InputError:
     return InputError(msg, code=ErrorCode.BAD_REQUEST)
 
 
-def _date(name: str, raw: str, *, end: bool) -> datetime:
-    """An ISO date (a whole day; ``end`` makes it exclusive next midnight) or timestamp."""
+def query_time(name: str, raw: str, *, end: bool = False) -> datetime:
+    """A query parameter that is an ISO date (a whole day in China; ``end`` makes it the
+    exclusive next midnight) or a timestamp (UTC when it has no offset), as an aware
+    datetime that PostgreSQL and Python can both hold (years 1 to 9999 in UTC).
+
+    Raises:
+        InputError: not such a date or timestamp, or outside that range once in UTC.
+    """
+    bad = _bad(f"{name} must be an ISO 8601 date or timestamp between the years 1 and "
+               "9999, e.g. 2026-11-01")
     if len(raw) > 40:
-        raise _bad(f"{name} must be an ISO 8601 date, e.g. 2026-11-01")
+        raise bad
     try:
         if len(raw) == 10:
             d = datetime.fromisoformat(raw).replace(tzinfo=_CST)
-            return d + timedelta(days=1) if end else d
-        ts = datetime.fromisoformat(raw)
-    except ValueError:
-        raise _bad(f"{name} must be an ISO 8601 date, e.g. 2026-11-01") from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+            ts = d + timedelta(days=1) if end else d
+        else:
+            ts = datetime.fromisoformat(raw)
+            ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+        return ts.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise bad from None
 
 
 def parse_filter(q: MultiMapping[str]) -> SearchFilter:
@@ -60,8 +70,8 @@ def parse_filter(q: MultiMapping[str]) -> SearchFilter:
     tag = q.get("tag") or None
     if tag is not None and len(tag) > 40:
         raise _bad("tag is at most 40 characters")
-    since = _date("since", q["since"], end=False) if q.get("since") else None
-    until = _date("until", q["until"], end=True) if q.get("until") else None
+    since = query_time("since", q["since"]) if q.get("since") else None
+    until = query_time("until", q["until"], end=True) if q.get("until") else None
     if since and until and until <= since:
         raise _bad("until must be after since")
     return SearchFilter(

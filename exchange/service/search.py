@@ -32,6 +32,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import math
 import os
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
@@ -107,6 +108,9 @@ def _encode_cursor(
     return base64.urlsafe_b64encode(doc).decode().rstrip("=")
 
 
+_MAX_TS = 253402300800  # 10000-01-01T00:00:00Z
+
+
 def _decode_cursor(cursor: str, fp: str) -> tuple[datetime, int, float, int]:
     bad = InputError(
         "cursor is not valid for this search; start again without cursor",
@@ -116,14 +120,18 @@ def _decode_cursor(cursor: str, fp: str) -> tuple[datetime, int, float, int]:
         raise bad
     try:
         doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        asof = datetime.fromtimestamp(int(doc["t"]), UTC)
-        max_idx, score, idx = int(doc["m"]), float(doc["s"]), int(doc["i"])
+        t, max_idx, score, idx = doc["t"], doc["m"], doc["s"], doc["i"]
         same = doc["f"] == fp
-    except (ValueError, TypeError, KeyError, OverflowError, orjson.JSONDecodeError):
+    except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
         raise bad from None
-    if not same:
+    # Only what this node writes: whole seconds within years 1970..9999, log indexes
+    # PostgreSQL's bigint holds, a finite score.
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (t, max_idx, idx))
+    if not (same and ints and isinstance(score, (int, float)) and math.isfinite(score)):
         raise bad
-    return asof, max_idx, score, idx
+    if not (0 <= t < _MAX_TS and -1 <= idx < 2**62 and -1 <= max_idx < 2**62):
+        raise bad
+    return datetime.fromtimestamp(t, UTC), max_idx, float(score), idx
 
 
 def render_hit(item: StoredItem, query: SearchQuery | None) -> Hit:
