@@ -53,6 +53,8 @@ from adapters.extract.fields import (
     shape_item,
 )
 from adapters.sql_connection import PgConnection, SqlConnection, open_connection
+from exchange.core.canonical import parse_json
+from exchange.errors import JsonError
 
 __all__ = [
     "SinkColumns",
@@ -188,8 +190,10 @@ def _json_value(value: Any) -> Any:
         text = _text(value).strip()
         if text.startswith(("{", "[")):
             try:
-                return json.loads(text)
-            except ValueError:
+                # The strict parser: a JSON column with duplicate keys or floats is
+                # kept as text (and refused by the schema), never read loosely.
+                return parse_json(text, allow_floats=False)
+            except JsonError:
                 return text
         return text
     return value

@@ -734,3 +734,12 @@ async def test_runner_moves_rows_from_one_sites_database_into_anothers(
     finally:
         await gen_a.aclose()
         await gen_b.aclose()
+
+
+async def test_json_columns_are_read_with_the_strict_parser() -> None:
+    from adapters.sql_table import _json_value
+
+    assert _json_value('{"practice": "做法"}') == {"practice": "做法"}
+    # Duplicate keys, floats: kept as text, which the item schema then refuses.
+    for loose in ('{"practice": "甲", "practice": "乙"}', '{"n": 1.5}'):
+        assert _json_value(loose) == loose
