@@ -313,3 +313,42 @@ async def test_folder_sink_refuses_ids_that_are_not_item_hashes(
             crafted, {"index": 2, "id": item_id(crafted["item"]), "received_at": T0}
         )
     assert _files(tmp_path) == set()
+
+
+async def test_partner_item_from_another_node_is_verified_by_its_home_record(
+    node_factory: Any, tmp_path: Path
+) -> None:
+    """Real nodes: a Wuzhong item pushed on the Yangtze-delta node reaches the Huaihai
+    node; Duji's runner there pins the roster key from site.toml and verifies the item
+    against the record the Yangtze-delta node signed (relayed by its own node)."""
+    from tests.federation import fed as fedhelp
+
+    fed = await fedhelp.build(node_factory, ("huaihai", "yangtze-delta"))
+    hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
+    item = template("lesson", author="suzhou-wuzhong", partner="huaibei-duji")
+    item["title"] = "吴中区人大常委会推行代表履职积分制"
+    async with yd.client("suzhou-wuzhong") as c:
+        pushed = await c.push(sign_item(item, yd.keys["suzhou-wuzhong"]))
+
+    async def arrived() -> bool:
+        return pushed["id"] in await fedhelp.item_ids(hh)
+
+    await fedhelp.wait_until(arrived, what="replication to the Huaihai node")
+    save_private_key(hh.keys["huaibei-duji"], tmp_path / "duji.key")
+    roster_key = f"roster#k1 ed25519 {fed.roster_key.public_key.b64()}"
+    (tmp_path / "site.toml").write_text(
+        f'[site]\nid = "huaibei-duji"\nkey_file = "duji.key"\nnode = "{hh.url}"\n'
+        f'roster_keys = ["{roster_key}"]\n\n[runner]\nrequest_timeout = 5\n\n'
+        '[[sink]]\ntype = "folder"\nname = "inbox"\npath = "inbox"\n',
+        encoding="utf-8",
+    )
+    async with Runner(
+        load_site_config(tmp_path / "site.toml"), say=lambda _: None
+    ) as r:
+        s = RunSummary()
+        await r.pull_once(s)
+    assert s.problems == [] and s.delivered == 1
+    hexid = pushed["id"].removeprefix("sha256:")
+    assert (tmp_path / "inbox" / f"{hexid}.json").is_file()
+    pinned = json.loads((tmp_path / "adapter-data/state/trust.json").read_text())
+    assert pinned["node"]["id"] == "huaihai" and pinned["roster_version"] == 1
