@@ -440,7 +440,11 @@ def cmd_item_new(args: argparse.Namespace) -> int:
     from exchange.templates import blank
 
     plan = _read_json_file(args.plan) if args.plan else None
-    _write_json(blank(args.kind, args.author, args.partner, plan=plan), args.out)
+    try:
+        doc = blank(args.kind, args.author, args.partner, plan=plan, action=args.action)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    _write_json(doc, args.out)
     target = args.out or "FILE"
     say(f"模板已生成：请替换所有 <填写…> / replace every <填写…> with your content, then: "
         f"exchange item sign {target} --key KEYFILE --out {Path(target).stem}.signed.json")
@@ -632,7 +636,7 @@ def common_node_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (plugins included)."""
     from exchange.core.signing import suites
-    from exchange.templates import KIND_NAMES
+    from exchange.templates import KIND_NAMES, PLAN_ACTIONS
 
     parser = argparse.ArgumentParser(
         prog="exchange",
@@ -736,6 +740,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: a placeholder to fill in)")
     p.add_argument("--plan", metavar="FILE", help="for a plan step: the plan (signed or not); "
                    "the step names it and copies its audience")
+    p.add_argument("--action", choices=PLAN_ACTIONS,
+                   help="for --kind plan_update: the step (default approve); see "
+                   "docs/joint-inspections.md")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(func=cmd_item_new)
     p = item.add_parser("sign", help="check an item against the schema and sign it")

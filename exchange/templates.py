@@ -17,7 +17,7 @@ from exchange.core.canonical import item_id
 from exchange.core.placeholders import placeholder, templatize
 from schemas.items import PLAN_KINDS
 
-__all__ = ["KIND_NAMES", "blank", "template"]
+__all__ = ["KIND_NAMES", "PLAN_ACTIONS", "blank", "template"]
 
 _CST = timezone(timedelta(hours=8))
 
@@ -220,14 +220,64 @@ def _workflow_body(
             "follow_up": [{"site": author, "duties": ["起草联合执法检查方案。"]}],
         }
     if kind == "plan_update":
-        return {
-            "plan": _PLACEHOLDER_ID,
-            "action": "approve",
-            "effective_on": today,
-            "note": "经主任会议研究，同意联合执法检查方案。",
-            "evidence": [],
-        }
+        return _plan_step("approve", today, later)
     return None
+
+
+PLAN_ACTIONS = ("approve", "start", "phase_progress", "satisfaction_vote", "close")
+"""The steps a ``plan_update`` can be (``exchange item new --kind plan_update --action``)."""
+
+_PLACEHOLDER_EVIDENCE = "sha256:" + "2" * 64
+_STEP_TITLES = {
+    "approve": "关于批准联合执法检查方案的决定",
+    "start": "关于启动联合执法检查的通知",
+    "phase_progress": "联合执法检查实地检查阶段完成情况",
+    "satisfaction_vote": "关于审议意见研究处理情况的满意度测评结果",
+    "close": "关于联合执法检查办结的说明",
+}
+
+
+def _plan_step(action: str, today: str, later: str) -> dict[str, Any]:
+    """The body of a ``plan_update`` for ``action`` (see docs/joint-inspections.md)."""
+    body: dict[str, Any] = {
+        "plan": _PLACEHOLDER_ID,
+        "action": action,
+        "effective_on": today,
+        "evidence": [],
+    }
+    if action == "approve":
+        body["note"] = "经主任会议研究，同意联合执法检查方案。"
+    elif action == "start":
+        body["note"] = "两地检查组已组建，联合执法检查自即日起按方案实施。"
+    elif action == "phase_progress":
+        body.update(
+            phase="实地检查",
+            phase_status="completed",
+            note="两地检查组已完成对重点企业的实地检查，共检查企业12家。",
+        )
+    elif action == "satisfaction_vote":
+        body.update(
+            note="常委会会议对研究处理情况报告进行满意度测评。",
+            vote={
+                "meeting": "区第十八届人大常委会第二十五次会议",
+                "held_on": today,
+                "members": 29,
+                "present": 25,
+                "satisfied": 15,
+                "basically_satisfied": 4,
+                "unsatisfied": 6,
+            },
+        )
+    elif action == "close":
+        body.update(
+            note="“回头看”调研表明审议意见已落实，本次联合执法检查办结。",
+            evidence=[_PLACEHOLDER_EVIDENCE],
+        )
+    else:
+        raise ValueError(
+            f"unknown plan action {action!r}; one of: {', '.join(PLAN_ACTIONS)}"
+        )
+    return body
 
 
 _TITLES = {
@@ -266,6 +316,7 @@ def template(
     partner: str = "suzhou-wuzhong",
     now: datetime | None = None,
     plan: Mapping[str, Any] | None = None,
+    action: str | None = None,
 ) -> dict[str, Any]:
     """A schema-valid item of ``kind`` to edit.
 
@@ -277,14 +328,21 @@ def template(
         plan: For a step of a joint plan, the plan item (or its signed wrapper): the
             step names it and is addressed to the plan's audience (a node refuses a
             step addressed wider than its plan).
+        action: For ``plan_update``: the step (:data:`PLAN_ACTIONS`, default approve).
 
     Raises:
-        ValueError: unknown kind.
+        ValueError: unknown kind, or an action for another kind or unknown.
     """
     now = (now or datetime.now(_CST)).astimezone(_CST).replace(microsecond=0)
     today = now.date().isoformat()
     later = (now.date() + timedelta(days=30)).isoformat()
-    body = _body(kind, author, partner, today, later)
+    if action is not None and kind != "plan_update":
+        raise ValueError("--action is only for --kind plan_update")
+    body = (
+        _plan_step(action, today, later)
+        if action is not None
+        else _body(kind, author, partner, today, later)
+    )
     refs = [dict(r) for r in _REFS.get(kind, [])]
     audience: dict[str, list[str]] = {"circles": [], "sites": []}
     if plan is not None and kind in PLAN_KINDS:
@@ -301,7 +359,7 @@ def template(
         "created_at": now.isoformat(),
         "audience": audience,
         "refs": refs,
-        "title": _TITLES[kind],
+        "title": _STEP_TITLES[action] if action else _TITLES[kind],
         "summary": "",
         "tags": _TAGS[kind],
         "lang": "zh-CN",
@@ -324,6 +382,7 @@ def blank(
     partner: str | None = None,
     now: datetime | None = None,
     plan: Mapping[str, Any] | None = None,
+    action: str | None = None,
 ) -> dict[str, Any]:
     """The template ``exchange item new`` prints: structure and dates of :func:`template`,
     placeholders wherever only the author can know the content.
@@ -334,15 +393,17 @@ def blank(
         partner: A partner site id where the kind names participants (else a placeholder).
         now: The creation time (now, China Standard Time, by default).
         plan: For a step of a joint plan, the plan (see :func:`template`).
+        action: For ``plan_update``: the step (:data:`PLAN_ACTIONS`).
 
     Raises:
-        ValueError: unknown kind.
+        ValueError: unknown kind, or an action for another kind or unknown.
     """
     partner = partner or placeholder("伙伴站点 id，如 suzhou-wuzhong")
-    doc = template(kind, author, partner, now, plan)
+    doc = template(kind, author, partner, now, plan, action)
     doc = _swap(doc, {
         _PLACEHOLDER_ID: placeholder("所指条目的 id（sha256:…，本节点已收录的条目）"),
         _PLACEHOLDER_ID_2: placeholder("所回应条目的 id（sha256:…）"),
+        _PLACEHOLDER_EVIDENCE: placeholder("“回头看”调研报告的 id（sha256:…）"),
     })
     out: dict[str, Any] = templatize(doc)
     return out

@@ -39,8 +39,10 @@ __all__ = [
     "SECURITY_ADVICE",
     "STATE_LABELS",
     "STEP_LABELS",
+    "STEP_NEEDS",
     "STEP_VERBS",
     "VALUE_LABELS",
+    "WHO_LABELS",
     "Label",
     "bilingual",
     "field_label",
@@ -324,6 +326,61 @@ STEP_LABELS: dict[str, Label] = {
     "related": ("相关条目", "Related item"),
 }
 """A plan step as a noun phrase (timelines, lists)."""
+
+WHO_LABELS: dict[str, Label] = {
+    "lead": ("牵头单位", "the lead"),
+    "participant": (
+        "参与单位（牵头单位除外），每家计第一次",
+        "each participant (not the lead), first answer counts",
+    ),
+    "site": ("方案的任一单位，每家一份", "any congress of the plan, one each"),
+    "phase": (
+        "牵头单位或该阶段的责任单位",
+        "the lead or the phase's responsible congresses",
+    ),
+    "addressed": (
+        "审议意见要求报送的单位，每轮每家一份",
+        "each congress the opinions address, one per round",
+    ),
+}
+"""Who may sign a plan step (the ``who`` of the lifecycle table)."""
+
+STEP_NEEDS: dict[str, Label] = {
+    "endorse": ("承诺事项可选", "commitments optional"),
+    "decline": ("不同意时不列承诺事项", "no commitments when declining"),
+    "approve": ("—", "—"),
+    "start": (
+        "全部参与单位已会签同意，且无单位不同意",
+        "every participant has endorsed, none declined",
+    ),
+    "phase_progress": (
+        "写明阶段名称和进展（开始 / 完成）",
+        "names the phase and its progress (started / completed)",
+    ),
+    "local_report": ("报告类别为本地检查情况报告", "report type local"),
+    "joint_report": (
+        "报告类别为联合检查报告；检查结束",
+        "report type joint; ends the inspection",
+    ),
+    "opinion": (
+        "写明承办机关、须报送的单位（默认方案全部单位）和报告期限",
+        "names the handling body, the congresses to report (default: all) and the "
+        "deadline",
+    ),
+    "reply": ("答复本方案当前的审议意见", "answers the plan's current opinions"),
+    "satisfaction_vote": (
+        "本轮须报送的单位都已报送；满意和基本满意票超过出席人数一半为通过，"
+        "未通过须写明重新报告期限，方案回到“已交办”进入下一轮",
+        "every addressed congress has reported this round; it passes when satisfied "
+        "plus basically satisfied votes are more than half of those present; a failed "
+        "vote gives a new deadline and returns the plan to handed over for the next round",
+    ),
+    "close": (
+        "依据材料写明“回头看”调研报告",
+        "evidence names the follow-up review (回头看) report",
+    ),
+}
+"""What a plan step needs besides the right state and signer."""
 
 STEP_VERBS: dict[str, Label] = {
     "endorse": ("会签方案", "countersign the plan"),

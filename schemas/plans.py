@@ -104,7 +104,11 @@ class PlanSummary(StrictModel):
     lead: SiteId = Field(description="Lead site (牵头单位).")
     participants: _Sites = Field(description="Participating sites (参与单位).")
     created_at: Timestamp = Field(description="When the plan was created.")
-    state: PlanState = Field(description="Computed state.")
+    state: PlanState = Field(
+        description="State computed from the signed items (docs/joint-inspections.md): "
+        "draft 草案, approved 已批准, in_progress 实施中, reported 已报告, handed_over "
+        "已交办, rectifying 整改中, evaluated 已测评, closed 已办结."
+    )
     state_name: str = Field(description="State in Chinese, e.g. 整改中.")
     round: SafeInt = Field(
         description="Handling round (0 before the opinions are handed over)."

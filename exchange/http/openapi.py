@@ -15,6 +15,8 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from exchange.core.plan_doc import lifecycle_markdown
+
 __all__ = ["OPERATIONS", "Operation", "build_openapi"]
 
 
@@ -31,6 +33,7 @@ class Operation:
     status: int = 200
     params: tuple[tuple[str, str, str], ...] = ()  # (name, in, description)
     raw: str | None = None  # media type of a raw (non-JSON) body
+    description: str = ""  # long text (Markdown), e.g. the plan lifecycle
 
 
 _ITEM_FILTERS = (
@@ -111,7 +114,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "timeline, who has and has not endorsed or filed, deadlines",
               ("site", "monitor", "node"), None, "PlanView",
               params=(("id", "path", "sha256:<hex> id of the inspection_plan item"),
-                      ("today", "query", "Day for overdue flags, YYYY-MM-DD (default: today, CST)"))),
+                      ("today", "query", "Day for overdue flags, YYYY-MM-DD (default: today, CST)")),
+              description=lifecycle_markdown()),
     Operation("get", "/metrics", "Prometheus metrics (text exposition format)", (), None, None,
               raw="text/plain"),
     # discovery: search and saved queries
@@ -208,6 +212,8 @@ def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
                 "required": True,
                 "content": {op.raw: {"schema": {"type": "string", "format": "binary"}}},
             }
+        if op.description:
+            entry["description"] = op.description
         if op.params:
             entry["parameters"] = [
                 {"name": n, "in": where, "required": where == "path", "description": d,
