@@ -138,7 +138,7 @@ def register(sub: Any) -> None:
         help="run a site's adapters (feed, portal, folder, sql, mail, webhook)",
         description="适配器：把本单位现有系统（网站、共享文件夹、数据库、邮箱）的材料签名后"
         "推送到节点，并把伙伴的条目投递回来。 Adapters turn a site's documents into signed "
-        "items and deliver partners' items back; see README, 'Adapters'.",
+        "items and deliver partners' items back; see docs/adapters.md.",
     )
     asub = p.add_subparsers(dest="sub", required=True)
     r = asub.add_parser(

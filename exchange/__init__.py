@@ -2,7 +2,7 @@
 
 Partners use only what this module exports: make keys, canonicalise and sign items,
 verify items and log proofs — in Python, or in any language following the documented
-bytes (see the README, "Signing, in any language").
+bytes (see docs/api.md, "Signing, in any language").
 
 Module map (read in this order):
 

@@ -454,8 +454,8 @@ class Doctor:
                 FAIL,
                 f"{detail}; no valid key: {', '.join(keyless)}",
                 f"为站点添加新公钥：exchange site key add {first} --key-id {first}#kN "
-                f"--public-key <B64> / add a key: exchange site key add {first} "
-                f"--key-id {first}#kN --public-key <B64>",
+                f"--public-key=<B64> / add a key: exchange site key add {first} "
+                f"--key-id {first}#kN --public-key=<B64>",
             )
         else:
             self.add(name, OK, detail)

@@ -3,7 +3,7 @@
 Signatures are made over **bytes**, never over models: every signing site builds its
 message with :func:`signing_message` (a fixed context string, then the payload), so the
 same key can never be tricked into signing an item where a request was meant, or the
-reverse. The context strings are part of the wire contract and documented in the README.
+reverse. The context strings are part of the wire contract and documented in docs/api.md.
 
 Suites are registered by their ``alg`` name. ``ed25519`` is built in; a second suite
 (``sm2-sm3``) registers itself the same way, and callers only ever see :class:`PrivateKey`

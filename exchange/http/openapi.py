@@ -243,7 +243,7 @@ def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
                 "httpSignature": {
                     "type": "apiKey", "in": "header", "name": "Signature",
                     "description": "RFC 9421 HTTP Message Signature (Ed25519) by a site or node key; "
-                    "see the README for the covered components",
+                    "see docs/api.md for the covered components",
                 },
                 "monitorToken": {"type": "http", "scheme": "bearer"},
             },
