@@ -436,6 +436,7 @@ class Runner:
         if not self.sinks or not self.config.runner.pull:
             return
         cursor = int(self.states.load("pull-cursor").get("cursor", -1))
+        self.trust.stale = True  # revocations and new keys are seen once per pass
         while True:
             page = await self.client.list_items(cursor, limit=100)
             for env in page["items"]:

@@ -133,6 +133,7 @@ class Trust:
         self.view: RosterView | None = None
         self.keys: dict[str, TrustedKey] = {}
         self._pinned: dict[str, Any] | None = None
+        self.stale = True  # re-read at the first item of each pull pass
 
     def _refuse(self, message: str) -> TrustError:
         return TrustError(
@@ -258,6 +259,7 @@ class Trust:
                 )
         self.keys = keys
         self._pinned = pinned
+        self.stale = False
         return problems
 
     async def verify(self, signed: dict[str, Any]) -> None:
@@ -270,7 +272,7 @@ class Trust:
         """
         sig = signed.get("sig") if isinstance(signed, dict) else None
         kid = str(sig.get("key", "")) if isinstance(sig, dict) else ""
-        if kid not in self.keys or self._pinned is None:
+        if self.stale or kid not in self.keys or self._pinned is None:
             await self.refresh()
         trusted = self.keys.get(kid)
         if trusted is None:

@@ -333,3 +333,13 @@ def test_office_parts_with_entities_are_refused(tmp_path: Path, kind: str) -> No
             read_docx(data, "报告.docx")
         else:
             read_plan_xlsx(data, "方案.xlsx", {}, "huaibei-duji")
+
+
+def test_a_real_latin1_page_stays_latin1() -> None:
+    """The header is still believed when the bytes are plausible in it."""
+    from adapters.fetch import decode_html
+
+    page = "<p>Café au lait, naïve façade — Zürich</p>".encode("cp1252")
+    for header in ("ISO-8859-1", "windows-1252"):
+        text, enc = decode_html(page, header)
+        assert "Café au lait, naïve façade" in text and enc != "gb18030"

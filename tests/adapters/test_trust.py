@@ -63,6 +63,7 @@ class EvilNode:
         self.node_id = "node-a"
         self.items: list[dict[str, Any]] = []
         self.url = ""
+        self.tongshan_revoked: str | None = None
 
     def roster(self) -> dict[str, Any]:
         doc = {
@@ -95,13 +96,19 @@ class EvilNode:
         return sign_document(doc, self.roster_key, CONTEXT_ROSTER)
 
     @staticmethod
-    def record(site: str, home: str, key: PrivateKey, signer: PrivateKey) -> Any:
+    def record(
+        site: str,
+        home: str,
+        key: PrivateKey,
+        signer: PrivateKey,
+        revoked: str | None = None,
+    ) -> Any:
         doc = {
             "id": site,
             "name": site,
             "home_node": home,
             "circles": ["huaihai"],
-            "keys": [{**_key_entry(key), "revoked_at": None}],
+            "keys": [{**_key_entry(key), "revoked_at": revoked}],
             "version": 2 if key.key_id.endswith("k9") else 1,
             "issued_at": T0,
         }
@@ -111,7 +118,13 @@ class EvilNode:
         return [
             self.record("huaibei-duji", "node-a", self.duji, self.node_a),
             # Relayed from node-b, signed by node-b: genuine.
-            self.record("xuzhou-tongshan", "node-b", self.tongshan, self.node_b),
+            self.record(
+                "xuzhou-tongshan",
+                "node-b",
+                self.tongshan,
+                self.node_b,
+                self.tongshan_revoked,
+            ),
             # Invented by node-a for a site it is not home to.
             self.record("xuzhou-tongshan", "node-a", self.invented, self.node_a),
         ]
@@ -270,6 +283,24 @@ async def test_a_node_that_changes_its_identity_is_refused(
     async with Runner(cfg, say=lambda _: None) as runner:
         with pytest.raises(TrustError, match="node-z.*pinned.*delete"):
             await runner.pull_once(RunSummary())
+
+
+async def test_items_signed_after_a_revocation_are_refused(
+    evil: EvilNode, tmp_path: Path
+) -> None:
+    before = _tongshan_item("撤销前签名的案例")
+    before["created_at"] = "2021-10-28T09:30:00+08:00"
+    after = _tongshan_item("撤销后签名的案例")
+    after["created_at"] = "2026-06-02T09:30:00+08:00"
+    evil.tongshan_revoked = "2026-06-01T00:00:00+00:00"
+    evil.add(sign_item(before, evil.tongshan))
+    evil.add(sign_item(after, evil.tongshan))
+    async with Runner(_config(tmp_path, evil), say=lambda _: None) as runner:
+        s = RunSummary()
+        await runner.pull_once(s)
+    assert s.delivered == 1
+    (problem,) = s.problems
+    assert "revoked" in problem
 
 
 async def test_roster_keys_in_site_toml_win_over_what_the_node_announces(
