@@ -55,6 +55,7 @@ __all__ = [
     "item_files",
     "main",
     "node_config",
+    "node_config_path",
     "progress",
     "say",
     "with_node",
@@ -81,6 +82,18 @@ def progress(done: int, total: int | None, what: str) -> None:
 
 
 # -- configuration helpers ------------------------------------------------------------
+def node_config_path(args: argparse.Namespace) -> Path:
+    """The node.toml a command changes: ``--config``, ``$EXCHANGE_CONFIG``, ./node.toml.
+
+    Raises:
+        ConfigError: there is none.
+    """
+    path = getattr(args, "config", None) or env_value("EXCHANGE_CONFIG") or "node.toml"
+    if not Path(path).exists():
+        raise ConfigError(f"no configuration file {path}; pass --config FILE")
+    return Path(path)
+
+
 def node_config(args: argparse.Namespace) -> NodeConfig:
     path = getattr(args, "config", None) or env_value("EXCHANGE_CONFIG") or None
     if path is None and Path("node.toml").exists():
@@ -249,6 +262,11 @@ def cmd_node_init(args: argparse.Namespace) -> int:
                           data_dir=args.data_dir or "data"),
         encoding="utf-8",
     )
+    if args.roster_key:
+        from exchange.commands.roster import write_pin
+
+        for entry in args.roster_key:
+            write_pin(cfg_path, entry)
     cfg = load_config(cfg_path)
     cfg.data_path.mkdir(parents=True, exist_ok=True)
     if not cfg.key_path.exists():
@@ -285,7 +303,9 @@ def cmd_node_up(args: argparse.Namespace) -> int:
         # One exit stack: whatever was started (embedded PostgreSQL, pools, loops, the
         # listener) is stopped again when anything later fails (a bad roster, a port in use).
         async with contextlib.AsyncExitStack() as stack:
-            node = await stack.enter_async_context(Node(cfg))
+            node = await stack.enter_async_context(
+                Node(cfg, workers=getattr(args, "worker_count", 1) or 1)
+            )
             runner = web.AppRunner(make_app(node), access_log=None, shutdown_timeout=5)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -331,8 +351,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 # -- sites and monitors ---------------------------------------------------------------
 def cmd_site_add(args: argparse.Namespace) -> int:
     async def fn(node: Any) -> int:
-        await node.sites.add_site(args.site, args.name, args.home or node.id, args.circle or [])
-        say(f"site {args.site} ({args.name}) registered, circles: {', '.join(args.circle or []) or '-'}")
+        home = args.home or node.id
+        # The installed roster is the single source of circles (refused if contradicted).
+        circles = node.federation.check_site(args.site, home, args.circle or [])
+        await node.sites.add_site(args.site, args.name, home, circles)
+        say(f"site {args.site} ({args.name}) registered, circles: {', '.join(circles) or '-'}")
         return EXIT_OK
 
     return with_node(args, fn)
@@ -665,6 +688,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="data folder (default: data/ beside node.toml), "
                    "e.g. /var/lib/congress-exchange")
     p.add_argument("--force", action="store_true", help="overwrite an existing node.toml")
+    p.add_argument("--roster-key", action="append", metavar="'KEY_ID ALG PUBLIC_KEY'",
+                   help="pin this roster key (repeatable; as 'exchange roster sign' prints it)")
     p.set_defaults(func=cmd_node_init)
     p = node.add_parser("up", help="run the node (embedded PostgreSQL unless EXCHANGE_DATABASE_URL is set)")
     common_node_args(p)
@@ -673,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run N worker processes sharing HOST:PORT (SO_REUSEPORT) and the "
                    "database; one of them writes the log (default 1)")
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor
+    p.add_argument("--worker-count", type=int, default=1, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_node_up)
 
     p = sub.add_parser("demo", help="run a two-node demo federation (huaihai + yangtze-delta) with "

@@ -107,6 +107,10 @@ class DatabaseConfig(_Section):
     pool_min: int = Field(2, ge=1)
     pool_max: int = Field(10, ge=1)
     embedded_port: int = Field(0, ge=0, lt=65536)
+    embedded_max_restarts: int = Field(
+        5, ge=0, description="Restarts of a dead embedded PostgreSQL within 5 minutes "
+        "before the node gives up (/healthz then fails)"
+    )
 
 
 class LimitsConfig(_Section):

@@ -43,8 +43,9 @@ from exchange.federation.service import Federation
 from exchange.federation.witness import Witness
 from exchange.metrics import Metrics
 from exchange.service.ingest import GroupCommitter, Ingestor
-from exchange.service.loop import cancel_and_wait
+from exchange.service.loop import cancel_and_wait, supervised
 from exchange.service.notify import Notifier
+from exchange.service.pgwatch import EmbeddedGuard
 from exchange.service.plans import PlanService
 from exchange.service.proofs import ProofService
 from exchange.service.retractions import RetractionGuard
@@ -54,7 +55,12 @@ from exchange.service.subscriptions import SubscriptionService
 from exchange.storage.activity import ActivityStore
 from exchange.storage.adapters import AdapterHealthStore
 from exchange.storage.blobs import BlobStore
-from exchange.storage.database import Database
+from exchange.storage.database import (
+    UNAVAILABLE_ERRORS,
+    Database,
+    embedded_max_connections,
+    fit_pool,
+)
 from exchange.storage.directory import SiteStore
 from exchange.storage.embedded import EmbeddedPostgres
 from exchange.storage.items import ItemStore
@@ -74,13 +80,20 @@ class Node:
         config: Validated configuration.
     """
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, *, workers: int = 1) -> None:
         self.config = config
+        self.workers = workers  # serving processes of this node sharing the database
         self.id = config.node.id
         self.embedded: EmbeddedPostgres | None = None
         self.db: Database | None = None
         self.key: PrivateKey | None = None
         self._stack: contextlib.AsyncExitStack | None = None
+        self.db_guard: EmbeddedGuard | None = None
+
+    @property
+    def health_problem(self) -> str | None:
+        """Why this node cannot heal itself (``/healthz`` fails), or None."""
+        return self.db_guard.failed if self.db_guard is not None else None
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -114,7 +127,10 @@ class Node:
         data.mkdir(parents=True, exist_ok=True)
         url = cfg.database.url
         if not url:
-            embedded = EmbeddedPostgres(data / "pg", port=cfg.database.embedded_port)
+            embedded = EmbeddedPostgres(
+                data / "pg", port=cfg.database.embedded_port,
+                max_connections=embedded_max_connections(self.workers, cfg.database.pool_max),
+            )
             self.embedded = embedded
             try:
                 await asyncio.to_thread(embedded.start)
@@ -123,9 +139,11 @@ class Node:
                 # this process launched.
                 stack.push_async_callback(self._stop_embedded, embedded)
             url = embedded.url("exchange")
+        pool_max = await fit_pool(url, workers=self.workers, pool_min=cfg.database.pool_min,
+                                  pool_max=cfg.database.pool_max, node_id=self.id)
         db = Database(
-            url, cfg.database.read_url, min_size=cfg.database.pool_min,
-            max_size=cfg.database.pool_max,
+            url, cfg.database.read_url, min_size=cfg.database.pool_min, max_size=pool_max,
+            app_name=f"exchange-pool-{self.id}-{os.getpid()}",
         )
         await db.open(run_migrations=run_migrations)
         stack.push_async_callback(db.close)
@@ -204,6 +222,16 @@ class Node:
             self.notifier.subscribe("exchange_keys", lambda _: self.sites.invalidate_keys())
             self.notifier.start()
             stack.push_async_callback(self.notifier.stop)
+            if self.embedded is not None:  # restart our PostgreSQL if it dies
+                self.db_guard = EmbeddedGuard(
+                    self.embedded, max_restarts=self.config.database.embedded_max_restarts
+                )
+                guard = asyncio.create_task(self.db_guard.watch(), name="embedded-guard")
+                stack.push_async_callback(cancel_and_wait, guard)
+            watch = asyncio.create_task(
+                supervised("roster-watch", self.federation.watch_roster), name="roster-watch"
+            )
+            stack.push_async_callback(cancel_and_wait, watch)
             if self.config.federation.replicate:
                 self.federation.start_listener()
                 stack.push_async_callback(self.federation.stop)
@@ -250,6 +278,8 @@ class Node:
             await asyncio.sleep(1.0)
             try:
                 await self.activity.flush()
+            except UNAVAILABLE_ERRORS as exc:  # the database is away; kept for the next tick
+                _log.info("could not write activity counters: %s", type(exc).__name__)
             except Exception:  # statistics; retried on the next tick
                 _log.warning("could not write activity counters", exc_info=True)
 

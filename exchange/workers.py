@@ -22,7 +22,9 @@ about a second. Each lock connection is named ``exchange-log-<node>-<pid>`` in
 The supervisor restarts a worker that exits, after 1 s doubling to 30 s (reset once a
 worker has run for a minute); if a worker fails within 10 s of its start 5 times in a
 row, something is wrong with the setup (a port taken by another program, a bad key) and
-it stops everything with exit code 1. SIGTERM and SIGINT are passed on; workers get 30 s
+it stops everything with exit code 1. The supervisor also restarts the embedded
+PostgreSQL if it dies (:class:`~exchange.service.pgwatch.EmbeddedGuard`; exit code 1
+past its crash-loop limit). SIGTERM and SIGINT are passed on; workers get 30 s
 to finish their requests, then are killed; then the embedded server stops.
 """
 
@@ -39,6 +41,8 @@ from types import FrameType
 
 from exchange.config import NodeConfig, child_env
 from exchange.core.signing import generate_key, save_private_key
+from exchange.service.pgwatch import EmbeddedGuard
+from exchange.storage.database import Database, embedded_max_connections, fit_pool
 from exchange.storage.embedded import EmbeddedPostgres
 
 __all__ = ["Supervisor", "worker_command"]
@@ -93,6 +97,7 @@ class Supervisor:
         self._stop = False
         self._env: dict[str, str] = {}
         self.embedded: EmbeddedPostgres | None = None
+        self.guard: EmbeddedGuard | None = None
 
     # -- once, before the workers ----------------------------------------------------------
     def prepare(self) -> None:
@@ -106,33 +111,42 @@ class Supervisor:
         url = cfg.database.url
         if not url:
             self.embedded = EmbeddedPostgres(
-                cfg.data_path / "pg", port=cfg.database.embedded_port
+                cfg.data_path / "pg", port=cfg.database.embedded_port,
+                max_connections=embedded_max_connections(self.n, cfg.database.pool_max),
             )
             self.embedded.start()
+            self.guard = EmbeddedGuard(
+                self.embedded, max_restarts=cfg.database.embedded_max_restarts
+            )  # restarted if it dies
             url = self.embedded.url("exchange")
             self._env["EXCHANGE_DATABASE_URL"] = url
         # [ingest] verify_processes is for the node: share it among the workers.
         self._env["EXCHANGE_INGEST_VERIFY_PROCESSES"] = str(
             max(1, cfg.ingest.verify_processes // self.n) if cfg.ingest.verify_processes else 0
         )
-        asyncio.run(self._migrate(url))
+        pool_max = asyncio.run(self._migrate(url))
+        # Every worker's pools, fitted to the server's max_connections (or refused here,
+        # before any worker starts).
+        self._env["EXCHANGE_DATABASE_POOL_MAX"] = str(pool_max)
         if not cfg.key_path.exists():
             cfg.key_path.parent.mkdir(parents=True, exist_ok=True)
             save_private_key(generate_key(key_id=f"{cfg.node.id}#k1"), cfg.key_path)
             _log.info("created node key %s", cfg.key_path)
 
-    @staticmethod
-    async def _migrate(url: str) -> None:
-        from exchange.storage.database import Database
-
+    async def _migrate(self, url: str) -> int:
+        """Create the database and apply migrations once; the pool size that fits."""
         db = Database(url, min_size=1, max_size=1)
-        await db.open()  # creates the database and applies migrations once
+        await db.open()
         await db.close()
+        d = self.config.database
+        return await fit_pool(url, workers=self.n, pool_min=d.pool_min, pool_max=d.pool_max,
+                              node_id=self.config.node.id)
 
     # -- the supervision loop ----------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
         w.proc = subprocess.Popen(
-            worker_command(w.index, self.passthrough), env=child_env(self._env)
+            worker_command(w.index, [*self.passthrough, "--worker-count", str(self.n)]),
+            env=child_env(self._env),
         )
         w.started = time.monotonic()
         w.pids.append(w.proc.pid)
@@ -162,6 +176,9 @@ class Supervisor:
         return code
 
     def _watch(self) -> int:
+        if self.guard is not None and not self.guard.check():
+            _log.error("stopping: %s", self.guard.failed)
+            return 1
         now = time.monotonic()
         for w in self.workers:
             if w.proc is None:

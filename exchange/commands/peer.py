@@ -26,6 +26,7 @@ _HEADERS = [
     "最近错误 last error",
     "退避 backoff",
     "已推送/已拉取 pushed/pulled",
+    "被拒 refused",
 ]
 
 
@@ -73,6 +74,7 @@ def status_table(peers: list[dict[str, Any]], now: datetime | None = None) -> st
                 clip(err, 60),
                 backoff,
                 f"{p.get('pushed_total', 0)}/{p.get('pulled_total', 0)}",
+                str(p.get("refused_total", 0)),
             ]
         )
     return render(_HEADERS, rows, right=(1,))

@@ -38,7 +38,7 @@ from schemas.errors import ErrorCode
 
 from ._table import render
 
-__all__ = ["pin_line", "register"]
+__all__ = ["pin_line", "register", "write_pin"]
 
 
 def _now() -> str:
@@ -54,6 +54,78 @@ def pin_line(key_id: str, alg: str, public_key_b64: str) -> str:
         public_key_b64: The raw public key, base64url.
     """
     return f'roster_keys = ["{key_id} {alg} {public_key_b64}"]'
+
+
+def _split_comment(line: str) -> tuple[str, str]:
+    """A TOML line's value part and its comment (a ``#`` outside quoted strings)."""
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote and line[i - 1] != "\\":
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            return line[:i], line[i + 1:]
+    return line, ""
+
+
+def write_pin(cfg_path: Path, entry: str) -> bool:
+    """Pin a roster key in ``node.toml``: add ``entry`` (``"KEY_ID ALG PUBLIC_KEY"``) to
+    ``[federation] roster_keys``, keeping the rest of the file as it is.
+
+    Returns:
+        False if the key was already pinned.
+
+    Raises:
+        ConfigError: the entry is malformed, or ``roster_keys`` spans several lines.
+    """
+    import re
+    import tomllib
+
+    from exchange.federation.service import parse_pinned_keys
+
+    entry = " ".join(entry.split())
+    parse_pinned_keys([entry])
+    text = cfg_path.read_text(encoding="utf-8") if cfg_path.exists() else ""
+    pins = list(tomllib.loads(text).get("federation", {}).get("roster_keys", []))
+    if entry in pins:
+        return False
+    pins.append(entry)
+    value = "roster_keys = [" + ", ".join(json.dumps(x, ensure_ascii=False) for x in pins) + "]"
+    lines = text.splitlines()
+    section = ""
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+            continue
+        if section == "[federation]" and re.match(r"roster_keys\s*=", stripped):
+            head, comment = _split_comment(line)
+            if head.count("[") != head.count("]"):
+                raise ConfigError(f"{cfg_path}: roster_keys spans several lines; add "
+                                  f"{json.dumps(entry)} to it by hand")
+            lines[i] = value + (f"  #{comment}" if comment else "")
+            break
+    else:
+        if "[federation]" in (x.strip() for x in lines):
+            lines.insert([x.strip() for x in lines].index("[federation]") + 1, value)
+        else:
+            lines += ["", "[federation]", value]
+    cfg_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return True
+
+
+def _pin(args: argparse.Namespace) -> int:
+    from exchange.cli import node_config_path
+
+    path = node_config_path(args)
+    entry = f"{args.key_id} {args.alg} {args.public_key}"
+    if write_pin(path, entry):
+        say(f"已固定名册密钥 / pinned roster key {args.key_id} in {path}")
+    else:
+        say(f"roster key {args.key_id} was already pinned in {path}")
+    return EXIT_OK
 
 
 # -- files -----------------------------------------------------------------------------
@@ -495,6 +567,14 @@ def register(sub: Any) -> None:
         "publish.",
     )
     rsub = roster.add_subparsers(dest="sub", required=True)
+
+    p = rsub.add_parser("pin", help="pin a roster key in node.toml ([federation] roster_keys)")
+    p.add_argument("key_id", help="the roster key's id, e.g. roster#k1")
+    p.add_argument("alg", help="its suite, e.g. ed25519")
+    p.add_argument("public_key", help="its public key, base64url ('exchange roster sign' prints it)")
+    p.add_argument("--config", metavar="FILE",
+                   help="node.toml to change (default: $EXCHANGE_CONFIG or ./node.toml)")
+    p.set_defaults(func=_pin)
 
     p = rsub.add_parser("new", help="start an unsigned draft roster (version 1)")
     p.add_argument(

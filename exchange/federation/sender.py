@@ -136,7 +136,12 @@ class Sender:
         refused = [r for r in results if r.get("status") == "refused"]
         for r in refused:
             _log.warning("peer %s refused item %s: %s", peer, r.get("id"), (r.get("error") or {}).get("code"))
-        await fed.store.push_done(peer, examined, len(items) - len(refused), len(refused))
+        refusal = None
+        if refused:
+            codes = sorted({str((r.get("error") or {}).get("code")) for r in refused})
+            refusal = f"refused {len(refused)} item(s): {', '.join(codes)}"
+        await fed.store.push_done(peer, examined, len(items) - len(refused), len(refused),
+                                  refusal)
         return len(items)
 
     async def _failed(self, peer: str, error: str) -> None:

@@ -80,6 +80,7 @@ class Federation:
         self._wakers: set[asyncio.Event] = set()
         self._listen: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
+        self._file_mtime: float | None = None
 
     # -- roster --------------------------------------------------------------------------
     async def load(self) -> None:
@@ -90,22 +91,31 @@ class Federation:
                 self.view = RosterView(verify_roster(row[1], self.pinned, 0))
             except ExchangeError as exc:
                 _log.error("installed roster no longer verifies with the pinned keys: %s", exc.message)
+        p = self._roster_path()
+        if p is not None:
+            self._file_mtime = p.stat().st_mtime if p.exists() else None
+            await self._install_file(p)
+
+    def _roster_path(self) -> Path | None:
         path = self.node.config.federation.roster_file
-        if path:
-            p = Path(path)
-            if not p.is_absolute():
-                p = Path(self.node.config.config_dir or ".") / p
-            try:
-                signed = orjson.loads(p.read_bytes())
-            except (OSError, orjson.JSONDecodeError) as exc:
-                raise ConfigError(
-                    f"federation.roster_file {p}: cannot read a signed roster from it ({exc})"
-                ) from None
-            if not isinstance(signed, dict):
-                raise ConfigError(f"federation.roster_file {p}: not a signed roster (a JSON object)")
-            current = self.view.version if self.view else 0
-            if int(signed.get("document", {}).get("version", 0)) > current:
-                await self.install(signed)
+        if not path:
+            return None
+        p = Path(path)
+        return p if p.is_absolute() else Path(self.node.config.config_dir or ".") / p
+
+    async def _install_file(self, p: Path) -> None:
+        """Install the roster in file ``p`` if it is newer than the one in use."""
+        try:
+            signed = orjson.loads(p.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(
+                f"federation.roster_file {p}: cannot read a signed roster from it ({exc})"
+            ) from None
+        if not isinstance(signed, dict):
+            raise ConfigError(f"federation.roster_file {p}: not a signed roster (a JSON object)")
+        current = self.view.version if self.view else 0
+        if int(signed.get("document", {}).get("version", 0)) > current:
+            await self.install(signed)
 
     async def install(self, signed: dict[str, Any]) -> RosterView:
         """Verify and install a newer roster; sync peers and the site directory.
@@ -135,6 +145,81 @@ class Federation:
         self.view = view
         self.wake_all()
         return view
+
+    def check_site(self, site_id: str, home: str, circles: list[str]) -> list[str]:
+        """The circles ``site add`` may give a site, checked against the installed roster.
+
+        The roster is the single source of circles: a roster site keeps its roster home
+        and circles (none given: the roster's); a site absent from the roster may not
+        join a roster circle. Without a roster anything goes.
+
+        Raises:
+            ConfigError: the site or circles contradict the roster (the message says what
+                the roster has).
+        """
+        view = self.view
+        if view is None:
+            return circles
+        roster_home = view.home_of(site_id)
+        if roster_home is not None:
+            want = sorted(view.circles_of_site(site_id))
+            if home != roster_home:
+                raise ConfigError(
+                    f"与名册不符 / contradicts the roster: site {site_id}'s home node is "
+                    f"{roster_home} in roster version {view.version}, not {home}"
+                )
+            if circles and sorted(set(circles)) != want:
+                raise ConfigError(
+                    f"与名册不符 / contradicts the roster: site {site_id} is in circles "
+                    f"{', '.join(want) or '(none)'} in roster version {view.version}; "
+                    "change the roster (exchange roster add-circle ...) to change them"
+                )
+            return want
+        in_roster = sorted({c.id for c in view.roster.circles} & set(circles))
+        if in_roster:
+            raise ConfigError(
+                f"与名册不符 / contradicts the roster: site {site_id} is not in roster "
+                f"version {view.version}, so it cannot join its circle(s) "
+                f"{', '.join(in_roster)}; add the site to the roster (exchange roster "
+                "add-node ... --site) and publish it first"
+            )
+        return circles
+
+    async def refresh(self) -> bool:
+        """Pick up a roster published since this view was loaded: installed in the
+        database by another process, or a newer ``roster_file``. True if it changed."""
+        before = self.view.version if self.view else 0
+        row = await self.store.roster()
+        if row is not None and self.pinned and int(row[0]) > before:
+            try:
+                self.view = RosterView(verify_roster(row[1], self.pinned, 0))
+            except ExchangeError as exc:
+                _log.error("installed roster does not verify with the pinned keys: %s",
+                           exc.message)
+        path = self._roster_path()
+        if path is not None:
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                mtime = None
+            if mtime is not None and mtime != self._file_mtime:
+                self._file_mtime = mtime
+                try:
+                    await self._install_file(path)
+                except ExchangeError as exc:
+                    _log.error("roster file %s not installed: %s", path, exc.message)
+        changed = (self.view.version if self.view else 0) != before
+        if changed:
+            _log.info("roster version %s is now in use", self.view.version if self.view else 0)
+            self.wake_all()
+        return changed
+
+    async def watch_roster(self, interval: float = 2.0) -> None:
+        """Pick up newly published rosters while serving (:meth:`refresh` every
+        ``interval`` seconds), so a new roster needs no restart."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.refresh()
 
     def node_reader(self, node_id: str) -> Reader:
         """The principal of a peer node: it reads what its sites' audiences allow."""

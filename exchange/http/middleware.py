@@ -15,13 +15,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 import orjson
 from aiohttp import web
 
 from exchange.errors import ExchangeError, InputError
 from exchange.logs import REQUEST_ID as REQUEST_ID_VAR
 from exchange.storage.activity import SECURITY_CODES
+from exchange.storage.database import UNAVAILABLE_ERRORS
 from schemas.errors import ErrorCode
 
 from .keys import ERROR_CODE, NODE, READER, REQUEST_ID
@@ -142,9 +142,7 @@ async def error_middleware(
                   request.path, rid)
         request[ERROR_CODE] = "client_closed"
         return web.Response(status=CLIENT_CLOSED)
-    except (OSError, TimeoutError, asyncpg.PostgresConnectionError,
-            asyncpg.CannotConnectNowError, asyncpg.OperatorInterventionError,
-            asyncpg.InterfaceError, asyncpg.TooManyConnectionsError) as exc:
+    except UNAVAILABLE_ERRORS as exc:  # the database is down or restarting
         return _unavailable(request, rid, exc)
     except Exception:
         _log.exception(

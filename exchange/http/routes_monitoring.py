@@ -17,7 +17,13 @@ routes = web.RouteTableDef()
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers."""
+    """Liveness: the process answers and can still heal itself (503 once it gave up
+    restarting its embedded PostgreSQL, so that the supervisor acts)."""
+    problem = getattr(request.app[NODE], "health_problem", None)
+    if problem:
+        return json_response(
+            {"status": "failed", "checks": {"process": "ok", "database": f"down: {problem}"}}, 503
+        )
     return json_response({"status": "ok", "checks": {"process": "ok"}})
 
 

@@ -24,9 +24,27 @@ from schemas.errors import ErrorCode
 from .embedded import EmbeddedPostgres
 from .migrate import migrate
 
-__all__ = ["Database", "ensure_database"]
+__all__ = [
+    "FIXED_CONNECTIONS",
+    "RELAXED_POOL",
+    "UNAVAILABLE_ERRORS",
+    "Database",
+    "connections_needed",
+    "embedded_max_connections",
+    "ensure_database",
+    "fit_pool",
+]
 
 _log = logging.getLogger(__name__)
+
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError, asyncpg.InterfaceError, asyncpg.TooManyConnectionsError,
+    # A connection that died mid-protocol ("cannot switch to state ..."): the server went
+    # away under it, not a bug of ours.
+    asyncpg.InternalClientError,
+)
+"""Exceptions meaning "the database is down or restarting": answered 503, retried."""
 
 
 async def _init_conn(conn: asyncpg.Connection) -> None:
@@ -64,6 +82,72 @@ async def ensure_database(url: str) -> None:
         await conn.close()
 
 
+RELAXED_POOL = 4
+"""Connections of the small ``synchronous_commit = off`` pool (request nonces)."""
+FIXED_CONNECTIONS = 6
+"""Dedicated connections of a serving process besides its pools: the notifier, the log
+writer's and the indexer's leader locks, the push and webhook key locks, one spare."""
+_HEADROOM = 3  # operator commands (exchange site add ...) and psql
+
+
+def connections_needed(workers: int, pool_max: int) -> int:
+    """Connections that ``workers`` serving processes with pools of ``pool_max`` may hold."""
+    return workers * (pool_max + RELAXED_POOL + FIXED_CONNECTIONS)
+
+
+def embedded_max_connections(workers: int, pool_max: int) -> int:
+    """``max_connections`` for an embedded server of a node with ``workers`` processes:
+    PostgreSQL's default 200, raised to fit the pools and operator commands."""
+    return max(200, connections_needed(workers, pool_max) + 3 + 2 * _HEADROOM)
+
+
+async def fit_pool(url: str, *, workers: int, pool_min: int, pool_max: int, node_id: str) -> int:
+    """The pool size that lets ``workers`` processes of this node fit the server.
+
+    Reads ``max_connections`` and ``superuser_reserved_connections`` and counts the
+    connections others hold now (other nodes, other programs; not this node's own).
+    Returns ``pool_max`` when it fits, else the largest pool that does (logged).
+
+    Raises:
+        OperationalError: not even a pool of ``pool_min`` fits; the message says what
+            to change.
+    """
+    try:
+        conn = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return pool_max  # Database.open says what is wrong with the server
+    try:
+        max_conn = int(await conn.fetchval("SHOW max_connections"))
+        reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
+        others = int(await conn.fetchval(
+            """SELECT count(*) FROM pg_stat_activity
+               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                 AND application_name NOT LIKE $1""",
+            f"%-{node_id}-%",
+        ))
+    finally:
+        await conn.close()
+    room = max_conn - reserved - others - _HEADROOM
+    if connections_needed(workers, pool_max) <= room:
+        return pool_max
+    fitted = room // max(workers, 1) - RELAXED_POOL - FIXED_CONNECTIONS
+    if fitted < max(pool_min, 1):
+        raise OperationalError(
+            f"数据库连接不够 / not enough database connections: PostgreSQL allows "
+            f"max_connections={max_conn} ({reserved} reserved, {others} in use by others), "
+            f"room for {room}; {workers} worker(s) need at least "
+            f"{connections_needed(workers, max(pool_min, 1))} "
+            f"({max(pool_min, 1)} pooled + {RELAXED_POOL + FIXED_CONNECTIONS} others each). "
+            "Raise max_connections on the server, or lower --workers or [database] pool_min",
+            code=ErrorCode.DATABASE_UNAVAILABLE,
+        )
+    _log.warning(
+        "database pools reduced to %d connections per worker (pool_max %d): max_connections="
+        "%d, %d in use by others, %d worker(s)", fitted, pool_max, max_conn, others, workers,
+    )
+    return fitted
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Pool release without asyncpg's reset query (a round trip on every release).
 
@@ -84,12 +168,15 @@ class Database:
     """
 
     def __init__(
-        self, url: str, read_url: str = "", *, min_size: int = 2, max_size: int = 10
+        self, url: str, read_url: str = "", *, min_size: int = 2, max_size: int = 10,
+        app_name: str = "",
     ) -> None:
         self.url = url
         self.read_url = read_url
         self._min = min_size
         self._max = max_size
+        # Named in pg_stat_activity, so connection budgets tell a node's own from others'.
+        self._settings = {"application_name": app_name} if app_name else {}
         self._pool: asyncpg.Pool | None = None
         self._read_pool: asyncpg.Pool | None = None
         self._relaxed_pool: asyncpg.Pool | None = None
@@ -128,11 +215,12 @@ class Database:
                 await conn.close()
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=self._min, max_size=self._max, init=_init_conn,
-                reset=_keep_session,
+                reset=_keep_session, server_settings=self._settings,
             )
             self._relaxed_pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=4, init=_init_conn, reset=_keep_session,
-                server_settings={"synchronous_commit": "off"},
+                self.url, min_size=1, max_size=RELAXED_POOL, init=_init_conn,
+                reset=_keep_session,
+                server_settings={**self._settings, "synchronous_commit": "off"},
             )
             if self.read_url:
                 self._read_pool = await asyncpg.create_pool(

@@ -112,6 +112,15 @@ def _hba_is_current(pgdata: Path) -> bool:
         return False
 
 
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but was not reaped yet (Linux; False elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -126,8 +135,9 @@ class EmbeddedPostgres:
         port: TCP port on 127.0.0.1; a free one is picked when 0.
     """
 
-    def __init__(self, pgdata: Path, port: int = 0) -> None:
+    def __init__(self, pgdata: Path, port: int = 0, max_connections: int = 200) -> None:
         self.pgdata = Path(pgdata).resolve()
+        self.max_connections = max_connections
         self.port = port
         self._run_as: str | None = _SYSTEM_USER if os.geteuid() == 0 else None
         self._started_here = False
@@ -321,6 +331,8 @@ class EmbeddedPostgres:
             return None
         except PermissionError:
             pass
+        if _zombie(pid):  # killed, not yet reaped by its parent: not running
+            return None
         self.port = port
         return pid
 
@@ -350,7 +362,7 @@ class EmbeddedPostgres:
         opts = (
             f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} "
             "-c unix_socket_permissions=0700 "
-            "-c max_connections=200 -c shared_buffers=128MB "
+            f"-c max_connections={self.max_connections} -c shared_buffers=128MB "
             "-c log_min_messages=warning -c logging_collector=off"
         )
         log = self.pgdata / "server.log"

@@ -86,16 +86,23 @@ class FederationStore:
             row = await c.fetchrow("SELECT * FROM peers WHERE node_id = $1", node_id)
         return PeerRow(**dict(row)) if row else None
 
-    async def push_done(self, node_id: str, cursor: int, sent: int, refused: int) -> None:
-        """Advance the push cursor after the peer acknowledged; clear backoff."""
+    async def push_done(
+        self, node_id: str, cursor: int, sent: int, refused: int, refusal: str | None = None
+    ) -> None:
+        """Advance the push cursor after the peer acknowledged; clear backoff.
+
+        ``refusal`` (items the peer refused for good, and why) is kept as the last error,
+        so ``peer status`` shows refusals, not only failures."""
         async with self.db.pool.acquire() as c:
             await c.execute(
                 """UPDATE peers SET push_cursor = greatest(push_cursor, $2),
                      pushed_total = pushed_total + $3, refused_total = refused_total + $4,
                      last_success = now(), attempts = 0, next_attempt_at = now(),
-                     last_error = NULL
+                     last_error = CASE WHEN $5::text IS NULL THEN NULL ELSE $5::text END,
+                     last_error_at = CASE WHEN $5::text IS NULL THEN last_error_at
+                                          ELSE now() END
                    WHERE node_id = $1""",
-                node_id, cursor, sent, refused,
+                node_id, cursor, sent, refused, refusal,
             )
 
     async def skip_to(self, node_id: str, cursor: int) -> None:
