@@ -60,6 +60,10 @@ class SearchHit(StrictModel):
     circles: Annotated[list[CircleId], Field(max_length=50)] = Field(
         default=[], description="Audience circles (empty with no sites: everyone)."
     )
+    retracted: bool = Field(
+        default=False,
+        description="Withdrawn by its author (a retraction the caller may see).",
+    )
 
 
 class SearchPage(StrictModel):

@@ -83,7 +83,7 @@ def _search(args: argparse.Namespace) -> int:
                 h["created_at"][:10],
                 kind_label(h["kind"]),
                 h["author"],
-                h["title"],
+                ("[已撤回 retracted] " if h.get("retracted") else "") + h["title"],
                 h["id"][7:19],
             ]
             for n, h in enumerate(hits, 1)

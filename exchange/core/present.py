@@ -151,14 +151,19 @@ def _shape_of(fi: Any) -> tuple[str, bool, Any]:
     return atom, False, t if atom == "model" else None
 
 
-def period_text(p: Mapping[str, Any], lang: str) -> str:
-    """``2026-03-01 至 2026-04-30``; an open end reads 至今 / ongoing."""
+def period_text(p: Mapping[str, Any], lang: str, *, term: bool = False) -> str:
+    """``2026-03-01 至 2026-04-30``; an open end reads 至今 / ongoing, or for the
+    term of an agreement (``term``) 长期有效 / open-ended."""
     start, end = str(p.get("start") or ""), p.get("end")
     if lang == "en":
-        return f"{start} – {end}" if end else f"from {start} (ongoing)"
+        if end:
+            return f"{start} – {end}"
+        return f"from {start}, open-ended" if term else f"from {start} (ongoing)"
     if end == start:
         return start
-    return f"{start} 至 {end}" if end else f"{start} 起至今"
+    if end:
+        return f"{start} 至 {end}"
+    return f"{start} 起长期有效" if term else f"{start} 起至今"
 
 
 def vote_result(v: Mapping[str, Any], lang: str) -> tuple[bool, str]:
@@ -223,7 +228,7 @@ class _Presenter:
             return Block(name, label, shape, v, fact)
 
         if sub is _kinds.Period:
-            return mk("period", period_text(value, self.lang), True)
+            return mk("period", period_text(value, self.lang, term=name == "term"), True)
         if sub is _kinds.Contact:
             return mk("contacts", [dict(c) for c in value])
         if sub is _kinds.Phase:

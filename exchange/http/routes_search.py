@@ -98,10 +98,11 @@ def parse_limit(q: MultiMapping[str], default: int = 20, hi: int = 50) -> int:
     return int(raw)
 
 
-def hit_json(h: Hit) -> dict[str, Any]:
+def hit_json(h: Hit, retracted: bool = False) -> dict[str, Any]:
     """A ``SearchHit`` body."""
     it = h.item
     return {
+        "retracted": retracted,
         "index": it.idx,
         "id": it.id,
         "kind": it.kind,
@@ -115,10 +116,10 @@ def hit_json(h: Hit) -> dict[str, Any]:
     }
 
 
-def page_json(res: SearchResult) -> dict[str, Any]:
-    """A ``SearchPage`` body."""
+def page_json(res: SearchResult, retracted: set[str]) -> dict[str, Any]:
+    """A ``SearchPage`` body (``retracted``: ids of hits withdrawn by their author)."""
     return {
-        "hits": [hit_json(h) for h in res.hits],
+        "hits": [hit_json(h, h.item.id in retracted) for h in res.hits],
         "next_cursor": res.next_cursor,
         "terms": [t.text for t in res.query.terms] if res.query else [],
     }
@@ -148,4 +149,5 @@ async def search(request: web.Request) -> web.Response:
         cursor=q.get("cursor") or None,
         limit=parse_limit(q),
     )
-    return json_response(page_json(res))
+    retracted = await node.search.store.retracted([h.item.id for h in res.hits], reader)
+    return json_response(page_json(res, retracted))

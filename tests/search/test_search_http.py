@@ -242,3 +242,20 @@ async def test_pg_trgm_is_available_on_the_embedded_server(shared: Corpus) -> No
     async with shared.node.node.db.pool.acquire() as c:
         await c.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         assert await c.fetchval("SELECT similarity('安全生产法', '安全生产')") > 0
+
+
+async def test_retracted_items_are_marked(node: Any) -> None:
+    """A hit its author withdrew says so (the reading view and CLI mark it)."""
+    await node.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))
+    kept, withdrawn = template("lesson"), template("lesson")
+    withdrawn["title"] = "代表联络站经验做法（初稿）"
+    async with node.client("huaibei-duji") as c:
+        key = node.keys["huaibei-duji"]
+        ids = [(await c.push(sign_item(it, key)))["id"] for it in (kept, withdrawn)]
+        retraction = template("retraction")
+        retraction["body"]["target"] = ids[1]
+        retraction["refs"] = [{"rel": "retracts", "id": ids[1]}]
+        await c.push(sign_item(retraction, key))
+        page = await c.request("GET", "/v1/search", params={"q": "代表联络站"})
+    marks = {h["id"]: h["retracted"] for h in page["hits"]}
+    assert marks == {ids[0]: False, ids[1]: True}
