@@ -270,7 +270,7 @@ class Trust:
                 or signed after the key was revoked (this item only).
             TrustError: the node contradicts the pins (see :meth:`refresh`).
         """
-        sig = signed.get("sig") if isinstance(signed, dict) else None
+        sig = signed.get("sig")
         kid = str(sig.get("key", "")) if isinstance(sig, dict) else ""
         if self.stale or kid not in self.keys or self._pinned is None:
             await self.refresh()
