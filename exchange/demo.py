@@ -119,6 +119,47 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _shown(path: Path) -> str:
+    """``path`` as a reader types it: relative to the current folder when inside it."""
+    path = path.resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def next_steps(
+    data_dir: Path, urls: dict[str, str], monitor_token: str, read_token: str, plan_id: str
+) -> list[str]:
+    """What to try next, as commands to copy; every file they write is under data_dir."""
+    hh, yd = urls["huaihai"], urls["yangtze-delta"]
+    d = _shown(data_dir)
+    keys, cfg, cfg_yd = f"{d}/keys", f"{d}/huaihai/node.toml", f"{d}/yangtze-delta/node.toml"
+    activate = Path(sys.executable).parent / "activate"
+    lines = []
+    if activate.exists():
+        lines.append(f"  先激活环境 / first:      . {_shown(activate)}    "
+                     "(puts 'exchange' on PATH)")
+    return lines + [
+        f"  监督看板 / dashboard:   {hh}/dashboard   监督令牌 / monitor token: {monitor_token}",
+        f"  阅读视图 / reading:     {yd}/read   苏州市吴中区 read token: {read_token}",
+        f"  阅读令牌 / read token:  exchange site token suzhou-wuzhong --config {cfg_yd}",
+        f"  站点目录 / sites:       curl {yd}/v1/sites",
+        f"  联邦名册 / roster:      exchange roster show --config {cfg}",
+        f"  对端状态 / peers:       exchange peer status --config {cfg}",
+        f"  拉取条目 / pull:        exchange pull --node {yd} --key {keys}/jiaxing-nanhu.key "
+        f"--out {d}/pulled/",
+        f"  离线验签 / verify:      exchange verify {d}/pulled/",
+        f"  方案状态 / plan:        exchange plan status {plan_id} --node {yd} "
+        f"--key {keys}/suzhou-wuzhong.key",
+        f"  新建条目 / new item:    exchange item new --kind lesson --author xuzhou-tongshan "
+        f"--out {d}/my.json   (then replace every <填写…> in it)",
+        f"  签名推送 / sign+push:   exchange item sign {d}/my.json --key "
+        f"{keys}/xuzhou-tongshan.key --out {d}/my.signed.json && exchange push "
+        f"{d}/my.signed.json --node {hh} --key {keys}/xuzhou-tongshan.key",
+    ]
+
+
 def _key(path: Path, key_id: str) -> PrivateKey:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -359,31 +400,12 @@ async def _serve(data_dir: Path, listen: str) -> int:
         _say("")
         plan_id = await run_joint_inspection(urls, DEMO_HOMES, keys, _say)
         hh, yd = urls["huaihai"], urls["yangtze-delta"]
-        cfg = data_dir / "huaihai" / "node.toml"
+        read_token = await nodes["yangtze-delta"].read_access.issue_token("suzhou-wuzhong")
         _say("")
         _say(f"联邦已就绪 / federation ready: huaihai {hh}  ·  yangtze-delta {yd}")
-        _say(f"  站点目录 / sites:      curl {yd}/v1/sites")
-        _say(f"  联邦名册 / roster:     exchange roster show --config {cfg}")
-        _say(f"  对端状态 / peers:      exchange peer status --config {cfg}")
-        _say(
-            f"  拉取条目 / pull:       exchange pull --node {yd} --key "
-            f"{keys_dir}/jiaxing-nanhu.key --out pulled/"
-        )
-        _say("  离线验签 / verify:     exchange verify pulled/00000000-*.json")
-        _say(
-            f"  方案状态 / plan:       exchange plan status {plan_id} --node {yd} "
-            f"--key {keys_dir}/suzhou-wuzhong.key"
-        )
-        _say(
-            "  新建条目 / new item:   exchange item new --kind lesson --author "
-            "xuzhou-tongshan > my.json"
-        )
-        _say(
-            "  签名推送 / sign+push:  exchange item sign my.json --key "
-            f"{keys_dir}/xuzhou-tongshan.key "
-            f"--out my.signed.json && exchange push my.signed.json --node {hh} "
-            f"--key {keys_dir}/xuzhou-tongshan.key"
-        )
+        for line in next_steps(data_dir, urls, token_path.read_text().strip(), read_token,
+                               plan_id):
+            _say(line)
         _say("按 Ctrl-C 停止 / press Ctrl-C to stop")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -56,6 +56,7 @@ def test_demo_runs_a_two_node_federation_and_stops_cleanly(tmp_path: Path) -> No
     # Not under pytest's tmp tree: a concurrent pytest session resets its root to 0700,
     # and PostgreSQL runs as another user when we are root.
     base = Path(tempfile.mkdtemp(prefix="exchange-demo-test-"))
+    base.chmod(0o711)  # the embedded server runs as its own user and must traverse it
     data = base / "demo-data"
     out_path = tmp_path / "demo.log"
     log = open(out_path, "wb")  # noqa: SIM115 - closed in finally
@@ -106,6 +107,7 @@ def test_demo_runs_a_two_node_federation_and_stops_cleanly(tmp_path: Path) -> No
         assert not (data / "huaihai" / "data" / "pg").exists()
         pg_pid = int((data / "pg" / "postmaster.pid").read_text().splitlines()[0])
         assert _alive(pg_pid)
+        _the_hints_teach(text, urls, data, tmp_path, env)
     finally:
         t_stop = time.monotonic()
         os.kill(proc.pid, signal.SIGINT)
@@ -132,3 +134,41 @@ def test_demo_runs_a_two_node_federation_and_stops_cleanly(tmp_path: Path) -> No
         if pg_pid is not None and _alive(pg_pid):  # the demo failed to stop it
             os.kill(pg_pid, signal.SIGQUIT)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _hint(text: str, label: str) -> str:
+    line = next(ln for ln in text.splitlines() if f"/ {label}:" in ln)
+    return line.split(":", 1)[1].strip()
+
+
+def _the_hints_teach(
+    text: str, urls: list[str], data: Path, cwd: Path, env: dict[str, str]
+) -> None:
+    """The closing hints name the activate line, the dashboard and the reading view with
+    working tokens, and commands whose scratch files land under the demo's data folder."""
+    import json
+    import urllib.request
+
+    activate = _hint(text, "first").split()[1]
+    assert Path(activate).resolve() == Path(sys.executable).parent / "activate"
+    dash = _hint(text, "dashboard")
+    assert dash.startswith(f"{urls[0]}/dashboard") and "monitor token:" in dash
+    token = dash.rsplit(":", 1)[1].strip()
+    with urllib.request.urlopen(urllib.request.Request(
+        f"{urls[0]}/v1/activity", headers={"Authorization": f"Bearer {token}"}
+    ), timeout=10) as r:
+        assert r.status == 200 and "scope" in json.load(r)
+    assert _hint(text, "reading").startswith(f"{urls[1]}/read") and "read token:" in text
+    assert "exchange site token suzhou-wuzhong --config" in _hint(text, "read token")
+    before = set(cwd.iterdir())
+    tool_env = dict(env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+    for label in ("pull", "verify"):
+        cmd = _hint(text, label)
+        assert str(data) in cmd, cmd
+        done = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=tool_env,
+                              capture_output=True, timeout=120)
+        assert done.returncode == 0, (cmd, done.stdout, done.stderr)
+    assert any((data / "pulled").glob("00000000-*.json"))
+    assert set(cwd.iterdir()) == before  # nothing written beside the checkout's files
+    for label in ("new item", "sign+push"):
+        assert f"{data}/my" in _hint(text, label)
