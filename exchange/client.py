@@ -26,12 +26,15 @@ import orjson
 import yarl
 
 from exchange.core import httpsig
+from exchange.core.canonical import parse_json
 from exchange.errors import ConfigError, ExchangeError, OperationalError, make_error
 from schemas.errors import ErrorCode
 
 from .core.signing import Signer
 
 __all__ = ["ExchangeClient"]
+
+_MAX_DEPTH = 64  # an item may nest 32 deep; a page wraps it in a few more levels
 
 
 def _reason(exc: BaseException) -> str:
@@ -166,16 +169,19 @@ class ExchangeClient:
 
     @staticmethod
     def _decode(status: int, data: bytes) -> Any:
+        """The response body, parsed with the strict parser the node uses for pushes (a
+        successful answer in anything else — duplicate keys, integers beyond 2^53,
+        nesting deeper than 64 — raises its :class:`~exchange.errors.JsonError`)."""
+        if status < 400:
+            return parse_json(data, max_depth=_MAX_DEPTH) if data else None
         try:
-            doc = orjson.loads(data) if data else None
-        except orjson.JSONDecodeError:
+            doc = parse_json(data, max_depth=_MAX_DEPTH) if data else None
+        except ExchangeError:
             doc = None
-        if status >= 400:
-            if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-                e = doc["error"]
-                raise make_error(str(e.get("code")), str(e.get("message")), e.get("detail"))
-            raise ExchangeError(f"HTTP {status} from node", detail={"status": status})
-        return doc
+        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+            e = doc["error"]
+            raise make_error(str(e.get("code")), str(e.get("message")), e.get("detail"))
+        raise ExchangeError(f"HTTP {status} from node", detail={"status": status})
 
     # -- items ---------------------------------------------------------------
     async def push(self, signed: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from ``sites.json``), its leaf and its inclusion proof against the checkpoint ro
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +51,17 @@ class Report:
         self.lines.append(f"FAIL {msg}")
 
 
+def _read_json(path: Path) -> Any:
+    """A JSON file read with the strict parser a node uses for pushes (no duplicate
+    keys, no floats, no integers beyond 2^53, bounded depth).
+
+    Raises:
+        JsonError: not such JSON.
+        OSError: unreadable.
+    """
+    return parse_json(path.read_bytes(), max_depth=64, allow_floats=False)
+
+
 def _find_key(
     key_id: str, sites_file: Path | None, file: Path
 ) -> tuple[PublicKey, str, str | None]:
@@ -59,7 +69,7 @@ def _find_key(
     for cand in candidates:
         if not cand.exists():
             continue
-        doc = json.loads(cand.read_text(encoding="utf-8"))
+        doc = _read_json(cand)
         for site in doc.get("sites", []):
             for k in site.get("keys", []):
                 if k.get("key_id") == key_id:
@@ -139,7 +149,7 @@ def _bundle_checkpoint(
 ) -> tuple[dict[str, Any], Checkpoint] | None:
     """Read the manifest and verify its checkpoint against the bundled log key."""
     try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        manifest = _read_json(folder / "manifest.json")
         cp = verify_checkpoint(manifest["checkpoint"], [manifest["log_key"]])
     except ExchangeError as err:
         report.fail(f"checkpoint: {err.code.value}: {err.message}")
@@ -188,7 +198,7 @@ def _bundle_federation(
                 "the bundle names no pinned roster key", code=ErrorCode.ROSTER_INVALID
             )
         view = RosterView(
-            verify_roster(json.loads(roster_file.read_text(encoding="utf-8")), pinned)
+            verify_roster(_read_json(roster_file), pinned)
         )
     except ExchangeError as err:
         report.fail(f"roster: {err.code.value}: {err.message}")
@@ -223,11 +233,14 @@ def _bundle_federation(
             report.fail(f"cosignature by {name}: {reason}")
     keys: _SiteKeys = {}
     records_file = folder / "federation" / "site-records.json"
-    records = (
-        json.loads(records_file.read_text(encoding="utf-8"))["records"]
-        if records_file.exists()
-        else []
-    )
+    try:
+        records = _read_json(records_file)["records"] if records_file.exists() else []
+    except ExchangeError as err:
+        report.fail(f"site records: {err.code.value}: {err.message}")
+        return None
+    except (OSError, KeyError, TypeError) as err:
+        report.fail(f"site records: unreadable: {err}")
+        return None
     for signed in records:
         try:
             rec = verify_site_record(signed, view)

@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from exchange.core.canonical import parse_json
 from exchange.core.roster import (
     RosterView,
     sign_document,
@@ -33,7 +32,7 @@ from exchange.core.signing import (
     b64u_encode,
 )
 from exchange.core.trust import Reader
-from exchange.errors import ConfigError, ExchangeError
+from exchange.errors import ConfigError, ExchangeError, JsonError
 from exchange.service.loop import cancel_and_wait
 from exchange.storage.federation import FederationStore
 
@@ -106,10 +105,15 @@ class Federation:
     async def _install_file(self, p: Path) -> None:
         """Install the roster in file ``p`` if it is newer than the one in use."""
         try:
-            signed = orjson.loads(p.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
+            signed = parse_json(p.read_bytes(), max_depth=64, allow_floats=False)
+        except OSError as exc:
             raise ConfigError(
                 f"federation.roster_file {p}: cannot read a signed roster from it ({exc})"
+            ) from None
+        except JsonError as exc:  # the trust root: read as strictly as a push
+            raise ConfigError(
+                f"federation.roster_file {p}: not a signed roster in strict JSON "
+                f"({exc.code.value}: {exc.message})"
             ) from None
         if not isinstance(signed, dict):
             raise ConfigError(f"federation.roster_file {p}: not a signed roster (a JSON object)")

@@ -19,16 +19,21 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from exchange.client import ExchangeClient
 from exchange.core import httpsig
 from exchange.core.canonical import item_id
 from exchange.core.items import sign_item
-from exchange.errors import AuthError, NotFound
+from exchange.core.signing import generate_key
+from exchange.errors import AuthError, ConfigError, JsonError, NotFound
 from exchange.templates import template
+from exchange.verify import verify_path
 from schemas.items import PLAN_KINDS
 from tests.plans.flow import Flow
 
-from .helpers import lesson
+from .helpers import lesson, node_entry, roster
 
 pytestmark = pytest.mark.asyncio
 
@@ -489,3 +494,66 @@ async def test_cookies_are_secure_behind_a_trusted_tls_proxy(node_factory: Any) 
                               headers=fwd, allow_redirects=False) as r:
                 assert r.status == 303
                 assert bool(r.cookies["exchange_read"]["secure"]) is secure
+
+
+# ------------------------------------------------------------------ strict JSON at every input
+DUPLICATE = b'{"items": [], "next_cursor": 5, "next_cursor": -1}'
+
+
+async def _serve(body: bytes) -> tuple[Any, str]:
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    return server, str(server.make_url("")).rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [DUPLICATE, b'{"items": [], "next_cursor": 18446744073709551616}',
+     b'{"items": []}\xff', b"[" * 80 + b"]" * 80],
+)
+async def test_client_and_puller_parse_answers_strictly(node: Any, body: bytes) -> None:
+    server, url = await _serve(body)
+    try:
+        async with ExchangeClient(url, key=generate_key(key_id="huaihai#k1")) as c:
+            with pytest.raises(JsonError):
+                await c.request("GET", "/v1/federation/log")
+        with pytest.raises(JsonError):  # the puller reads peers through the client
+            await node.node.puller.pull_peer("yangtze-delta", url, -1)
+    finally:
+        await server.close()
+
+
+async def test_the_roster_file_is_read_strictly(node_factory: Any, tmp_path: Any) -> None:
+    roster_key = generate_key(key_id="roster#k1")
+    signed = roster([node_entry("huaihai", "http://127.0.0.1:1", generate_key(
+        key_id="huaihai#k1"))], {"huaihai": []}, roster_key)
+    first = next(iter(signed))
+    raw = orjson.dumps(signed)
+    doubled = b'{"' + first.encode() + b'": {"forged": true},' + raw[1:]  # last one wins
+    path = tmp_path / "roster.json"
+    path.write_bytes(doubled)
+    pinned = [f"roster#k1 ed25519 {roster_key.public_key.b64()}"]
+    with pytest.raises(ConfigError, match="duplicate_key"):
+        await node_factory("huaihai", federation={"roster_keys": pinned,
+                                                  "roster_file": str(path)})
+
+
+async def test_offline_verify_reads_its_files_strictly(tmp_path: Any) -> None:
+    key = generate_key(key_id=f"{AUTHOR}#k1")
+    signed = sign_item(lesson(AUTHOR, "离线核验"), key)
+    item = tmp_path / "item.json"
+    item.write_bytes(orjson.dumps(signed))
+    good = {"id": AUTHOR, "keys": [{"key_id": key.key_id, "alg": key.alg,
+                                    "public_key": key.public_key.b64()}]}
+    sites = tmp_path / "sites.json"
+    sites.write_bytes(orjson.dumps({"sites": [good]}))
+    assert verify_path(item, sites_file=sites).ok
+    # The same directory with a second "sites" member that a lenient parser would read.
+    sites.write_bytes(b'{"sites": [], "sites": ' + orjson.dumps([good]) + b"}")
+    report = verify_path(item, sites_file=sites)
+    assert not report.ok and "duplicate_key" in "\n".join(report.lines)
