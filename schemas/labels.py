@@ -429,9 +429,8 @@ REFUSAL_MESSAGES: dict[str, Label] = {
         "{plan} is a {kind_en}, not a joint inspection plan.",
     ),
     "missing_ref": (
-        '条目须引用所属方案：refs 中应有 {{"rel": "{rel}", "id": "{plan}"}}。',
-        "The item must reference its plan: refs must include "
-        '{{"rel": "{rel}", "id": "{plan}"}}.',
+        "条目须引用所属方案：请在 refs 中加入 rel 为“{rel}”、id 为 {plan} 的引用。",
+        "The item must reference its plan: add a ref with rel {rel} and id {plan}.",
     ),
     "retract_not_author": (
         "只有方案的发布单位（{author}）可以撤回方案。",
@@ -446,9 +445,8 @@ REFUSAL_MESSAGES: dict[str, Label] = {
         "{site} is neither the lead nor a participant of this plan.",
     ),
     "wrong_state": (
-        "方案目前为“{state}”，不能{step}；{step}须在方案为“{allowed}”时进行。",
-        "The plan is {state_en}, so you cannot {step_en} now; that is possible only "
-        "when the plan is {allowed_en}.",
+        "方案目前为“{state}”，不能{step}；此步骤须在方案为“{allowed}”时进行。",
+        "The plan's state is {state_en}, so you cannot {step_en} now; that is possible only while its state is {allowed_en}.",
     ),
     "lead_only": (
         "只有牵头单位（{lead}）可以{step}，{site}不能。",
@@ -472,8 +470,8 @@ REFUSAL_MESSAGES: dict[str, Label] = {
         "{site} is not responsible for phase {phase} and cannot report its progress.",
     ),
     "phase_done": (
-        "阶段“{phase}”已经{phase_status}，不需要再报告。",
-        "Phase {phase} is already {phase_status_en}.",
+        "阶段“{phase}”{phase_status}，不需要再报告。",
+        "Phase {phase} has already been reported as {phase_status_en}.",
     ),
     "declined": (
         "{sites}不同意本方案，不能启动实施；请修订方案后重新发布。",
@@ -484,9 +482,8 @@ REFUSAL_MESSAGES: dict[str, Label] = {
         "The inspection cannot start before {sites} countersign the plan.",
     ),
     "replies_missing": (
-        "{sites}本轮尚未报送研究处理情况报告，还不能进行满意度测评。",
-        "{sites} have not filed this round's handling report yet, so the vote "
-        "cannot be recorded.",
+        "{sites}本轮尚未报送研究处理情况报告，报告齐全后才能进行满意度测评。",
+        "This round's handling report is still missing from {sites}; the vote can be recorded once every report is in.",
     ),
     "local_report_once": (
         "{site}已报送过本地检查情况报告。",
@@ -494,7 +491,7 @@ REFUSAL_MESSAGES: dict[str, Label] = {
     ),
     "not_plan_sites": (
         "{sites}不是本方案的单位，不能列为须报送研究处理情况的单位。",
-        "{sites} are not congresses of this plan and cannot be addressed.",
+        "Not congresses of this plan, so they cannot be asked for a handling report: {sites}.",
     ),
     "not_addressed": (
         "审议意见没有要求{site}报送研究处理情况（须报送的单位：{sites}）。",

@@ -204,9 +204,11 @@ def _render_param(key: str, value: Any, lang: str, names: Mapping[str, str]) -> 
     if key == "step":
         return text(STEP_VERBS[value], lang)
     if key == "kind":
-        return text(KIND_LABELS[value], lang) if value in KIND_LABELS else str(value)
+        name = text(KIND_LABELS[value], lang) if value in KIND_LABELS else str(value)
+        return name.lower() if lang == "en" else name
     if key == "phase_status":
-        return text(VALUE_LABELS["phase_status"][value], lang)
+        name = text(VALUE_LABELS["phase_status"][value], lang)
+        return name.lower() if lang == "en" else name
     if key == "phases":
         return ("、" if lang != "en" else ", ").join(str(p) for p in value)
     return str(value)

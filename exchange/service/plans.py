@@ -269,7 +269,7 @@ class PlanService:
                 else None
             )
             out[i] = Conflict(
-                f"plan step refused: {refusal.message}",
+                f"方案步骤被拒收：{refusal.text('zh')} / plan step refused: {refusal.text('en')}",
                 code=ErrorCode.INVALID_TRANSITION,
                 detail={"plan": pid, "reason": refusal.reason, "state": state},
             )

@@ -329,8 +329,8 @@ def test_refusals_read_as_sentences_in_both_languages() -> None:
     refusal = check_candidate(plan, [], reply)
     assert refusal is not None and refusal.reason == "wrong_state"
     assert refusal.text("zh") == (
-        "方案目前为“草案”，不能报送研究处理情况报告；报送研究处理情况报告须在方案为"
-        "“已交办”或“整改中”时进行。"
+        "方案目前为“草案”，不能报送研究处理情况报告；此步骤须在方案为“已交办”或"
+        "“整改中”时进行。"
     )
     assert "may reply" not in refusal.message and "joint_report" not in refusal.message
 
