@@ -121,6 +121,35 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a mapping with the same key twice (PyYAML keeps
+    the last one silently).
+
+    Raises:
+        ValueError: a duplicate key (naming it and its line).
+        yaml.YAMLError: not YAML.
+    """
+    import yaml
+
+    class _Strict(yaml.SafeLoader):  # type: ignore[misc]
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ValueError(
+                    f"duplicate key {key!r} at line {key_node.start_mark.line + 1}; "
+                    "each key may appear once"
+                )
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    _Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=_Strict)  # noqa: S506 - a SafeLoader subclass
+
+
 class FolderSource:
     """Reads new and changed files of a shared folder.
 
@@ -198,9 +227,13 @@ class FolderSource:
                 # huge integers (a BOM, as Notepad writes one, is allowed).
                 obj = parse_json(data.removeprefix(b"\xef\xbb\xbf"), allow_floats=False)
             else:
-                import yaml
-
-                obj = _plain(yaml.safe_load(data.decode("utf-8-sig")))
+                # YAML as strictly: duplicate keys refused by the loader, then the
+                # value goes through the strict JSON parser (no floats, no huge
+                # integers), so a .yaml file gives exactly what a .json file would.
+                plain = _plain(_load_yaml(data.decode("utf-8-sig")))
+                obj = parse_json(
+                    json.dumps(plain, ensure_ascii=False), allow_floats=False
+                )
         except JsonError as exc:
             raise ShapeError(f"{rel}: cannot be parsed: {exc.message}") from None
         except (ValueError, UnicodeDecodeError) as exc:

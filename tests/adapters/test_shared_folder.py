@@ -373,3 +373,24 @@ async def test_json_files_are_parsed_with_the_strict_parser(tmp_path: Path) -> N
     assert problems[0].startswith("big.json: cannot be parsed")
     assert "duplicate" in problems[1] and problems[1].startswith("dup.json")
     assert problems[2].startswith("float.json: cannot be parsed")
+
+
+async def test_yaml_files_are_held_to_the_same_rules(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    head = (
+        "v: 1\nkind: lesson\ncreated_at: '2021-10-28T09:30:00+08:00'\n"
+        "title: 民生实事项目代表票决制\n"
+    )
+    body = (
+        "body:\n  practice: 代表票决。\n  conditions: 县区人代会。\n"
+        "  outcomes: 票决项目32个。\n  applicability: [各县区]\n"
+    )
+    (share / "good.yaml").write_text(head + body, encoding="utf-8")
+    (share / "dup.yaml").write_text(head + "title: 另一个标题\n" + body, "utf-8")
+    (share / "float.yaml").write_text(head + body + "x: 1.5\n", "utf-8")
+    poll = await _source(tmp_path).poll({})
+    assert [d.ref for d in poll.drafts] == ["good.yaml"]
+    problems = sorted(poll.problems)
+    assert problems[0].startswith("dup.yaml") and "duplicate key 'title'" in problems[0]
+    assert problems[1].startswith("float.yaml: cannot be parsed")
