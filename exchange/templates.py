@@ -16,25 +16,30 @@ from typing import Any
 from exchange.core.canonical import item_id
 from exchange.core.placeholders import placeholder, templatize
 from schemas.items import PLAN_KINDS
+from schemas.labels import KIND_LABELS
 
 __all__ = ["KIND_NAMES", "PLAN_ACTIONS", "blank", "template"]
 
 _CST = timezone(timedelta(hours=8))
 
-KIND_NAMES: dict[str, str] = {
-    "case_study": "典型案例 (case study)",
-    "inspection_plan": "联合执法检查方案 (joint inspection plan)",
-    "lesson": "经验做法 (lesson)",
-    "endorsement": "会签 (endorsement of a joint plan)",
-    "retraction": "撤回 (retraction)",
-    "agreement": "协作协议 (cooperation agreement)",
-    "inspection_report": "执法检查报告 (inspection report)",
-    "deliberation_opinion": "审议意见 (deliberation opinions, with handling body and deadline)",
-    "rectification_reply": "研究处理情况报告 (handling / rectification report)",
-    "research_report": "调研报告 (research report)",
-    "minutes": "会议纪要 / 倡议 (minutes or initiative)",
-    "plan_update": "方案进展 (step of a joint plan, with its evidence)",
+_KIND_HINTS = {
+    "case_study": "case study",
+    "inspection_plan": "joint inspection plan",
+    "lesson": "lesson",
+    "endorsement": "endorsement of a joint plan",
+    "retraction": "retraction",
+    "agreement": "cooperation agreement",
+    "inspection_report": "inspection report",
+    "deliberation_opinion": "deliberation opinions, with handling body and deadline",
+    "rectification_reply": "handling / rectification report",
+    "research_report": "research report",
+    "minutes": "minutes or initiative",
+    "plan_update": "step of a joint plan, with its evidence; see --action",
 }
+KIND_NAMES: dict[str, str] = {
+    k: f"{KIND_LABELS[k][0]} ({hint})" for k, hint in _KIND_HINTS.items()
+}
+"""``典型案例 (case study)`` for each kind: the Chinese name from schemas.labels."""
 
 _PLACEHOLDER_ID = "sha256:" + "0" * 64
 _PLACEHOLDER_ID_2 = "sha256:" + "1" * 64

@@ -196,14 +196,37 @@ def _no_overflow(d: Any) -> bool:
 
 
 def _check_and_shoot(d: Any, lang: str, size: str, what: str, path: Any) -> str:
-    """Assert the visible text is words, not wire data; save a full-page screenshot."""
+    """Assert the visible text is words, not wire data; save a full-page screenshot.
+
+    English phone pages are checked but not saved (a screenshot costs more than the
+    check; Chinese at both widths and English on the desktop are the ones to look at).
+    """
     text = str(d.find_element(By.TAG_NAME, "body").text)
     problems = raw_text_problems(text, lang)
     assert not problems, (what, lang, size, problems)
+    assert not _broken_inside(d), (what, lang, size, _broken_inside(d))
     if size == "phone":
         assert _no_overflow(d), (what, lang, "wider than the phone")
+        if lang == "en":
+            return ""
     _full_page(d, path)
     return str(path)
+
+
+# Elements that must stay on one line: dates, names in chips, kind badges.
+_ONE_LINE = "time, .pill.name, .kind, .status, .state"
+
+
+def _broken_inside(d: Any) -> list[str]:
+    """Texts of one-line elements that the layout broke across lines."""
+    return list(
+        d.execute_script(
+            "return [...document.querySelectorAll(arguments[0])]"
+            ".filter(e => e.getClientRects().length > 1)"
+            ".map(e => e.textContent)",
+            _ONE_LINE,
+        )
+    )
 
 
 def _login(d: Any, page: str, token: str, ready: str) -> None:
@@ -257,6 +280,13 @@ def _drive(url: str, token: str, monitor: str, shown: dict[str, str]) -> list[st
                 _size(d, size)
                 path = ARTIFACTS / "dashboard" / f"kinds-{lang}-{size}.png"
                 shots.append(_check_and_shoot(d, lang, size, "dashboard", path))
+        # The chart's last date label lies inside the chart (not clipped), on a phone.
+        _size(d, "phone")
+        assert d.execute_script(
+            "const s = document.querySelector('#chart svg');"
+            "const t = [...s.querySelectorAll('text')].pop();"
+            "return t.getBoundingClientRect().right <= s.getBoundingClientRect().right + 0.5"
+        )
         plans = d.find_element(By.ID, "plans").text
         assert "closed" in plans.lower()
         security = d.find_element(By.ID, "security").text
@@ -274,4 +304,4 @@ async def test_every_kind_reads_as_words(node_factory: Any) -> None:
         "huaibei-municipal", "淮北市人大常委会", monitor, ["huaihai"], []
     )
     shots = await asyncio.to_thread(_drive, rn.url, token, monitor, shown)
-    assert len(shots) == 12 * 4 + 4 + 4
+    assert len([s for s in shots if s]) == (12 + 1) * 3 + 3
