@@ -38,6 +38,7 @@ from exchange.core import httpsig
 from exchange.core.items import sign_item
 from exchange.core.signing import PrivateKey, generate_key
 from exchange.http.openapi import OPERATIONS
+from exchange.templates import template
 
 from .helpers import lesson, node_entry, roster, wait_for, write_artifact
 
@@ -143,6 +144,8 @@ class World:
         self.blob = f"BLOBSECRET-{secrets.token_hex(6)}".encode() * 50
         self.blob_sha = hashlib.sha256(self.blob).hexdigest()
         self.public_id = ""
+        self.plan_title = f"机密方案-AUTHZ-{secrets.token_hex(6)}"
+        self.plan_id = ""
 
 
 async def _world(node_factory: Any) -> World:
@@ -220,6 +223,17 @@ async def _world(node_factory: Any) -> World:
             await c.push(sign_item(lesson("huaibei-duji", "公开条目"), author))
         )["id"]
         await c.request("GET", f"/v1/items/{w.public_id}/receipt", params={"wait": 10})
+        # A plan only huaihai reads, although site_out participates (the activity cell).
+        plan = template("inspection_plan", "huaibei-duji", "lianyungang-haizhou")
+        plan["title"] = w.plan_title
+        plan["audience"] = {"circles": ["huaihai"], "sites": []}
+        w.plan_id = (await c.push(sign_item(plan, author)))["id"]
+    # site_out names the secret attachment in an item of its own (the blob cell).
+    async with a.client("lianyungang-haizhou") as c:
+        borrowed = lesson("lianyungang-haizhou", "借用附件", attachments=[{
+            "name": "x.pdf", "media_type": "application/pdf", "size": len(w.blob),
+            "sha256": w.blob_sha}])
+        await c.push(sign_item(borrowed, w.keys["site_out"]))
     # The foreign site's keys reach A the way they always do: with a replicated item.
     async with b.client("suzhou-wuzhong") as c:
         await c.push(
@@ -327,6 +341,39 @@ async def _call(
         return r.status, await r.read()
 
 
+async def _plan_step_cells(
+    w: World, session: aiohttp.ClientSession, problems: list[str], counts: Counter[str]
+) -> dict[str, int]:
+    """Each site role pushes an endorsement of the secret plan: a role that may not read
+    the plan gets exactly the refusal an unknown plan id gets (no kind, no state)."""
+    row = {}
+    unknown = "sha256:" + secrets.token_hex(32)
+    for role in ("site_in", "site_out"):
+        answers = {}
+        for name, pid in (("plan", w.plan_id), ("unknown", unknown)):
+            step = template("endorsement", SITES[role])
+            step["body"]["plan"] = pid
+            step["refs"] = [{"rel": "endorses", "id": pid}]
+            step["audience"] = {"circles": ["huaihai"], "sites": []}
+            body = orjson.dumps({"items": [sign_item(step, w.keys[role])]})
+            status, data = await _call(w, session, role, "POST", "/v1/items", body,
+                                       {"Content-Type": "application/json"})
+            counts["cells"] += 1
+            answers[name] = data.replace(pid.encode(), b"ID")
+            row[role] = status
+            if status >= 500:
+                problems.append(f"plan step as {role}: server error {status}")
+        if w.plan_title.encode() in answers["plan"]:
+            problems.append(f"plan step as {role}: the refusal names the secret plan")
+        if role == "site_out":
+            (got,) = orjson.loads(answers["plan"])["results"]
+            (unk,) = orjson.loads(answers["unknown"])["results"]
+            if got["error"] != unk["error"]:
+                problems.append(f"plan step as {role}: refused unlike an unknown plan: "
+                                f"{got['error']} vs {unk['error']}")
+    return row
+
+
 def _routes(app: Any) -> list[tuple[str, str]]:
     out = set()
     for route in app.router.routes():
@@ -406,6 +453,7 @@ async def test_every_route_for_every_caller(node_factory: Any) -> None:
                     for m, marker in (
                         ("title", w.secret_title.encode()),
                         ("blob", w.blob[:40]),
+                        ("plan", w.plan_title.encode()),
                     )
                     if marker in data
                 ]
@@ -425,6 +473,12 @@ async def test_every_route_for_every_caller(node_factory: Any) -> None:
     # The cells that must see the secret do see it (so the leak checks above are not vacuous).
     for route in ("GET /v1/items/{id}", "GET /v1/blobs/{sha256}", "GET /v1/items"):
         assert all(matrix[route][r] == 200 for r in SEES), (route, matrix[route])
+    async with aiohttp.ClientSession() as session:
+        _, seen = await _call(w, session, "mon_in", "GET", "/v1/activity", None, {})
+        assert w.plan_title.encode() in seen  # the activity cells can leak: not vacuous
+        matrix["POST /v1/items [plan step]"] = await _plan_step_cells(
+            w, session, problems, counts
+        )
     write_artifact(
         "authz",
         {

@@ -53,8 +53,9 @@ from .helpers import SOAK, free_port, lesson, merge_artifact, node_entry, roster
 KEY = generate_key(key_id="huaibei-duji#k1")
 KINDS = sorted(KIND_NAMES)
 PROPERTY_EXAMPLES = 2000 if SOAK else 250
-FUZZ_POSITIVE = 100 if SOAK else 10
-FUZZ_NEGATIVE = 60 if SOAK else 6
+FUZZ_POSITIVE = 500 if SOAK else 10  # per operation; the soak run sends >= 10,000 cases
+FUZZ_NEGATIVE = 250 if SOAK else 6
+FUZZ_SOAK_CASES = 10_000
 _cases: Counter[str] = Counter()
 
 SETTINGS = settings(
@@ -622,6 +623,7 @@ async def test_openapi_fuzz_finds_no_5xx_and_no_schema_violations(
     )
     assert not result["failures"], "\n\n".join(result["failures"])
     assert len(result["cases"]) == len(OPERATIONS)
+    assert not SOAK or total >= FUZZ_SOAK_CASES, f"only {total} cases in the soak run"
 
 
 # ------------------------------------------------------------------ raw requests

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
@@ -21,15 +22,21 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from exchange.core import httpsig
 from exchange.core.items import sign_item
+from exchange.http.openapi import OPERATIONS
 
-from .helpers import lesson, merge_artifact
+from .helpers import SOAK, lesson, merge_artifact
 
 pytestmark = pytest.mark.asyncio
 
 SITE = "huaibei-duji"
 _counts: Counter[str] = Counter()
+_statuses: Counter[int] = Counter()
 
 
 async def _signed_get(node: Any, path: str, params: dict[str, str]) -> tuple[int, bytes]:
@@ -176,5 +183,177 @@ async def test_a_client_that_hangs_up_is_not_a_database_outage(
     assert access and all(m.endswith(" 499") for m in access), access
 
 
+# ------------------------------------------------------------------ property-based
+QUERY_EXAMPLES = 3000 if SOAK else 300
+FORM_EXAMPLES = 1000 if SOAK else 120
+_YEARS = st.sampled_from([1, 2, 1969, 1970, 2026, 9998, 9999])
+_OFFSETS = st.sampled_from(["Z", "+00:00", "-00:00", "+23:59", "-23:59", "+08:00", "+14:00",
+                            "-12:00", "+24:00", "+99:99", ""])
+
+
+_EDGE_DAYS = st.sampled_from(["0001-01-01", "0001-01-02", "9999-12-31", "9999-12-30",
+                              "1970-01-01", "2026-02-29", "2024-02-29"])
+
+
+@st.composite
+def _times(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):  # the extremes, most of the time
+        day = draw(_EDGE_DAYS)
+    else:
+        y, m, d = draw(_YEARS), draw(st.integers(1, 12)), draw(st.sampled_from([1, 28, 31]))
+        day = f"{y:04d}-{m:02d}-{d:02d}"
+    if draw(st.booleans()):
+        return day
+    clock = draw(st.sampled_from(["00:00:00", "23:59:59", "23:59:59.999999", "24:00:00"]))
+    return f"{day}T{clock}{draw(_OFFSETS)}"
+
+
+_INTS = st.one_of(
+    st.sampled_from([-(2**63) - 1, -(2**63), -(2**62), -2, -1, 0, 1, 2**31, 2**53 + 1,
+                     2**62, 2**63 - 1, 2**63, 2**64, 10**18, 10**30]),
+    st.integers(-(10**20), 10**20),
+)
+_INT_TEXT = st.one_of(
+    _INTS.map(str),
+    st.sampled_from(["", " 1", "1 ", "+1", "-0", "1e3", "1.0", "0x10", "1_000", "١٢", "NaN",
+                     "inf", "%00", "99999999999999999999999999999999999999"]),
+)
+
+
+@st.composite
+def _cursors(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        return draw(_INT_TEXT)
+    doc = {
+        "f": draw(st.sampled_from(["", "0" * 16, "x"])),
+        "t": draw(st.one_of(st.sampled_from([10**18, 1e18, -1e18, 2**63, 1.5, "1", None]),
+                            _INTS)),
+        "m": draw(st.one_of(_INTS, st.none())),
+        "s": draw(st.one_of(st.floats(allow_nan=False), _INTS, st.text(max_size=3))),
+        "i": draw(st.one_of(_INTS, st.booleans())),
+    }
+    return _cursor(draw(st.sampled_from([doc, [doc], "x", {k: doc[k] for k in list(doc)[:2]}])))
+
+
+_TEXT = st.text(max_size=60)
+_BY_NAME: dict[str, st.SearchStrategy[str]] = {
+    "since": st.one_of(_times(), _TEXT),
+    "until": st.one_of(_times(), _TEXT),
+    "today": st.one_of(_times(), _TEXT),
+    "cursor": _cursors(),
+    "kind": st.one_of(st.sampled_from(["lesson", "inspection_plan", "LESSON", ""]), _TEXT),
+    "author": st.one_of(st.sampled_from([SITE, "a" * 200, "-x-"]), _TEXT),
+    "circle": st.one_of(st.sampled_from(["huaihai", "Huaihai"]), _TEXT),
+    "q": st.one_of(st.sampled_from(["安全生产法", '"', "a OR b", "*", "\\", "&|!"]),
+                   st.text(max_size=300)),
+}
+
+
+def _param(name: str) -> st.SearchStrategy[str]:
+    return _BY_NAME.get(name, st.one_of(_INT_TEXT, _TEXT))
+
+
+def _query_ops() -> list[tuple[str, tuple[str, ...]]]:
+    return [(o.path, tuple(n for n, where, _ in o.params if where == "query"))
+            for o in OPERATIONS if o.method == "get" and any(w == "query" for _, w, _ in o.params)]
+
+
+def _fuzz_queries(url: str, key: Any, token: str, subst: dict[str, str]) -> list[str]:
+    problems: list[str] = []
+    authority = url.split("://", 1)[1]
+    session = requests.Session()
+
+    @settings(max_examples=QUERY_EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(op=st.sampled_from(_query_ops()), data=st.data())
+    def run(op: tuple[str, tuple[str, ...]], data: st.DataObject) -> None:
+        path, names = op
+        for k, v in subst.items():
+            path = path.replace(k, v)
+        chosen = [n for n in names if data.draw(st.booleans(), label=f"with {n}")]
+        params = {n: data.draw(_param(n), label=n) for n in chosen or names[:1]}
+        if "q" in names and data.draw(st.booleans(), label="a real query"):
+            params["q"] = "安全生产法"  # past the query check, into the filters
+        target = path + "?" + urlencode(params)
+        if path == "/v1/activity":
+            headers = {"Authorization": f"Bearer {token}"}
+        else:
+            headers = httpsig.sign_request(key, "GET", target, authority, {}, None,
+                                           created=int(time.time()),
+                                           nonce=secrets.token_urlsafe(12), scheme="http")
+        r = session.get(url + target, headers=headers, timeout=30)
+        _counts["property: query parameters"] += 1
+        _statuses[r.status_code // 100 * 100] += 1
+        if r.status_code >= 500:
+            problems.append(f"GET {target}: {r.status_code} {r.content[:200]!r}")
+
+    run()
+    return problems
+
+
+async def test_every_query_parameter_at_its_edges(node: Any) -> None:
+    await _world(node)
+    async with node.client(SITE) as c:
+        blob = b"fuzz attachment"
+        await c.put_blob(blob, "application/pdf")
+        item = await c.push(sign_item(lesson(SITE, "模糊测试"), node.keys[SITE]))
+    token = await node.add_monitor("fuzz-monitor", circles=("huaihai",))
+    subst = {"{id}": item["id"], "{sha256}": hashlib.sha256(blob).hexdigest(),
+             "{node_id}": "yangtze-delta", "{lang}": "en", "{name}": "app.js"}
+    problems = await asyncio.to_thread(_fuzz_queries, node.url, node.keys[SITE], token, subst)
+    assert not problems, "\n".join(problems[:20])
+
+
+@st.composite
+def _form_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
+    boundary = draw(st.sampled_from(["xyz", "", "a" * 80, "x y", '"q"', "--"]))
+    ctype = draw(st.sampled_from([
+        f"multipart/form-data; boundary={boundary}", "multipart/form-data",
+        "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=x",
+        "application/json", "text/plain", "", "multipart/mixed; boundary=xyz",
+    ]))
+    header = draw(st.sampled_from([
+        'Content-Disposition: form-data; name="token"',
+        'Content-Disposition: form-data; name="token"; filename="t"',
+        "Content-Disposition: form-data", "Content-Type: text/plain",
+        'Content-Disposition: form-data; name="token"\r\nContent-Transfer-Encoding: base64',
+        'Content-Disposition: form-data; name="token"\r\nContent-Encoding: deflate',
+        'Content-Disposition: form-data; name="token"\r\nContent-Type: text/plain; charset=x',
+    ]))
+    value = draw(st.binary(max_size=80))
+    end = draw(st.sampled_from([f"\r\n--{boundary}--\r\n", "", f"\r\n--{boundary}"]))
+    raw = draw(st.one_of(
+        st.just(f"--{boundary}\r\n{header}\r\n\r\n".encode() + value + end.encode()),
+        st.binary(max_size=200),
+        st.just(b"token=" + value),
+    ))
+    return ctype, raw
+
+
+def _fuzz_forms(url: str) -> list[str]:
+    problems: list[str] = []
+    session = requests.Session()
+
+    @settings(max_examples=FORM_EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(path=st.sampled_from(["/dashboard/login", "/read/login"]), body=_form_bodies())
+    def run(path: str, body: tuple[str, bytes]) -> None:
+        ctype, raw = body
+        r = session.post(url + path, data=raw, headers={"Content-Type": ctype},
+                         allow_redirects=False, timeout=30)
+        _counts["property: login form bodies"] += 1
+        _statuses[r.status_code // 100 * 100] += 1
+        if r.status_code >= 500:
+            problems.append(f"POST {path} {ctype!r} {raw[:80]!r}: {r.status_code}")
+
+    run()
+    return problems
+
+
+async def test_malformed_form_bodies_property(node: Any) -> None:
+    problems = await asyncio.to_thread(_fuzz_forms, node.url)
+    assert not problems, "\n".join(problems[:20])
+
+
 async def test_zz_record_counts() -> None:
-    merge_artifact("odd_input", **{k.replace(" ", "_"): v for k, v in _counts.items()})
+    merge_artifact("odd_input", cases=dict(_counts), statuses={str(k): v for k, v in _statuses.items()})
