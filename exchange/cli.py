@@ -284,12 +284,19 @@ def cmd_node_up(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from exchange.http.app import make_app
+    from exchange.http.guard import (
+        ConnectionLimits,
+        GuardedSite,
+        raise_fd_limit,
+        runner_options,
+    )
     from exchange.logs import configure_logging
     from exchange.node import Node
 
     # A running node logs JSON lines (request ids, no secrets); the CLI stays plain text.
     configure_logging(json_lines=True, level=logging.DEBUG if args.verbose else logging.INFO)
     cfg = node_config(args)
+    raise_fd_limit()  # connections are capped below it (exchange/http/guard.py)
     if getattr(args, "workers", 1) > 1:  # supervisor of N workers (exchange/workers.py)
         from exchange.workers import Supervisor
 
@@ -306,11 +313,14 @@ def cmd_node_up(args: argparse.Namespace) -> int:
             node = await stack.enter_async_context(
                 Node(cfg, workers=getattr(args, "worker_count", 1) or 1)
             )
-            runner = web.AppRunner(make_app(node), access_log=None, shutdown_timeout=5)
+            runner = web.AppRunner(make_app(node), access_log=None, shutdown_timeout=5,
+                                   **runner_options(cfg.http))
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             host, port = cfg.listen_host_port
-            site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=worker is not None)
+            site = GuardedSite(runner, host, port, reuse_address=True,
+                               reuse_port=worker is not None,
+                               limits=ConnectionLimits.from_config(cfg.http))
             try:
                 await site.start()
             except OSError as exc:

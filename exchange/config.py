@@ -73,6 +73,33 @@ class HttpConfig(_Section):
         4 * 1024 * 1024, ge=16 * 1024,
         description="A page of items ends at this many bytes of items (or at limit)",
     )
+    # Hostile clients (issue 15): deadlines and caps of the listener.
+    idle_timeout_s: float = Field(
+        15.0, ge=0.5, le=3600,
+        description="A connection closes when no complete request headers arrived for "
+        "this long (from connect or from the last response): slow headers, idle keep-alive",
+    )
+    body_stall_s: float = Field(
+        10.0, ge=0.5, le=600, description="A request body that sends nothing this long is dropped",
+    )
+    body_min_rate: int = Field(
+        4096, ge=0, description="Bytes/s a request body must average once body_stall_s has passed",
+    )
+    handler_timeout_s: float = Field(
+        60.0, ge=1, description="Longest time a request may take (event streams and blobs excepted)",
+    )
+    max_connections: int = Field(
+        4096, ge=16, description="Open connections in all (also bounded by the fd limit)",
+    )
+    max_connections_per_address: int = Field(
+        256, ge=0, description="Open connections per client address (0: no cap, e.g. behind a proxy)",
+    )
+    anonymous_body_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest body of an unauthenticated request (login forms)",
+    )
+    blob_uploads_per_site: int = Field(
+        4, ge=1, description="Blob uploads one site may have in flight at once",
+    )
 
     trusted_proxies: list[str] = Field(
         default_factory=list,
@@ -122,6 +149,12 @@ class LimitsConfig(_Section):
         100.0, ge=0, description="Sustained requests/s per site and process (0: no limit)"
     )
     site_burst: int = Field(500, ge=1, description="Requests a site may send at once")
+    blob_quota_bytes: int = Field(
+        2 * 1024**3, ge=0, description="Bytes of blobs one site may have uploaded (0: no quota)",
+    )
+    event_retention_days: int = Field(
+        90, ge=1, le=3650, description="Security and refusal events are kept this many days",
+    )
 
 
 class LogConfig(_Section):

@@ -43,6 +43,7 @@ __all__ = [
     "OperationalError",
     "ProofError",
     "RateLimited",
+    "RequestTimeout",
     "SchemaError",
     "TooLarge",
     "VerificationError",
@@ -210,6 +211,13 @@ class Conflict(ExchangeError):
     }
 
 
+class RequestTimeout(InputError):
+    """The request's body came too slowly (or stopped), or it took too long."""
+
+    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.REQUEST_TIMEOUT,)
+    http_status = 408
+
+
 class RateLimited(ExchangeError):
     """Too many requests; retry after ``detail['retry_after']`` seconds."""
 
@@ -233,6 +241,7 @@ class OperationalError(ExchangeError):
         ErrorCode.NODE_UNREACHABLE,
         ErrorCode.SCHEMA_TOO_NEW,
         ErrorCode.INTERNAL,
+        ErrorCode.OVERLOADED,
     )
     http_status = 503
     status_overrides = {ErrorCode.INTERNAL: 500}

@@ -52,6 +52,7 @@ class ErrorCode(str, Enum):  # noqa: UP042 (str() and format() of members stay a
     QUERY_INVALID = "query_invalid"
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
+    REQUEST_TIMEOUT = "request_timeout"
     # Log and proofs
     PROOF_INVALID = "proof_invalid"
     CHECKPOINT_INVALID = "checkpoint_invalid"
@@ -67,5 +68,6 @@ class ErrorCode(str, Enum):  # noqa: UP042 (str() and format() of members stay a
     CONFIG_INVALID = "config_invalid"
     DATABASE_UNAVAILABLE = "database_unavailable"
     NODE_UNREACHABLE = "node_unreachable"
+    OVERLOADED = "overloaded"
     SCHEMA_TOO_NEW = "schema_too_new"
     INTERNAL = "internal"

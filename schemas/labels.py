@@ -551,6 +551,7 @@ ERROR_LABELS: dict[str, Label] = {
     "query_invalid": ("检索条件有误", "invalid search"),
     "conflict": ("与已有内容冲突", "conflict"),
     "rate_limited": ("请求过于频繁", "too many requests"),
+    "request_timeout": ("请求发送过慢", "request too slow"),
     "proof_invalid": ("日志证明无法验证", "log proof does not verify"),
     "checkpoint_invalid": ("日志检查点无法验证", "log checkpoint does not verify"),
     "not_yet_integrated": ("尚未记入日志", "not yet in the log"),
@@ -562,6 +563,7 @@ ERROR_LABELS: dict[str, Label] = {
     "config_invalid": ("配置有误", "configuration invalid"),
     "database_unavailable": ("数据库暂时不可用", "database unavailable"),
     "node_unreachable": ("无法连接节点", "node unreachable"),
+    "overloaded": ("节点繁忙，请稍后重试", "node busy; retry later"),
     "schema_too_new": ("数据库版本比程序新", "database schema newer than the program"),
     "internal": ("节点内部错误", "internal error"),
 }

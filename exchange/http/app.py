@@ -33,6 +33,7 @@ from . import (
     routes_search,
     routes_subscriptions,
 )
+from .guard import deadline_middleware, free_streams
 from .keys import NODE
 from .middleware import error_middleware, observe_middleware
 
@@ -49,8 +50,9 @@ async def _nonce_purger(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(60)
             try:
                 await node.nonces.purge(datetime.now(UTC))
+                await node.activity.purge_events(node.config.limits.event_retention_days)
             except Exception:  # keep purging on the next round
-                _log.warning("nonce purge failed", exc_info=True)
+                _log.warning("nonce or event purge failed", exc_info=True)
 
     task = asyncio.create_task(loop(), name="nonce-purge")
     yield
@@ -77,10 +79,11 @@ async def _serving(app: web.Application) -> AsyncIterator[None]:
 def make_app(node: Node) -> web.Application:
     """Build the HTTP application for a started :class:`~exchange.node.Node`."""
     app = web.Application(
-        middlewares=[observe_middleware, error_middleware],
+        middlewares=[observe_middleware, error_middleware, deadline_middleware],
         client_max_size=node.config.http.max_body_bytes,
     )
     app[NODE] = node
+    app.on_response_prepare.append(free_streams)
     for module in (
         routes_items, routes_blobs, routes_directory, routes_monitoring,
         routes_activity, routes_dashboard, routes_log, routes_federation, routes_node,

@@ -30,7 +30,7 @@ from exchange.errors import AuthError, Forbidden, RateLimited, VerificationError
 from exchange.node import Node
 from schemas.errors import ErrorCode
 
-from .keys import NODE, READER
+from .keys import CLAIMED_SITE, NODE, READER
 
 __all__ = [
     "SESSION_COOKIE",
@@ -111,6 +111,8 @@ async def authenticate(
     keys = {} if is_node else await node.sites.keys([key_id])
     now = datetime.now(UTC)
     known = node_keys.get(key_id) or keys.get(key_id)
+    if key_id in keys:
+        request[CLAIMED_SITE] = keys[key_id].owner
     algs = node.ingestor.accepted_suites()
     if known is not None and algs and known.alg not in algs:
         raise VerificationError(

@@ -7,13 +7,18 @@ from aiohttp import web
 from exchange.core.trust import Reader
 from exchange.node import Node
 
-__all__ = ["BODY", "ERROR_CODE", "NODE", "READER", "REQUEST_ID", "reader_of"]
+__all__ = [
+    "BODY", "CLAIMED_SITE", "ERROR_CODE", "NODE", "READER", "REQUEST_ID", "reader_of",
+]
 
 NODE = web.AppKey("node", Node)
 READER = web.RequestKey("reader", Reader)
 BODY = web.RequestKey("body", bytes)
 REQUEST_ID = web.RequestKey("request_id", str)
 ERROR_CODE = web.RequestKey("error_code", str)
+CLAIMED_SITE = web.RequestKey("claimed_site", str)
+"""The registered site whose key a request's signature names (set before it is checked:
+a refusal is then that site's security event, not a stranger's)."""
 
 
 def reader_of(request: web.Request) -> Reader:

@@ -24,7 +24,7 @@ from exchange.storage.activity import SECURITY_CODES
 from exchange.storage.database import UNAVAILABLE_ERRORS
 from schemas.errors import ErrorCode
 
-from .keys import ERROR_CODE, NODE, READER, REQUEST_ID
+from .keys import CLAIMED_SITE, ERROR_CODE, NODE, READER, REQUEST_ID
 
 __all__ = [
     "CLIENT_CLOSED",
@@ -116,7 +116,9 @@ async def error_middleware(
         _refuse_nul(request)
         resp = await handler(request)
     except ExchangeError as err:
-        request[ERROR_CODE] = err.code.value
+        # A refused signing key names its reason (revoked_key, unknown_key, ...).
+        reason = err.detail.get("reason")
+        request[ERROR_CODE] = reason if reason in SECURITY_CODES else err.code.value
         headers = {"X-Request-Id": rid}
         if "retry_after" in err.detail:  # rate limited, not yet integrated, ...
             headers["Retry-After"] = str(err.detail["retry_after"])
@@ -218,11 +220,15 @@ async def observe_middleware(
                 metrics.security_events.labels(code).inc()
             activity = getattr(node, "activity", None)
             if activity is not None:
+                # A stranger's failure is node-wide, counted per source and minute; one
+                # naming a registered key is that site's own event.
+                site = reader.id if reader and reader.kind == "site" else request.get(
+                    CLAIMED_SITE, "")
                 try:
                     await activity.event(
-                        "security", reader.id if reader else "", code,
+                        "security", site, code,
                         f"{request.method} {route} refused: {code}",
-                        {"remote": request.remote or ""},
+                        {"remote": request.remote or ""}, source=request.remote or "",
                     )
                 except Exception:  # statistics never fail a request
                     _log.warning("could not record security event", exc_info=True)

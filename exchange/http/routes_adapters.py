@@ -9,7 +9,7 @@ from exchange.core.items import schema_error
 from schemas.api import AdapterHealth
 
 from .auth import authenticate, require
-from .body import read_body, read_json
+from .body import read_json, signed_body
 from .keys import NODE
 from .middleware import json_response
 
@@ -22,9 +22,7 @@ routes = web.RouteTableDef()
 async def post_health(request: web.Request) -> web.Response:
     """Store the calling site's latest adapter health (replaces the previous one)."""
     node = request.app[NODE]
-    body = await read_body(request)
-    reader = await authenticate(request, body)
-    require(reader, "site")
+    reader, body = await signed_body(request, "site")
     try:
         health = AdapterHealth.model_validate(read_json(request, body))
     except ValidationError as exc:

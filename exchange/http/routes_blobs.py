@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
-from collections.abc import AsyncIterator
+import weakref
+from collections import Counter
+from collections.abc import Iterator
 from urllib.parse import quote
 
 from aiohttp import web
 
-from exchange.errors import AuthError, InputError, NotFound, TooLarge
+from exchange.errors import AuthError, InputError, NotFound, RateLimited, TooLarge
 from schemas.errors import ErrorCode
 
 from .auth import authenticate, require
+from .body import body_chunks, check_declared
 from .keys import NODE
 from .middleware import json_response
 
@@ -83,16 +87,45 @@ def _sha_param(request: web.Request) -> str:
     return sha
 
 
+_uploads: weakref.WeakKeyDictionary[object, Counter[str]] = weakref.WeakKeyDictionary()
+"""Uploads in flight per node (this process) and site."""
+
+
+@contextlib.contextmanager
+def _upload_slot(node: object, site: str, cap: int) -> Iterator[None]:
+    """Hold one of ``site``'s ``cap`` concurrent upload slots.
+
+    Raises:
+        RateLimited: the site has ``cap`` uploads in flight already.
+    """
+    counts = _uploads.setdefault(node, Counter())
+    if counts[site] >= cap:
+        raise RateLimited(
+            f"站点上传过多 / {site} already has {cap} blob uploads in flight; "
+            "finish them first",
+            code=ErrorCode.RATE_LIMITED, detail={"retry_after": 5},
+        )
+    counts[site] += 1
+    try:
+        yield
+    finally:
+        counts[site] -= 1
+        if counts[site] <= 0:
+            del counts[site]
+
+
 @routes.put("/v1/blobs/{sha256}")
 async def put_blob(request: web.Request) -> web.Response:
-    """Upload a blob; its ``Content-Digest`` (sha-256) must name the same hash as the URL."""
+    """Upload a blob; its ``Content-Digest`` (sha-256) must name the same hash as the URL.
+
+    Signature, site, digest header, size, the site's concurrent uploads and its quota
+    are all checked from the headers before a byte of the body is read; the body is
+    then spooled and hashed with the body deadlines (no database connection held)."""
     node = request.app[NODE]
     sha = _sha_param(request)
-    limit = node.config.http.max_blob_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(
-            f"blob is over the limit of {limit} bytes", code=ErrorCode.TOO_LARGE
-        )
+    http = node.config.http
+    limit = http.max_blob_bytes
+    check_declared(request, limit)
     # The digest is checked while streaming (BlobStore compares the final hash with the
     # URL, and the URL's hash with the signed Content-Digest here).
     reader = await authenticate(request, None)
@@ -104,31 +137,36 @@ async def put_blob(request: web.Request) -> web.Response:
             "Content-Digest must carry the blob's sha-256, matching the URL",
             code=ErrorCode.DIGEST_MISMATCH,
         )
-    existing = await node.blobs.meta(sha)
-    if existing is not None:  # stored already: the caller proves it holds the bytes
-        await node.blobs.add_uploader(
-            sha, request.content.iter_chunked(64 * 1024), uploader=reader.id,
-            max_bytes=limit,
+    with _upload_slot(node, reader.id, http.blob_uploads_per_site):
+        existing = await node.blobs.meta(sha)
+        if existing is not None:  # stored already: the caller proves it holds the bytes
+            await node.blobs.add_uploader(
+                sha, body_chunks(request, limit), uploader=reader.id, max_bytes=limit,
+            )
+            return json_response(
+                {"sha256": sha, "size": existing.size, "media_type": existing.media_type},
+                200,
+            )
+        quota = node.config.limits.blob_quota_bytes
+        if quota:
+            used = await node.blobs.uploaded_bytes(reader.id)
+            if used + (request.content_length or 0) > quota:
+                raise TooLarge(
+                    f"超出站点附件配额 / {reader.id} has {used} bytes of blobs; this upload "
+                    f"would pass its quota of {quota} bytes",
+                    code=ErrorCode.TOO_LARGE,
+                )
+        media = (
+            request.headers.get("Content-Type", "application/octet-stream")
+            .split(";")[0]
+            .strip()
         )
-        return json_response(
-            {"sha256": sha, "size": existing.size, "media_type": existing.media_type},
-            200,
+        if not _MEDIA.match(media):
+            media = "application/octet-stream"
+        meta = await node.blobs.put_stream(
+            sha, body_chunks(request, limit), media_type=media, uploader=reader.id,
+            max_bytes=limit, spool_dir=node.config.data_path / "uploads",
         )
-    media = (
-        request.headers.get("Content-Type", "application/octet-stream")
-        .split(";")[0]
-        .strip()
-    )
-    if not _MEDIA.match(media):
-        media = "application/octet-stream"
-
-    async def chunks() -> AsyncIterator[bytes]:
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            yield chunk
-
-    meta = await node.blobs.put_stream(
-        sha, chunks(), media_type=media, uploader=reader.id, max_bytes=limit
-    )
     return json_response(
         {"sha256": meta.sha256, "size": meta.size, "media_type": meta.media_type}, 201
     )

@@ -30,8 +30,14 @@ from schemas.labels import (
     text,
 )
 
-from .auth import SESSION_COOKIE, authenticate, came_over_tls, check_login_origin, require
-from .body import read_body, read_form_field, read_json
+from .auth import (
+    SESSION_COOKIE,
+    authenticate,
+    came_over_tls,
+    check_login_origin,
+    require,
+)
+from .body import anonymous_body, read_form_field, read_json
 from .keys import NODE
 from .middleware import json_response
 
@@ -132,7 +138,7 @@ async def login(request: web.Request) -> web.Response:
     node = request.app[NODE]
     check_login_origin(request)
     if request.content_type == "application/json":
-        body = read_json(request, await read_body(request))  # strict: 400 on bad JSON
+        body = read_json(request, await anonymous_body(request))  # strict: 400 on bad JSON
         token = str(body.get("token", "")) if isinstance(body, dict) else ""
     else:
         token = await read_form_field(request, "token")

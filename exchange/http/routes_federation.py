@@ -10,7 +10,7 @@ from exchange.errors import InputError, NotFound, SchemaError, TooLarge
 from schemas.errors import ErrorCode
 
 from .auth import authenticate, require
-from .body import read_body, read_json
+from .body import read_json, signed_body
 from .keys import NODE
 from .middleware import json_response
 from .routes_items import envelope
@@ -25,9 +25,7 @@ _log = logging.getLogger(__name__)
 async def batch(request: web.Request) -> web.Response:
     """A peer delivers items (and its sites' current records); each is verified here."""
     node = request.app[NODE]
-    body = await read_body(request)
-    reader = await authenticate(request, body)
-    require(reader, "node")
+    reader, body = await signed_body(request, "node")
     doc = read_json(request, body)
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list) or set(doc) - {"items", "site_records"}:
         raise SchemaError("a batch is {\"items\": [...], \"site_records\": [...]}", code=ErrorCode.SCHEMA_INVALID)
@@ -93,9 +91,7 @@ async def cosign(request: web.Request) -> web.Response:
     from exchange.core.note import verify_cosignature
 
     node = request.app[NODE]
-    body = await read_body(request)
-    reader = await authenticate(request, body)
-    require(reader, "node")
+    reader, body = await signed_body(request, "node")
     doc = read_json(request, body)
     try:
         size, note, line = int(doc["size"]), str(doc["note"]), str(doc["cosignature"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import orjson
 from aiohttp import web
 
@@ -11,7 +10,7 @@ from exchange.storage.items import ItemFilter, StoredItem
 from schemas.errors import ErrorCode
 
 from .auth import authenticate, confirm_not_replayed, require
-from .body import read_body
+from .body import signed_body
 from .keys import NODE
 from .middleware import json_response
 from .routes_search import query_time
@@ -43,11 +42,10 @@ def envelope(it: StoredItem) -> dict[str, object]:
 async def push_items(request: web.Request) -> web.Response:
     """Push one signed item, or ``{"items": [...]}`` (up to ``http.max_batch``)."""
     node = request.app[NODE]
-    body = await read_body(request)
-    # The nonce claim's round trip overlaps the item checks; it is settled before
-    # anything is committed (a replayed push stores nothing and gets 401).
-    reader = await authenticate(request, body, defer_replay_check=True)
-    require(reader, "site")
+    # Signed headers first, then the body; the nonce claim's round trip overlaps the
+    # item checks and is settled before anything is committed (a replayed push stores
+    # nothing and gets 401).
+    reader, body = await signed_body(request, "site", defer_replay_check=True)
     is_batch, outcomes = await node.ingestor.push_body(
         body, reader, max_depth=node.config.limits.max_depth,
         max_batch=node.config.http.max_batch,

@@ -20,7 +20,7 @@ from schemas.errors import ErrorCode
 from schemas.search import SubscriptionRequest
 
 from .auth import authenticate, require
-from .body import read_body, read_json
+from .body import read_json, signed_body
 from .keys import NODE
 from .middleware import json_response
 from .routes_dashboard import BROADCASTER
@@ -47,9 +47,7 @@ def _after(raw: str | None, name: str) -> int | None:
 async def create(request: web.Request) -> web.Response:
     """Save a query; the subscription sees items pushed from now on."""
     node = request.app[NODE]
-    body = await read_body(request)
-    reader = await authenticate(request, body)
-    require(reader, "site")
+    reader, body = await signed_body(request, "site")
     doc = read_json(request, body)
     try:
         req = SubscriptionRequest.model_validate(doc)

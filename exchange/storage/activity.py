@@ -7,6 +7,7 @@ to every request is not.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from typing import Any
 from .database import Database
 
 __all__ = ["ActivityStore", "SECURITY_CODES"]
+
+_MAX_PENDING_EVENTS = 2000
 
 # Error codes that are security events when they happen (forgery, misuse of keys,
 # replays, log inconsistencies), as opposed to ordinary malformed input.
@@ -32,6 +35,8 @@ class ActivityStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pending: dict[tuple[date, str, str], int] = {}
+        self._events: dict[tuple[datetime, str, str, str, str], list[Any]] = {}
+        self._flushing = asyncio.Lock()
 
     async def bump(self, site: str, metric: str, n: int = 1, day: date | None = None) -> None:
         """Add ``n`` to a site's counter for ``day`` (today, UTC+8, by default).
@@ -46,9 +51,17 @@ class ActivityStore:
         self._pending[key] = self._pending.get(key, 0) + n
 
     async def flush(self) -> int:
-        """Write accumulated counters; returns how many counters were written."""
+        """Write accumulated counters and events; returns how many rows were written.
+
+        One flush at a time: a reader that flushes first (the activity report) waits
+        for a flush already under way instead of reading before it lands."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
+        written = await self._flush_events()
         if not self._pending:
-            return 0
+            return written
         pending, self._pending = self._pending, {}
         keys = list(pending)
         try:
@@ -65,19 +78,62 @@ class ActivityStore:
             for k, v in pending.items():  # keep them for the next flush
                 self._pending[k] = self._pending.get(k, 0) + v
             raise
-        return len(keys)
+        return written + len(keys)
 
     async def event(
         self, kind: str, site: str, code: str, message: str,
-        detail: dict[str, Any] | None = None,
+        detail: dict[str, Any] | None = None, *, source: str = "",
     ) -> None:
-        """Record a refusal or security event (message must hold no secrets)."""
+        """Note a refusal or security event (message must hold no secrets).
+
+        Events are counted in memory per minute, kind, site, code and ``source`` (the
+        client address) and written by :meth:`flush`: a thousand junk requests from one
+        address in a minute are one row with ``count`` 1000, not a thousand rows. The
+        first message and detail of each minute are kept."""
+        now = datetime.now(timezone.utc)
+        key = (now.replace(second=0, microsecond=0), kind, site, code, source[:100])
+        held = self._events.get(key)
+        if held is None:
+            self._events[key] = [1, now, message[:500], detail or {}]
+        else:
+            held[0] += 1
+            held[1] = now
+        if len(self._events) > _MAX_PENDING_EVENTS:  # a flood of sources: write now
+            await self.flush()
+
+    async def _flush_events(self) -> int:
+        if not self._events:
+            return 0
+        pending, self._events = self._events, {}
+        rows = [(k[0], k[1], k[2], k[3], k[4], v[0], v[1], v[2], v[3])
+                for k, v in pending.items()]
+        try:
+            async with self.db.relaxed_pool.acquire() as c:
+                await c.executemany(
+                    """INSERT INTO activity_events
+                           (bucket, kind, site, code, source, count, at, message, detail)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                       ON CONFLICT (bucket, kind, site, code, source)
+                           WHERE bucket IS NOT NULL
+                       DO UPDATE SET count = activity_events.count + EXCLUDED.count,
+                                     at = greatest(activity_events.at, EXCLUDED.at)""",
+                    rows,
+                )
+        except BaseException:
+            for k, v in pending.items():  # keep them for the next flush
+                held = self._events.setdefault(k, [0, v[1], v[2], v[3]])
+                held[0] += v[0]
+            raise
+        return len(rows)
+
+    async def purge_events(self, days: int) -> int:
+        """Delete events older than ``days``; returns how many rows went."""
         async with self.db.relaxed_pool.acquire() as c:
-            await c.execute(
-                """INSERT INTO activity_events (kind, site, code, message, detail)
-                   VALUES ($1, $2, $3, $4, $5)""",
-                kind, site, code, message[:500], detail or {},
+            done = await c.execute(
+                "DELETE FROM activity_events WHERE at < now() - make_interval(days => $1)",
+                days,
             )
+        return int(done.split()[-1])
 
     async def daily(self, sites: Sequence[str], since: date) -> list[dict[str, Any]]:
         """Counters per day, site and metric for ``sites`` from ``since``."""
@@ -135,13 +191,24 @@ class ActivityStore:
     async def events(
         self, sites: Sequence[str], kinds: Sequence[str], limit: int = 50
     ) -> list[dict[str, Any]]:
-        """Recent events for ``sites`` (and node-wide ones with no site)."""
+        """Recent events for ``sites``, and node-wide ones (no site), newest first.
+
+        Each list has its own ``limit``: however many node-wide events strangers cause,
+        the sites' own events stay in view."""
+        await self.flush()
         async with self.db.pool.acquire() as c:
             rows = await c.fetch(
-                """SELECT id, at, kind, site, code, message, detail FROM activity_events
-                   WHERE kind = ANY($2::text[]) AND (site = ANY($1::text[]) OR site = '')
-                   ORDER BY at DESC LIMIT $3""",
-                list(sites), list(kinds), limit,
+                """(SELECT id, at, kind, site, code, message, detail, count, source
+                      FROM activity_events
+                     WHERE kind = ANY($2::text[]) AND site = ANY($1::text[])
+                     ORDER BY at DESC LIMIT $3)
+                   UNION ALL
+                   (SELECT id, at, kind, site, code, message, detail, count, source
+                      FROM activity_events
+                     WHERE kind = ANY($2::text[]) AND site = ''
+                     ORDER BY at DESC LIMIT $3)
+                   ORDER BY at DESC""",
+                [s for s in sites if s], list(kinds), limit,
             )
         return [dict(r) for r in rows]
 

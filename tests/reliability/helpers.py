@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -163,6 +164,7 @@ class NodeProcess:
     node_id: str = "huaihai"
     env: dict[str, str] = field(default_factory=dict)
     verbose: bool = False
+    nofile: int | None = None  # soft RLIMIT_NOFILE the node starts with (hard unchanged)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -212,8 +214,13 @@ class NodeProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=None if self.nofile is None else self._lower_nofile,
             )
         self.starts += 1
+
+    def _lower_nofile(self) -> None:  # in the child, before exec
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
 
     async def wait_ready(self, timeout: float = 60.0) -> float:
         """Wait until ``/readyz`` answers 200; returns seconds waited."""
