@@ -111,6 +111,7 @@ class Doctor:
         ctx = _Context()
         self._data_dir()
         self._disk()
+        self._fd_limit()
         self._node_key(ctx)
         embedded = await self._database(ctx)
         try:
@@ -179,6 +180,24 @@ class Doctor:
             )
         else:
             self.add("磁盘空间 disk space", OK, detail)
+
+    def _fd_limit(self) -> None:
+        """The open-file limit the node will run with (it raises its soft limit to the
+        hard one at start) and the connection cap that follows from it."""
+        from exchange.http.guard import FD_RESERVE, fd_limits
+
+        soft, hard = fd_limits()
+        usable = hard - FD_RESERVE
+        cap = min(self.cfg.http.max_connections, usable)
+        detail = (f"soft {soft}, hard {hard}: the node raises soft to {hard} at start and "
+                  f"takes at most {max(16, cap)} connections "
+                  f"({self.cfg.http.max_connections_per_address or 'no cap'} per address)")
+        if usable < 256:
+            self.add("文件描述符 open files", FAIL, detail,
+                     f"打开文件上限过低 / raise the hard limit (LimitNOFILE={FD_RESERVE + 4096} "
+                     "in the systemd unit, or ulimit -Hn)")
+        else:
+            self.add("文件描述符 open files", OK, detail)
 
     def _node_key(self, ctx: _Context) -> None:
         from exchange.core.signing import load_private_key, parse_key_id

@@ -79,7 +79,7 @@ def runner_options(cfg: HttpConfig) -> dict[str, Any]:
     """Keyword arguments for :class:`aiohttp.web.AppRunner`: aiohttp's keep-alive timer
     also runs from connect until the first request's headers, so it is the header
     deadline too; a refused body is drained for at most a second."""
-    return {"keepalive_timeout": cfg.idle_timeout_s, "lingering_time": 1.0}
+    return {"keepalive_timeout": cfg.idle_timeout_s, "lingering_time": 0.25, "read_bufsize": 16384}
 
 
 class ConnectionLimits:

@@ -90,7 +90,7 @@ class ActivityStore:
         client address) and written by :meth:`flush`: a thousand junk requests from one
         address in a minute are one row with ``count`` 1000, not a thousand rows. The
         first message and detail of each minute are kept."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         key = (now.replace(second=0, microsecond=0), kind, site, code, source[:100])
         held = self._events.get(key)
         if held is None:
