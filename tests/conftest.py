@@ -11,34 +11,25 @@ from __future__ import annotations
 
 import itertools
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
-from exchange.client import ExchangeClient
 from exchange.config import NodeConfig, load_config
-from exchange.core.signing import PrivateKey, generate_key
 from exchange.http.app import make_app
 from exchange.node import Node
 from exchange.storage.embedded import EmbeddedPostgres
 from exchange.storage.migrate import migrate
+from tests.support.nodes import RunningNode, with_db
 
 REPO = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
-
-
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 _OWN_BASETEMP: list[Path] = []
@@ -82,7 +73,7 @@ def pg_url() -> Iterator[str]:
     """URL of the session's PostgreSQL server (``postgres`` database)."""
     external = os.environ.get("EXCHANGE_TEST_DATABASE_URL")
     if external:
-        yield _with_db(external, "postgres")
+        yield with_db(external, "postgres")
         return
     tmp = Path(tempfile.mkdtemp(prefix="exchange-test-pg-"))
     tmp.chmod(0o711)  # our own folder; the server's user must traverse it (see above)
@@ -105,7 +96,7 @@ async def template_db(pg_url: str) -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    c = await asyncpg.connect(_with_db(pg_url, name))
+    c = await asyncpg.connect(with_db(pg_url, name))
     try:
         await migrate(c)
     finally:
@@ -126,7 +117,7 @@ async def fresh_db(pg_url: str, template_db: str) -> AsyncIterator[Callable[[], 
         finally:
             await conn.close()
         made.append(name)
-        return _with_db(pg_url, name)
+        return with_db(pg_url, name)
 
     yield make
     conn = await asyncpg.connect(pg_url)
@@ -135,40 +126,6 @@ async def fresh_db(pg_url: str, template_db: str) -> AsyncIterator[Callable[[], 
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
-
-
-@dataclass
-class RunningNode:
-    """A node with its HTTP server on 127.0.0.1."""
-
-    node: Node
-    server: TestServer
-    keys: dict[str, PrivateKey] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
-
-    async def add_site(
-        self, site_id: str, name: str = "", circles: tuple[str, ...] = (), key_no: int = 1
-    ) -> PrivateKey:
-        """Register a site with a fresh key; returns the private key."""
-        await self.node.sites.add_site(site_id, name or site_id, self.node.id, list(circles))
-        key = generate_key(key_id=f"{site_id}#k{key_no}")
-        await self.node.sites.add_key(key.key_id, site_id, key.alg, key.public_key.raw)
-        self.keys[site_id] = key
-        return key
-
-    def client(self, site_id: str | None = None, *, token: str | None = None) -> ExchangeClient:
-        """A client signing as ``site_id`` (or with a monitor token, or anonymous)."""
-        key = self.keys[site_id] if site_id else None
-        return ExchangeClient(self.url, key=key, token=token)
-
-    async def add_monitor(self, monitor_id: str, circles: tuple[str, ...] = (),
-                          sites: tuple[str, ...] = ()) -> str:
-        token = secrets.token_urlsafe(32)
-        await self.node.sites.add_monitor(monitor_id, monitor_id, token, list(circles), list(sites))
-        return token
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from exchange.core.signing import PrivateKey, save_private_key
 from exchange.errors import ConfigError, SchemaError
 from exchange.http.app import make_app
 from exchange.templates import template
+from tests.support import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,17 +84,6 @@ async def _own_items(rn: Any) -> list[dict[str, Any]]:
         async for env in c.iter_items(author="huaibei-duji"):
             out.append(env)
     return out
-
-
-async def _until(
-    cond: Callable[[], Awaitable[bool]], what: str, *, tries: int = 300
-) -> None:
-    """Wait for ``cond`` (bounded: ``tries`` × 0.05 s)."""
-    for _ in range(tries):
-        if await cond():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -208,7 +198,7 @@ async def test_node_unreachable_then_items_delivered_once(
         async def spooled_and_failing() -> bool:
             return runner.spool.backlog == 5 and runner.last_error is not None
 
-        await _until(spooled_and_failing, "items spooled while the node is down")
+        await wait_until(spooled_and_failing, 15, "items spooled while the node is down")
         assert "cannot reach" in (runner.last_error or "")
         # The node comes up on the port the runner has been trying.
         server = TestServer(make_app(rn.node), host="127.0.0.1", port=port)
@@ -217,7 +207,7 @@ async def test_node_unreachable_then_items_delivered_once(
         async def drained() -> bool:
             return runner.spool.backlog == 0
 
-        await _until(drained, "the spool to drain once the node is up")
+        await wait_until(drained, 15, "the spool to drain once the node is up")
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -266,7 +256,7 @@ async def test_killed_mid_push_loses_nothing_and_duplicates_nothing(
         async def started_pushing() -> bool:
             return len(await _own_items(rn)) >= 2 or proc.returncode is not None
 
-        await _until(started_pushing, "the runner to start pushing", tries=400)
+        await wait_until(started_pushing, 20, "the runner to start pushing")
         await asyncio.sleep(random.uniform(0.0, 0.3))  # a random moment mid-push
         if proc.returncode is None:
             os.kill(proc.pid, signal.SIGKILL)

@@ -352,7 +352,7 @@ async def test_partner_item_from_another_node_is_verified_by_its_home_record(
     """Real nodes: a Wuzhong item pushed on the Yangtze-delta node reaches the Huaihai
     node; Duji's runner there pins the roster key from site.toml and verifies the item
     against the record the Yangtze-delta node signed (relayed by its own node)."""
-    from tests.federation import fed as fedhelp
+    from tests.support import federation as fedhelp
 
     fed = await fedhelp.build(node_factory, ("huaihai", "yangtze-delta"))
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]

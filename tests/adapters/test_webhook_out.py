@@ -31,6 +31,7 @@ from exchange.errors import AuthError
 from exchange.service.webhooks import WebhookSender
 from exchange.storage.webhooks import WebhookStore
 from exchange.templates import template
+from tests.support import wait_until
 
 pytestmark = pytest.mark.asyncio
 
@@ -90,14 +91,6 @@ def _item(author: str, title: str, circles: list[str]) -> dict[str, Any]:
     it["title"] = title
     it["audience"] = {"circles": circles, "sites": []}
     return it
-
-
-async def _wait(cond: Any, what: str) -> None:
-    for _ in range(400):
-        if await cond():
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _node_toml(tmp_path: Path, node: Any) -> Path:
@@ -166,7 +159,7 @@ async def test_items_are_delivered_signed_retried_and_filtered(
     async def both() -> bool:
         return len(rec.seen) >= 2
 
-    await _wait(both, "two deliveries")
+    await wait_until(both, 10, "two deliveries", interval=0.025)
     # Only what xuzhou-tongshan may see (huaihai circle + everyone), in log order, once.
     assert [d["id"] for d in rec.seen] == [item_id(a), item_id(c)]
     assert rec.statuses[:3] == [500, 500, 200]
@@ -184,7 +177,7 @@ async def test_items_are_delivered_signed_retried_and_filtered(
         h = await store.get(hook_id)
         return h is not None and h.cursor == rec.seen[-1]["index"]
 
-    await _wait(cursor_at_last_seen, "the cursor to be stored")
+    await wait_until(cursor_at_last_seen, 10, "the cursor to be stored", interval=0.025)
     hook = await store.get(hook_id)
     assert hook is not None
     assert hook.cursor == rec.seen[-1]["index"] and hook.delivered_total == 2
@@ -198,8 +191,8 @@ async def test_items_are_delivered_signed_retried_and_filtered(
     async def three() -> bool:
         return len(rec.seen) >= 3
 
-    await _wait(three, "the third delivery")
-    await _wait(cursor_at_last_seen, "the cursor to be stored")
+    await wait_until(three, 10, "the third delivery", interval=0.025)
+    await wait_until(cursor_at_last_seen, 10, "the cursor to be stored", interval=0.025)
     sender = WebhookSender(node.node)
     sender.start()
     try:
@@ -251,7 +244,7 @@ async def test_receiver_checks_reject_tampering_and_other_keys(
     async def one() -> bool:
         return len(rec.seen) == 1
 
-    await _wait(one, "a delivery")
+    await wait_until(one, 10, "a delivery", interval=0.025)
     path, host, headers, body = rec.raw[0]
     ok = verify_webhook(
         "POST", path, host, headers, body, node_keys=[node_key], scheme="http"
@@ -328,7 +321,7 @@ async def test_unreachable_receiver_backs_off_without_moving_the_cursor(
         h = await store.get(hook.id)
         return h is not None and h.attempts >= 2
 
-    await _wait(retried, "two failed attempts")
+    await wait_until(retried, 10, "two failed attempts", interval=0.025)
     h = await store.get(hook.id)
     assert h is not None
     assert h.cursor == -1 and h.delivered_total == 0

@@ -37,8 +37,9 @@ from exchange.service.audit import audit_log
 from exchange.service.backup import CONTEXT_BACKUP, create_backup, restore_backup
 from exchange.storage.ops import public_tables
 from schemas.errors import ErrorCode
-from tests.conftest import RunningNode, _with_db
-from tests.federation.fed import build
+from tests.support import wait_checkpoint
+from tests.support.federation import build
+from tests.support.nodes import RunningNode, with_db
 
 from .helpers import FAST_LOG, arun_cli, clean_env, items
 
@@ -56,7 +57,7 @@ async def empty_db(pg_url: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
         finally:
             await conn.close()
         made.append(name)
-        return _with_db(pg_url, name)
+        return with_db(pg_url, name)
 
     yield make
     conn = await asyncpg.connect(pg_url)
@@ -74,16 +75,6 @@ def _env(url: str, node_id: str = "huaihai") -> dict[str, str]:
 
 async def _cli(url: str, data: Path, *args: str, node_id: str = "huaihai") -> Any:
     return await arun_cli(*args, "--data-dir", str(data), env=_env(url, node_id))
-
-
-async def _wait_checkpoint(node: Node, size: int, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        cp = await node.log.latest_checkpoint()
-        if cp is not None and cp.size >= size:
-            return cp
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no checkpoint of size {size} within {timeout} s")
 
 
 def _manifest(path: Path) -> dict[str, Any]:
@@ -136,7 +127,7 @@ async def test_online_backup_restores_into_a_new_database(
     await rn.add_monitor("huaibei-municipal", circles=("huaihai",))
     async with rn.client("huaibei-duji") as c:
         await c.push_batch(items(key, 20))
-    cp20 = await _wait_checkpoint(rn.node, 20)
+    cp20 = await wait_checkpoint(rn.node, 20)
     out = tmp_path / "huaihai.backup"
     done = await _cli(
         rn.node.db.url, rn.node.config.data_path, "backup", "--out", str(out)
@@ -169,7 +160,7 @@ async def test_online_backup_restores_into_a_new_database(
             page = await c.list_items(-1, limit=100)
             assert len(page["items"]) == 20
             await c.push_batch(items(key, 3, 100))
-        cp23 = await _wait_checkpoint(node, 23)
+        cp23 = await wait_checkpoint(node, 23)
         async with restored.client() as c:
             proof = await c.request(
                 "GET", "/v1/log/proof/consistency", params={"size1": 20, "size2": 23}
@@ -197,7 +188,7 @@ async def test_restore_refuses_what_does_not_match(
     key = await rn.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))
     async with rn.client("huaibei-duji") as c:
         await c.push_batch(items(key, 5))
-    await _wait_checkpoint(rn.node, 5)
+    await wait_checkpoint(rn.node, 5)
     good = tmp_path / "good.backup"
     await create_backup(rn.node.config, good)
     url = await empty_db()
@@ -290,12 +281,12 @@ async def test_restored_node_does_not_sign_behind_itself(
     key = await rn.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))
     async with rn.client("huaibei-duji") as c:
         await c.push_batch(items(key, 20))
-    await _wait_checkpoint(rn.node, 20)
+    await wait_checkpoint(rn.node, 20)
     out = tmp_path / "at20.backup"
     await create_backup(rn.node.config, out)
     async with rn.client("huaibei-duji") as c:
         await c.push_batch(items(key, 10, 20))
-    await _wait_checkpoint(rn.node, 30)
+    await wait_checkpoint(rn.node, 30)
     data = rn.node.config.data_path  # same host: the data folder remembers size 30
     await rn.server.close()
     await rn.node.stop()
@@ -337,12 +328,12 @@ async def test_restored_node_does_not_sign_behind_what_peers_witnessed(
     key = hh.keys["huaibei-duji"]
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(items(key, 20))
-    await _wait_checkpoint(hh.node, 20)
+    await wait_checkpoint(hh.node, 20)
     out = tmp_path / "at20.backup"
     await create_backup(hh.node.config, out)
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(items(key, 10, 20))
-    await _wait_checkpoint(hh.node, 30)
+    await wait_checkpoint(hh.node, 30)
     assert (await yd.node.witness.round())["huaihai"] == "cosigned 30"
     # The host is lost: a new one gets the node key (key backup) and the backup at size 20.
     await hh.server.close()

@@ -21,8 +21,8 @@ from exchange.config import NodeConfig, load_config
 from exchange.core.roster import sign_document
 from exchange.core.signing import CONTEXT_ROSTER, generate_key, save_private_key
 from exchange.storage.migrate import migrate
-from tests.conftest import _with_db
-from tests.federation.fed import build
+from tests.support.federation import build
+from tests.support.nodes import with_db
 
 from .helpers import FAST_LOG, clean_env, free_port, items, run_cli
 
@@ -146,7 +146,7 @@ async def test_migrations_pending_and_too_new(node_factory: Any, pg_url: str) ->
     name = f"exchange_doctor_{os.getpid()}_{int(time.time() * 1000)}"
     admin = await asyncpg.connect(pg_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = _with_db(pg_url, name)
+    url = with_db(pg_url, name)
     try:
         conn = await asyncpg.connect(url)
         try:

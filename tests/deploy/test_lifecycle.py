@@ -9,8 +9,8 @@ loop, no log writer, no call to a peer.
 
 from __future__ import annotations
 
-import asyncio
 import argparse
+import asyncio
 import socket
 import subprocess
 import sys

@@ -30,7 +30,7 @@ from exchange.service.audit import audit_log
 from exchange.storage.migrate import available_migrations, current_version, migrate
 from exchange.templates import template
 from schemas.errors import ErrorCode
-from tests.conftest import _with_db
+from tests.support.nodes import with_db
 
 from .helpers import FAST_LOG, arun_cli, clean_env, free_port, items
 
@@ -41,7 +41,7 @@ async def empty_url(pg_url: str) -> AsyncIterator[str]:
     conn = await asyncpg.connect(pg_url)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
-    yield _with_db(pg_url, name)
+    yield with_db(pg_url, name)
     conn = await asyncpg.connect(pg_url)
     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await conn.close()

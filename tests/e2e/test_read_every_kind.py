@@ -29,9 +29,10 @@ from exchange.templates import template
 from schemas.errors import ErrorCode
 from schemas.items import KINDS
 from schemas.labels import VALUE_LABELS
-from tests.federation.fed import build
-from tests.monitoring.browser import ARTIFACTS, chromium, wait_for
-from tests.plans.flow import Flow
+from tests.support import wait_for
+from tests.support.browser import ARTIFACTS, chromium
+from tests.support.federation import build
+from tests.support.plans import Flow
 
 LEAD, PARTNER = "huaibei-duji", "xuzhou-tongshan"
 SIZES = {"desktop": (1366, 900, False), "phone": (390, 844, True)}

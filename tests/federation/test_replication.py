@@ -17,8 +17,7 @@ from exchange.core.signing import generate_key
 from exchange.errors import NotFound, VerificationError
 from exchange.http.app import make_app
 from exchange.templates import template
-
-from .fed import build, item_ids, wait_until
+from tests.support.federation import build, item_ids, wait_until
 
 
 def _item(author: str, title: str, audience: dict[str, list[str]] | None = None) -> dict[str, Any]:

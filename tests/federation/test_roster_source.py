@@ -19,8 +19,7 @@ import pytest
 
 from exchange.cli import EXIT_OK, main
 from exchange.core.signing import generate_key
-
-from .fed import build, wait_until
+from tests.support.federation import build, wait_until
 
 
 def _node_toml(rn: Any, path: Path) -> Path:

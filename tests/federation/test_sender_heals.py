@@ -17,9 +17,9 @@ import pytest
 
 from exchange.core.items import sign_item
 from exchange.templates import template
+from tests.support.federation import build, item_ids, wait_until
 
 from ..reliability.helpers import OwnedPostgres
-from .fed import build, item_ids, wait_until
 
 
 @pytest.fixture

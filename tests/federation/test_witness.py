@@ -14,8 +14,7 @@ from exchange.core.logleaf import leaf_hash_for, log_origin
 from exchange.core.merkle import root_of
 from exchange.core.note import verify_cosignature
 from exchange.templates import template
-
-from .fed import build
+from tests.support.federation import build
 
 
 def _items(key: Any, n: int, start: int = 0) -> list[dict[str, Any]]:

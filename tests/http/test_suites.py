@@ -4,8 +4,6 @@ shape of a vendor signing-server client) used by the HTTP client unchanged."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from exchange.core.signing import (
 )
 from exchange.errors import VerificationError
 from exchange.templates import template
+from tests.support import wait_checkpoint
 
 SITE = "huaibei-duji"
 
@@ -89,16 +88,6 @@ class CountingSigner:
         return self._key.sign(message)
 
 
-async def _wait_checkpoint(node: Any, size: int) -> Any:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        cp = await node.node.log.latest_checkpoint()
-        if cp is not None and cp.size >= size:
-            return cp
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no checkpoint of size {size}")
-
-
 async def test_sm2_node_key_signs_checkpoints_and_receipts(
     node_factory: Any, tmp_path: Path
 ) -> None:
@@ -114,7 +103,7 @@ async def test_sm2_node_key_signs_checkpoints_and_receipts(
     async with ExchangeClient(node.url, key=signer) as c:
         res = await c.push(sign_item(template("case_study", SITE), signer))  # type: ignore[arg-type]
         assert signer.calls == 2  # one item signature, one request signature
-        await _wait_checkpoint(node, 1)
+        await wait_checkpoint(node, 1)
         cp = await c.request("GET", "/v1/log/checkpoint")
         receipt = await c.request("GET", f"/v1/items/{res['id']}/receipt")
     assert "+" in cp["key"]

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from typing import Any
 
 from exchange.core.items import sign_item
@@ -31,16 +30,6 @@ def items(
         it["title"] = f"经验做法 第{i}号"
         out.append(sign_item(it, key))
     return out
-
-
-async def wait_checkpoint(node: Any, size: int, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        cp = await node.node.log.latest_checkpoint()
-        if cp is not None and cp.size >= size:
-            return cp
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no checkpoint of size {size} within {timeout} s")
 
 
 async def leaves_over_http(client: Any, size: int) -> list[bytes]:

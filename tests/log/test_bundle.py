@@ -17,8 +17,9 @@ from exchange.core.signing import generate_key
 from exchange.errors import ConfigError
 from exchange.service.export import export_bundle
 from exchange.verify import verify_bundle
+from tests.support import wait_checkpoint
 
-from .helpers import FAST_LOG, add_site, items, wait_checkpoint
+from .helpers import FAST_LOG, add_site, items
 
 
 def _body(note: str) -> str:
@@ -130,7 +131,7 @@ async def test_export_verify_round_trip_and_tampering(
 async def test_bundle_from_a_federated_node_checks_roster_records_and_cosignatures(
     node_factory: Any, tmp_path: Path
 ) -> None:
-    from tests.federation.fed import build
+    from tests.support.federation import build
 
     fed = await build(
         node_factory, regions=("huaihai", "yangtze-delta"), replicate=False

@@ -22,8 +22,9 @@ from exchange.core.merkle import root_of
 from exchange.errors import ProofError
 from exchange.node import Node
 from exchange.service.audit import audit_log
+from tests.support import wait_checkpoint
 
-from .helpers import FAST_LOG, add_site, items, run_cli, wait_checkpoint
+from .helpers import FAST_LOG, add_site, items, run_cli
 
 
 async def test_altered_item_row_is_caught_by_audit_and_by_its_proof(

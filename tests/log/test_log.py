@@ -17,6 +17,7 @@ from exchange import leaf_hash, verify_checkpoint, verify_consistency, verify_in
 from exchange.core.logleaf import accepted_at_text, leaf_data
 from exchange.core.merkle import consistency_proof_of, inclusion_proof_of, root_of
 from exchange.errors import NotFound, ProofError
+from tests.support import wait_checkpoint
 
 from .helpers import (
     FAST_LOG,
@@ -24,7 +25,6 @@ from .helpers import (
     items,
     leaves_over_http,
     run_cli,
-    wait_checkpoint,
 )
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,18 +15,9 @@ from exchange.core.items import sign_item
 from exchange.errors import AuthError, Forbidden
 from exchange.logs import JsonFormatter
 from exchange.templates import template
+from tests.support import need_tool
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def need_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        msg = f"{name} is not installed (Debian package: prometheus); .ci/run installs it"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 async def _populate(node: Any) -> dict[str, str]:
@@ -93,7 +82,7 @@ async def test_activity_needs_a_monitor(node: Any) -> None:
 
 
 async def test_metrics_pass_promtool(node: Any, tmp_path: Path) -> None:
-    promtool = need_tool("promtool")
+    promtool = need_tool("promtool", "prometheus")
     await _populate(node)
     async with aiohttp.ClientSession() as s, s.get(node.url + "/metrics") as r:
         assert r.status == 200
@@ -107,7 +96,7 @@ async def test_metrics_pass_promtool(node: Any, tmp_path: Path) -> None:
 
 
 def test_alert_rules_and_grafana_dashboard(tmp_path: Path) -> None:
-    promtool = need_tool("promtool")
+    promtool = need_tool("promtool", "prometheus")
     rules = REPO / "deploy" / "prometheus" / "alerts.yml"
     done = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, timeout=60)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()

@@ -9,8 +9,9 @@ from selenium.webdriver.common.by import By
 
 from exchange.core.items import sign_item
 from exchange.templates import template
+from tests.support import wait_for
+from tests.support.browser import chromium, screenshot
 
-from .browser import chromium, screenshot, wait_for
 from .test_activity import _populate
 
 

@@ -11,8 +11,7 @@ from exchange.http.openapi import build_openapi
 from exchange.templates import PLAN_ACTIONS, template
 from schemas.items import ITEM_ADAPTER
 from schemas.kinds import PlanAction
-
-from .flow import Flow
+from tests.support.plans import Flow
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "joint-inspections.md"
 

@@ -7,8 +7,7 @@ from datetime import date
 from exchange.commands.plan import format_plan
 from exchange.core.plans import evaluate
 from exchange.service.plans import view_json
-
-from .flow import Flow
+from tests.support.plans import Flow
 
 
 def test_a_closed_plan_does_not_list_phases_as_not_started() -> None:

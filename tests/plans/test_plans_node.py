@@ -17,8 +17,7 @@ from exchange.core.canonical import item_id
 from exchange.core.signing import save_private_key
 from exchange.errors import AuthError, Conflict, NotFound
 from schemas.plans import PlanList, PlanView
-
-from .flow import LEAD, PARTICIPANTS, Flow
+from tests.support.plans import LEAD, PARTICIPANTS, Flow
 
 P1, P2 = PARTICIPANTS
 SITES = {

@@ -12,8 +12,7 @@ import pytest
 
 from exchange.core.plans import STATES, check_candidate, evaluate
 from exchange.templates import template
-
-from .flow import Flow
+from tests.support.plans import Flow
 
 Step = tuple[dict[str, Any], str]
 

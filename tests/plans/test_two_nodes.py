@@ -22,9 +22,8 @@ from exchange.core.signing import (
 )
 from exchange.errors import Conflict, VerificationError
 from exchange.templates import template
-from tests.federation.fed import CIRCLE_NAMES, FAST, REGIONS, wait_until
-
-from .flow import LEAD, PARTICIPANTS, Flow
+from tests.support.federation import CIRCLE_NAMES, FAST, REGIONS, wait_until
+from tests.support.plans import LEAD, PARTICIPANTS, Flow
 
 P1, P2 = (
     PARTICIPANTS  # xuzhou-tongshan (huaihai node), suzhou-wuzhong (yangtze-delta node)
@@ -48,7 +47,8 @@ async def _federation(
         save_private_key(generate_key(alg, f"{nid}#k1"), tmp_path / nid / "node.key")
         rn = await node_factory(
             nid,
-            federation={"roster_keys": pinned, **FAST},
+            # Peers witness each other's checkpoints every 300 ms (not every 10 s).
+            federation={"roster_keys": pinned, **FAST, "witness_interval_ms": 300},
             log={"checkpoint_interval_ms": 100},
         )
         for sid, name, circles in REGIONS[nid]:

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,7 +60,6 @@ __all__ = [
     "node_entry",
     "roster",
     "seed_directory",
-    "wait_for",
     "write_artifact",
 ]
 
@@ -122,23 +120,6 @@ def lesson(
         it["audience"] = audience
     it.update(changes)
     return it
-
-
-async def wait_for(
-    cond: Callable[[], Awaitable[bool]],
-    timeout: float,
-    what: str,
-    interval: float = 0.05,
-) -> float:
-    """Poll ``cond`` until true; returns seconds waited. Fails after ``timeout``."""
-    start = time.monotonic()
-    for _ in range(int(timeout / interval) + 1):
-        if await cond():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            break
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _pid_gone(pid: int) -> bool:

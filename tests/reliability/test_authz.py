@@ -39,8 +39,9 @@ from exchange.core.items import sign_item
 from exchange.core.signing import PrivateKey, generate_key
 from exchange.http.openapi import OPERATIONS
 from exchange.templates import template
+from tests.support import wait_until
 
-from .helpers import lesson, node_entry, roster, wait_for, write_artifact
+from .helpers import lesson, node_entry, roster, write_artifact
 
 pytestmark = pytest.mark.asyncio
 
@@ -250,7 +251,7 @@ async def _world(node_factory: Any) -> World:
     async def foreign_key_known() -> bool:
         return bool(await a.node.sites.keys(["suzhou-wuzhong#k1"]))
 
-    await wait_for(foreign_key_known, 20, "the foreign site's key to replicate")
+    await wait_until(foreign_key_known, 20, "the foreign site's key to replicate")
     w.a = a
     return w
 

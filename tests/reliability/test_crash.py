@@ -37,6 +37,7 @@ from exchange.errors import ExchangeError
 from exchange.node import Node
 from exchange.service.audit import audit_log
 from exchange.storage.database import Database
+from tests.support import wait_until
 
 from .helpers import (
     SOAK,
@@ -44,7 +45,6 @@ from .helpers import (
     OwnedPostgres,
     lesson,
     seed_directory,
-    wait_for,
     write_artifact,
 )
 
@@ -122,7 +122,9 @@ async def _pushes_resume(node: NodeProcess, pushers: Pushers, timeout: float) ->
     async def grown() -> bool:
         return len(pushers.acked) > before
 
-    return await wait_for(grown, timeout, "pushes to be acknowledged again")
+    start = time.monotonic()
+    await wait_until(grown, timeout, "pushes to be acknowledged again")
+    return time.monotonic() - start
 
 
 async def _readyz(url: str) -> int:
@@ -245,7 +247,7 @@ async def test_acknowledged_items_survive_node_and_database_kills(
             except (aiohttp.ClientError, OSError):
                 return False
 
-        await wait_for(checkpointed, 60, "a checkpoint covering every item")
+        await wait_until(checkpointed, 60, "a checkpoint covering every item")
         assert node.stop() == 0, node.log_tail()
         cfg = load_config(
             None,
@@ -377,7 +379,7 @@ async def test_database_outage_is_503_not_500(tmp_path: Path) -> None:
             except ExchangeError:
                 return False
 
-        await wait_for(
+        await wait_until(
             serving, 45, "the node to serve again without a restart", interval=0.2
         )
         assert node.proc is not None and node.proc.poll() is None

@@ -27,11 +27,11 @@ from exchange.core import httpsig
 from exchange.core.canonical import item_id
 from exchange.core.items import sign_item
 from exchange.core.signing import generate_key
-from exchange.errors import AuthError, ConfigError, JsonError, NotFound
+from exchange.errors import AuthError, ConfigError, ExchangeError, JsonError, NotFound
 from exchange.templates import template
 from exchange.verify import verify_path
 from schemas.items import PLAN_KINDS
-from tests.plans.flow import Flow
+from tests.support.plans import Flow
 
 from .helpers import lesson, node_entry, roster
 
@@ -94,7 +94,7 @@ async def test_a_blob_is_not_readable_through_an_item_of_another_author(node: An
         with pytest.raises(NotFound):
             await c.get_blob(sha)
         # Claiming the hash by upload without the bytes does not help either.
-        with pytest.raises(Exception):
+        with pytest.raises(ExchangeError):
             await c.request("PUT", f"/v1/blobs/{sha}", body=b"not the bytes",
                             headers={"Content-Type": "application/pdf"})
         with pytest.raises(NotFound):

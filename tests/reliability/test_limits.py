@@ -26,6 +26,7 @@ from exchange.client import ExchangeClient
 from exchange.core import httpsig
 from exchange.core.items import sign_item
 from exchange.core.signing import generate_key, save_private_key
+from tests.support import wait_until
 
 from .helpers import (
     NodeProcess,
@@ -36,7 +37,6 @@ from .helpers import (
     node_entry,
     roster,
     seed_directory,
-    wait_for,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -203,7 +203,7 @@ async def test_slow_loris_crowd_does_not_starve_normal_requests(
 
     tasks = [asyncio.create_task(loris(i)) for i in range(crowd)]
     try:
-        await wait_for(
+        await wait_until(
             lambda: asyncio.sleep(0, len(opened) == crowd), 20, "the crowd to connect"
         )
         await asyncio.sleep(1.0)  # the crowd is mid-headers
@@ -358,7 +358,7 @@ async def test_backlog_for_a_down_peer_stays_out_of_memory(
         async def retried() -> bool:
             return (await peer())["attempts"] >= 5
 
-        await wait_for(retried, 20, "the sender to keep retrying the down peer")
+        await wait_until(retried, 20, "the sender to keep retrying the down peer")
         after = node.rss()
         status = await peer()
         assert status["backlog"] == 500 + BACKLOG_ITEMS and status["pushed_total"] == 0

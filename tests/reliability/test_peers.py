@@ -19,6 +19,7 @@ import pytest
 
 from exchange.core.items import sign_item
 from exchange.core.signing import generate_key
+from tests.support import wait_until
 
 from .helpers import (
     FakePeer,
@@ -27,7 +28,6 @@ from .helpers import (
     lesson,
     node_entry,
     roster,
-    wait_for,
     write_artifact,
 )
 
@@ -122,7 +122,7 @@ async def test_healthy_peer_flows_bad_peers_back_off_recovered_peer_catches_up(
                 async def at_b(ids: set[str] = ids) -> bool:
                     return ids <= {i for i, _ in await _ids(b)}
 
-                await wait_for(at_b, 20, f"round {rnd} to reach the healthy peer")
+                await wait_until(at_b, 20, f"round {rnd} to reach the healthy peer")
                 latencies.append(round(time.monotonic() - t0, 3))
                 await asyncio.sleep(0.3)
 
@@ -138,7 +138,7 @@ async def test_healthy_peer_flows_bad_peers_back_off_recovered_peer_catches_up(
                 now[n]["attempts"] > status1[n]["attempts"] for n in (*BAD, "zhejiang")
             )
 
-        await wait_for(every_bad_peer_retried, 20, "every bad peer to be retried")
+        await wait_until(every_bad_peer_retried, 20, "every bad peer to be retried")
         status2 = {p["peer"]: p for p in await a.node.federation.peer_status()}
 
         # The healthy peer has everything, exactly once, in order.
@@ -170,14 +170,14 @@ async def test_healthy_peer_flows_bad_peers_back_off_recovered_peer_catches_up(
         async def c_caught_up() -> bool:
             return len(await _ids(c)) == len(pushed)
 
-        await wait_for(c_caught_up, 30, "the recovered peer to catch up")
+        await wait_until(c_caught_up, 30, "the recovered peer to catch up")
         catch_up_s = round(time.monotonic() - t0, 3)
 
         async def c_acknowledged() -> bool:
             st = {p["peer"]: p for p in await a.node.federation.peer_status()}
             return st["zhejiang"]["backlog"] == 0
 
-        await wait_for(c_acknowledged, 10, "A to record the delivery to C")
+        await wait_until(c_acknowledged, 10, "A to record the delivery to C")
         at_c = await _ids(c)
         assert [i for i, _ in at_c] == pushed and [x for _, x in at_c] == list(
             range(len(pushed))

@@ -38,6 +38,7 @@ from exchange.core.signing import (
 from exchange.errors import ConfigError
 from exchange.logs import JsonFormatter
 from exchange.node import Node
+from tests.support import wait_until
 
 from .helpers import (
     NodeProcess,
@@ -46,7 +47,6 @@ from .helpers import (
     node_entry,
     roster,
     seed_directory,
-    wait_for,
     write_artifact,
 )
 
@@ -336,7 +336,7 @@ async def test_no_secret_in_logs_errors_or_metrics(
         async def delivered() -> bool:
             return await b.node.items.size() >= 1
 
-        await wait_for(delivered, 20, "federation delivery to the peer")
+        await wait_until(delivered, 20, "federation delivery to the peer")
         for h in proxy.seen_headers:  # the node's own request signatures
             if "Signature" in h:
                 rec.secret("node request signature", h["Signature"].split(":")[1])

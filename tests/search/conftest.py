@@ -73,7 +73,7 @@ async def shared(
     from exchange.config import load_config
     from exchange.http.app import make_app
     from exchange.node import Node
-    from tests.conftest import RunningNode, _with_db
+    from tests.support.nodes import RunningNode, with_db
 
     name = f"exchange_shared_{os.getpid()}_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(pg_url)
@@ -88,7 +88,7 @@ async def shared(
                 "id": "huaihai",
                 "data_dir": str(tmp_path_factory.mktemp("shared")),
             },
-            "database": {"url": _with_db(pg_url, name), "pool_min": 1, "pool_max": 5},
+            "database": {"url": with_db(pg_url, name), "pool_min": 1, "pool_max": 5},
         },
         environ={},
     )

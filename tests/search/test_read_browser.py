@@ -17,7 +17,8 @@ from selenium.webdriver.common.by import By
 
 from exchange.core.items import sign_item
 from exchange.templates import template
-from tests.monitoring.browser import chromium, screenshot, wait_for
+from tests.support import wait_for
+from tests.support.browser import chromium, screenshot
 
 from .conftest import Corpus
 

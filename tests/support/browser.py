@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support import need_tool
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def _need(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        msg = f"{name} not found: install Debian's {package} (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 @contextmanager
@@ -32,8 +20,8 @@ def chromium(width: int = 1366, height: int = 900) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    binary = _need("chromium", "chromium")
-    driver_path = _need("chromedriver", "chromium-driver")
+    binary = need_tool("chromium", "chromium")
+    driver_path = need_tool("chromedriver", "chromium-driver")
     profile = tempfile.mkdtemp(prefix="exchange-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = binary
@@ -48,21 +36,6 @@ def chromium(width: int = 1366, height: int = 900) -> Iterator[Any]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll ``cond`` until it returns something truthy (bounded by ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = cond()
-            if last:
-                return last
-        except Exception as exc:  # the page may be mid-render
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def screenshot(driver: Any, area: str, name: str) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +9,9 @@ from typing import Any
 
 from exchange.core.roster import sign_document
 from exchange.core.signing import CONTEXT_ROSTER, PrivateKey, generate_key
+from tests.support import wait_until
+
+__all__ = ["CIRCLE_NAMES", "FAST", "REGIONS", "Federation", "build", "item_ids", "wait_until"]
 
 REGIONS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "huaihai": [("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai", "yangtze-delta")),
@@ -77,15 +78,6 @@ async def build(node_factory: Callable[..., Awaitable[Any]], regions: tuple[str,
     for rn in nodes.values():
         await rn.node.federation.install(signed)
     return fed
-
-
-async def wait_until(cond: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 async def item_ids(rn: Any) -> dict[str, str]:

@@ -7,6 +7,8 @@ other's private helpers.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "tests" / "vectors"
 
 T = TypeVar("T")
@@ -94,3 +96,29 @@ def fill_placeholders(doc: Any, *, site: str = "suzhou-wuzhong", item_id: str = 
         return value
 
     return fill(doc)
+
+
+async def wait_checkpoint(node: Any, size: int, timeout: float = 20.0) -> Any:
+    """The node's latest signed checkpoint once it covers ``size`` entries.
+
+    ``node`` is a :class:`tests.support.nodes.RunningNode` or an ``exchange.node.Node``.
+    """
+    log = getattr(node, "node", node).log
+
+    async def covered() -> Any:
+        cp = await log.latest_checkpoint()
+        return cp if cp is not None and cp.size >= size else None
+
+    return await wait_until(covered, timeout, f"a checkpoint of size {size}")
+
+
+def need_tool(name: str, package: str) -> str:
+    """The path of program ``name``; a skip (a failure under CI, whose .ci/run installs
+    it) when the Debian ``package`` that brings it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} not found: install Debian's {package} (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
