@@ -256,8 +256,8 @@ class _Presenter:
             ]
             return mk("vote", {"rows": rows, "passed": passed, "result": result})
         if sub is not None:
-            rows = value if many else [value]
-            return mk("table", self.table(sub, list(rows)))
+            records: list[Mapping[str, Any]] = list(value) if many else [value]
+            return mk("table", self.table(sub, records))
         if atom == "site":
             return mk(
                 "sites", [self.site(s) for s in (value if many else [value])], True
@@ -309,6 +309,7 @@ def body_blocks(
     out: list[Block] = []
     known = model_fields(model) if model is not None else []
     for name in known:
+        assert model is not None
         b = p.block(model, name, body.get(name))
         if b is not None:
             out.append(b)

@@ -191,7 +191,11 @@ def item_texts(item: Mapping[str, Any]) -> list[str]:
     body = item.get("body")
     kind = str(item.get("kind", ""))
     try:
-        blocks = body_blocks(kind, body) if kind in BODY_MODELS else None
+        blocks = (
+            body_blocks(kind, body)
+            if kind in BODY_MODELS and isinstance(body, Mapping)
+            else None
+        )
     except (AttributeError, KeyError, TypeError, ValueError):  # not schema-shaped
         blocks = None
     if blocks is None:

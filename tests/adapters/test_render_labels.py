@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from adapters.extract.readable import item_text
 from adapters.extract.render import to_markdown
 from exchange.templates import template
 
 
-def _as_received(kind: str) -> dict:
+def _as_received(kind: str) -> dict[str, Any]:
     # A received item comes from canonical JSON: every object's keys sorted.
-    return json.loads(json.dumps(template(kind), sort_keys=True))
+    item: dict[str, Any] = json.loads(json.dumps(template(kind), sort_keys=True))
+    return item
 
 
 def test_markdown_sections_follow_the_schema_not_the_alphabet() -> None:
