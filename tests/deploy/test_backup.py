@@ -40,8 +40,7 @@ from schemas.errors import ErrorCode
 from tests.support import wait_checkpoint
 from tests.support.federation import build
 from tests.support.nodes import RunningNode, with_db
-
-from .helpers import FAST_LOG, arun_cli, clean_env, items
+from tests.support.processes import FAST_LOG, arun_cli, clean_env, items
 
 
 @pytest.fixture

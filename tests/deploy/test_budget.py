@@ -22,8 +22,7 @@ from exchange.storage.database import (
     embedded_max_connections,
     fit_pool,
 )
-
-from .helpers import arun_cli, clean_env, free_port
+from tests.support.processes import arun_cli, clean_env, free_port
 
 
 async def _room(url: str) -> int:

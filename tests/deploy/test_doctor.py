@@ -23,8 +23,7 @@ from exchange.core.signing import CONTEXT_ROSTER, generate_key, save_private_key
 from exchange.storage.migrate import migrate
 from tests.support.federation import build
 from tests.support.nodes import with_db
-
-from .helpers import FAST_LOG, clean_env, free_port, items, run_cli
+from tests.support.processes import FAST_LOG, clean_env, free_port, items, run_cli
 
 
 def _row(checks: list[Check], prefix: str) -> Check:
@@ -399,7 +398,7 @@ def test_cli_reports_invalid_config_with_key_path(tmp_path: Path) -> None:
 async def test_cli_table_and_exit_code(
     fresh_db: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> None:
-    from .helpers import arun_cli
+    from tests.support.processes import arun_cli
 
     url = await fresh_db()
     env = clean_env(EXCHANGE_DATABASE_URL=url)

@@ -22,8 +22,7 @@ from typing import Any
 import psutil
 
 from exchange.cli import with_node
-
-from .helpers import clean_env, free_port
+from tests.support.processes import clean_env, free_port
 
 
 def _postmasters(pgdata: Path) -> set[int]:

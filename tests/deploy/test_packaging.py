@@ -28,8 +28,7 @@ import yaml
 
 from exchange.cli import build_parser
 from exchange.config import load_config
-
-from .helpers import REPO, NodeProcess, clean_env, free_port
+from tests.support.processes import REPO, NodeProcess, clean_env, free_port
 
 DEPLOY = REPO / "deploy"
 K8S_VERSION = "1.33.0"  # the Kubernetes version the manifests are validated against

@@ -31,8 +31,7 @@ from exchange.storage.migrate import available_migrations, current_version, migr
 from exchange.templates import template
 from schemas.errors import ErrorCode
 from tests.support.nodes import with_db
-
-from .helpers import FAST_LOG, arun_cli, clean_env, free_port, items
+from tests.support.processes import FAST_LOG, arun_cli, clean_env, free_port, items
 
 
 @pytest.fixture

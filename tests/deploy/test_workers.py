@@ -30,8 +30,7 @@ from exchange.http.app import make_app
 from exchange.node import Node
 from exchange.service.sequencer import LOCK_KEY
 from exchange.storage.ops import LockHolder, writer_lock_holder
-
-from .helpers import NodeProcess, clean_env, free_port, get_json, items
+from tests.support.processes import NodeProcess, clean_env, free_port, get_json, items
 
 _SITE = "huaibei-duji"
 

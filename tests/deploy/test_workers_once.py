@@ -22,9 +22,8 @@ from exchange.core.items import parse_signed_item
 from exchange.core.signing import generate_key
 from exchange.storage.database import Database
 from exchange.storage.webhooks import WebhookStore
-
-from ..reliability.helpers import node_entry, roster, seed_directory
-from .helpers import NodeProcess, clean_env, free_port, items
+from tests.support.processes import NodeProcess, clean_env, free_port, items
+from tests.support.reliability import node_entry, roster, seed_directory
 
 _SITE = "huaibei-duji"
 

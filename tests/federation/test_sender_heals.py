@@ -18,8 +18,7 @@ import pytest
 from exchange.core.items import sign_item
 from exchange.templates import template
 from tests.support.federation import build, item_ids, wait_until
-
-from ..reliability.helpers import OwnedPostgres
+from tests.support.reliability import OwnedPostgres
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from exchange.core.merkle import root_of
 from exchange.errors import ProofError
 from exchange.node import Node
 from exchange.service.audit import audit_log
-from tests.support import wait_checkpoint
+from tests.support import wait_checkpoint, wait_until
 
 from .helpers import FAST_LOG, add_site, items, run_cli
 
@@ -185,11 +185,10 @@ async def _restore_backup(node: Any, keep: int) -> None:
 
 
 async def _wait_refusal(node: Any) -> str:
-    deadline = time.monotonic() + 15
-    while node.node.sequencer.refusal is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert node.node.sequencer.refusal is not None
-    return str(node.node.sequencer.refusal)
+    async def refusal() -> Any:
+        return node.node.sequencer.refusal
+
+    return str(await wait_until(refusal, 15, "the log writer to refuse"))
 
 
 async def test_restored_old_backup_is_not_signed_smaller_nor_regrown(

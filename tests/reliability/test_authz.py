@@ -40,8 +40,7 @@ from exchange.core.signing import PrivateKey, generate_key
 from exchange.http.openapi import OPERATIONS
 from exchange.templates import template
 from tests.support import wait_until
-
-from .helpers import lesson, node_entry, roster, write_artifact
+from tests.support.reliability import lesson, node_entry, roster, write_artifact
 
 pytestmark = pytest.mark.asyncio
 

@@ -38,8 +38,7 @@ from exchange.node import Node
 from exchange.service.audit import audit_log
 from exchange.storage.database import Database
 from tests.support import wait_until
-
-from .helpers import (
+from tests.support.reliability import (
     SOAK,
     NodeProcess,
     OwnedPostgres,

@@ -22,8 +22,8 @@ from typing import Any
 from exchange.client import ExchangeClient
 from exchange.core.signing import generate_key
 from exchange.errors import ExchangeError
-
-from ..deploy.helpers import (
+from tests.support import wait_until
+from tests.support.processes import (
     NodeProcess,
     arun_cli,
     clean_env,
@@ -31,7 +31,7 @@ from ..deploy.helpers import (
     get_json,
     items,
 )
-from .helpers import SOAK, write_artifact
+from tests.support.reliability import SOAK, write_artifact
 
 _SITE = "huaibei-duji"
 
@@ -68,16 +68,15 @@ async def _node_with_site(tmp_path: Path, **env: str) -> tuple[NodeProcess, str,
 
 
 async def _wait_pid_gone(pid: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    async def gone() -> bool:
         try:
             os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        with open(f"/proc/{pid}/stat") as f:  # killed but not reaped yet counts as gone
-            if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                return
-        await asyncio.sleep(0.02)
+            with open(f"/proc/{pid}/stat") as f:  # killed but not reaped yet counts as gone
+                return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
+        except (ProcessLookupError, FileNotFoundError):
+            return True
+
+    await wait_until(gone, timeout, f"process {pid} to end", interval=0.02)
     raise AssertionError(f"postmaster {pid} still there {timeout} s after SIGKILL")
 
 

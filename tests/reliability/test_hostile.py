@@ -47,8 +47,14 @@ from exchange.core.signing import (
 from exchange.errors import ExchangeError
 from exchange.http.openapi import OPERATIONS
 from exchange.templates import KIND_NAMES, template
-
-from .helpers import SOAK, free_port, lesson, merge_artifact, node_entry, roster
+from tests.support.reliability import (
+    SOAK,
+    free_port,
+    lesson,
+    merge_artifact,
+    node_entry,
+    roster,
+)
 
 KEY = generate_key(key_id="huaibei-duji#k1")
 KINDS = sorted(KIND_NAMES)

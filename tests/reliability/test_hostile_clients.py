@@ -37,8 +37,7 @@ from exchange.core.signing import PrivateKey, generate_key
 from exchange.errors import AuthError
 from exchange.storage.database import Database
 from exchange.storage.directory import SiteStore
-
-from .helpers import (
+from tests.support.reliability import (
     SOAK,
     NodeProcess,
     RssSampler,

@@ -32,8 +32,7 @@ from exchange.templates import template
 from exchange.verify import verify_path
 from schemas.items import PLAN_KINDS
 from tests.support.plans import Flow
-
-from .helpers import lesson, node_entry, roster
+from tests.support.reliability import lesson, node_entry, roster
 
 pytestmark = pytest.mark.asyncio
 

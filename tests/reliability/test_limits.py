@@ -27,8 +27,7 @@ from exchange.core import httpsig
 from exchange.core.items import sign_item
 from exchange.core.signing import generate_key, save_private_key
 from tests.support import wait_until
-
-from .helpers import (
+from tests.support.reliability import (
     NodeProcess,
     RssSampler,
     free_port,

@@ -29,8 +29,7 @@ from hypothesis import strategies as st
 from exchange.core import httpsig
 from exchange.core.items import sign_item
 from exchange.http.openapi import OPERATIONS
-
-from .helpers import SOAK, lesson, merge_artifact
+from tests.support.reliability import SOAK, lesson, merge_artifact
 
 pytestmark = pytest.mark.asyncio
 

@@ -20,8 +20,7 @@ import pytest
 from exchange.core.items import sign_item
 from exchange.core.signing import generate_key
 from tests.support import wait_until
-
-from .helpers import (
+from tests.support.reliability import (
     FakePeer,
     SwitchProxy,
     free_port,

@@ -39,8 +39,7 @@ from exchange.errors import ConfigError
 from exchange.logs import JsonFormatter
 from exchange.node import Node
 from tests.support import wait_until
-
-from .helpers import (
+from tests.support.reliability import (
     NodeProcess,
     SwitchProxy,
     lesson,

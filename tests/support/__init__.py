@@ -44,6 +44,8 @@ def wait_for(
             last = cond()
             if last:
                 return last
+        except AssertionError:
+            raise  # the condition found a failure (a process that exited, …)
         except Exception as exc:  # e.g. a page mid-render, a server not yet listening
             last = exc
         if time.monotonic() >= deadline:

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from exchange.core.items import sign_item
 from exchange.templates import template
+from tests.support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_LOG: dict[str, Any] = {"log": {"checkpoint_interval_ms": 50, "batch_size": 64}}
@@ -102,14 +102,13 @@ class NodeProcess:
         return self.log.read_text(errors="replace")
 
     def wait_ready(self, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             assert self.proc.poll() is None, f"node exited:\n{self.output()}"
             with contextlib.suppress(OSError, ValueError):
-                if get_json(url + "/readyz")[0] == 200:
-                    return
-            time.sleep(0.1)
-        raise AssertionError(f"node not ready within {timeout} s:\n{self.output()}")
+                return get_json(url + "/readyz")[0] == 200
+            return False
+
+        wait_for(ready, timeout, f"the node at {url} to be ready", interval=0.1)
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM (then SIGKILL after ``timeout``); returns the exit code."""
