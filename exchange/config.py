@@ -92,7 +92,8 @@ class HttpConfig(_Section):
         4096, ge=16, description="Open connections in all (also bounded by the fd limit)",
     )
     max_connections_per_address: int = Field(
-        256, ge=0, description="Open connections per client address (0: no cap, e.g. behind a proxy)",
+        256, ge=0, description="Open connections per client address (0: no cap); "
+        "http.trusted_proxies count toward max_connections only",
     )
     anonymous_body_bytes: int = Field(
         16 * 1024, ge=1024, description="Largest body of an unauthenticated request (login forms)",

@@ -183,6 +183,8 @@ SYSTEM = (
     "reliability/test_crash.py",
     "reliability/test_secrets.py",
     "reliability/test_limits.py::test_blob_streaming_memory_is_bounded",
+    "reliability/test_hostile_clients.py",
+    "reliability/test_embedded_auth.py",
     "reliability/test_limits.py::test_backlog_for_a_down_peer_stays_out_of_memory",
     "monitoring/test_dashboard_browser.py",
     "monitoring/test_activity.py::test_metrics_pass_promtool",

@@ -8,7 +8,8 @@ node's listener (:class:`GuardedSite`, used by ``exchange node up``) adds:
   (slow-loris, idle keep-alive); otherwise it is closed.
 * **Connection caps**: at most ``http.max_connections`` open connections in all (also
   kept below the process's fd limit) and ``http.max_connections_per_address`` from one
-  address. A connection over a cap is answered ``503`` with ``Retry-After`` and closed,
+  address (a ``http.trusted_proxies`` address counts toward the total only). A
+  connection over a cap is answered ``503`` with ``Retry-After`` and closed,
   and it gets a short header deadline: never silence, never a held descriptor.
 * **Handler deadline** (:func:`deadline_middleware`): a request may take
   ``http.handler_timeout_s`` plus the time its declared body needs at
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import resource
 from collections.abc import Awaitable, Callable
@@ -85,9 +87,11 @@ def runner_options(cfg: HttpConfig) -> dict[str, Any]:
 class ConnectionLimits:
     """Counts of open connections, in all and per client address."""
 
-    def __init__(self, total: int, per_address: int) -> None:
+    def __init__(self, total: int, per_address: int, proxies: tuple[str, ...] = ()) -> None:
         self.total_cap = total
         self.per_address_cap = per_address
+        self._proxies = [ipaddress.ip_network(p, strict=False) for p in proxies]
+        self._is_proxy: dict[str, bool] = {}
         self.total = 0
         self.by_address: dict[str, int] = {}
         self.refused = 0
@@ -98,7 +102,22 @@ class ConnectionLimits:
         total = cfg.max_connections
         if soft != resource.RLIM_INFINITY:
             total = max(16, min(total, soft - FD_RESERVE))
-        return cls(total, cfg.max_connections_per_address)
+        return cls(total, cfg.max_connections_per_address, tuple(cfg.trusted_proxies))
+
+    def _per_address_applies(self, address: str) -> bool:
+        """A trusted proxy carries many clients: only the total cap applies to it."""
+        if not self._proxies:
+            return True
+        known = self._is_proxy.get(address)
+        if known is None:
+            try:
+                ip = ipaddress.ip_address(address)
+                known = any(ip in net for net in self._proxies)
+            except ValueError:
+                known = False
+            if len(self._is_proxy) < 10_000:
+                self._is_proxy[address] = known
+        return not known
 
     def admit(self, address: str) -> bool:
         """Count a new connection; whether it is within the caps."""
@@ -106,7 +125,8 @@ class ConnectionLimits:
         n = self.by_address.get(address, 0) + 1
         self.by_address[address] = n
         ok = self.total <= self.total_cap and (
-            not self.per_address_cap or n <= self.per_address_cap)
+            not self.per_address_cap or n <= self.per_address_cap
+            or not self._per_address_applies(address))
         if not ok:
             self.refused += 1
         return ok
