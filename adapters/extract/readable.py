@@ -16,6 +16,15 @@ from .render import item_blocks, kind_label
 __all__ = ["item_text", "kind_label"]
 
 
+def _one_line(cell: str) -> str:
+    """A cell's lines on one line: 。-ended sentences run on, others take a ；."""
+    parts = [p.strip() for p in cell.split("\n") if p.strip()]
+    return "".join(
+        p if p.endswith(("。", "；", "！", "？")) or i == len(parts) - 1 else p + "；"
+        for i, p in enumerate(parts)
+    )
+
+
 def item_text(item: dict[str, Any], *, item_id: str = "") -> str:
     """The item as plain text: header lines, then each body field under its label.
 
@@ -37,13 +46,10 @@ def item_text(item: dict[str, Any], *, item_id: str = "") -> str:
     for b in item_blocks(item):
         lines += ["", f"【{b.heading.split(' (')[0]}】", *b.paragraphs]
         lines += [f"{i}. {t}" for i, t in enumerate(b.numbered, 1)]
-        for row in b.rows:
-            cells = [
-                f"{h}：{c.replace(chr(10), ' ')}"
-                for h, c in zip(b.header, row, strict=True)
-                if c
-            ]
-            lines.append("· " + "，".join(cells))
+        for row in b.rows:  # a record: its first cell as a bullet, the rest indented
+            first, *rest = [(h, c) for h, c in zip(b.header, row, strict=True) if c]
+            lines.append(f"· {_one_line(first[1])}")
+            lines += [f"  {h}：{_one_line(c)}" for h, c in rest]
     for att in item.get("attachments") or []:
         lines.append(f"附件 Attachment: {att.get('name')} ({att.get('size')} bytes)")
     return "\n".join(lines).rstrip() + "\n"

@@ -19,7 +19,11 @@ def _as_received(kind: str) -> dict[str, Any]:
 def test_markdown_sections_follow_the_schema_not_the_alphabet() -> None:
     md = to_markdown(_as_received("lesson"), {"id": "sha256:" + "a" * 64})
     heads = [ln[3:] for ln in md.splitlines() if ln.startswith("## ")]
-    assert heads[:3] == ["做法 (practice)", "背景与适用条件 (conditions)", "成效 (outcomes)"]
+    assert heads[:3] == [
+        "做法 (practice)",
+        "背景与适用条件 (conditions)",
+        "成效 (outcomes)",
+    ]
 
 
 def test_values_are_labelled_and_lists_not_joined() -> None:
@@ -28,5 +32,13 @@ def test_values_are_labelled_and_lists_not_joined() -> None:
     assert section.strip() == "同意"
     plan = to_markdown(_as_received("inspection_plan"), {"id": "sha256:" + "b" * 64})
     assert "。；" not in plan
+    report = _as_received("rectification_reply")
+    report["body"]["items"][0]["measures"] = ["修订责任清单。", "开展季度巡查。"]
+    text = item_text(report) + item_text(_as_received("inspection_plan"))
+    assert (
+        "。；" not in text
+        and "。，" not in text
+        and "修订责任清单。开展季度巡查。" in text
+    )
     mail = item_text(_as_received("plan_update"))
     assert "【事项】\n批准方案" in mail and "\napprove" not in mail
