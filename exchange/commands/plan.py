@@ -107,7 +107,7 @@ def format_plan(v: dict[str, Any]) -> list[str]:
     for t in v["timeline"]:
         when = t["created_at"][:16].replace("T", " ")
         tail = (
-            f"→ {t['state_after']}"
+            f"→ {STATE_LABELS[t['state_after']][0]} {t['state_after']}"
             if t["applied"]
             else f"[未生效 ignored: {t['message']}]"
         )

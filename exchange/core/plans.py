@@ -365,16 +365,21 @@ class PlanStatus:
         """What is due, by whom, and whether it is overdue on ``today``.
 
         Each entry: ``what`` (code), ``label`` (Chinese), ``due`` (ISO date), ``sites``
-        still owing it, ``overdue``.
+        still owing it, ``overdue``. Once the plan has moved past the states in which
+        something can still be filed (a phase report after the inspection, replies
+        after the vote), nobody owes it any more.
         """
         out: list[dict[str, Any]] = []
         phases = self.plan.body.get("phases") or []
+        now = STATES.index(self.state)
 
         def add(
             what: str, label: str, due: str | None, owing: list[str], live: bool
         ) -> None:
             if due is None:
                 return
+            if not live and now > STATES.index(_LAST_OWED[what.split(":")[0]]):
+                owing = []
             overdue = live and bool(owing) and today > date.fromisoformat(due)
             out.append(
                 {
@@ -431,6 +436,16 @@ class PlanStatus:
     def overdue(self, today: date) -> bool:
         """Whether anything is overdue on ``today``."""
         return any(d["overdue"] for d in self.deadlines(today))
+
+
+# The last state in which each deadline's item can still be filed.
+_LAST_OWED = {
+    "endorsements": "approved",
+    "phase": "in_progress",
+    "local_reports": "in_progress",
+    "joint_report": "in_progress",
+    "replies": "rectifying",
+}
 
 
 def _plan_of(entry: PlanEntry) -> str | None:

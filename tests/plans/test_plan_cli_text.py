@@ -21,5 +21,10 @@ def test_a_closed_plan_does_not_list_phases_as_not_started() -> None:
     phases = text.split("阶段 phases\n", 1)[1].split("本地检查报告", 1)[0]
     assert "未开始" not in phases and "进行中" not in phases, phases
     assert "检查已结束" in phases
+    # Nothing is owed on a closed plan, and the timeline names the states.
+    assert "期限 deadlines" not in text and all(
+        not d["sites"] for d in view["deadlines"]
+    )
+    assert "→ 已办结 closed" in text
     # Every endorsement names the item that counts.
     assert all(e["item"] for e in view["endorsements"])
