@@ -65,6 +65,7 @@ from exchange.errors import (
     OperationalError,
     RateLimited,
     VerificationError,
+    is_retryable,
 )
 from schemas.items import ITEM_ADAPTER
 
@@ -86,18 +87,12 @@ __all__ = ["AdapterState", "PreparedDraft", "RunSummary", "Runner", "prepare_dra
 
 _log = logging.getLogger("adapters.runner")
 
-# Refusals that a later push can overcome (a key registered late, a clock ahead of the
-# node's): the item stays spooled. Every other refusal is final for that item.
+# Refusals that a later push can overcome: a key registered late or a clock ahead of the
+# node's (below), and every error whose class is retryable (database unavailable, rate
+# limited: exchange.errors.is_retryable). The item stays spooled; every other refusal is
+# final for that item.
 _REFUSED_LATER = frozenset(
-    {
-        "timestamp_in_future",
-        "unknown_key",
-        "key_not_yet_valid",
-        "unknown_site",
-        "rate_limited",
-        "database_unavailable",
-        "internal",
-    }
+    {"timestamp_in_future", "unknown_key", "key_not_yet_valid", "unknown_site"}
 )
 _UNREACHABLE = (OperationalError, aiohttp.ClientError, TimeoutError, OSError)
 
@@ -395,7 +390,7 @@ class Runner:
                     continue
                 err = res.get("error") or {}
                 code, message = str(err.get("code")), str(err.get("message"))
-                if code in _REFUSED_LATER:
+                if code in _REFUSED_LATER or is_retryable(code):
                     waiting += 1
                     self.last_error = _short(f"{entry.id}: {code}: {message}")
                 else:

@@ -219,7 +219,10 @@ class Node:
         async with contextlib.AsyncExitStack() as stack:
             # The key cache is live only while key-change notifications flow.
             self.notifier.on_live(self.sites.set_key_cache_live)
-            self.notifier.subscribe("exchange_keys", lambda _: self.sites.invalidate_keys())
+            stack.callback(self.notifier.off_live, self.sites.set_key_cache_live)
+            stack.callback(self.notifier.subscribe(
+                "exchange_keys", lambda _: self.sites.invalidate_keys()
+            ))
             self.notifier.start()
             stack.push_async_callback(self.notifier.stop)
             if self.embedded is not None:  # restart our PostgreSQL if it dies

@@ -12,7 +12,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from exchange.cli import EXIT_OK, common_node_args, node_config, progress, say
+from exchange.commands._common import (
+    EXIT_OK,
+    common_node_args,
+    node_config,
+    progress,
+    say,
+)
 
 __all__ = ["register"]
 

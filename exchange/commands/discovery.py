@@ -9,7 +9,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from exchange.cli import EXIT_FAIL, EXIT_OK, common_node_args, say, with_node
+from exchange.commands._common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    common_node_args,
+    say,
+    with_node,
+)
 from exchange.commands._table import display_width
 from schemas.labels import kind_label
 

@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from exchange.cli import EXIT_FAIL, EXIT_OK, common_node_args, node_config
+from exchange.commands._common import EXIT_FAIL, EXIT_OK, common_node_args, node_config
 from exchange.config import NodeConfig
 from exchange.errors import ConfigError, ExchangeError
 

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from exchange.cli import EXIT_FAIL, EXIT_OK, node_config, say
+from exchange.commands._common import EXIT_FAIL, EXIT_OK, node_config, say
 
 __all__ = ["probe_url", "register"]
 

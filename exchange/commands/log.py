@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exchange.cli import (
+from exchange.commands._common import (
     EXIT_OK,
     EXIT_VERIFY,
     common_node_args,

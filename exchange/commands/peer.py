@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from exchange.cli import EXIT_OK, common_node_args, say, with_node
+from exchange.commands._common import EXIT_OK, common_node_args, say, with_node
 
 from ._table import clip, render
 

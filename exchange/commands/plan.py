@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from exchange.cli import EXIT_OK, common_node_args, with_node
+from exchange.commands._common import EXIT_OK, common_node_args, with_node
 from exchange.commands._table import display_width
 from exchange.errors import ConfigError
 from schemas.labels import STATE_LABELS, VALUE_LABELS, bilingual

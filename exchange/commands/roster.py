@@ -32,7 +32,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from exchange.cli import EXIT_FAIL, EXIT_OK, common_node_args, say, with_node
+from exchange.commands._common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    common_node_args,
+    say,
+    with_node,
+)
 from exchange.errors import ConfigError, SchemaError, VerificationError
 from schemas.errors import ErrorCode
 
@@ -117,7 +123,7 @@ def write_pin(cfg_path: Path, entry: str) -> bool:
 
 
 def _pin(args: argparse.Namespace) -> int:
-    from exchange.cli import node_config_path
+    from exchange.commands._common import node_config_path
 
     path = node_config_path(args)
     entry = f"{args.key_id} {args.alg} {args.public_key}"

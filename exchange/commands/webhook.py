@@ -7,7 +7,13 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from exchange.cli import EXIT_FAIL, EXIT_OK, common_node_args, say, with_node
+from exchange.commands._common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    common_node_args,
+    say,
+    with_node,
+)
 from exchange.errors import ConfigError
 
 __all__ = ["register"]

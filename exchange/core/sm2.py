@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import gmssl_pyx
 
-from .signing import Suite, register_suite
+from .suites import Suite, register_suite
 
 __all__ = [
     "ALG",

@@ -38,6 +38,7 @@ import orjson
 from exchange.client import ExchangeClient
 from exchange.errors import ExchangeError, is_retryable
 from exchange.service.loop import Backoff, KeyedLoops
+from exchange.wire import signed_item
 
 if TYPE_CHECKING:
     from exchange.node import Node
@@ -108,8 +109,6 @@ class Sender:
 
     async def deliver_once(self, peer: str, cursor: int, client: ExchangeClient) -> int:
         """Send one batch after ``cursor``; returns items sent (0 if nothing to send)."""
-        from exchange.http.routes_items import signed_bytes
-
         fed = self.node.federation
         reader = fed.node_reader(peer)
         items, examined = await fed.store.local_after(reader, cursor, self.batch, 4 << 20)
@@ -118,7 +117,7 @@ class Sender:
                 await fed.store.skip_to(peer, examined)
             return 0
         records = await fed.local_site_records({it.author for it in items})
-        body = orjson.dumps({"items": [signed_bytes(it) for it in items], "site_records": records})
+        body = orjson.dumps({"items": [signed_item(it) for it in items], "site_records": records})
         try:
             res = await client.request("POST", "/v1/federation/batch", body=body)
         except ExchangeError as exc:

@@ -29,12 +29,12 @@ from exchange.core.signing import (
     CONTEXT_SITE_RECORD,
     PublicKey,
     b64u_decode,
-    b64u_encode,
 )
 from exchange.core.trust import Reader
 from exchange.errors import ConfigError, ExchangeError, JsonError
 from exchange.service.loop import cancel_and_wait
 from exchange.storage.federation import FederationStore
+from exchange.wire import site_record_doc
 
 if TYPE_CHECKING:
     from exchange.node import Node
@@ -243,15 +243,7 @@ class Federation:
         for s in await self.node.sites.list_sites():
             if s.home_node != self.node.id or (only is not None and s.id not in only) or not s.keys:
                 continue
-            stamps = [k.valid_from for k in s.keys] + [k.revoked_at for k in s.keys if k.revoked_at]
-            version = max(1, int(max(stamps).timestamp() * 1000))
-            doc = {
-                "id": s.id, "name": s.name, "home_node": s.home_node, "circles": sorted(s.circles),
-                "keys": [{"key_id": k.key_id, "alg": k.alg, "public_key": b64u_encode(k.public_key),
-                          "valid_from": _ts(k.valid_from), "revoked_at": _ts(k.revoked_at)}
-                         for k in s.keys],
-                "version": version, "issued_at": datetime.now(UTC).isoformat(),
-            }
+            doc = site_record_doc(s)
             out.append(sign_document(doc, self.node.key, CONTEXT_SITE_RECORD))
         return out
 

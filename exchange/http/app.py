@@ -10,10 +10,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from exchange.node import Node
 from exchange.service.sequencer import sequencer_ctx
 from exchange.service.webhooks import webhooks_ctx
 
@@ -36,6 +36,9 @@ from . import (
 from .guard import deadline_middleware, free_streams
 from .keys import NODE
 from .middleware import error_middleware, observe_middleware
+
+if TYPE_CHECKING:
+    from exchange.node import Node
 
 __all__ = ["make_app"]
 

@@ -19,6 +19,7 @@ import math
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -27,10 +28,12 @@ from exchange.core import httpsig
 from exchange.core.signing import PublicKey
 from exchange.core.trust import Reader
 from exchange.errors import AuthError, Forbidden, RateLimited, VerificationError
-from exchange.node import Node
 from schemas.errors import ErrorCode
 
 from .keys import CLAIMED_SITE, NODE, READER
+
+if TYPE_CHECKING:
+    from exchange.node import Node
 
 __all__ = [
     "SESSION_COOKIE",

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from exchange.core.trust import Reader
-from exchange.node import Node
+
+if TYPE_CHECKING:
+    from exchange.node import Node
 
 __all__ = [
     "BODY", "CLAIMED_SITE", "ERROR_CODE", "NODE", "READER", "REQUEST_ID", "reader_of",
 ]
 
-NODE = web.AppKey("node", Node)
+NODE: web.AppKey[Node] = web.AppKey("node")
 READER = web.RequestKey("reader", Reader)
 BODY = web.RequestKey("body", bytes)
 REQUEST_ID = web.RequestKey("request_id", str)

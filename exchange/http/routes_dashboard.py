@@ -185,7 +185,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await resp.write(f"event: changed\ndata: {{\"log_size\": {int(size)}}}\n\n".encode())
             except TimeoutError:
                 await resp.write(b"event: ping\ndata: {}\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the client left; cancellation propagates
         pass
     finally:
         b.unsubscribe(q)

@@ -5,37 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from exchange.errors import NotFound
-from exchange.storage.directory import SiteRecordRow
+from exchange.wire import site_json
 from schemas.errors import ErrorCode
 
 from .keys import NODE
 from .middleware import json_response
 
-__all__ = ["routes", "site_json"]
+__all__ = ["routes"]
 
 routes = web.RouteTableDef()
-
-
-def site_json(s: SiteRecordRow) -> dict[str, object]:
-    """A ``SiteInfo`` body."""
-    from exchange.core.signing import b64u_encode
-
-    return {
-        "id": s.id,
-        "name": s.name,
-        "home_node": s.home_node,
-        "circles": list(s.circles),
-        "keys": [
-            {
-                "key_id": k.key_id,
-                "alg": k.alg,
-                "public_key": b64u_encode(k.public_key),
-                "valid_from": k.valid_from.isoformat(),
-                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-            }
-            for k in s.keys
-        ],
-    }
 
 
 @routes.get("/v1/sites")

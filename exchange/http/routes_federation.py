@@ -7,13 +7,13 @@ import logging
 from aiohttp import web
 
 from exchange.errors import InputError, NotFound, SchemaError, TooLarge
+from exchange.wire import item_envelope as envelope
 from schemas.errors import ErrorCode
 
 from .auth import authenticate, require
 from .body import read_json, signed_body
 from .keys import NODE
 from .middleware import json_response
-from .routes_items import envelope
 
 __all__ = ["routes"]
 

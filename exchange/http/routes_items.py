@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from exchange.errors import InputError, NotFound
-from exchange.storage.items import ItemFilter, StoredItem
+from exchange.storage.items import ItemFilter
+from exchange.wire import item_envelope as envelope
 from schemas.errors import ErrorCode
 
 from .auth import authenticate, confirm_not_replayed, require
@@ -15,27 +15,9 @@ from .keys import NODE
 from .middleware import json_response
 from .routes_search import query_time
 
-__all__ = ["routes", "signed_bytes", "envelope"]
+__all__ = ["routes"]
 
 routes = web.RouteTableDef()
-
-
-def signed_bytes(it: StoredItem) -> orjson.Fragment:
-    """The signed wrapper, spliced from the stored canonical bytes (never re-serialised)."""
-    from exchange.core.signing import b64u_encode
-
-    sig = orjson.dumps({"key": it.key_id, "alg": it.alg, "value": b64u_encode(it.sig)})
-    return orjson.Fragment(b'{"item":' + it.canonical + b',"sig":' + sig + b"}")
-
-
-def envelope(it: StoredItem) -> dict[str, object]:
-    """An ``ItemEnvelope`` body."""
-    return {
-        "index": it.idx,
-        "id": it.id,
-        "received_at": it.received_at.isoformat(),
-        "signed": signed_bytes(it),
-    }
 
 
 @routes.post("/v1/items")

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from exchange.core.items import schema_error
 from exchange.errors import InputError
+from exchange.wire import item_envelope as envelope
 from schemas.errors import ErrorCode
 from schemas.search import SubscriptionRequest
 
@@ -24,7 +25,6 @@ from .body import read_json, signed_body
 from .keys import NODE
 from .middleware import json_response
 from .routes_dashboard import BROADCASTER
-from .routes_items import envelope
 from .routes_search import parse_limit
 
 __all__ = ["routes"]
@@ -146,7 +146,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                         q.get_nowait()
             except TimeoutError:
                 await resp.write(b"event: ping\ndata: {}\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the client left; cancellation propagates
         pass
     finally:
         b.unsubscribe(q)

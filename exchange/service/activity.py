@@ -7,13 +7,15 @@ the members of its circles); nothing about other sites is returned, not even cou
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exchange.core.trust import Reader
 from exchange.errors import NotFound
-from exchange.node import Node
 from exchange.service.reading import directory
 from exchange.storage.activity import china_today
+
+if TYPE_CHECKING:
+    from exchange.node import Node
 
 __all__ = ["activity_report"]
 

@@ -39,16 +39,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from exchange.core.logleaf import accepted_at_text
-from exchange.core.signing import b64u_encode
 from exchange.core.trust import Reader
 from exchange.errors import ConfigError, NotFound
 from exchange.service.proofs import b64
-from exchange.storage.items import ItemFilter, StoredItem
+from exchange.storage.items import ItemFilter
+from exchange.wire import signed_item, site_json
 from schemas.errors import ErrorCode
 
 if TYPE_CHECKING:
     from exchange.node import Node
-    from exchange.storage.directory import SiteRecordRow
 
 __all__ = ["BUNDLE_FORMAT", "export_bundle"]
 
@@ -64,31 +63,6 @@ def _write(path: Path, data: bytes) -> None:
 
 def _json(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, indent=2).encode()
-
-
-def _signed(it: StoredItem) -> orjson.Fragment:
-    # Spliced from the stored canonical bytes, never re-serialised.
-    sig = orjson.dumps({"key": it.key_id, "alg": it.alg, "value": b64u_encode(it.sig)})
-    return orjson.Fragment(b'{"item":' + it.canonical + b',"sig":' + sig + b"}")
-
-
-def _site(s: SiteRecordRow) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "name": s.name,
-        "home_node": s.home_node,
-        "circles": list(s.circles),
-        "keys": [
-            {
-                "key_id": k.key_id,
-                "alg": k.alg,
-                "public_key": b64u_encode(k.public_key),
-                "valid_from": k.valid_from.isoformat(),
-                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-            }
-            for k in s.keys
-        ],
-    }
 
 
 async def _federation(node: Node, out: Path) -> dict[str, str | None]:
@@ -163,7 +137,7 @@ async def export_bundle(
                 "index": it.idx,
                 "id": it.id,
                 "received_at": accepted_at_text(it.received_at),
-                "signed": _signed(it),
+                "signed": signed_item(it),
                 "inclusion": [b64(h) for h in proof],
             }
             _write(
@@ -176,7 +150,7 @@ async def export_bundle(
             break
         after = nxt
     sites = await node.sites.list_sites()
-    _write(out / "sites.json", _json({"sites": [_site(s) for s in sites]}))
+    _write(out / "sites.json", _json({"sites": [site_json(s) for s in sites]}))
     federation = await _federation(node, out)
     witness = getattr(node, "witness", None)
     cosignatures = (

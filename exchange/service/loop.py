@@ -44,9 +44,9 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 
@@ -188,7 +188,7 @@ class KeyedLoops(Generic[K]):
         self,
         name: str,
         keys: Callable[[], Awaitable[Iterable[K]]],
-        body: Callable[[K], Awaitable[None]],
+        body: Callable[[K], Coroutine[Any, Any, None]],
         *,
         poll_s: float = 1.0,
         backoff: Backoff = Backoff(),
@@ -273,30 +273,30 @@ class KeyedLoops(Generic[K]):
             )
         wanted = set(await self._keys())
         for k in set(self._running) - wanted:
-            state = self._running.pop(k)
-            if state.task is not None:
-                await cancel_and_wait(state.task)
+            gone = self._running.pop(k)
+            if gone.task is not None:
+                await cancel_and_wait(gone.task)
             await self._unlock(k)
         now = time.monotonic()
         for k in wanted:
-            state = self._running.get(k)
-            if state is not None and state.task is not None:
-                if not state.task.done():
+            cur: _Keyed | None = self._running.get(k)
+            if cur is not None and cur.task is not None:
+                if not cur.task.done():
                     continue
-                exc = None if state.task.cancelled() else state.task.exception()
-                ran = now - state.started
-                state.failures = 1 if ran > _HEALTHY_S else state.failures + 1
-                delay = self.backoff.delay(state.failures) if exc is not None else self.backoff.base
-                state.restart_at = now + delay
-                state.task = None
+                exc = None if cur.task.cancelled() else cur.task.exception()
+                ran = now - cur.started
+                cur.failures = 1 if ran > _HEALTHY_S else cur.failures + 1
+                delay = self.backoff.delay(cur.failures) if exc is not None else self.backoff.base
+                cur.restart_at = now + delay
+                cur.task = None
                 if exc is not None:
                     _log.warning("%s %s failed (%d in a row); restarting in %.1f s",
-                                 self.name, k, state.failures, delay, exc_info=exc)
-            if state is not None and now < state.restart_at:
+                                 self.name, k, cur.failures, delay, exc_info=exc)
+            if cur is not None and now < cur.restart_at:
                 continue
             if not await self._lock(k):
                 continue
-            state = state or _Keyed()
+            state = cur if cur is not None else _Keyed()
             state.task = asyncio.create_task(self._body(k), name=f"{self.name}-{k}")
             state.started = now
             self._running[k] = state

@@ -53,6 +53,7 @@ class Notifier(BackgroundLoop):
         self._on_live: list[Callable[[bool], None]] = []
         self._conn: asyncpg.Connection | None = None
         self._listening: set[str] = set()
+        self._pending: set[asyncio.Task[None]] = set()
         self.backoff = Backoff(0.2, 5.0)
 
     def subscribe(
@@ -66,7 +67,9 @@ class Notifier(BackgroundLoop):
         sub = _Sub(channel, callback, nudge)
         self._subs.append(sub)
         if self._conn is not None and channel not in self._listening:
-            asyncio.get_running_loop().create_task(self._listen(self._conn, channel))
+            task = asyncio.get_running_loop().create_task(self._listen(self._conn, channel))
+            self._pending.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._pending.discard)
 
         def unsubscribe() -> None:
             with contextlib.suppress(ValueError):
@@ -77,6 +80,11 @@ class Notifier(BackgroundLoop):
     def on_live(self, callback: Callable[[bool], None]) -> None:
         """Call ``callback(live)`` whenever notifications start or stop flowing."""
         self._on_live.append(callback)
+
+    def off_live(self, callback: Callable[[bool], None]) -> None:
+        """Forget an :meth:`on_live` callback."""
+        with contextlib.suppress(ValueError):
+            self._on_live.remove(callback)
 
     def _dispatch(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
         for sub in list(self._subs):

@@ -43,14 +43,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import aiohttp
-import orjson
 
-from exchange.core.signing import b64u_encode
 from exchange.core.trust import Reader
 from exchange.core.webhook import delivery_body, sign_delivery
 from exchange.service.loop import Backoff, KeyedLoops
 from exchange.storage.items import ItemFilter, StoredItem
 from exchange.storage.webhooks import Webhook, WebhookStore
+from exchange.wire import signed_item_bytes
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -62,11 +61,6 @@ __all__ = ["WEBHOOK_LOCK_SPACE", "WebhookSender", "webhooks_ctx"]
 WEBHOOK_LOCK_SPACE = 0x45585748  # "EXWH": advisory locks (space, subscriber id)
 
 _log = logging.getLogger(__name__)
-
-
-def _signed_bytes(it: StoredItem) -> bytes:
-    sig = orjson.dumps({"key": it.key_id, "alg": it.alg, "value": b64u_encode(it.sig)})
-    return b'{"item":' + it.canonical + b',"sig":' + sig + b"}"
 
 
 class WebhookSender:
@@ -170,7 +164,7 @@ class WebhookSender:
         node = self.node
         assert node.key is not None and self._session is not None
         body = delivery_body(
-            node.id, it.idx, it.id, it.received_at.isoformat(), _signed_bytes(it)
+            node.id, it.idx, it.id, it.received_at.isoformat(), signed_item_bytes(it)
         )
         headers = sign_delivery(
             node.key,

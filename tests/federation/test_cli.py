@@ -515,6 +515,7 @@ def test_peer_table_shows_errors_backoff_and_ages() -> None:
             "backoff_s": 3.2,
             "pushed_total": 7,
             "pulled_total": 2,
+            "refused_total": 3,
         },
         {
             "peer": "zhejiang",
@@ -531,5 +532,5 @@ def test_peer_table_shows_errors_backoff_and_ages() -> None:
     row = lines[2]
     assert row.split()[:2] == ["yangtze-delta", "40"] and "1m05s ago" in row
     assert "2s ago: database_unavailable" in row and "…" in row  # clipped to 60 columns
-    assert "3.2s (4 tries)" in row and row.endswith("7/2")
+    assert "3.2s (4 tries)" in row and row.split()[-2:] == ["7/2", "3"]  # refused by the peer
     assert lines[3].split()[:2] == ["zhejiang", "?"] and "从未 never" in lines[3]
