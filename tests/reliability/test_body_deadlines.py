@@ -18,7 +18,9 @@ import asyncpg
 import pytest
 
 from exchange.client import ExchangeClient
-from exchange.errors import TooLarge
+from exchange.core.items import sign_item
+from exchange.errors import OperationalError, TooLarge
+from tests.support.reliability import lesson
 
 from .test_hostile_clients import Conn, _signed_put
 
@@ -86,3 +88,17 @@ async def test_events_older_than_the_retention_are_purged(node_factory: Any) -> 
         assert await conn.fetchval("SELECT count(*) FROM activity_events") == 1
     finally:
         await conn.close()
+
+
+async def test_a_request_over_the_handler_deadline_is_stopped(node_factory: Any) -> None:
+    # No log writer here: a receipt asked to wait for integration waits its full time.
+    rn = await node_factory(http={"handler_timeout_s": 1}, log={"writer": False})
+    key = await rn.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))
+    async with ExchangeClient(rn.url, key=key, timeout=30) as client:
+        pushed = await client.push(sign_item(lesson("huaibei-duji", "等待入账"), key))
+        t0 = time.monotonic()
+        with pytest.raises(OperationalError) as err:
+            await client.request("GET", f"/v1/items/{pushed['id']}/receipt?wait=20")
+        took = time.monotonic() - t0
+    assert err.value.code.value == "overloaded"
+    assert took < 10, f"stopped after {took:.1f} s"
