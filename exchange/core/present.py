@@ -301,8 +301,9 @@ def body_blocks(
         titles: Item id → title, for referenced items the reader may see.
 
     Returns:
-        One :class:`Block` per filled field; fields a newer schema added that this
-        node does not know are shown as plain text under their wire name.
+        One :class:`Block` per filled field, contacts last; fields a newer schema
+        added that this node does not know are shown as plain text under their wire
+        name.
     """
     model = BODY_MODELS.get(kind)
     p = _Presenter(lang, names or {}, titles or {})
@@ -316,4 +317,5 @@ def body_blocks(
     for name, value in body.items():
         if name not in known and value not in (None, "", [], {}):
             out.append(Block(name, name, "text", [str(value)]))
-    return out
+    # Whom to ask comes last, as at the end of a document.
+    return sorted(out, key=lambda b: b.shape == "contacts")

@@ -200,7 +200,8 @@
     const ul = el("ul", null, "events");
     data.security_events.forEach((e) => {
       const advice = L("security", e.code);
-      const what = advice ? advice[0] : L("errors", e.code) || e.code;
+      const raw = advice ? advice[0] : L("errors", e.code) || e.code;
+      const what = raw.charAt(0).toUpperCase() + raw.slice(1);  // a sentence in English
       const li = el("li", null, "security-event"); li.dataset.code = e.code;
       const head = el("div");
       head.append(el("span", fmtTime(e.at) + " ", "muted when"), el("span", who(e), "badge bad"), el("span", " " + what));
