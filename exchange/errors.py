@@ -68,7 +68,7 @@ class ExchangeError(Exception):
     codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.INTERNAL,)
     http_status: ClassVar[int] = 500
     status_overrides: ClassVar[dict[ErrorCode, int]] = {}
-    retryable: ClassVar[bool] = False
+    retryable: bool = False
     """Whether the same request may succeed later unchanged (the database was back, the
     rate limit passed); senders retry these and skip the others for good."""
 

@@ -83,16 +83,24 @@ def _utc(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
-def site_record_doc(s: SiteRecordRow, *, issued_at: datetime | None = None) -> dict[str, Any]:
+def site_record_doc(
+    s: SiteRecordRow, *, issued_at: datetime | None = None
+) -> dict[str, Any]:
     """The unsigned site record of one of this node's sites.
 
     Its ``version`` is the newest key event (a key added or revoked) in milliseconds, so
     a record changes version exactly when its keys change.
     """
-    stamps = [k.valid_from for k in s.keys] + [k.revoked_at for k in s.keys if k.revoked_at]
+    stamps = [k.valid_from for k in s.keys] + [
+        k.revoked_at for k in s.keys if k.revoked_at
+    ]
     version = max(1, int(max(stamps).timestamp() * 1000)) if stamps else 1
     return {
-        "id": s.id, "name": s.name, "home_node": s.home_node, "circles": sorted(s.circles),
+        "id": s.id,
+        "name": s.name,
+        "home_node": s.home_node,
+        "circles": sorted(s.circles),
         "keys": _keys(s, _utc),
-        "version": version, "issued_at": (issued_at or datetime.now(UTC)).isoformat(),
+        "version": version,
+        "issued_at": (issued_at or datetime.now(UTC)).isoformat(),
     }

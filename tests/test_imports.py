@@ -98,8 +98,12 @@ def test_every_module_imports_alone_without_warnings() -> None:
     mods = _modules()
     assert len(mods) > 100
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD], input=" ".join(mods), capture_output=True,
-        text=True, cwd=REPO, timeout=240,
+        [sys.executable, "-c", _CHILD],
+        input=" ".join(mods),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=240,
     )
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]

@@ -68,13 +68,17 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         path = "node.toml"
     overrides: dict[str, dict[str, Any]] = {}
     if getattr(args, "data_dir", None):
-        overrides.setdefault("node", {})["data_dir"] = str(Path(args.data_dir).resolve())
+        overrides.setdefault("node", {})["data_dir"] = str(
+            Path(args.data_dir).resolve()
+        )
     if getattr(args, "listen", None):
         overrides.setdefault("http", {})["listen"] = args.listen
     return load_config(Path(path) if path else None, overrides=overrides)
 
 
-def with_node(args: argparse.Namespace, fn: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+def with_node(
+    args: argparse.Namespace, fn: Callable[[Any], Coroutine[Any, Any, int]]
+) -> int:
     """Open the node's storage (not its HTTP server), run ``fn(node)``, close it."""
     from exchange.node import Node
 
@@ -87,5 +91,9 @@ def with_node(args: argparse.Namespace, fn: Callable[[Any], Coroutine[Any, Any, 
 
 
 def common_node_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="node.toml (default: $EXCHANGE_CONFIG or ./node.toml)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="node.toml (default: $EXCHANGE_CONFIG or ./node.toml)",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="override node.data_dir")

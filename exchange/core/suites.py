@@ -63,5 +63,3 @@ def suite(alg: str) -> Suite:
 def suites() -> list[str]:
     """Names of the registered suites."""
     return sorted(_SUITES)
-
-

@@ -120,7 +120,9 @@ async def supervised(
         except Exception:
             failures = 1 if time.monotonic() - started > _HEALTHY_S else failures + 1
             delay = backoff.delay(failures)
-            _log.exception("%s failed (%d in a row); restarting in %.1f s", name, failures, delay)
+            _log.exception(
+                "%s failed (%d in a row); restarting in %.1f s", name, failures, delay
+            )
         await asyncio.sleep(delay)
 
 
@@ -140,7 +142,8 @@ class BackgroundLoop(abc.ABC):
         """Start the loop (once; starting a running loop does nothing)."""
         if self._task is None:
             self._task = asyncio.create_task(
-                supervised(self.task_name, self._run, self.restart_backoff), name=self.task_name
+                supervised(self.task_name, self._run, self.restart_backoff),
+                name=self.task_name,
             )
 
     async def stop(self) -> None:
@@ -212,7 +215,11 @@ class KeyedLoops(Generic[K]):
     @property
     def serving(self) -> set[K]:
         """Keys whose task runs in this process now."""
-        return {k for k, s in self._running.items() if s.task is not None and not s.task.done()}
+        return {
+            k
+            for k, s in self._running.items()
+            if s.task is not None and not s.task.done()
+        }
 
     def start(self) -> None:
         """Start the supervisor (once)."""
@@ -253,19 +260,32 @@ class KeyedLoops(Generic[K]):
             except Exception as exc:
                 failures += 1
                 delay = self.backoff.delay(failures)
-                _log.warning("%s: supervisor round failed (%s: %s); again in %.1f s",
-                             self.name, type(exc).__name__, exc, delay)
-                if self._lock_url is not None and (self._conn is None or self._conn.is_closed()):
+                _log.warning(
+                    "%s: supervisor round failed (%s: %s); again in %.1f s",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                if self._lock_url is not None and (
+                    self._conn is None or self._conn.is_closed()
+                ):
                     # The locks went with the connection: nobody may serve on without them.
                     await self._drop_all()
                     await self._close_lock_conn()
                 await asyncio.sleep(delay)
 
     async def _round(self) -> None:
-        if self._lock_url is not None and (self._conn is None or self._conn.is_closed()):
+        if self._lock_url is not None and (
+            self._conn is None or self._conn.is_closed()
+        ):
             if self._running:
-                _log.warning("%s: lock connection lost; stopping %d loop(s) until the "
-                             "locks are taken again", self.name, len(self._running))
+                _log.warning(
+                    "%s: lock connection lost; stopping %d loop(s) until the "
+                    "locks are taken again",
+                    self.name,
+                    len(self._running),
+                )
             await self._drop_all()
             await self._close_lock_conn()
             self._conn = await asyncpg.connect(
@@ -286,12 +306,22 @@ class KeyedLoops(Generic[K]):
                 exc = None if cur.task.cancelled() else cur.task.exception()
                 ran = now - cur.started
                 cur.failures = 1 if ran > _HEALTHY_S else cur.failures + 1
-                delay = self.backoff.delay(cur.failures) if exc is not None else self.backoff.base
+                delay = (
+                    self.backoff.delay(cur.failures)
+                    if exc is not None
+                    else self.backoff.base
+                )
                 cur.restart_at = now + delay
                 cur.task = None
                 if exc is not None:
-                    _log.warning("%s %s failed (%d in a row); restarting in %.1f s",
-                                 self.name, k, cur.failures, delay, exc_info=exc)
+                    _log.warning(
+                        "%s %s failed (%d in a row); restarting in %.1f s",
+                        self.name,
+                        k,
+                        cur.failures,
+                        delay,
+                        exc_info=exc,
+                    )
             if cur is not None and now < cur.restart_at:
                 continue
             if not await self._lock(k):
@@ -305,9 +335,13 @@ class KeyedLoops(Generic[K]):
         if self._lock_url is None or key in self._held:
             return True
         assert self._conn is not None
-        got = bool(await self._conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, $2)", self._lock_space, key_lock_id(key)
-        ))
+        got = bool(
+            await self._conn.fetchval(
+                "SELECT pg_try_advisory_lock($1, $2)",
+                self._lock_space,
+                key_lock_id(key),
+            )
+        )
         if got:
             self._held.add(key)
         return got
@@ -347,7 +381,9 @@ async def run_as_leader(
         leading = False
         started = time.monotonic()
         try:
-            conn = await asyncpg.connect(url, server_settings={"application_name": app_name})
+            conn = await asyncpg.connect(
+                url, server_settings={"application_name": app_name}
+            )
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key):
                 await conn.close()
                 conn = None
@@ -365,7 +401,11 @@ async def run_as_leader(
             failures += 1
             _log.warning("%s lost its database connection: %s", name, exc)
         except Exception:
-            failures = 1 if leading and time.monotonic() - started > _HEALTHY_S else failures + 1
+            failures = (
+                1
+                if leading and time.monotonic() - started > _HEALTHY_S
+                else failures + 1
+            )
             _log.exception("%s failed", name)
         finally:
             if leading:

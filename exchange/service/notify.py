@@ -67,7 +67,9 @@ class Notifier(BackgroundLoop):
         sub = _Sub(channel, callback, nudge)
         self._subs.append(sub)
         if self._conn is not None and channel not in self._listening:
-            task = asyncio.get_running_loop().create_task(self._listen(self._conn, channel))
+            task = asyncio.get_running_loop().create_task(
+                self._listen(self._conn, channel)
+            )
             self._pending.add(task)  # keep a reference until it is done
             task.add_done_callback(self._pending.discard)
 

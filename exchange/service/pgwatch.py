@@ -72,12 +72,17 @@ class EmbeddedGuard:
         while self._recent and now - self._recent[0] > self.window_s:
             self._recent.popleft()
         if len(self._recent) >= self.max_restarts:
-            self.failed = (f"embedded PostgreSQL died {len(self._recent) + 1} times within "
-                           f"{self.window_s:.0f} s; not restarting it again (see "
-                           f"{self.embedded.pgdata / 'server.log'})")
+            self.failed = (
+                f"embedded PostgreSQL died {len(self._recent) + 1} times within "
+                f"{self.window_s:.0f} s; not restarting it again (see "
+                f"{self.embedded.pgdata / 'server.log'})"
+            )
             _log.error("%s", self.failed)
             return False
-        _log.error("embedded PostgreSQL in %s is not running; restarting it", self.embedded.pgdata)
+        _log.error(
+            "embedded PostgreSQL in %s is not running; restarting it",
+            self.embedded.pgdata,
+        )
         last: Exception | None = None
         for _ in range(self.start_attempts):
             try:
@@ -93,8 +98,11 @@ class EmbeddedGuard:
         self._recent.append(now)
         self.restarts_total += 1
         self.last_restart_s = time.monotonic() - now
-        _log.warning("embedded PostgreSQL restarted in %.1f s (%d restart(s) so far)",
-                     self.last_restart_s, self.restarts_total)
+        _log.warning(
+            "embedded PostgreSQL restarted in %.1f s (%d restart(s) so far)",
+            self.last_restart_s,
+            self.restarts_total,
+        )
         return True
 
     async def watch(self, interval: float = 0.5) -> None:

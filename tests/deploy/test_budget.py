@@ -62,11 +62,21 @@ async def test_node_up_refuses_workers_the_server_cannot_hold(
     pool_min = await _room(url) // 16  # 16 workers with such pools cannot fit
     started = time.monotonic()
     done = await arun_cli(
-        "node", "up", "--workers", "16", "--data-dir", str(tmp_path / "data"),
-        "--listen", f"127.0.0.1:{free_port()}",
-        env=clean_env(EXCHANGE_DATABASE_URL=url, EXCHANGE_NODE_ID="huaihai",
-                      EXCHANGE_DATABASE_POOL_MIN=str(pool_min),
-                      EXCHANGE_DATABASE_POOL_MAX=str(pool_min)), cwd=tmp_path,
+        "node",
+        "up",
+        "--workers",
+        "16",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+        env=clean_env(
+            EXCHANGE_DATABASE_URL=url,
+            EXCHANGE_NODE_ID="huaihai",
+            EXCHANGE_DATABASE_POOL_MIN=str(pool_min),
+            EXCHANGE_DATABASE_POOL_MAX=str(pool_min),
+        ),
+        cwd=tmp_path,
         timeout=120,
     )
     out = done.stdout + done.stderr

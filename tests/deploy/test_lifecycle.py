@@ -37,12 +37,16 @@ def _postmasters(pgdata: Path) -> set[int]:
     return out
 
 
-def _run_failing_start(args: list[str], env: dict[str, str], cwd: Path, pgdata: Path
-                       ) -> tuple[int, str, set[int]]:
+def _run_failing_start(
+    args: list[str], env: dict[str, str], cwd: Path, pgdata: Path
+) -> tuple[int, str, set[int]]:
     """Run ``node up ARGS`` to its exit; the postmaster PIDs seen meanwhile."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exchange", "node", "up", *args], env=env, cwd=cwd,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "exchange", "node", "up", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     seen: set[int] = set()
     deadline = time.monotonic() + 120
@@ -65,8 +69,12 @@ def _gone(pids: set[int], pgdata: Path) -> set[int]:
     """PIDs (seen, or naming ``pgdata``) still alive after a bounded wait."""
     left: set[int] = set()
     for _ in range(50):
-        left = {p for p in pids if psutil.pid_exists(p)
-                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE} | _postmasters(pgdata)
+        left = {
+            p
+            for p in pids
+            if psutil.pid_exists(p)
+            and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        } | _postmasters(pgdata)
         if not left:
             break
         time.sleep(0.1)
@@ -82,12 +90,16 @@ def test_failed_start_leaves_no_process(tmp_path: Path) -> None:
     # 1. A roster file that cannot be read: refused after PostgreSQL started.
     code, out, seen = _run_failing_start(
         ["--data-dir", str(data), "--listen", f"127.0.0.1:{free_port()}"],
-        {**env, "EXCHANGE_FEDERATION_ROSTER_FILE": str(bad)}, tmp_path, pgdata,
+        {**env, "EXCHANGE_FEDERATION_ROSTER_FILE": str(bad)},
+        tmp_path,
+        pgdata,
     )
     try:
         assert seen, f"PostgreSQL never started:\n{out}"
         left = _gone(seen, pgdata)
-        assert not left, f"processes left after a failed start (bad roster): {left}\n{out}"
+        assert not left, (
+            f"processes left after a failed start (bad roster): {left}\n{out}"
+        )
         assert code != 0, out
         assert "roster" in out and "Traceback" not in out, out
         # 2. The port is taken by another program.
@@ -96,11 +108,16 @@ def test_failed_start_leaves_no_process(tmp_path: Path) -> None:
             taken.listen()
             port = taken.getsockname()[1]
             code, out, seen = _run_failing_start(
-                ["--data-dir", str(data), "--listen", f"127.0.0.1:{port}"], env, tmp_path, pgdata,
+                ["--data-dir", str(data), "--listen", f"127.0.0.1:{port}"],
+                env,
+                tmp_path,
+                pgdata,
             )
         assert seen, f"PostgreSQL never started:\n{out}"
         left = _gone(seen, pgdata)
-        assert not left, f"processes left after a failed start (port in use): {left}\n{out}"
+        assert not left, (
+            f"processes left after a failed start (port in use): {left}\n{out}"
+        )
         assert code != 0, out
         assert f"127.0.0.1:{port}" in out and "Traceback" not in out, out
     finally:
@@ -126,6 +143,19 @@ async def test_cli_commands_open_storage_only(
         return 0
 
     assert await asyncio.to_thread(with_node, args, fn) == 0
-    loops = [n for n in seen["tasks"] if n.startswith(
-        ("federation", "push", "witness", "notifier", "key-watch", "activity-flush", "webhook"))]
+    loops = [
+        n
+        for n in seen["tasks"]
+        if n.startswith(
+            (
+                "federation",
+                "push",
+                "witness",
+                "notifier",
+                "key-watch",
+                "activity-flush",
+                "webhook",
+            )
+        )
+    ]
     assert loops == [], f"a CLI command started background loops: {loops}"

@@ -39,7 +39,9 @@ class _Recorder:
 
     async def _batch(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
-        await asyncio.sleep(0.2)  # slow enough for a second sender to overlap, if one ran
+        await asyncio.sleep(
+            0.2
+        )  # slow enough for a second sender to overlap, if one ran
         results = []
         for env in body.get("items", []):
             item_id = parse_signed_item(env).id
@@ -56,8 +58,12 @@ class _Recorder:
     async def _other(self, request: web.Request) -> web.Response:
         await request.read()
         if request.path == "/v1/federation/log":
-            return web.json_response({"items": [], "next_cursor": 0, "site_records": []})
-        return web.json_response({"error": {"code": "not_found", "message": "-"}}, status=404)
+            return web.json_response(
+                {"items": [], "next_cursor": 0, "site_records": []}
+            )
+        return web.json_response(
+            {"error": {"code": "not_found", "message": "-"}}, status=404
+        )
 
     async def start(self) -> None:
         app = web.Application()
@@ -94,9 +100,12 @@ async def test_workers_deliver_each_item_once_to_each_peer_and_webhook(
         roster_key = generate_key(key_id="roster#k1")
         peer_key = generate_key(key_id="recorder#k1")
         signed = roster(
-            [node_entry("huaihai", base, node_key, [_SITE]),
-             node_entry("recorder", rec.url, peer_key, ["far-site"])],
-            {"c": [_SITE, "far-site"]}, roster_key,
+            [
+                node_entry("huaihai", base, node_key, [_SITE]),
+                node_entry("recorder", rec.url, peer_key, ["far-site"]),
+            ],
+            {"c": [_SITE, "far-site"]},
+            roster_key,
         )
         (tmp_path / "roster.signed.json").write_bytes(orjson.dumps(signed))
         db = Database(url, min_size=1, max_size=1)
@@ -115,9 +124,17 @@ async def test_workers_deliver_each_item_once_to_each_peer_and_webhook(
             "[webhooks]\npoll_interval_ms = 100\n"
         )
         sup = NodeProcess(
-            ["--workers", "2", "--config", str(tmp_path / "node.toml"),
-             "--listen", f"127.0.0.1:{port}"],
-            clean_env(EXCHANGE_DATABASE_URL=url), tmp_path / "sup.log", tmp_path,
+            [
+                "--workers",
+                "2",
+                "--config",
+                str(tmp_path / "node.toml"),
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            clean_env(EXCHANGE_DATABASE_URL=url),
+            tmp_path / "sup.log",
+            tmp_path,
         )
         try:
             await asyncio.to_thread(sup.wait_ready, base)
@@ -131,13 +148,21 @@ async def test_workers_deliver_each_item_once_to_each_peer_and_webhook(
                 ids <= set(rec.peer) and ids <= set(rec.hook)
             ):
                 await asyncio.sleep(0.1)
-            assert ids <= set(rec.peer), f"not all items reached the peer:\n{sup.output()[-3000:]}"
-            assert ids <= set(rec.hook), f"not all items reached the webhook:\n{sup.output()[-3000:]}"
+            assert ids <= set(rec.peer), (
+                f"not all items reached the peer:\n{sup.output()[-3000:]}"
+            )
+            assert ids <= set(rec.hook), (
+                f"not all items reached the webhook:\n{sup.output()[-3000:]}"
+            )
             await asyncio.sleep(2.0)  # a second worker delivering too would show by now
             twice_peer = {i: n for i, n in rec.peer.items() if n != 1}
             twice_hook = {i: n for i, n in rec.hook.items() if n != 1}
-            assert twice_peer == {}, f"items delivered to the peer more than once: {twice_peer}"
-            assert twice_hook == {}, f"items delivered to the webhook more than once: {twice_hook}"
+            assert twice_peer == {}, (
+                f"items delivered to the peer more than once: {twice_peer}"
+            )
+            assert twice_hook == {}, (
+                f"items delivered to the webhook more than once: {twice_hook}"
+            )
         finally:
             assert sup.stop() == 0, sup.output()[-3000:]
     finally:

@@ -46,42 +46,89 @@ async def _circles(rn: Any, site: str) -> list[str] | None:
 async def test_site_add_refuses_what_contradicts_the_roster(
     node_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), replicate=False)
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), replicate=False
+    )
     hh = fed.nodes["huaihai"]
     cfg = str(_node_toml(hh, tmp_path / "node.toml"))
     before = await _circles(hh, "huaibei-duji")
     assert before == ["huaihai", "yangtze-delta"]
     # A roster member moved out of one of its roster circles on its home node.
-    code = await _cli("site", "add", "huaibei-duji", "--name", "杜集", "--circle",
-                      "yangtze-delta", "--config", cfg)
+    code = await _cli(
+        "site",
+        "add",
+        "huaibei-duji",
+        "--name",
+        "杜集",
+        "--circle",
+        "yangtze-delta",
+        "--config",
+        cfg,
+    )
     assert code != EXIT_OK
     assert "contradicts the roster" in capsys.readouterr().err
     assert await _circles(hh, "huaibei-duji") == before
     # A site absent from the roster joining a roster circle.
-    code = await _cli("site", "add", "rogue-site", "--name", "不在名册", "--circle", "huaihai",
-                      "--config", cfg)
+    code = await _cli(
+        "site",
+        "add",
+        "rogue-site",
+        "--name",
+        "不在名册",
+        "--circle",
+        "huaihai",
+        "--config",
+        cfg,
+    )
     assert code != EXIT_OK and await _circles(hh, "rogue-site") is None
     # A roster site on another home.
-    code = await _cli("site", "add", "suzhou-wuzhong", "--name", "吴中", "--config", cfg)
+    code = await _cli(
+        "site", "add", "suzhou-wuzhong", "--name", "吴中", "--config", cfg
+    )
     assert code != EXIT_OK
     # What agrees with the roster is fine: a rename keeps the roster's circles, and a
     # site outside the roster may have circles the roster does not define.
-    assert await _cli("site", "add", "huaibei-duji", "--name", "杜集区", "--config", cfg) == 0
+    assert (
+        await _cli("site", "add", "huaibei-duji", "--name", "杜集区", "--config", cfg)
+        == 0
+    )
     assert await _circles(hh, "huaibei-duji") == before
-    assert await _cli("site", "add", "local-site", "--name", "本地", "--circle", "local",
-                      "--config", cfg) == 0
+    assert (
+        await _cli(
+            "site",
+            "add",
+            "local-site",
+            "--name",
+            "本地",
+            "--circle",
+            "local",
+            "--config",
+            cfg,
+        )
+        == 0
+    )
 
 
 async def test_a_running_node_picks_up_a_published_roster(
     node_factory: Any, tmp_path: Path
 ) -> None:
-    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), replicate=False)
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), replicate=False
+    )
     hh = fed.nodes["huaihai"]
     assert hh.node.federation.view.version == 1
     signed = tmp_path / "roster.v2.json"
     signed.write_bytes(orjson.dumps(fed.signed_roster(version=2)))
-    assert await _cli("roster", "publish", str(signed),
-                      "--config", str(_node_toml(hh, tmp_path / "node.toml"))) == 0
+    assert (
+        await _cli(
+            "roster",
+            "publish",
+            str(signed),
+            "--config",
+            str(_node_toml(hh, tmp_path / "node.toml")),
+        )
+        == 0
+    )
 
     async def live() -> bool:
         return hh.node.federation.view.version == 2
@@ -93,18 +140,53 @@ async def test_roster_pin_and_node_init_write_the_pin(tmp_path: Path) -> None:
     key = generate_key(key_id="roster#k1")
     entry = f"roster#k1 ed25519 {key.public_key.b64()}"
     folder = tmp_path / "n"
-    assert await _cli("node", "init", "--region", "huaihai", "--dir", str(folder),
-                      "--roster-key", entry) == 0
+    assert (
+        await _cli(
+            "node",
+            "init",
+            "--region",
+            "huaihai",
+            "--dir",
+            str(folder),
+            "--roster-key",
+            entry,
+        )
+        == 0
+    )
     cfg = folder / "node.toml"
     assert tomllib.loads(cfg.read_text())["federation"]["roster_keys"] == [entry]
     other = generate_key(key_id="roster#k2")
     entry2 = f"roster#k2 ed25519 {other.public_key.b64()}"
-    assert await _cli("roster", "pin", "roster#k2", "ed25519", other.public_key.b64(),
-                      "--config", str(cfg)) == 0
-    assert await _cli("roster", "pin", "roster#k2", "ed25519", other.public_key.b64(),
-                      "--config", str(cfg)) == 0  # twice: pinned once
+    assert (
+        await _cli(
+            "roster",
+            "pin",
+            "roster#k2",
+            "ed25519",
+            other.public_key.b64(),
+            "--config",
+            str(cfg),
+        )
+        == 0
+    )
+    assert (
+        await _cli(
+            "roster",
+            "pin",
+            "roster#k2",
+            "ed25519",
+            other.public_key.b64(),
+            "--config",
+            str(cfg),
+        )
+        == 0
+    )  # twice: pinned once
     doc = tomllib.loads(cfg.read_text())
     assert doc["federation"]["roster_keys"] == [entry, entry2]
     assert doc["node"]["id"] == "huaihai"  # the rest of the file is kept
-    assert await _cli("roster", "pin", "roster#k3", "ed25519", "not base64!",
-                      "--config", str(cfg)) != 0
+    assert (
+        await _cli(
+            "roster", "pin", "roster#k3", "ed25519", "not base64!", "--config", str(cfg)
+        )
+        != 0
+    )

@@ -58,9 +58,12 @@ async def test_push_sender_resumes_after_its_database_was_killed(
     owned_pg: OwnedPostgres, node_factory: Any
 ) -> None:
     fed = await build(
-        node_factory, regions=("huaihai", "yangtze-delta"),
+        node_factory,
+        regions=("huaihai", "yangtze-delta"),
         per_node={
-            "huaihai": {"database": {"url": owned_pg.url(), "pool_min": 1, "pool_max": 5}},
+            "huaihai": {
+                "database": {"url": owned_pg.url(), "pool_min": 1, "pool_max": 5}
+            },
             "yangtze-delta": {"federation": {"replicate": False}},
         },
     )
@@ -75,7 +78,9 @@ async def test_push_sender_resumes_after_its_database_was_killed(
     await asyncio.sleep(3)
     owned_pg.start()
     second = await _push_when_up(a, sign_item(_item("数据库重启后"), duji))
-    await wait_until(lambda: _has(b, second), 30, "the item pushed after the restart on B")
+    await wait_until(
+        lambda: _has(b, second), 30, "the item pushed after the restart on B"
+    )
 
 
 async def _has(rn: Any, item_id: str) -> bool:

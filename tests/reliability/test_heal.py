@@ -38,8 +38,11 @@ _SITE = "huaibei-duji"
 
 def _story(node: NodeProcess) -> str:
     """The node's log without the access lines and 503 warnings (the last 40 lines)."""
-    lines = [ln for ln in node.output().splitlines()
-             if "exchange.access" not in ln and "database unavailable in" not in ln]
+    lines = [
+        ln
+        for ln in node.output().splitlines()
+        if "exchange.access" not in ln and "database unavailable in" not in ln
+    ]
     return "\n".join(ln[:600] for ln in lines[-40:])
 
 
@@ -47,21 +50,44 @@ def _postmaster(data: Path) -> int:
     return int((data / "pg" / "postmaster.pid").read_text().splitlines()[0])
 
 
-async def _node_with_site(tmp_path: Path, **env: str) -> tuple[NodeProcess, str, Any, Path]:
+async def _node_with_site(
+    tmp_path: Path, **env: str
+) -> tuple[NodeProcess, str, Any, Path]:
     """A ``node up`` on the embedded PostgreSQL with one site registered by the CLI."""
     data = tmp_path / "data"
     key = generate_key(key_id=f"{_SITE}#k1")
     base_env = clean_env(**env)
     for args in (
-        ("site", "add", _SITE, "--name", "淮北市杜集区人大常委会", "--circle", "huaihai"),
-        ("site", "key", "add", _SITE, "--key-id", key.key_id,
-         f"--public-key={key.public_key.b64()}"),
+        (
+            "site",
+            "add",
+            _SITE,
+            "--name",
+            "淮北市杜集区人大常委会",
+            "--circle",
+            "huaihai",
+        ),
+        (
+            "site",
+            "key",
+            "add",
+            _SITE,
+            "--key-id",
+            key.key_id,
+            f"--public-key={key.public_key.b64()}",
+        ),
     ):
-        done = await arun_cli(*args, "--data-dir", str(data), env=base_env, cwd=tmp_path)
+        done = await arun_cli(
+            *args, "--data-dir", str(data), env=base_env, cwd=tmp_path
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     port = free_port()
-    node = NodeProcess(["--data-dir", str(data), "--listen", f"127.0.0.1:{port}"],
-                       base_env, tmp_path / "node.log", tmp_path)
+    node = NodeProcess(
+        ["--data-dir", str(data), "--listen", f"127.0.0.1:{port}"],
+        base_env,
+        tmp_path / "node.log",
+        tmp_path,
+    )
     base = f"http://127.0.0.1:{port}"
     await asyncio.to_thread(node.wait_ready, base)
     return node, base, key, data
@@ -71,7 +97,9 @@ async def _wait_pid_gone(pid: int, timeout: float = 30) -> None:
     async def gone() -> bool:
         try:
             os.kill(pid, 0)
-            with open(f"/proc/{pid}/stat") as f:  # killed but not reaped yet counts as gone
+            with open(
+                f"/proc/{pid}/stat"
+            ) as f:  # killed but not reaped yet counts as gone
                 return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
         except (ProcessLookupError, FileNotFoundError):
             return True
@@ -87,7 +115,10 @@ async def test_node_restarts_its_killed_postgres_without_a_500(tmp_path: Path) -
         tmp_path, EXCHANGE_DATABASE_EMBEDDED_MAX_RESTARTS=str(kills + 2)
     )
     statuses: collections.Counter[str] = collections.Counter()
-    last_ok = [0.0, 0.0]  # when the newest successful push was sent, and when it returned
+    last_ok = [
+        0.0,
+        0.0,
+    ]  # when the newest successful push was sent, and when it returned
     stop = asyncio.Event()
     to_push = items(key, 20000, site=_SITE)
 
@@ -119,7 +150,8 @@ async def test_node_restarts_its_killed_postgres_without_a_500(tmp_path: Path) -
             while last_ok[0] < gone_at:
                 assert time.monotonic() - killed_at < 10, (
                     f"no successful push 10 s after the kill; statuses {dict(statuses)}\n"
-                    f"{_story(node)}")
+                    f"{_story(node)}"
+                )
                 assert not task.done(), task.exception()
                 await asyncio.sleep(0.02)
             recoveries.append(last_ok[1] - killed_at)
@@ -131,11 +163,15 @@ async def test_node_restarts_its_killed_postgres_without_a_500(tmp_path: Path) -
         await task
         code = node.stop()
     internal = {k: v for k, v in statuses.items() if k.startswith("500")}
-    assert internal == {}, f"responses of 500 while PostgreSQL restarted: {dict(statuses)}"
+    assert internal == {}, (
+        f"responses of 500 while PostgreSQL restarted: {dict(statuses)}"
+    )
     assert code == 0, node.output()[-3000:]
     figures = {
-        "kills": kills, "recovery_s": [round(r, 2) for r in recoveries],
-        "median_s": round(statistics.median(recoveries), 2), "max_s": round(max(recoveries), 2),
+        "kills": kills,
+        "recovery_s": [round(r, 2) for r in recoveries],
+        "median_s": round(statistics.median(recoveries), 2),
+        "max_s": round(max(recoveries), 2),
         "responses": dict(statuses),
     }
     write_artifact("heal", figures)
@@ -153,12 +189,15 @@ async def test_a_node_that_cannot_heal_fails_its_health_check(tmp_path: Path) ->
         await _wait_pid_gone(pid)
         deadline = time.monotonic() + 10
         while get_json(base + "/healthz")[0] == 200:
-            assert time.monotonic() < deadline, "/healthz still 200 with the database gone"
+            assert time.monotonic() < deadline, (
+                "/healthz still 200 with the database gone"
+            )
             await asyncio.sleep(0.1)
         status, body = get_json(base + "/healthz")
         assert status == 503 and "PostgreSQL" in body["checks"]["database"], body
-        probe = await arun_cli("healthcheck", "--url", base + "/healthz",
-                               env=clean_env(), cwd=tmp_path)
+        probe = await arun_cli(
+            "healthcheck", "--url", base + "/healthz", env=clean_env(), cwd=tmp_path
+        )
         assert probe.returncode != 0, probe.stdout + probe.stderr
     finally:
         node.stop()
