@@ -64,6 +64,7 @@ class Cell:
 
     lines: tuple[str, ...]
     code: str = ""
+    names: bool = False  # the lines are names of congresses (kept whole on one line)
 
     @property
     def text(self) -> str:
@@ -200,7 +201,7 @@ class _Presenter:
         atom, many, _ = _shape_of(model.model_fields[name])
         values = value if many else [value]
         if atom == "site":
-            return Cell(tuple(self.site(s) for s in values))
+            return Cell(tuple(self.site(s) for s in values if s), names=True)
         if atom == "literal":
             return self.literal(name, value)
         if atom == "item":

@@ -211,7 +211,11 @@ def item_texts(item: Mapping[str, Any]) -> list[str]:
                 texts.extend([ph["name"], *ph["activities"]])
         elif b.shape == "table":
             texts.extend(
-                line for row in b.value.rows for c in row if not c.code for line in c.lines
+                line
+                for row in b.value.rows
+                for c in row
+                if not (c.code or c.names)
+                for line in c.lines
             )
     texts.extend(lines)
     for att in item.get("attachments") or []:
