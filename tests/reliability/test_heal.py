@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from exchange.client import ExchangeClient
 from exchange.core.signing import generate_key
 from exchange.errors import ExchangeError
@@ -51,7 +53,7 @@ def _postmaster(data: Path) -> int:
 
 
 async def _node_with_site(
-    tmp_path: Path, **env: str
+    tmp_path: Path, *extra: str, **env: str
 ) -> tuple[NodeProcess, str, Any, Path]:
     """A ``node up`` on the embedded PostgreSQL with one site registered by the CLI."""
     data = tmp_path / "data"
@@ -83,7 +85,7 @@ async def _node_with_site(
         assert done.returncode == 0, done.stdout + done.stderr
     port = free_port()
     node = NodeProcess(
-        ["--data-dir", str(data), "--listen", f"127.0.0.1:{port}"],
+        ["--data-dir", str(data), "--listen", f"127.0.0.1:{port}", *extra],
         base_env,
         tmp_path / "node.log",
         tmp_path,
@@ -104,8 +106,9 @@ async def _wait_pid_gone(pid: int, timeout: float = 30) -> None:
         except (ProcessLookupError, FileNotFoundError):
             return True
 
-    await wait_until(gone, timeout, f"process {pid} to end", interval=0.02)
-    raise AssertionError(f"postmaster {pid} still there {timeout} s after SIGKILL")
+    await wait_until(
+        gone, timeout, f"postmaster {pid} to end after SIGKILL", interval=0.02
+    )
 
 
 async def test_node_restarts_its_killed_postgres_without_a_500(tmp_path: Path) -> None:
@@ -201,3 +204,40 @@ async def test_a_node_that_cannot_heal_fails_its_health_check(tmp_path: Path) ->
         assert probe.returncode != 0, probe.stdout + probe.stderr
     finally:
         node.stop()
+
+
+@pytest.mark.skipif(not SOAK, reason="EXCHANGE_SOAK=1: the supervisor of --workers 2")
+async def test_workers_supervisor_restarts_its_killed_postgres(tmp_path: Path) -> None:
+    node, base, key, data = await _node_with_site(tmp_path, "--workers", "2")
+    statuses: collections.Counter[str] = collections.Counter()
+    try:
+        pid = _postmaster(data)
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        await _wait_pid_gone(pid)
+        gone_at = time.monotonic()
+        async with ExchangeClient(base, key=key, timeout=5) as c:
+            for it in items(key, 400, site=_SITE):
+                sent = time.monotonic()
+                try:
+                    await c.push(it)
+                except ExchangeError as exc:
+                    statuses[f"{exc.status} {exc.code.value}"] += 1
+                    assert time.monotonic() - killed_at < 10, (
+                        f"no successful push 10 s after the kill: {dict(statuses)}\n"
+                        f"{_story(node)}"
+                    )
+                    await asyncio.sleep(0.05)
+                    continue
+                statuses["200"] += 1
+                if sent > gone_at:
+                    break
+        print(
+            f"\n--workers 2: served again {time.monotonic() - killed_at:.2f} s after "
+            f"the kill; {dict(statuses)}"
+        )
+        assert _postmaster(data) != pid
+    finally:
+        code = node.stop()
+    assert not any(k.startswith("500") for k in statuses), dict(statuses)
+    assert code == 0, node.output()[-3000:]
