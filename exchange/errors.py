@@ -27,6 +27,8 @@ registry pattern). :func:`diagnostics` renders an error for the CLI.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, ClassVar
 
 from schemas.errors import ErrorCode
@@ -51,9 +53,21 @@ __all__ = [
     "error_class_for",
     "is_retryable",
     "make_error",
+    "printable",
 ]
 
 _REGISTRY: dict[ErrorCode, type[ExchangeError]] = {}
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def printable(message: str) -> str:
+    """An error message as ``ErrorDetail`` allows it: control characters that came
+    from the request (ids, field names, paths) escaped as ``\\xNN``, at most 20,000
+    characters, never blank."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)[:20000]
+    return text if text.strip() else "request refused"
 
 
 class ExchangeError(Exception):
@@ -100,7 +114,7 @@ class ExchangeError(Exception):
 
     def to_body(self) -> dict[str, Any]:
         """The JSON error body for this error."""
-        body: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        body: dict[str, Any] = {"code": self.code.value, "message": printable(self.message)}
         if self.detail:
             body["detail"] = self.detail
         return {"error": body}

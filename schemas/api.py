@@ -111,7 +111,8 @@ class PushResult(StrictModel):
 class PushResponse(StrictModel):
     """Response to ``POST /v1/items``: per-item results and their counts."""
 
-    results: Annotated[list[PushResult], Field(max_length=MAX_BATCH)]
+    # A push carries up to http.max_batch items (at most 5000), a peer's batch up to 2000.
+    results: Annotated[list[PushResult], Field(max_length=5000)]
     accepted: SafeInt
     duplicates: SafeInt
     refused: SafeInt

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from exchange.errors import ExchangeError, InputError
+from exchange.errors import ExchangeError, InputError, printable
 from exchange.logs import REQUEST_ID as REQUEST_ID_VAR
 from exchange.storage.activity import SECURITY_CODES
 from exchange.storage.database import UNAVAILABLE_ERRORS
@@ -60,16 +59,6 @@ def error_response(
     return json_response(
         {"error": {"code": code.value, "message": printable(message)}}, status, headers
     )
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def printable(message: str) -> str:
-    """An error message as ``ErrorDetail`` allows it: control characters that came
-    from the request (ids, paths) escaped as ``\\xNN``, at most 20,000 characters."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)[:20000]
-    return text if text.strip() else "request refused"
 
 
 def _refuse_nul(request: web.Request) -> None:

@@ -601,6 +601,7 @@ def _run_schemathesis(
     }
 
 
+@pytest.mark.timeout(3600 if SOAK else 300)  # the soak run's 10,000 cases take minutes
 async def test_openapi_fuzz_finds_no_5xx_and_no_schema_violations(
     node_factory: Any,
 ) -> None:

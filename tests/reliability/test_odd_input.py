@@ -164,7 +164,7 @@ async def test_a_client_that_hangs_up_is_not_a_database_outage(
         f"GET /v1/blobs/{sha} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n",
         f"POST /dashboard/login HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"token\": \"aaa",
+        "Content-Type: application/json\r\nContent-Length: 120\r\n\r\n{\"token\": \"aaa",
     ):
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(request.encode())
