@@ -190,3 +190,44 @@ async def test_roster_pin_and_node_init_write_the_pin(tmp_path: Path) -> None:
         )
         != 0
     )
+
+
+async def test_a_running_node_picks_up_a_newer_roster_file(
+    node_factory: Any, tmp_path: Path
+) -> None:
+    from exchange.core.signing import save_private_key
+    from tests.support.reliability import node_entry, roster
+
+    roster_key = generate_key(key_id="roster#k1")
+    node_key = generate_key(key_id="huaihai#k1")
+    peer_key = generate_key(key_id="yangtze-delta#k1")
+    (tmp_path / "huaihai").mkdir()
+    save_private_key(node_key, tmp_path / "huaihai" / "node.key")
+
+    def signed(version: int) -> bytes:
+        nodes = [
+            node_entry("huaihai", "http://127.0.0.1:9", node_key, ["huaibei-duji"]),
+            node_entry(
+                "yangtze-delta", "http://127.0.0.1:9", peer_key, ["suzhou-wuzhong"]
+            ),
+        ]
+        circles = {"c": ["huaibei-duji", "suzhou-wuzhong"]}
+        return orjson.dumps(roster(nodes, circles, roster_key, version=version))
+
+    path = tmp_path / "roster.signed.json"
+    path.write_bytes(signed(1))
+    rn = await node_factory(
+        "huaihai",
+        federation={
+            "roster_keys": [f"roster#k1 ed25519 {roster_key.public_key.b64()}"],
+            "roster_file": str(path),
+            "replicate": False,
+        },
+    )
+    assert rn.node.federation.view.version == 1
+    path.write_bytes(signed(2))  # the operator drops the newly signed roster in place
+
+    async def live() -> bool:
+        return rn.node.federation.view.version == 2
+
+    await wait_until(live, 15, "the running node to use the roster file's version 2")
