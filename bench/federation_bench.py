@@ -27,6 +27,12 @@ database on **one** embedded PostgreSQL (``synchronous_commit`` on, as in produc
    sender's RSS is sampled before the backlog, with the backlog held, and after the
    drain, to check that a backlog costs no memory (delivery is a cursor, not a queue).
 3. **Replication lag**, three nodes, as in 1 (two peers; the worst peer counts).
+4. **Crossings**, for each federation of 1 and 3: every node's roster URL is a counting
+   TCP relay in this process (the load generator talks to the nodes directly), so all
+   node-to-node traffic (pushes, catch-up pulls, witness) is counted. Over the lag runs
+   and one catch-up interval after them: items sent (pushed + pulled) and bytes sent
+   (both directions, headers included) per item replicated, and the bytes as a multiple
+   of the signed item's own size. An item that crosses to a peer once counts 1.0 item.
 
 Default federation settings are used (push + 5 s catch-up pull, backoff 0.5 s → 300 s),
 except that per-site rate limits are off. ``--workers N`` runs every node as
@@ -110,10 +116,53 @@ class Settings:
     arrival_timeout_s: float = 120.0  # per rate: all items must reach every peer
     drain_timeout_s: float = 300.0
     workers: int = 1  # exchange node up --workers N for every node
+    catch_up_s: float = 6.0  # after the lag runs: one catch-up pull interval (5 s) and more
 
 
 def item(n: int, run: str) -> dict[str, Any]:
     return item_2kb("huaibei-duji", n, run=run)
+
+
+# -- counting relays ---------------------------------------------------------------------
+class Relay:
+    """A TCP relay in front of a node that counts the bytes crossing it (both ways)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.bytes = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await src.read(1 << 16):
+                self.bytes += len(chunk)
+                dst.write(chunk)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                dst.close()
+
+    async def _serve(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            tr, tw = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:  # the node is down: the caller sees a closed connection
+            w.close()
+            return
+        await asyncio.gather(self._pump(r, tw), self._pump(tr, w))
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+RELAYS: dict[str, Relay] = {}  # node URL (direct) -> the relay its peers use
 
 
 # -- nodes -----------------------------------------------------------------------------
@@ -133,13 +182,16 @@ async def federation(
         key = generate_key(key_id=f"{nid}#k1")
         save_private_key(key, folder / "data" / "node.key")
         port = free_port()
+        relay = Relay(port)
+        await relay.start()
+        RELAYS[f"http://127.0.0.1:{port}"] = relay
         db_url = pg.url(f"fed_{nid.replace('-', '_')}_{tag}")
         await ensure_database(db_url)
         (folder / "node.toml").write_text(
             f"""\
 [node]
 id = "{nid}"
-base_url = "http://127.0.0.1:{port}"
+base_url = "http://127.0.0.1:{relay.port}"
 data_dir = "data"
 [http]
 listen = "127.0.0.1:{port}"
@@ -167,7 +219,7 @@ roster_file = "../roster-{tag}.json"
         entries.append(
             {
                 "id": nid,
-                "base_url": f"http://127.0.0.1:{port}",
+                "base_url": f"http://127.0.0.1:{relay.port}",
                 "sites": REGIONS[nid],
                 "keys": [
                     {
@@ -224,6 +276,24 @@ def stop_all(nodes: dict[str, NodeProc]) -> None:
         n.terminate()
     for n in nodes.values():
         n.stop()
+
+
+def close_relays(nodes: dict[str, NodeProc]) -> None:
+    """Close the relays of stopped nodes (on the event loop's thread)."""
+    for n in nodes.values():
+        relay = RELAYS.pop(n.url, None)
+        if relay is not None:
+            relay.close()
+
+
+async def crossed(nodes: dict[str, NodeProc]) -> tuple[int, int]:
+    """(items sent node to node so far: pushed + pulled, bytes through the relays)."""
+    items = 0
+    for n in nodes.values():
+        row = await _one(n.db_url, "SELECT coalesce(sum(pushed_total + refused_total"
+                         " + pulled_total), 0) AS n FROM peers")
+        items += int(row["n"])
+    return items, sum(RELAYS[n.url].bytes for n in nodes.values() if n.url in RELAYS)
 
 
 def cpu_roles(
@@ -368,8 +438,10 @@ async def lag_runs(
     key: PrivateKey,
     s: Settings,
     out: dict[str, Any],
+    crossings: dict[str, Any] | None = None,
 ) -> None:
-    """Replication lag at each rate of ``s.rates`` on a running federation."""
+    """Replication lag at each rate of ``s.rates`` on a running federation (and, into
+    ``crossings``, what crossed between the nodes meanwhile)."""
     peers = [n for n in nodes if n != SENDER]
     # Warm up: the first items start the nodes' helper processes (signature checks,
     # search indexing) and fill their pools; that one-off cost must not land in the
@@ -389,6 +461,8 @@ async def lag_runs(
     finally:
         for w in watchers.values():
             await w.stop()
+    items0, bytes0 = await crossed(nodes)
+    replicated = 0
     for rate in s.rates:
         watchers = {p: Watcher(nodes[p].db_url) for p in peers}
         for w in watchers.values():
@@ -407,6 +481,7 @@ async def lag_runs(
             for p, w in watchers.items():
                 complete = await w.wait_for(set(acked), timeout=s.arrival_timeout_s)
                 lags = [(w.seen[i] - t) * 1000 for i, t in acked.items() if i in w.seen]
+                replicated += len(lags)
                 trend = lag_trend_ms(acked, w.seen)
                 out[lag_key(len(nodes), rate, p)] = {
                     "nodes": len(nodes),
@@ -440,6 +515,28 @@ async def lag_runs(
         finally:
             for w in watchers.values():
                 await w.stop()
+    if crossings is None:
+        return
+    # One catch-up round after the last push (the default pull interval is 5 s), so any
+    # item a pull fetches again is counted.
+    await asyncio.sleep(s.catch_up_s)
+    items1, bytes1 = await crossed(nodes)
+    size = len(orjson.dumps(sign_item(item(0, "size"), key)))
+    if replicated and crossings is not None:
+        per_item = (bytes1 - bytes0) / replicated
+        crossings[f"{len(nodes)}_nodes"] = c = {
+            "nodes": len(nodes),
+            "items_replicated": replicated,  # items x peers that received them
+            "items_sent": items1 - items0,
+            "items_sent_per_item_replicated": round((items1 - items0) / replicated, 3),
+            "bytes_sent": bytes1 - bytes0,
+            "bytes_sent_per_item_replicated": round(per_item),
+            "signed_item_bytes": size,
+            "bytes_sent_per_item_bytes": round(per_item / size, 3),
+        }
+        say(f"    → crossings, {len(nodes)} nodes: {c['items_sent_per_item_replicated']} "
+            f"items and {c['bytes_sent_per_item_replicated']} bytes sent per item replicated "
+            f"({c['bytes_sent_per_item_bytes']} × the signed item)")
 
 
 async def measure_lag(
@@ -456,6 +553,7 @@ async def measure_lag(
         await lag_runs(pg, nodes, key, s, out)
     finally:
         stop_all(nodes)
+        close_relays(nodes)
 
 
 async def _one(db_url: str, sql: str) -> Any:
@@ -597,6 +695,7 @@ async def measure_backlog(
         await backlog_run(nodes, key, s, out)
     finally:
         stop_all(nodes)
+        close_relays(nodes)
 
 
 async def run_all(pg: EmbeddedPostgres, work: Path, s: Settings) -> dict[str, Any]:
@@ -606,7 +705,7 @@ async def run_all(pg: EmbeddedPostgres, work: Path, s: Settings) -> dict[str, An
     part that fails is recorded in ``errors`` and the others still run; ``seconds`` is
     the wall time of each part.
     """
-    res: dict[str, Any] = {"lag": {}, "errors": [], "seconds": {}}
+    res: dict[str, Any] = {"lag": {}, "crossings": {}, "errors": [], "seconds": {}}
     t = [time.monotonic()]
 
     def lap(part: str) -> None:
@@ -630,10 +729,11 @@ async def run_all(pg: EmbeddedPostgres, work: Path, s: Settings) -> dict[str, An
                 federation(pg, work, regions, workers=s.workers),
                 asyncio.to_thread(stop_all, stopping),
             )
+            close_relays(stopping)
             nodes, key = started
             lap(f"start {n} nodes")
             try:
-                await lag_runs(pg, nodes, key, s, res["lag"])
+                await lag_runs(pg, nodes, key, s, res["lag"], res["crossings"])
             except Exception as exc:
                 failed(f"replication lag, {n} nodes", exc)
             lap(f"lag {n} nodes")
@@ -651,6 +751,7 @@ async def run_all(pg: EmbeddedPostgres, work: Path, s: Settings) -> dict[str, An
     for nd in stopping.values():  # the last one: stop at once
         nd.terminate()
     stop_all(stopping)
+    close_relays(stopping)
     lap("stop")
     return res
 
@@ -674,6 +775,13 @@ def report(res: dict[str, Any]) -> str:
             + ("  saturated" if r.get("saturated") else "")
             + ("  peer behind" if r.get("behind") else "")
             + ("" if r.get("complete", True) else "  INCOMPLETE")
+        )
+    for c in res.get("crossings", {}).values():
+        lines.append(
+            f"crossings, {c['nodes']} nodes: {c['items_sent_per_item_replicated']} items and "
+            f"{c['bytes_sent_per_item_replicated']} bytes sent per item replicated "
+            f"({c['bytes_sent_per_item_bytes']} × the signed item of "
+            f"{c['signed_item_bytes']} bytes; {c['items_replicated']} replicated)"
         )
     if "backlog" in res:
         b = res["backlog"]
@@ -718,6 +826,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 async def amain(args: argparse.Namespace) -> int:
     s = settings_from_args(args)
     work = Path(tempfile.mkdtemp(prefix="exchange-fedbench-"))
+    work.chmod(0o711)  # PostgreSQL's own system user (when run as root) must traverse it
     pg = EmbeddedPostgres(work / "pg")
     say("starting the embedded PostgreSQL …")
     await asyncio.to_thread(pg.start)

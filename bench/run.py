@@ -619,6 +619,11 @@ async def measure_federation(
         node["replication_lag_config"] = (
             f"{HEADLINE[0]} nodes at {HEADLINE[1]} items/s, worst peer"
         )
+    for c in fed.get("crossings", {}).values():
+        tag = f"crossings_{c['nodes']}n"
+        node[f"{tag}_items_per_item"] = c["items_sent_per_item_replicated"]
+        node[f"{tag}_bytes_per_item"] = c["bytes_sent_per_item_replicated"]
+        node[f"{tag}_bytes_per_item_bytes"] = c["bytes_sent_per_item_bytes"]
     b = fed.get("backlog")
     if b:
         node["backlog_items"] = b["items"]
@@ -765,6 +770,14 @@ for _n in REPLICATION_NODES:
                 flags=((f"{_t}_saturated", "sender saturated"),),
             ),
         ]
+for _n in REPLICATION_NODES:
+    ROWS += [
+        _r(f"  {_n} nodes: items sent per item replicated", f"node.crossings_{_n}n_items_per_item"),
+        Row(
+            f"  {_n} nodes: bytes sent per item replicated / × item",
+            (f"node.crossings_{_n}n_bytes_per_item", f"node.crossings_{_n}n_bytes_per_item_bytes"),
+        ),
+    ]
 ROWS += [
     _r("backlog items held (peer down)", "node.backlog_items"),
     _r(
@@ -811,7 +824,9 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "n/a"
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.1f}"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
     return str(v)
 
 
@@ -1055,6 +1070,7 @@ async def amain(args: argparse.Namespace) -> int:
     pg_cpu = 0.0
     host0, own0 = psutil.cpu_times(), _own_cpu_seconds()
     work = Path(tempfile.mkdtemp(prefix="exchange-bench-"))
+    work.chmod(0o711)  # PostgreSQL's own system user (when run as root) must traverse it
     pg = EmbeddedPostgres(work / "pg")
     say("starting the embedded PostgreSQL …")
     await asyncio.to_thread(pg.start)

@@ -9,6 +9,17 @@ for its locally authored items after our per-peer pull cursor
 (idempotent by id), and advances the cursor to the position the peer says it examined,
 only after storing. So push and pull repair each other: whichever arrives first stores
 the item, the other finds it already there.
+
+Each item crosses once: a push batch names the range of the sender's log it completes,
+and the receiver moves this same pull cursor over it when the range adjoins the cursor
+(:meth:`~exchange.storage.federation.FederationStore.pushed_through`). A round skips a peer
+whose cursor pushes moved since the last round (the pushes are contiguous, so there is no
+gap behind them), and a page starts after whatever pushes have covered meanwhile. What is
+left for the puller is exactly what pushes did not deliver: a gap after downtime, a
+restore, or a push that could not be stored. When pushes move the cursor while a round
+pulls pages (a peer that just came back pushes its backlog), the round stops and leaves
+the rest to them; and each page request tells the peer how far this node has everything
+(``after``), so the peer's pushes skip what was pulled.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ class Puller(BackgroundLoop):
         self.interval = node.config.federation.pull_interval_ms / 1000
         self.timeout = node.config.federation.request_timeout_s
         self.task_name = "federation-puller"
+        # Per peer: the pull cursor as the last round left it.
+        self._seen: dict[str, int] = {}
 
     async def _run(self) -> None:
         while True:
@@ -55,6 +68,10 @@ class Puller(BackgroundLoop):
             return 0
         total = 0
         for peer in await fed.store.peers():
+            seen = self._seen.get(peer.node_id)
+            self._seen[peer.node_id] = peer.pull_cursor
+            if seen is not None and peer.pull_cursor > seen:
+                continue  # pushes are arriving in order: nothing for catch-up to fetch
             try:
                 total += await self.pull_peer(peer.node_id, peer.base_url, peer.pull_cursor)
             except ExchangeError as exc:
@@ -68,7 +85,12 @@ class Puller(BackgroundLoop):
         fed = self.node.federation
         stored = 0
         async with ExchangeClient(url, key=self.node.key, timeout=self.timeout) as client:
-            for _ in range(max_pages):
+            for n in range(max_pages):
+                row = await fed.store.peer(peer)
+                if row is not None and row.pull_cursor > cursor:
+                    if n > 0:
+                        break  # pushes are delivering meanwhile: leave the rest to them
+                    cursor = row.pull_cursor
                 page = await client.request("GET", "/v1/federation/log",
                                             params={"after": cursor, "limit": 500})
                 await fed.accept_site_records(page.get("site_records", []), peer)
@@ -86,4 +108,5 @@ class Puller(BackgroundLoop):
                     break
                 await fed.store.pull_done(peer, nxt, len(objs))
                 cursor = nxt
+        self._seen[peer] = cursor
         return stored

@@ -8,7 +8,9 @@ order, in batches, as ``POST /v1/federation/batch`` signed (RFC 9421) with the n
 The peer's row in ``peers`` holds the delivery cursor (the last local index delivered or
 examined), advanced **only after the peer acknowledged** the batch; a crash at any point
 means the batch is sent again, which is harmless because the peer stores items
-idempotently by id. Each batch carries the current site records of its authors, so the
+idempotently by id. Each batch also names the log range it completes
+(``log_range``: the positions after the last acknowledged one up to the examined one), so
+the peer's catch-up cursor moves with the pushes and each item crosses once. Each batch carries the current site records of its authors, so the
 peer can verify every signature itself (it never takes this node's word for it).
 
 Failures back off exponentially with jitter inside ``backoff_max_s`` (the shared
@@ -58,6 +60,8 @@ class Sender:
         self.batch = cfg.batch_size
         self.backoff = Backoff(cfg.backoff_base_ms / 1000, cfg.backoff_max_s)
         self.timeout = cfg.request_timeout_s
+        # Per peer: the last log position it acknowledged (see ``deliver_once``).
+        self._told: dict[str, int] = {}
         assert node.db is not None
         self.loops: KeyedLoops[str] = KeyedLoops(
             "push", self._peers, self._peer_loop, poll_s=1.0,
@@ -117,7 +121,12 @@ class Sender:
                 await fed.store.skip_to(peer, examined)
             return 0
         records = await fed.local_site_records({it.author for it in items})
-        body = orjson.dumps({"items": [signed_item(it) for it in items], "site_records": records})
+        # The log range this batch completes: from the last position the peer has heard
+        # of (skipped positions hold nothing it serves) to the examined one. The peer
+        # moves its catch-up cursor over it, so its puller does not fetch these again.
+        told = min(self._told.get(peer, cursor), cursor)
+        body = orjson.dumps({"items": [signed_item(it) for it in items], "site_records": records,
+                             "log_range": {"after": told, "through": examined}})
         try:
             res = await client.request("POST", "/v1/federation/batch", body=body)
         except ExchangeError as exc:
@@ -141,6 +150,7 @@ class Sender:
             refusal = f"refused {len(refused)} item(s): {', '.join(codes)}"
         await fed.store.push_done(peer, examined, len(items) - len(refused), len(refused),
                                   refusal)
+        self._told[peer] = examined
         return len(items)
 
     async def _failed(self, peer: str, error: str) -> None:

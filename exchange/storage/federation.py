@@ -106,7 +106,8 @@ class FederationStore:
             )
 
     async def skip_to(self, node_id: str, cursor: int) -> None:
-        """Move the push cursor past local items the peer does not serve."""
+        """Move the push cursor past local items the peer does not serve (or has: its
+        catch-up pull said so)."""
         async with self.db.pool.acquire() as c:
             await c.execute(
                 "UPDATE peers SET push_cursor = greatest(push_cursor, $2) WHERE node_id = $1",
@@ -122,6 +123,19 @@ class FederationStore:
                    WHERE node_id = $1""",
                 node_id, cursor, pulled,
             )
+
+    async def pushed_through(self, node_id: str, after: int, through: int) -> bool:
+        """A peer's push covered its log positions ``(after, through]``: move the pull cursor
+        over them, so the catch-up pull does not fetch them again. Only when the range
+        adjoins what we already have (``pull_cursor >= after``): a gap is left for the
+        puller. True if the cursor moved."""
+        async with self.db.pool.acquire() as c:
+            status = await c.execute(
+                """UPDATE peers SET pull_cursor = $3
+                   WHERE node_id = $1 AND pull_cursor >= $2 AND pull_cursor < $3""",
+                node_id, after, through,
+            )
+        return bool(status.endswith(" 1"))
 
     async def failed(self, node_id: str, error: str, delay_s: float) -> int:
         """Record a failure and the time of the next attempt; returns the attempt count."""
