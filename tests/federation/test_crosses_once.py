@@ -8,8 +8,8 @@ from typing import Any
 from exchange.core.items import sign_item
 from exchange.federation.puller import Puller
 from exchange.templates import template
+from tests.support.federation import build, item_ids, wait_until
 
-from .fed import build, item_ids, wait_until
 from .test_replication import _node_post
 
 # The peer's own catch-up rounds are left to the test (one at start, then none).
