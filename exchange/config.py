@@ -75,9 +75,11 @@ class HttpConfig(_Section):
     )
     # Hostile clients (issue 15): deadlines and caps of the listener.
     idle_timeout_s: float = Field(
-        15.0, ge=0.5, le=3600,
+        20.0, ge=0.5, le=3600,
         description="A connection closes when no complete request headers arrived for "
-        "this long (from connect or from the last response): slow headers, idle keep-alive",
+        "this long (from connect or from the last response): slow headers, idle keep-alive. "
+        "Longer than clients keep idle connections (aiohttp: 15 s), so a client never "
+        "reuses one the node is closing",
     )
     body_stall_s: float = Field(
         10.0, ge=0.5, le=600, description="A request body that sends nothing this long is dropped",

@@ -18,6 +18,7 @@ import pytest
 
 from exchange.errors import OperationalError
 from exchange.storage.embedded import EmbeddedPostgres, pg_bin
+from tests.support.reliability import free_port
 
 ROOT = os.geteuid() == 0
 
@@ -101,19 +102,27 @@ def test_folders_above_the_data_folder_are_never_loosened(tmp_path: Path) -> Non
     assert private.stat().st_mode & 0o777 == 0o700
 
 
-def _old_style_cluster(pgdata: Path) -> None:
-    """A cluster as earlier versions made it: ``initdb --auth=trust``."""
+def _old_style_cluster(pgdata: Path) -> int:
+    """A cluster as earlier versions made it (``initdb --auth=trust``), left running
+    on loopback as an older node would leave it; returns its port."""
     pgdata.mkdir(parents=True, mode=0o700)
     user = {}
     if ROOT:
         entry = pwd.getpwnam("embedded_postgres")
         os.chown(pgdata, entry.pw_uid, entry.pw_gid)
         user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    run = {"check": True, "capture_output": True, "timeout": 120, "cwd": "/", **user}
     subprocess.run(
         [str(pg_bin("initdb")), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
-         "--locale=C.UTF-8", "-U", "postgres"],
-        check=True, capture_output=True, timeout=120, cwd="/", **user,  # type: ignore[arg-type]
+         "--locale=C.UTF-8", "-U", "postgres"], **run,  # type: ignore[call-overload]
     )
+    port = free_port()
+    subprocess.run(
+        [str(pg_bin("pg_ctl")), "-D", str(pgdata), "-w", "-o",
+         f"-h 127.0.0.1 -p {port} -k {pgdata}", "-l", str(pgdata / "server.log"), "start"],
+        **run,  # type: ignore[call-overload]
+    )
+    return port
 
 
 async def test_an_old_trust_data_folder_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -121,13 +130,19 @@ async def test_an_old_trust_data_folder_is_upgraded_in_place(tmp_path: Path) -> 
     if ROOT:  # the user exists once any embedded cluster was started as root
         EmbeddedPostgres(tmp_path / "warmup" / "pg")._prepare_root()
         shutil.rmtree(tmp_path / "warmup")
-    _old_style_cluster(pgdata)
+    port = _old_style_cluster(pgdata)
+    conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres",
+                                 database="postgres")  # trust: anyone gets in
+    try:
+        await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)")
+    finally:
+        await conn.close()
     pg = EmbeddedPostgres(pgdata)
     try:
-        pg.start()  # the upgrade happens here, the cluster keeps its place
+        pg.start()  # stops the old server, upgrades in place, starts again
         conn = await asyncpg.connect(pg.url("postgres"))
         try:
-            await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)")
+            assert await conn.fetchval("SELECT v FROM kept") == 7
         finally:
             await conn.close()
         with pytest.raises((asyncpg.InvalidPasswordError,
