@@ -15,7 +15,8 @@ node's listener (:class:`GuardedSite`, used by ``exchange node up``) adds:
   ``http.handler_timeout_s`` plus the time its declared body needs at
   ``http.body_min_rate``; event streams and downloads are free once they started
   answering.
-* **fd soft limit** (:func:`raise_fd_limit`): raised to the hard limit at start.
+* **fd soft limit** (:func:`raise_fd_limit`): raised to the hard limit at start; the
+  listen backlog is 1024 (the kernel caps it at ``net.core.somaxconn``).
 
 Body deadlines (stall and minimum rate) are applied where bodies are read
 (:mod:`exchange.http.body`).
@@ -55,6 +56,10 @@ FD_RESERVE = 256
 OVER_CAP_DEADLINE = 2.0
 """Seconds an over-cap connection has to send its request before it is closed."""
 RETRY_AFTER = 5
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues before the node accepts them (aiohttp's default is 128):
+a burst past the queue is dropped by the kernel, and a client that sent nothing yet never
+learns it (the node never sees the connection to answer or close it)."""
 
 
 def fd_limits() -> tuple[int, int]:
@@ -180,8 +185,9 @@ class GuardedSite(web.TCPSite):
     """A TCP site whose connections are counted and capped (see module docstring)."""
 
     def __init__(self, runner: web.AppRunner, host: str, port: int, *,
-                 limits: ConnectionLimits, **kwargs: Any) -> None:
-        super().__init__(runner, host, port, **kwargs)
+                 limits: ConnectionLimits, backlog: int = LISTEN_BACKLOG,
+                 **kwargs: Any) -> None:
+        super().__init__(runner, host, port, backlog=backlog, **kwargs)
         self.limits = limits
 
     async def start(self) -> None:
@@ -195,7 +201,7 @@ class GuardedSite(web.TCPSite):
             return _GuardedHandler(server, limits=self.limits, loop=loop, **options)
 
         self._server = await loop.create_server(
-            factory, self._host, self._port, backlog=self._backlog,
+            factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
             reuse_address=self._reuse_address, reuse_port=self._reuse_port,
         )
         if self._server.sockets:

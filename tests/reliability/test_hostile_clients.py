@@ -572,6 +572,8 @@ async def test_hostile_soak(fresh_db: Any, tmp_path: Path) -> None:
                 waves.append({
                     "seconds": round(time.monotonic() - t0, 1),
                     "cut_by_node": cut, "held": len(uploads + loris + crowd),
+                    "left_open": {name: sum(1 for c in group if not c.closed) for name, group
+                                  in (("uploads", uploads), ("loris", loris), ("idle", crowd))},
                     "junk": dict(junk), "new_client": fresh.status,
                     "over_cap": Counter(c.status for c in one_address)[503],
                 })
