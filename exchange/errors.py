@@ -50,6 +50,7 @@ __all__ = [
     "TooLarge",
     "VerificationError",
     "diagnostics",
+    "escape_controls",
     "error_class_for",
     "is_retryable",
     "make_error",
@@ -62,11 +63,17 @@ _REGISTRY: dict[ErrorCode, type[ExchangeError]] = {}
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 
 
+def escape_controls(text: str) -> str:
+    """``text`` with C0 control characters (but tab and newline) and DEL escaped as
+    ``\\xNN``: what came from a request, made fit for a log line or a database text."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def printable(message: str) -> str:
     """An error message as ``ErrorDetail`` allows it: control characters that came
     from the request (ids, field names, paths) escaped as ``\\xNN``, at most 20,000
     characters, never blank."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)[:20000]
+    text = escape_controls(message)[:20000]
     return text if text.strip() else "request refused"
 
 

@@ -53,6 +53,9 @@ async def create(request: web.Request) -> web.Response:
         req = SubscriptionRequest.model_validate(doc)
     except ValidationError as exc:
         raise schema_error(exc) from None
+    if "\x00" in req.q:  # PostgreSQL text cannot hold it; a query never needs it
+        raise InputError("q contains a NUL character (\\u0000); remove it",
+                         code=ErrorCode.QUERY_INVALID)
     sub = await node.subscriptions.create(
         reader.id, req.q, req.kind, req.tag, req.author
     )

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from exchange.errors import escape_controls
+
 from .database import Database
 
 __all__ = ["ActivityStore", "SECURITY_CODES"]
@@ -93,8 +95,8 @@ class ActivityStore:
         now = datetime.now(UTC)
         key = (now.replace(second=0, microsecond=0), kind, site, code, source[:100])
         held = self._events.get(key)
-        if held is None:
-            self._events[key] = [1, now, message[:500], detail or {}]
+        if held is None:  # text PostgreSQL can store: no NUL, no control characters
+            self._events[key] = [1, now, escape_controls(message)[:500], _storable(detail or {})]
         else:
             held[0] += 1
             held[1] = now
@@ -277,3 +279,15 @@ def _h(token: str) -> bytes:
 def china_today() -> date:
     """Today's date in China (UTC+8), the day boundary users expect."""
     return (datetime.now(UTC) + timedelta(hours=8)).date()
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with control characters escaped in every string (PostgreSQL text and
+    jsonb refuse NUL; a refused request's detail may carry one from the request)."""
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, dict):
+        return {escape_controls(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    return value

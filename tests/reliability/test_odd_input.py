@@ -182,6 +182,25 @@ async def test_a_client_that_hangs_up_is_not_a_database_outage(
     assert access and all(m.endswith(" 499") for m in access), access
 
 
+async def test_nul_characters_in_bodies_never_poison_storage(node: Any) -> None:
+    """Found by the schemathesis soak run: a NUL in a refused push's field name reached
+    the activity log (PostgreSQL refuses NUL in text), so every later /v1/activity
+    answered 500; a NUL in a subscription's query answered 500."""
+    key = await node.add_site(SITE, "淮北市杜集区人大常委会", ("huaihai",))
+    token = await node.add_monitor("nul-monitor", circles=("huaihai",))
+    signed = sign_item(lesson(SITE, "控制字符"), key)
+    async with node.client(SITE) as c:
+        res = await c.request("POST", "/v1/items", body=orjson.dumps(
+            {"items": [{**signed, "x\u0000y": 1}]}))
+        assert res["refused"] == 1
+        with pytest.raises(Exception) as caught:
+            await c.request("POST", "/v1/subscriptions", body=b'{"q": "a\\u0000b"}')
+        assert getattr(caught.value, "http_status", 0) == 400, caught.value
+    async with node.client(token=token) as c:
+        act = await c.request("GET", "/v1/activity")
+    assert any(r["code"] == "schema_invalid" for r in act["refusals"]), act["refusals"]
+
+
 # ------------------------------------------------------------------ property-based
 QUERY_EXAMPLES = 3000 if SOAK else 300
 FORM_EXAMPLES = 1000 if SOAK else 120
