@@ -91,7 +91,10 @@ def _scram_verifier(password: str, iterations: int = 4096) -> str:
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+
+    def b64(b: bytes) -> str:
+        return base64.b64encode(b).decode()
+
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
@@ -192,7 +195,7 @@ class EmbeddedPostgres:
             # The service user's own group only: no root group, no supplementary groups.
             ids = {"user": self._run_as, "group": self._service_ids()[1], "extra_groups": []}
         try:
-            done = subprocess.run(
+            done = subprocess.run(  # type: ignore[call-overload]  # ids: user, group…
                 args,
                 check=True,
                 capture_output=True,
@@ -200,14 +203,14 @@ class EmbeddedPostgres:
                 timeout=timeout,
                 cwd="/",
                 input=stdin,
-                **ids,  # type: ignore[arg-type]
+                **ids,
             )
         except subprocess.CalledProcessError as exc:
             raise OperationalError(
                 f"{Path(args[0]).name} failed: {(exc.stderr or exc.stdout).strip()[-800:]}",
                 code=ErrorCode.DATABASE_UNAVAILABLE,
             ) from None
-        return done.stdout
+        return str(done.stdout)
 
     # -- authentication ------------------------------------------------------
     @property
