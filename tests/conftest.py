@@ -9,8 +9,11 @@ its own database cloned from a migrated template, so tests never see each other'
 
 from __future__ import annotations
 
+import ast
+import functools
 import itertools
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -213,16 +216,47 @@ INTEGRATION = (
 )
 
 
+# Names that start a process: a test whose body, fixtures or module helpers use one of
+# them is a system test even when it is not listed above.
+_PROCESS = re.compile(
+    r"subprocess\.|Popen|create_subprocess_exec|NodeProcess|OwnedPostgres|"
+    r"EmbeddedPostgres\(|chromium\(|\brun_cli\(|\barun_cli\(|need_tool\("
+)
+
+
+@functools.cache
+def _process_names(path: Path) -> frozenset[str]:
+    """Top-level functions and classes of a module that start a process (transitively)."""
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    defs = {
+        n.name: ast.get_source_segment(source, n) or ""
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    found = {name for name, text in defs.items() if _PROCESS.search(text)}
+    grown = True
+    while grown:
+        grown = False
+        for name, text in defs.items():
+            if name not in found and any(re.search(rf"\b{f}\b", text) for f in found):
+                found.add(name)
+                grown = True
+    return frozenset(found)
+
+
 def tier_of(item: pytest.Item) -> str:
-    """``system`` by the table above; ``integration`` by the table or when the test
-    needs the session's PostgreSQL; otherwise ``unit`` (pure code, no I/O but files)."""
+    """``system`` by the table above, or when the test (its body, its fixtures or the
+    module's helpers it calls) starts a process; ``integration`` by the table or when
+    it needs the session's PostgreSQL; otherwise ``unit`` (pure code, files at most)."""
     rel = Path(str(item.path)).relative_to(Path(__file__).parent).as_posix()
     name = f"{rel}::{getattr(item, 'originalname', item.name)}"
     if any(name == p or rel == p or rel.startswith(p) and p.endswith("/") for p in SYSTEM):
         return "system"
-    if "pg_url" in getattr(item, "fixturenames", ()) or any(
-        rel == p or name == p for p in INTEGRATION
-    ):
+    used = set(getattr(item, "fixturenames", ())) | {getattr(item, "originalname", item.name)}
+    if used & _process_names(Path(str(item.path))):
+        return "system"
+    if "pg_url" in used or any(rel == p or name == p for p in INTEGRATION):
         return "integration"
     return "unit"
 
