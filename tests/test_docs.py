@@ -15,8 +15,6 @@ from tests.support import REPO
 
 DOCS = [REPO / "README.md", REPO / "deploy" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"```(?:sh|bash|console)\n(.*?)```", re.S)
-# Written in parallel and linked already; remove from here once it is in the repository.
-PENDING = {REPO / "docs" / "joint-inspections.md"}
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
@@ -66,7 +64,5 @@ def test_public_keys_are_given_with_an_equals_sign() -> None:
 def test_relative_links_lead_to_files(path: Path) -> None:
     for target in LINK.findall(path.read_text(encoding="utf-8")):
         if "://" in target or target.startswith("mailto:"):
-            continue
-        if (path.parent / target).resolve() in PENDING:
             continue
         assert (path.parent / target).exists(), f"{path.relative_to(REPO)} links to {target}"
