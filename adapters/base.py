@@ -63,7 +63,7 @@ class AdapterError(ExchangeError):
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message, code=ErrorCode.ADAPTER_FAILED)
-        self.retryable = retryable  # type: ignore[misc]  # per error, not per class
+        self.retryable = retryable
 
 
 _ITEM_ID = re.compile(r"sha256:[0-9a-f]{64}")

@@ -28,7 +28,6 @@ registry pattern). :func:`diagnostics` renders an error for the CLI.
 from __future__ import annotations
 
 import re
-
 from typing import Any, ClassVar
 
 from schemas.errors import ErrorCode
