@@ -3,8 +3,6 @@ rewrites, and keep a restored node from signing behind what they witnessed."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import aiohttp
@@ -14,6 +12,7 @@ from exchange.core.logleaf import leaf_hash_for, log_origin
 from exchange.core.merkle import root_of
 from exchange.core.note import verify_cosignature
 from exchange.templates import template
+from tests.support import wait_checkpoint, wait_until
 from tests.support.federation import build
 
 
@@ -24,16 +23,6 @@ def _items(key: Any, n: int, start: int = 0) -> list[dict[str, Any]]:
         it["title"] = f"见证 {i}"
         out.append(sign_item(it, key))
     return out
-
-
-async def _checkpoint(rn: Any, size: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        cp = await rn.node.log.latest_checkpoint()
-        if cp is not None and cp.size >= size:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no checkpoint {size}")
 
 
 async def _rewrite(rn: Any, keep: int) -> None:
@@ -56,7 +45,7 @@ async def test_cosign_then_catch_a_rewritten_log(node_factory: Any) -> None:
     key = hh.keys["huaibei-duji"]
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(_items(key, 20))
-    await _checkpoint(hh, 20)
+    await wait_checkpoint(hh, 20)
     status = await yd.node.witness.round()
     assert status["huaihai"] == "cosigned 20"
     async with aiohttp.ClientSession() as s, s.get(hh.url + "/v1/log/checkpoint") as r:
@@ -66,7 +55,7 @@ async def test_cosign_then_catch_a_rewritten_log(node_factory: Any) -> None:
     assert ts > 0
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(_items(key, 5, 100))
-    await _checkpoint(hh, 25)
+    await wait_checkpoint(hh, 25)
     assert (await yd.node.witness.round())["huaihai"] == "cosigned 25"
 
     # The operator truncates the log to 10 and regrows it with other items to 30.
@@ -74,7 +63,7 @@ async def test_cosign_then_catch_a_rewritten_log(node_factory: Any) -> None:
     hh.node.sequencer.start()
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(_items(key, 20, 500))
-    await _checkpoint(hh, 30)
+    await wait_checkpoint(hh, 30)
     status = await yd.node.witness.round()
     assert status["huaihai"].startswith("inconsistent: not consistent with size 25"), status
     evidence = await yd.node.witness.store.all_evidence()
@@ -94,7 +83,7 @@ async def test_restored_node_does_not_sign_behind_what_peers_witnessed(node_fact
     key = hh.keys["huaibei-duji"]
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(_items(key, 20))
-    await _checkpoint(hh, 20)
+    await wait_checkpoint(hh, 20)
     assert (await yd.node.witness.round())["huaihai"] == "cosigned 20"
     # The database comes back from an old backup (size 10) and the data disk is new.
     await _rewrite(hh, 10)
@@ -103,8 +92,8 @@ async def test_restored_node_does_not_sign_behind_what_peers_witnessed(node_fact
     await hh.node.witness.round()  # asks the peers first
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(_items(key, 3, 900))
-    deadline = time.monotonic() + 10
-    while hh.node.sequencer.refusal is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert hh.node.sequencer.refusal and "already signed size 20" in hh.node.sequencer.refusal
+    async def refusal() -> Any:
+        return hh.node.sequencer.refusal
+
+    assert "already signed size 20" in await wait_until(refusal, 10, "the log writer to refuse")
     assert await hh.node.log.latest_checkpoint() is None
