@@ -10,7 +10,6 @@ that witnessed it (new machine).
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -37,7 +36,7 @@ from exchange.service.audit import audit_log
 from exchange.service.backup import CONTEXT_BACKUP, create_backup, restore_backup
 from exchange.storage.ops import public_tables
 from schemas.errors import ErrorCode
-from tests.support import wait_checkpoint
+from tests.support import wait_checkpoint, wait_until
 from tests.support.federation import build
 from tests.support.nodes import RunningNode, with_db
 from tests.support.processes import FAST_LOG, arun_cli, clean_env, items
@@ -74,6 +73,13 @@ def _env(url: str, node_id: str = "huaihai") -> dict[str, str]:
 
 async def _cli(url: str, data: Path, *args: str, node_id: str = "huaihai") -> Any:
     return await arun_cli(*args, "--data-dir", str(data), env=_env(url, node_id))
+
+
+def _refusal_of(node: Any) -> Any:
+    async def refusal() -> Any:
+        return node.sequencer.refusal
+
+    return refusal
 
 
 def _manifest(path: Path) -> dict[str, Any]:
@@ -301,9 +307,7 @@ async def test_restored_node_does_not_sign_behind_itself(
         restored = RunningNode(node, server, keys=rn.keys)
         async with restored.client("huaibei-duji") as c:
             await c.push_batch(items(key, 3, 200))
-        deadline = time.monotonic() + 15
-        while node.sequencer.refusal is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await wait_until(_refusal_of(node), 15, "the log writer to refuse")
         assert (
             node.sequencer.refusal
             and "already signed size 30" in node.sequencer.refusal
@@ -350,9 +354,7 @@ async def test_restored_node_does_not_sign_behind_what_peers_witnessed(
         restored = RunningNode(node, server, keys=hh.keys)
         async with restored.client("huaibei-duji") as c:
             await c.push_batch(items(key, 3, 200))
-        deadline = time.monotonic() + 20
-        while node.sequencer.refusal is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await wait_until(_refusal_of(node), 20, "the log writer to refuse")
         assert (
             node.sequencer.refusal
             and "already signed size 30" in node.sequencer.refusal

@@ -287,10 +287,10 @@ async def test_single_writer_and_takeover(
         )  # the writer goes away; its lock goes with its connection
         async with a.client("huaibei-duji") as c:
             await c.push_batch(items(key, 30, 30))
-        deadline = time.monotonic() + 15
-        while not other.sequencer.is_writer and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert other.sequencer.is_writer
+        async def took_over() -> bool:
+            return bool(other.sequencer.is_writer)
+
+        await wait_until(took_over, 15, "the other process to become the log writer")
         await wait_checkpoint(a, 60)
         assert other.sequencer.leaves_integrated_total == 30  # it continued from 30
         report = await audit_log(other)
