@@ -34,7 +34,7 @@ from exchange.core.search_text import TOKENIZER_VERSION, tsvector_literal
 from exchange.core.trust import Reader
 
 from .database import Database
-from .items import StoredItem, _stored, _visibility
+from .items import StoredItem, _filters, _stored, _visibility
 
 __all__ = [
     "RANK_CAP",
@@ -90,29 +90,6 @@ class SearchRow:
     score: float
     item: StoredItem
     created_at: datetime
-
-
-def _filters(flt: SearchFilter, args: list[Any]) -> list[str]:
-    conds: list[str] = []
-    if flt.kind:
-        args.append(flt.kind)
-        conds.append(f"kind = ${len(args)}")
-    if flt.author:
-        args.append(flt.author)
-        conds.append(f"author = ${len(args)}")
-    if flt.circle:
-        args.append([flt.circle])
-        conds.append(f"audience_circles @> ${len(args)}::text[]")
-    if flt.tag:
-        args.append([flt.tag])
-        conds.append(f"tags @> ${len(args)}::text[]")
-    if flt.since:
-        args.append(flt.since)
-        conds.append(f"created_at >= ${len(args)}")
-    if flt.until:
-        args.append(flt.until)
-        conds.append(f"created_at < ${len(args)}")
-    return conds
 
 
 class SearchStore:
