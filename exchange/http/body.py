@@ -28,8 +28,13 @@ from .guard import body_too_slow
 from .keys import NODE
 
 __all__ = [
-    "anonymous_body", "body_chunks", "check_declared", "read_body", "read_form_field",
-    "read_json", "signed_body",
+    "anonymous_body",
+    "body_chunks",
+    "check_declared",
+    "read_body",
+    "read_form_field",
+    "read_json",
+    "signed_body",
 ]
 
 
@@ -146,7 +151,8 @@ async def read_form_field(request: web.Request, name: str) -> str:
     check_declared(request, cfg.anonymous_body_bytes)
     if request.content_length is None and request.body_exists:
         raise InputError(
-            "表单须声明长度 / a form body needs a Content-Length", code=ErrorCode.BAD_REQUEST,
+            "表单须声明长度 / a form body needs a Content-Length",
+            code=ErrorCode.BAD_REQUEST,
         )
     try:
         async with asyncio.timeout(cfg.body_stall_s):
@@ -154,8 +160,14 @@ async def read_form_field(request: web.Request, name: str) -> str:
         value = form.get(name, "")
     except TimeoutError:
         raise body_too_slow(cfg.body_stall_s) from None
-    except (ValueError, LookupError, AssertionError, TypeError, UnicodeError,
-            RuntimeError) as exc:
+    except (
+        ValueError,
+        LookupError,
+        AssertionError,
+        TypeError,
+        UnicodeError,
+        RuntimeError,
+    ) as exc:
         raise InputError(
             f"表单格式有误 / the form body is malformed ({type(exc).__name__}); "
             "send application/x-www-form-urlencoded or multipart/form-data",

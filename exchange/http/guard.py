@@ -78,7 +78,9 @@ def raise_fd_limit() -> tuple[int, int]:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (OSError, ValueError):  # a container may refuse: keep what we have
-            _log.warning("could not raise the open-file limit from %d to %d", soft, hard)
+            _log.warning(
+                "could not raise the open-file limit from %d to %d", soft, hard
+            )
     return fd_limits()
 
 
@@ -86,13 +88,19 @@ def runner_options(cfg: HttpConfig) -> dict[str, Any]:
     """Keyword arguments for :class:`aiohttp.web.AppRunner`: aiohttp's keep-alive timer
     also runs from connect until the first request's headers, so it is the header
     deadline too; a refused body is drained for at most a second."""
-    return {"keepalive_timeout": cfg.idle_timeout_s, "lingering_time": 0.25, "read_bufsize": 16384}
+    return {
+        "keepalive_timeout": cfg.idle_timeout_s,
+        "lingering_time": 0.25,
+        "read_bufsize": 16384,
+    }
 
 
 class ConnectionLimits:
     """Counts of open connections, in all and per client address."""
 
-    def __init__(self, total: int, per_address: int, proxies: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, total: int, per_address: int, proxies: tuple[str, ...] = ()
+    ) -> None:
         self.total_cap = total
         self.per_address_cap = per_address
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in proxies]
@@ -130,8 +138,10 @@ class ConnectionLimits:
         n = self.by_address.get(address, 0) + 1
         self.by_address[address] = n
         ok = self.total <= self.total_cap and (
-            not self.per_address_cap or n <= self.per_address_cap
-            or not self._per_address_applies(address))
+            not self.per_address_cap
+            or n <= self.per_address_cap
+            or not self._per_address_applies(address)
+        )
         if not ok:
             self.refused += 1
         return ok
@@ -147,9 +157,14 @@ class ConnectionLimits:
 
 async def _busy(request: web.BaseRequest) -> web.StreamResponse:
     resp = web.json_response(
-        {"error": {"code": ErrorCode.OVERLOADED.value,
-                   "message": "节点连接已满，请稍后重试 / too many connections; retry later"}},
-        status=503, headers={"Retry-After": str(RETRY_AFTER)},
+        {
+            "error": {
+                "code": ErrorCode.OVERLOADED.value,
+                "message": "节点连接已满，请稍后重试 / too many connections; retry later",
+            }
+        },
+        status=503,
+        headers={"Retry-After": str(RETRY_AFTER)},
     )
     resp.force_close()
     return resp
@@ -158,7 +173,9 @@ async def _busy(request: web.BaseRequest) -> web.StreamResponse:
 class _GuardedHandler(RequestHandler):
     """aiohttp's connection handler, counted against :class:`ConnectionLimits`."""
 
-    def __init__(self, manager: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
+    def __init__(
+        self, manager: Any, *, limits: ConnectionLimits, **kwargs: Any
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._limits = limits
         self._address: str | None = None
@@ -184,9 +201,16 @@ class _GuardedHandler(RequestHandler):
 class GuardedSite(web.TCPSite):
     """A TCP site whose connections are counted and capped (see module docstring)."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *,
-                 limits: ConnectionLimits, backlog: int = LISTEN_BACKLOG,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        *,
+        limits: ConnectionLimits,
+        backlog: int = LISTEN_BACKLOG,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(runner, host, port, backlog=backlog, **kwargs)
         self.limits = limits
 
@@ -201,8 +225,13 @@ class GuardedSite(web.TCPSite):
             return _GuardedHandler(server, limits=self.limits, loop=loop, **options)
 
         self._server = await loop.create_server(
-            factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            factory,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
         )
         if self._server.sockets:
             self._bound_port = self._server.sockets[0].getsockname()[1]
@@ -213,7 +242,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
-async def deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def deadline_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
     """Bound the time a request may take; see the module docstring."""
     cfg = request.app[NODE].config.http
     budget = cfg.handler_timeout_s
@@ -229,7 +260,8 @@ async def deadline_middleware(request: web.Request, handler: Handler) -> web.Str
             raise
         raise OperationalError(
             f"请求超时 / the request took over {budget:.0f} s and was stopped; retry later",
-            code=ErrorCode.OVERLOADED, detail={"retry_after": RETRY_AFTER},
+            code=ErrorCode.OVERLOADED,
+            detail={"retry_after": RETRY_AFTER},
         ) from None
     finally:
         request.pop(_DEADLINE, None)  # the response is prepared after this

@@ -91,11 +91,10 @@ def _scram_verifier(password: str, iterations: int = 4096) -> str:
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-
-    def b64(b: bytes) -> str:
-        return base64.b64encode(b).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+    salt64, stored64, server64 = (
+        base64.b64encode(b).decode() for b in (salt, stored_key, server_key)
+    )
+    return f"SCRAM-SHA-256${iterations}:{salt64}${stored64}:{server64}"
 
 
 _HBA = """# Written by Congress Exchange: every connection needs the password (SCRAM).
@@ -173,8 +172,10 @@ class EmbeddedPostgres:
             )
         uid, gid = self._service_ids()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        for target, what in ((pg_bin(""), "PostgreSQL programs"),
-                             (self.pgdata.parent, "data folder")):
+        for target, what in (
+            (pg_bin(""), "PostgreSQL programs"),
+            (self.pgdata.parent, "data folder"),
+        ):
             blocked = _unreachable(target, uid, gid)
             if blocked is not None:
                 raise OperationalError(
@@ -189,13 +190,14 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         os.chown(self.pgdata, uid, gid)
 
-    def _run(self, args: list[str], timeout: float = 120, stdin: str | None = None) -> str:
-        ids: dict[str, object] = {}
-        if self._run_as is not None:
-            # The service user's own group only: no root group, no supplementary groups.
-            ids = {"user": self._run_as, "group": self._service_ids()[1], "extra_groups": []}
+    def _run(
+        self, args: list[str], timeout: float = 120, stdin: str | None = None
+    ) -> str:
+        # As the service user, with its own group only: no root group, no supplementary
+        # groups (None: run as ourselves).
+        as_service = self._run_as is not None
         try:
-            done = subprocess.run(  # type: ignore[call-overload]  # ids: user, group…
+            done = subprocess.run(
                 args,
                 check=True,
                 capture_output=True,
@@ -203,7 +205,9 @@ class EmbeddedPostgres:
                 timeout=timeout,
                 cwd="/",
                 input=stdin,
-                **ids,
+                user=self._run_as,
+                group=self._service_ids()[1] if as_service else None,
+                extra_groups=[] if as_service else None,
             )
         except subprocess.CalledProcessError as exc:
             raise OperationalError(
@@ -291,11 +295,17 @@ class EmbeddedPostgres:
         if not new and _hba_is_current(self.pgdata):
             return
         if self.running_pid() is not None:
-            _log.warning("stopping the embedded PostgreSQL in %s to turn on passwords",
-                         self.pgdata)
+            _log.warning(
+                "stopping the embedded PostgreSQL in %s to turn on passwords",
+                self.pgdata,
+            )
             self.stop()
-        _log.warning("embedded PostgreSQL in %s: replacing trust authentication by a "
-                     "generated password (%s)", self.pgdata, self.passfile)
+        _log.warning(
+            "embedded PostgreSQL in %s: replacing trust authentication by a "
+            "generated password (%s)",
+            self.pgdata,
+            self.passfile,
+        )
         verifier = _scram_verifier(password)
         self._run(
             [str(pg_bin("postgres")), "--single", "-D", str(self.pgdata), "postgres"],
@@ -316,8 +326,10 @@ class EmbeddedPostgres:
     def url(self, database: str = "postgres") -> str:
         """A libpq URL for ``database`` on this server (the password stays in the
         passfile the URL names)."""
-        return (f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-                f"?passfile={quote(str(self.passfile), safe='/')}")
+        return (
+            f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+            f"?passfile={quote(str(self.passfile), safe='/')}"
+        )
 
     def running_pid(self) -> int | None:
         """PID of the running postmaster, or None."""

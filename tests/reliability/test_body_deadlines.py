@@ -27,7 +27,9 @@ from .test_hostile_clients import Conn, _signed_put
 pytestmark = pytest.mark.asyncio
 
 
-async def test_a_trickling_body_is_cut_off_by_the_minimum_rate(node_factory: Any) -> None:
+async def test_a_trickling_body_is_cut_off_by_the_minimum_rate(
+    node_factory: Any,
+) -> None:
     rn = await node_factory(http={"body_stall_s": 0.5, "body_min_rate": 20_000})
     key = await rn.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))
     port = int(rn.url.rsplit(":", 1)[1])
@@ -40,7 +42,7 @@ async def test_a_trickling_body_is_cut_off_by_the_minimum_rate(node_factory: Any
         sent = 0
         # 1 KiB every 0.2 s: never silent for the stall deadline, far under the rate.
         while not conn.status and sent < len(data) and time.monotonic() - t0 < 10:
-            await conn.send(data[sent:sent + 1024], timeout=1)
+            await conn.send(data[sent : sent + 1024], timeout=1)
             sent += 1024
             await asyncio.sleep(0.2)
         for _ in range(50):
@@ -71,10 +73,12 @@ async def test_a_site_over_its_blob_quota_is_refused(node_factory: Any) -> None:
 async def test_events_older_than_the_retention_are_purged(node_factory: Any) -> None:
     rn = await node_factory(limits={"event_retention_days": 30})
     activity = rn.node.activity
-    await activity.event("security", "", "unknown_key", "GET /v1/items refused",
-                         source="127.0.0.9")
-    await activity.event("security", "", "unknown_key", "GET /v1/items refused",
-                         source="127.0.0.9")
+    await activity.event(
+        "security", "", "unknown_key", "GET /v1/items refused", source="127.0.0.9"
+    )
+    await activity.event(
+        "security", "", "unknown_key", "GET /v1/items refused", source="127.0.0.9"
+    )
     await activity.flush()
     conn = await asyncpg.connect(rn.node.config.database.url)
     try:
@@ -90,7 +94,9 @@ async def test_events_older_than_the_retention_are_purged(node_factory: Any) -> 
         await conn.close()
 
 
-async def test_a_request_over_the_handler_deadline_is_stopped(node_factory: Any) -> None:
+async def test_a_request_over_the_handler_deadline_is_stopped(
+    node_factory: Any,
+) -> None:
     # No log writer here: a receipt asked to wait for integration waits its full time.
     rn = await node_factory(http={"handler_timeout_s": 1}, log={"writer": False})
     key = await rn.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))

@@ -26,8 +26,12 @@ ROOT = os.geteuid() == 0
 async def _connect_without_password(pg: EmbeddedPostgres) -> None:
     """What any local account can do: connect over loopback, no password at hand."""
     conn = await asyncpg.connect(
-        host="127.0.0.1", port=pg.port, user="postgres", database="postgres",
-        passfile=str(pg.pgdata / "no-such-passfile"), timeout=10,
+        host="127.0.0.1",
+        port=pg.port,
+        user="postgres",
+        database="postgres",
+        passfile=str(pg.pgdata / "no-such-passfile"),
+        timeout=10,
     )
     try:
         await conn.fetchval("SELECT 1")
@@ -53,15 +57,34 @@ async def test_a_local_account_without_the_password_is_refused(tmp_path: Path) -
     pg = EmbeddedPostgres(tmp_path / "data" / "pg")
     try:
         pg.start()
-        with pytest.raises((asyncpg.InvalidPasswordError,
-                            asyncpg.InvalidAuthorizationSpecificationError)):
+        with pytest.raises(
+            (
+                asyncpg.InvalidPasswordError,
+                asyncpg.InvalidAuthorizationSpecificationError,
+            )
+        ):
             await _connect_without_password(pg)
         if ROOT:  # another account, by the Unix socket: it may not even reach it
             done = subprocess.run(
-                [str(pg_bin("psql")), "-h", str(pg.socket_dir), "-p", str(pg.port),
-                 "-U", "postgres", "-w", "-c", "SELECT 1"],
-                user="nobody", group="nogroup", extra_groups=[], capture_output=True,
-                text=True, timeout=30, cwd="/",
+                [
+                    str(pg_bin("psql")),
+                    "-h",
+                    str(pg.socket_dir),
+                    "-p",
+                    str(pg.port),
+                    "-U",
+                    "postgres",
+                    "-w",
+                    "-c",
+                    "SELECT 1",
+                ],
+                user="nobody",
+                group="nogroup",
+                extra_groups=[],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                cwd="/",
             )
             assert done.returncode != 0, done.stdout
         # The node connects with the URL (it names the passfile, not the password).
@@ -113,13 +136,31 @@ def _old_style_cluster(pgdata: Path) -> int:
         user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
     run = {"check": True, "capture_output": True, "timeout": 120, "cwd": "/", **user}
     subprocess.run(
-        [str(pg_bin("initdb")), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
-         "--locale=C.UTF-8", "-U", "postgres"], **run,  # type: ignore[call-overload]
+        [
+            str(pg_bin("initdb")),
+            "-D",
+            str(pgdata),
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "-U",
+            "postgres",
+        ],
+        **run,  # type: ignore[call-overload]
     )
     port = free_port()
     subprocess.run(
-        [str(pg_bin("pg_ctl")), "-D", str(pgdata), "-w", "-o",
-         f"-h 127.0.0.1 -p {port} -k {pgdata}", "-l", str(pgdata / "server.log"), "start"],
+        [
+            str(pg_bin("pg_ctl")),
+            "-D",
+            str(pgdata),
+            "-w",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {pgdata}",
+            "-l",
+            str(pgdata / "server.log"),
+            "start",
+        ],
         **run,  # type: ignore[call-overload]
     )
     return port
@@ -131,8 +172,9 @@ async def test_an_old_trust_data_folder_is_upgraded_in_place(tmp_path: Path) -> 
         EmbeddedPostgres(tmp_path / "warmup" / "pg")._prepare_root()
         shutil.rmtree(tmp_path / "warmup")
     port = _old_style_cluster(pgdata)
-    conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres",
-                                 database="postgres")  # trust: anyone gets in
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=port, user="postgres", database="postgres"
+    )  # trust: anyone gets in
     try:
         await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)")
     finally:
@@ -145,8 +187,12 @@ async def test_an_old_trust_data_folder_is_upgraded_in_place(tmp_path: Path) -> 
             assert await conn.fetchval("SELECT v FROM kept") == 7
         finally:
             await conn.close()
-        with pytest.raises((asyncpg.InvalidPasswordError,
-                            asyncpg.InvalidAuthorizationSpecificationError)):
+        with pytest.raises(
+            (
+                asyncpg.InvalidPasswordError,
+                asyncpg.InvalidAuthorizationSpecificationError,
+            )
+        ):
             await _connect_without_password(pg)
         pg.stop()
         pg.start()  # second start: nothing more to upgrade, same password

@@ -75,13 +75,17 @@ def _src(i: int) -> str:
 
 # ------------------------------------------------------------------ the node
 async def _node(
-    fresh_db: Callable[[], Awaitable[str]], tmp_path: Path, nofile: int | None = None,
+    fresh_db: Callable[[], Awaitable[str]],
+    tmp_path: Path,
+    nofile: int | None = None,
     **env: str,
 ) -> tuple[NodeProcess, dict[str, PrivateKey], dict[str, str], str]:
     url = await fresh_db()
     keys, tokens = await seed_directory(url, SITES, MONITORS)
     node = NodeProcess(
-        tmp_path / "node", url, nofile=nofile,
+        tmp_path / "node",
+        url,
+        nofile=nofile,
         env={"EXCHANGE_WEBHOOKS_ENABLED": "false", **env},
     )
     node.start()
@@ -111,7 +115,9 @@ class GoodSite:
         finally:
             self.latencies.append(time.perf_counter() - t0)
 
-    async def round(self, client: ExchangeClient, session: aiohttp.ClientSession) -> None:
+    async def round(
+        self, client: ExchangeClient, session: aiohttp.ClientSession
+    ) -> None:
         item = sign_item(lesson(GOOD, f"守规矩的站点 {self.pushed}"), self.key)
         res = await self._timed("push", lambda: client.push(item))
         if res is not None:
@@ -143,7 +149,8 @@ class GoodSite:
             "requests": len(self.latencies),
             "errors": len(self.errors),
             "p50_ms": round(statistics.median(self.latencies) * 1000, 1)
-            if self.latencies else None,
+            if self.latencies
+            else None,
             "p99_ms": round(self.quantile(0.99) * 1000, 1),
             "max_ms": round(max(self.latencies, default=0) * 1000, 1),
         }
@@ -165,22 +172,34 @@ async def _during(
         await task
 
 
-def _record(attack: str, scale: str, good: GoodSite, rss: RssSampler, after: int,
-            **more: Any) -> None:
+def _record(
+    attack: str, scale: str, good: GoodSite, rss: RssSampler, after: int, **more: Any
+) -> None:
     """Figures for docs/reliability.md ("hostile clients")."""
-    merge_artifact("hostile_clients", **{attack: {
-        "scale": scale, "good_site": good.figures(),
-        "node_rss_mib": {"before": round(rss.baseline / MiB, 1),
-                         "peak": round(rss.peak / MiB, 1), "after": round(after / MiB, 1)},
-        **more,
-    }})
+    merge_artifact(
+        "hostile_clients",
+        **{
+            attack: {
+                "scale": scale,
+                "good_site": good.figures(),
+                "node_rss_mib": {
+                    "before": round(rss.baseline / MiB, 1),
+                    "peak": round(rss.peak / MiB, 1),
+                    "after": round(after / MiB, 1),
+                },
+                **more,
+            }
+        },
+    )
 
 
 # ------------------------------------------------------------------ raw connections
 class Conn:
     """One attacker connection: bytes written by hand, the node's answer watched."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.reader, self.writer = reader, writer
         self.opened = time.monotonic()
         self.closed_after: float | None = None  # seconds until the node closed it
@@ -263,17 +282,22 @@ async def slow_loris(port: int, n: int, hold: float) -> list[Conn]:
     deadline = time.monotonic() + hold
     k = 0
     while time.monotonic() < deadline and not all(c.closed for c in conns):
-        await asyncio.gather(*(c.send(f"X-Slow-{k}: z\r\n".encode(), 1) for c in conns
-                               if not c.closed))
+        await asyncio.gather(
+            *(c.send(f"X-Slow-{k}: z\r\n".encode(), 1) for c in conns if not c.closed)
+        )
         k += 1
         await asyncio.sleep(1.0)
     return conns
 
 
 _UNSIGNED_ROUTES = [
-    ("POST", "/v1/items"), ("POST", "/v1/federation/batch"), ("POST", "/v1/subscriptions"),
-    ("POST", "/v1/adapters/health"), ("POST", "/v1/federation/cosign"),
-    ("POST", "/dashboard/login"), ("POST", "/read/login"),
+    ("POST", "/v1/items"),
+    ("POST", "/v1/federation/batch"),
+    ("POST", "/v1/subscriptions"),
+    ("POST", "/v1/adapters/health"),
+    ("POST", "/v1/federation/cosign"),
+    ("POST", "/dashboard/login"),
+    ("POST", "/read/login"),
     ("PUT", "/v1/blobs/" + "ab" * 32),
 ]
 
@@ -285,7 +309,11 @@ async def stalled_unsigned(port: int, n: int, declared: int, sent: int) -> list[
 
     async def one(i: int, c: Conn) -> None:
         method, path = _UNSIGNED_ROUTES[i % len(_UNSIGNED_ROUTES)]
-        ctype = "application/x-www-form-urlencoded" if "login" in path else "application/json"
+        ctype = (
+            "application/x-www-form-urlencoded"
+            if "login" in path
+            else "application/json"
+        )
         await c.send(
             f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: {ctype}\r\nContent-Length: {declared}\r\n\r\n".encode()
@@ -300,10 +328,19 @@ def _signed_put(key: PrivateKey, port: int, data: bytes) -> tuple[str, bytes]:
     sha = hashlib.sha256(data).hexdigest()
     path = f"/v1/blobs/{sha}"
     hdrs = {"Content-Type": "application/octet-stream"}
-    hdrs.update(httpsig.sign_request(
-        key, "PUT", path, f"127.0.0.1:{port}", hdrs, data, created=int(time.time()),
-        nonce=secrets.token_urlsafe(12), scheme="http",
-    ))
+    hdrs.update(
+        httpsig.sign_request(
+            key,
+            "PUT",
+            path,
+            f"127.0.0.1:{port}",
+            hdrs,
+            data,
+            created=int(time.time()),
+            nonce=secrets.token_urlsafe(12),
+            scheme="http",
+        )
+    )
     head = f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(data)}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
     return sha, head.encode()
@@ -333,13 +370,22 @@ async def junk_signatures(url: str, n: int) -> Counter[int]:
     async def one(i: int) -> None:
         path = "/v1/items?limit=1"
         hdrs = httpsig.sign_request(
-            stranger, "GET", path, f"127.0.0.1:{port}", {}, None,
-            created=int(time.time()), nonce=secrets.token_urlsafe(12), scheme="http",
+            stranger,
+            "GET",
+            path,
+            f"127.0.0.1:{port}",
+            {},
+            None,
+            created=int(time.time()),
+            nonce=secrets.token_urlsafe(12),
+            scheme="http",
         )
         conn = aiohttp.TCPConnector(local_addr=(_src(i), 0), force_close=True)
         async with (
             aiohttp.ClientSession(connector=conn) as s,
-            s.get(url + path, headers=hdrs, timeout=aiohttp.ClientTimeout(total=10)) as r,
+            s.get(
+                url + path, headers=hdrs, timeout=aiohttp.ClientTimeout(total=10)
+            ) as r,
         ):
             statuses[r.status] += 1
 
@@ -355,6 +401,7 @@ async def test_stalled_blob_uploads_of_a_site_do_not_freeze_the_node(
     good = GoodSite(node.url, keys[GOOD], timeout=3.0)
     conns: list[Conn] = []
     try:
+
         async def attack() -> None:
             nonlocal conns
             conns, _ = await stalled_uploads(node.port, keys[STALLER], STALLED_UPLOADS)
@@ -366,9 +413,15 @@ async def test_stalled_blob_uploads_of_a_site_do_not_freeze_the_node(
             ready = r.status
         cut = await _wait_closed(conns, 10)
         statuses = Counter(c.status for c in conns)
-        _record("stalled_uploads", f"{STALLED_UPLOADS} signed blob PUTs of one site, 1 KiB "
-                "of 1 MiB sent, then nothing (body_stall_s=3)", good, rss, node.rss(),
-                answers={str(k): v for k, v in statuses.items()})
+        _record(
+            "stalled_uploads",
+            f"{STALLED_UPLOADS} signed blob PUTs of one site, 1 KiB "
+            "of 1 MiB sent, then nothing (body_stall_s=3)",
+            good,
+            rss,
+            node.rss(),
+            answers={str(k): v for k, v in statuses.items()},
+        )
         assert not good.errors, good.errors[:5]
         assert ready == 200
         assert cut == len(conns), f"{len(conns) - cut} stalled uploads still held open"
@@ -394,10 +447,12 @@ async def test_stalled_unsigned_bodies_hold_no_memory(
     conns: list[Conn] = []
     try:
         with RssSampler(node.pid, interval=0.05) as rss:
+
             async def attack() -> None:
                 nonlocal conns
                 conns = await stalled_unsigned(
-                    node.port, UNSIGNED, UNSIGNED_DECLARED, UNSIGNED_SENT)
+                    node.port, UNSIGNED, UNSIGNED_DECLARED, UNSIGNED_SENT
+                )
                 await asyncio.sleep(1.0)
 
             await _during(good, attack())
@@ -405,12 +460,20 @@ async def test_stalled_unsigned_bodies_hold_no_memory(
         await _close_all(conns)
         await asyncio.sleep(1.0)
         after = node.rss()
-        _record("stalled_unsigned", f"{UNSIGNED} unsigned POST/PUT bodies on 8 routes, "
-                f"{UNSIGNED_DECLARED / 1e6:.1f} MB declared, 1 MiB sent, then nothing",
-                good, rss, after, answers={str(k): v for k, v in answered.items()})
+        _record(
+            "stalled_unsigned",
+            f"{UNSIGNED} unsigned POST/PUT bodies on 8 routes, "
+            f"{UNSIGNED_DECLARED / 1e6:.1f} MB declared, 1 MiB sent, then nothing",
+            good,
+            rss,
+            after,
+            answers={str(k): v for k, v in answered.items()},
+        )
         assert not good.errors, good.errors[:5]
         # Refused from the headers alone: an answer (401/413), not a wait for the body.
-        assert sum(n for s, n in answered.items() if 400 <= s < 500) == len(conns), answered
+        assert sum(n for s, n in answered.items() if 400 <= s < 500) == len(conns), (
+            answered
+        )
         assert rss.growth < UNSIGNED_RSS_BOUND, f"grew {rss.growth / MiB:.0f} MiB"
         assert after - rss.baseline < UNSIGNED_RSS_BOUND
     finally:
@@ -418,11 +481,14 @@ async def test_stalled_unsigned_bodies_hold_no_memory(
         assert node.stop() == 0, node.log_tail()
 
 
-async def test_slow_loris_connections_are_cut_off(fresh_db: Any, tmp_path: Path) -> None:
+async def test_slow_loris_connections_are_cut_off(
+    fresh_db: Any, tmp_path: Path
+) -> None:
     node, keys, _, _ = await _node(fresh_db, tmp_path, EXCHANGE_HTTP_IDLE_TIMEOUT_S="3")
     good = GoodSite(node.url, keys[GOOD])
     conns: list[Conn] = []
     try:
+
         async def attack() -> None:
             nonlocal conns
             conns = await slow_loris(node.port, LORIS, hold=8.0)
@@ -430,10 +496,18 @@ async def test_slow_loris_connections_are_cut_off(fresh_db: Any, tmp_path: Path)
         with RssSampler(node.pid, interval=0.05) as rss:
             await _during(good, attack())
         cut = sum(1 for c in conns if c.closed and (c.closed_after or 99) < 7.0)
-        _record("slow_loris", f"{LORIS} connections sending a header line a second "
-                "(idle_timeout_s=3)", good, rss, node.rss(), cut_by_node=cut)
+        _record(
+            "slow_loris",
+            f"{LORIS} connections sending a header line a second (idle_timeout_s=3)",
+            good,
+            rss,
+            node.rss(),
+            cut_by_node=cut,
+        )
         assert len(conns) == LORIS
-        assert cut == LORIS, f"{LORIS - cut} slow-loris connections outlived the deadline"
+        assert cut == LORIS, (
+            f"{LORIS - cut} slow-loris connections outlived the deadline"
+        )
         assert not good.errors, good.errors[:5]
     finally:
         await _close_all(conns)
@@ -453,7 +527,9 @@ async def _fd_attack(port: int) -> tuple[list[Conn], list[Conn], Conn]:
     return crowd, one_address, fresh
 
 
-async def test_fd_exhaustion_is_answered_not_silent(fresh_db: Any, tmp_path: Path) -> None:
+async def test_fd_exhaustion_is_answered_not_silent(
+    fresh_db: Any, tmp_path: Path
+) -> None:
     # Started with a soft fd limit of 1024 (a common default), as a service often is.
     node, keys, _, _ = await _node(fresh_db, tmp_path, nofile=1024)
     good = GoodSite(node.url, keys[GOOD])
@@ -463,9 +539,15 @@ async def test_fd_exhaustion_is_answered_not_silent(fresh_db: Any, tmp_path: Pat
             crowd, one_address, fresh = await _during(good, _fd_attack(node.port))
         conns = [*crowd, *one_address, fresh]
         answers = Counter(c.status for c in one_address)
-        _record("fd_exhaustion", f"{FD_CROWD} idle connections from 40 addresses + 400 "
-                "requests from one address, node started with soft fd limit 1024",
-                good, rss, node.rss(), one_address={str(k): v for k, v in answers.items()})
+        _record(
+            "fd_exhaustion",
+            f"{FD_CROWD} idle connections from 40 addresses + 400 "
+            "requests from one address, node started with soft fd limit 1024",
+            good,
+            rss,
+            node.rss(),
+            one_address={str(k): v for k, v in answers.items()},
+        )
         assert not good.errors, good.errors[:5]
         assert len(crowd) == FD_CROWD
         assert fresh.status == 200, fresh.head  # a new client still gets in
@@ -490,7 +572,9 @@ async def _revoke(url: str, key_id: str) -> None:
 async def _security_events(node: NodeProcess, token: str) -> list[dict[str, Any]]:
     async with (
         aiohttp.ClientSession() as s,
-        s.get(node.url + "/v1/activity", headers={"Authorization": f"Bearer {token}"}) as r,
+        s.get(
+            node.url + "/v1/activity", headers={"Authorization": f"Bearer {token}"}
+        ) as r,
     ):
         assert r.status == 200
         return list((await r.json())["security_events"])
@@ -499,7 +583,9 @@ async def _security_events(node: NodeProcess, token: str) -> list[dict[str, Any]
 async def _event_rows(url: str) -> dict[str, int]:
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch("SELECT site, count(*) AS n FROM activity_events GROUP BY site")
+        rows = await conn.fetch(
+            "SELECT site, count(*) AS n FROM activity_events GROUP BY site"
+        )
     finally:
         await conn.close()
     return {r["site"]: r["n"] for r in rows}
@@ -526,10 +612,14 @@ async def test_junk_signatures_do_not_bury_a_real_alarm(
         assert rows.get("", 0) <= 2 * 40, f"{rows} rows for {JUNK} junk requests"
         counted = sum(e.get("count", 1) for e in events if e.get("site") == "")
         assert counted >= min(JUNK, 50), events[:3]
-        merge_artifact("hostile_clients", event_flood={
-            "scale": f"{JUNK} requests signed by an unknown key, from 40 addresses at once",
-            "event_rows": rows, "revoked_key_event_kept": True,
-        })
+        merge_artifact(
+            "hostile_clients",
+            event_flood={
+                "scale": f"{JUNK} requests signed by an unknown key, from 40 addresses at once",
+                "event_rows": rows,
+                "revoked_key_event_kept": True,
+            },
+        )
     finally:
         assert node.stop() == 0, node.log_tail()
 
@@ -555,28 +645,42 @@ async def test_hostile_soak(fresh_db: Any, tmp_path: Path) -> None:
         async def attacks() -> None:
             for _ in range(SOAK_ROUNDS):
                 t0 = time.monotonic()
-                uploads, _ = await stalled_uploads(node.port, keys[STALLER], STALLED_UPLOADS)
+                uploads, _ = await stalled_uploads(
+                    node.port, keys[STALLER], STALLED_UPLOADS
+                )
                 unsigned = await stalled_unsigned(
-                    node.port, UNSIGNED, UNSIGNED_DECLARED, UNSIGNED_SENT)
+                    node.port, UNSIGNED, UNSIGNED_DECLARED, UNSIGNED_SENT
+                )
                 async with ExchangeClient(node.url, key=keys[REVOKED], timeout=10) as c:
                     with contextlib.suppress(AuthError):
                         await c.list_items()
                 junk, (crowd, one_address, fresh), loris = await asyncio.gather(
-                    junk_signatures(node.url, JUNK), _fd_attack(node.port),
+                    junk_signatures(node.url, JUNK),
+                    _fd_attack(node.port),
                     slow_loris(node.port, LORIS, hold=20.0),
                 )
                 held.extend([*uploads, *unsigned, *crowd, *one_address, fresh, *loris])
                 # Every held connection is cut by the node's deadlines (idle 20 s,
                 # body stall 10 s), none by us.
                 cut = await _wait_closed(uploads + loris + crowd, 25)
-                waves.append({
-                    "seconds": round(time.monotonic() - t0, 1),
-                    "cut_by_node": cut, "held": len(uploads + loris + crowd),
-                    "left_open": {name: sum(1 for c in group if not c.closed) for name, group
-                                  in (("uploads", uploads), ("loris", loris), ("idle", crowd))},
-                    "junk": dict(junk), "new_client": fresh.status,
-                    "over_cap": Counter(c.status for c in one_address)[503],
-                })
+                waves.append(
+                    {
+                        "seconds": round(time.monotonic() - t0, 1),
+                        "cut_by_node": cut,
+                        "held": len(uploads + loris + crowd),
+                        "left_open": {
+                            name: sum(1 for c in group if not c.closed)
+                            for name, group in (
+                                ("uploads", uploads),
+                                ("loris", loris),
+                                ("idle", crowd),
+                            )
+                        },
+                        "junk": dict(junk),
+                        "new_client": fresh.status,
+                        "over_cap": Counter(c.status for c in one_address)[503],
+                    }
+                )
                 await _close_all(held)
                 held.clear()
 
@@ -588,7 +692,11 @@ async def test_hostile_soak(fresh_db: Any, tmp_path: Path) -> None:
             "all_at_once",
             f"all of the above together, {SOAK_ROUNDS} wave(s), default deadlines "
             "(idle 20 s, body stall 10 s), soft fd limit 1024",
-            good, rss, after, waves=waves, event_rows=await _event_rows(url),
+            good,
+            rss,
+            after,
+            waves=waves,
+            event_rows=await _event_rows(url),
         )
         assert not good.errors, good.errors[:5]
         assert good.quantile(0.99) < 1.0, good.figures()
@@ -597,7 +705,8 @@ async def test_hostile_soak(fresh_db: Any, tmp_path: Path) -> None:
         assert any(e.get("site") == REVOKED for e in events), events[:3]
         assert rss.growth < SOAK_RSS_BOUND, f"grew {rss.growth / MiB:.0f} MiB"
         assert after - rss.baseline < SOAK_RSS_AFTER, (
-            f"{(after - rss.baseline) / MiB:.0f} MiB stayed")
+            f"{(after - rss.baseline) / MiB:.0f} MiB stayed"
+        )
     finally:
         await _close_all(held)
         assert node.stop() == 0, node.log_tail()
