@@ -24,7 +24,9 @@ One run measures, in order, on one embedded PostgreSQL (``synchronous_commit`` o
    configuration whose achieved rate falls short of 95 % of the target is *saturated*),
    then backlog drain after a peer returns, with the sender's resident memory before,
    with the backlog held (10,000 items for 10 s; 1,000 for 1 s with ``--quick``) and
-   after the drain.
+   after the drain; and what crossed between the nodes (counting relays on the roster
+   URLs): items and bytes sent per item replicated (1.0 item when each item crosses
+   to each peer once; bytes also as a multiple of the signed item's size).
 
 Every figure is printed beside its ratio to the matching limit measured in the same run,
 and written to ``bench/results/latest.json`` with the machine facts; a PNG plot (latency
