@@ -21,7 +21,7 @@ def _days(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name, "")
     if not raw:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 366:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 366:
         raise InputError(f"{name} must be a whole number of days, 1–366", code=ErrorCode.BAD_REQUEST)
     return int(raw)
 

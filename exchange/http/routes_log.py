@@ -30,7 +30,7 @@ def _int(request: web.Request, name: str, default: int | None = None) -> int:
                 f"query parameter {name} is required", code=ErrorCode.BAD_REQUEST
             )
         return default
-    if not raw.lstrip("-").isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 18:
         raise InputError(
             f"query parameter {name} must be an integer", code=ErrorCode.BAD_REQUEST
         )

@@ -93,7 +93,7 @@ def parse_limit(q: MultiMapping[str], default: int = 20, hi: int = 50) -> int:
     raw = q.get("limit") or ""
     if not raw:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= hi:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= hi:
         raise _bad(f"limit must be an integer from 1 to {hi}")
     return int(raw)
 

@@ -36,7 +36,7 @@ _PING_S = 15.0
 def _after(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.lstrip("-").isdigit() or len(raw) > 18 or int(raw) < -1:
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 18 or int(raw) < -1:
         raise InputError(
             f"{name} must be a log index (an integer ≥ -1)", code=ErrorCode.BAD_REQUEST
         )

@@ -93,6 +93,9 @@ async def test_hand_made_cases_that_were_server_errors(node: Any) -> None:
     ):
         cases.append(("/v1/search", {"q": "安全生产法", "cursor": _cursor({**real, **change})}))
     cases.append(("/v1/search", {"q": "安全生产法", "cursor": _cursor([1, 2])}))
+    for digits in ("³", "²⁵", "١٢", "①"):  # Unicode digits: isdigit() but not int()
+        cases.append(("/v1/search", {"q": "安全生产法", "limit": digits}))
+        cases.append(("/v1/log/entries", {"start": digits}))
     cases.append(("/v1/plans", {"today": "9999-12-31"}))
     cases.append(("/v1/plans", {"today": "0001-01-01"}))
     problems = []
@@ -103,6 +106,14 @@ async def test_hand_made_cases_that_were_server_errors(node: Any) -> None:
             problems.append(f"{path} {params}: {status} {body[:200]!r}")
         elif status >= 400 and not body.startswith(b'{"error"'):
             problems.append(f"{path} {params}: {status} without an error body")
+    token = await node.add_monitor("odd-monitor", circles=("huaihai",))
+    async with aiohttp.ClientSession() as s:
+        for name in ("days", "inactive_days"):
+            async with s.get(node.url + "/v1/activity", params={name: "³"},
+                             headers={"Authorization": f"Bearer {token}"}) as r:
+                _counts["hand-made query cases"] += 1
+                if r.status != 400:
+                    problems.append(f"/v1/activity {name}=³: {r.status}")
     assert not problems, "\n".join(problems)
 
 
@@ -234,7 +245,7 @@ _INTS = st.one_of(
 _INT_TEXT = st.one_of(
     _INTS.map(str),
     st.sampled_from(["", " 1", "1 ", "+1", "-0", "1e3", "1.0", "0x10", "1_000", "١٢", "NaN",
-                     "inf", "%00", "99999999999999999999999999999999999999"]),
+                     "inf", "%00", "99999999999999999999999999999999999999", "³", "-²", "①"]),
 )
 
 
