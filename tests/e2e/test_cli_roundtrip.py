@@ -9,15 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from exchange.core.canonical import canonical_json
-from tests.support import fill_placeholders
+from tests.support import fill_placeholders, wait_ready
 
 
 def _free_port() -> int:
@@ -162,17 +160,7 @@ async def test_push_pull_verify_with_cli_only(
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, (work / "node.log").read_text()
-            assert time.monotonic() < deadline, "node did not become ready"
-            time.sleep(0.2)
+        wait_ready(base, proc, 60, work / "node.log")
 
         # Write a ~2 KB item from the template (filled in), sign it, push it.
         item = fill_placeholders(json.loads(

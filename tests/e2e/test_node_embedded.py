@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from tests.support import wait_ready
 
 
 def _free_port() -> int:
@@ -50,19 +51,7 @@ def test_node_up_starts_and_stops_embedded_postgres(tmp_path: Path) -> None:
     )
     pg_pid = None
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/readyz", timeout=2
-                ) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, (tmp_path / "node.log").read_text()
-            assert time.monotonic() < deadline, "node did not become ready"
-            time.sleep(0.2)
+        wait_ready(f"http://127.0.0.1:{port}", proc, 90, tmp_path / "node.log")
         pidfile = data / "pg" / "postmaster.pid"
         assert pidfile.exists(), (
             "the embedded PostgreSQL should live in the data folder"

@@ -124,3 +124,20 @@ def need_tool(name: str, package: str) -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+def wait_ready(
+    base_url: str, proc: Any = None, timeout: float = 60.0, log: Path | None = None
+) -> None:
+    """Wait until ``base_url/readyz`` answers 200 while ``proc`` (a Popen) still runs;
+    its ``log`` file is shown if it exits first."""
+    import urllib.request
+
+    def ready() -> bool:
+        if proc is not None and proc.poll() is not None:
+            shown = log.read_text(errors="replace") if log is not None and log.exists() else ""
+            raise AssertionError(f"the node exited ({proc.returncode}) before it was ready\n{shown}")
+        with urllib.request.urlopen(base_url + "/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+
+    wait_for(ready, timeout, f"{base_url} to be ready", interval=0.2)
