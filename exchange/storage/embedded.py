@@ -221,7 +221,7 @@ class EmbeddedPostgres:
         entry = pwd.getpwnam(self._run_as)
         return entry.pw_uid, entry.pw_gid
 
-    def _bin(self, name: str) -> Path:
+    def program(self, name: str) -> Path:
         """A PostgreSQL program the server's user can run."""
         if self._programs is None:
             source = self._source or _wheel_pginstall()
@@ -343,7 +343,7 @@ class EmbeddedPostgres:
             )
         uid, gid = self._service_ids()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._bin("postgres")
+        self.program("postgres")
         if not self.relocated and _unreachable(self.data_dir, uid, gid) is not None:
             blocked = _unreachable(self.data_dir, uid, gid)
             if (self.configured / "PG_VERSION").exists():
@@ -438,7 +438,7 @@ class EmbeddedPostgres:
         try:
             self._run(
                 [
-                    str(self._bin("initdb")),
+                    str(self.program("initdb")),
                     "-D",
                     str(self.pgdata),
                     "--auth=scram-sha-256",
@@ -487,7 +487,7 @@ class EmbeddedPostgres:
         verifier = _scram_verifier(password)
         self._run(
             [
-                str(self._bin("postgres")),
+                str(self.program("postgres")),
                 "--single",
                 "-D",
                 str(self.pgdata),
@@ -568,7 +568,7 @@ class EmbeddedPostgres:
         try:
             self._run(
                 [
-                    str(self._bin("pg_ctl")),
+                    str(self.program("pg_ctl")),
                     "-D",
                     str(self.pgdata),
                     "-w",
@@ -602,7 +602,7 @@ class EmbeddedPostgres:
             return
         self._run(
             [
-                str(self._bin("pg_ctl")),
+                str(self.program("pg_ctl")),
                 "-D",
                 str(self.pgdata),
                 "-w",

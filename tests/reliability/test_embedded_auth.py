@@ -69,7 +69,7 @@ async def test_a_local_account_without_the_password_is_refused(tmp_path: Path) -
         if ROOT:  # another account, by the Unix socket: it may not even reach it
             done = subprocess.run(
                 [
-                    str(pg_bin("psql")),
+                    str(pg.program("psql")),
                     "-h",
                     str(pg.socket_dir),
                     "-p",
@@ -252,7 +252,7 @@ def test_refuses_clearly_when_no_folder_works(tmp_path: Path) -> None:
     assert not (private / "node" / "pg.location").exists()
 
 
-def _old_style_cluster(pgdata: Path) -> int:
+def _old_style_cluster(pgdata: Path, pg: EmbeddedPostgres) -> int:
     """A cluster as earlier versions made it (``initdb --auth=trust``), left running
     on loopback as an older node would leave it; returns its port."""
     pgdata.mkdir(parents=True, mode=0o700)
@@ -264,7 +264,7 @@ def _old_style_cluster(pgdata: Path) -> int:
     run = {"check": True, "capture_output": True, "timeout": 120, "cwd": "/", **user}
     subprocess.run(
         [
-            str(pg_bin("initdb")),
+            str(pg.program("initdb")),
             "-D",
             str(pgdata),
             "--auth=trust",
@@ -278,7 +278,7 @@ def _old_style_cluster(pgdata: Path) -> int:
     port = free_port()
     subprocess.run(
         [
-            str(pg_bin("pg_ctl")),
+            str(pg.program("pg_ctl")),
             "-D",
             str(pgdata),
             "-w",
@@ -298,7 +298,8 @@ async def test_an_old_trust_data_folder_is_upgraded_in_place(tmp_path: Path) -> 
     if ROOT:  # the user exists once any embedded cluster was started as root
         EmbeddedPostgres(tmp_path / "warmup" / "pg")._prepare_root()
         shutil.rmtree(tmp_path / "warmup")
-    port = _old_style_cluster(pgdata)
+    pg = EmbeddedPostgres(pgdata)
+    port = _old_style_cluster(pgdata, pg)
     conn = await asyncpg.connect(
         host="127.0.0.1", port=port, user="postgres", database="postgres"
     )  # trust: anyone gets in
@@ -306,7 +307,6 @@ async def test_an_old_trust_data_folder_is_upgraded_in_place(tmp_path: Path) -> 
         await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)")
     finally:
         await conn.close()
-    pg = EmbeddedPostgres(pgdata)
     try:
         pg.start()  # stops the old server, upgrades in place, starts again
         conn = await asyncpg.connect(pg.url("postgres"))
