@@ -116,7 +116,9 @@ class Settings:
     arrival_timeout_s: float = 120.0  # per rate: all items must reach every peer
     drain_timeout_s: float = 300.0
     workers: int = 1  # exchange node up --workers N for every node
-    catch_up_s: float = 6.0  # after the lag runs: one catch-up pull interval (5 s) and more
+    catch_up_s: float = (
+        6.0  # after the lag runs: one catch-up pull interval (5 s) and more
+    )
 
 
 def item(n: int, run: str) -> dict[str, Any]:
@@ -290,8 +292,11 @@ async def crossed(nodes: dict[str, NodeProc]) -> tuple[int, int]:
     """(items sent node to node so far: pushed + pulled, bytes through the relays)."""
     items = 0
     for n in nodes.values():
-        row = await _one(n.db_url, "SELECT coalesce(sum(pushed_total + refused_total"
-                         " + pulled_total), 0) AS n FROM peers")
+        row = await _one(
+            n.db_url,
+            "SELECT coalesce(sum(pushed_total + refused_total"
+            " + pulled_total), 0) AS n FROM peers",
+        )
         items += int(row["n"])
     return items, sum(RELAYS[n.url].bytes for n in nodes.values() if n.url in RELAYS)
 
@@ -534,9 +539,11 @@ async def lag_runs(
             "signed_item_bytes": size,
             "bytes_sent_per_item_bytes": round(per_item / size, 3),
         }
-        say(f"    → crossings, {len(nodes)} nodes: {c['items_sent_per_item_replicated']} "
+        say(
+            f"    → crossings, {len(nodes)} nodes: {c['items_sent_per_item_replicated']} "
             f"items and {c['bytes_sent_per_item_replicated']} bytes sent per item replicated "
-            f"({c['bytes_sent_per_item_bytes']} × the signed item)")
+            f"({c['bytes_sent_per_item_bytes']} × the signed item)"
+        )
 
 
 async def measure_lag(
@@ -826,7 +833,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 async def amain(args: argparse.Namespace) -> int:
     s = settings_from_args(args)
     work = Path(tempfile.mkdtemp(prefix="exchange-fedbench-"))
-    work.chmod(0o711)  # PostgreSQL's own system user (when run as root) must traverse it
+    work.chmod(
+        0o711
+    )  # PostgreSQL's own system user (when run as root) must traverse it
     pg = EmbeddedPostgres(work / "pg")
     say("starting the embedded PostgreSQL …")
     await asyncio.to_thread(pg.start)

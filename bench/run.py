@@ -105,10 +105,10 @@ REPLICATION_NODES = (2, 3)
 HEADLINE = (3, 500)  # replication_lag_p50_ms / _p99_ms: 3 nodes at 500 items/s
 
 
-
 def _shown(path: Path) -> str:
     """A path as recorded in results: relative to the repository when inside it."""
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
 
 def rate_loop(fn: Callable[[], object], seconds: float) -> float:
     """Calls of ``fn`` per second over about ``seconds`` (bounded by time)."""
@@ -774,10 +774,16 @@ for _n in REPLICATION_NODES:
         ]
 for _n in REPLICATION_NODES:
     ROWS += [
-        _r(f"  {_n} nodes: items sent per item replicated", f"node.crossings_{_n}n_items_per_item"),
+        _r(
+            f"  {_n} nodes: items sent per item replicated",
+            f"node.crossings_{_n}n_items_per_item",
+        ),
         Row(
             f"  {_n} nodes: bytes sent per item replicated / × item",
-            (f"node.crossings_{_n}n_bytes_per_item", f"node.crossings_{_n}n_bytes_per_item_bytes"),
+            (
+                f"node.crossings_{_n}n_bytes_per_item",
+                f"node.crossings_{_n}n_bytes_per_item_bytes",
+            ),
         ),
     ]
 ROWS += [
@@ -1072,7 +1078,9 @@ async def amain(args: argparse.Namespace) -> int:
     pg_cpu = 0.0
     host0, own0 = psutil.cpu_times(), _own_cpu_seconds()
     work = Path(tempfile.mkdtemp(prefix="exchange-bench-"))
-    work.chmod(0o711)  # PostgreSQL's own system user (when run as root) must traverse it
+    work.chmod(
+        0o711
+    )  # PostgreSQL's own system user (when run as root) must traverse it
     pg = EmbeddedPostgres(work / "pg")
     say("starting the embedded PostgreSQL …")
     await asyncio.to_thread(pg.start)

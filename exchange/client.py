@@ -67,7 +67,10 @@ class ExchangeClient:
         token: str | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+        if (
+            urlsplit(base_url).scheme not in ("http", "https")
+            or not urlsplit(base_url).netloc
+        ):
             raise ConfigError(
                 f"node URL {base_url!r} must start with http:// or https://, "
                 "e.g. http://127.0.0.1:8700"
@@ -106,15 +109,25 @@ class ExchangeClient:
         return self._session
 
     def signed_headers(
-        self, method: str, target: str, body: bytes | None, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        target: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
         """Headers for a request: signature (if a key is set) or bearer token."""
         out = dict(headers or {})
         if self.key is not None:
             out.update(
                 httpsig.sign_request(
-                    self.key, method, target, self._authority, out, body,
-                    created=int(time.time()), nonce=secrets.token_urlsafe(16),
+                    self.key,
+                    method,
+                    target,
+                    self._authority,
+                    out,
+                    body,
+                    created=int(time.time()),
+                    nonce=secrets.token_urlsafe(16),
                     scheme=urlsplit(self.base_url).scheme or "https",
                 )
             )
@@ -147,7 +160,9 @@ class ExchangeClient:
         try:
             # Large bodies go through a file-like payload so aiohttp streams them
             # instead of blocking the event loop on one big write.
-            data: bytes | io.BytesIO | None = io.BytesIO(body) if body and len(body) > 65536 else body
+            data: bytes | io.BytesIO | None = (
+                io.BytesIO(body) if body and len(body) > 65536 else body
+            )
             # encoded=True: send the target exactly as signed (yarl would otherwise
             # unquote characters such as %21 or %24 and break the signature).
             async with self.session.request(
@@ -186,7 +201,9 @@ class ExchangeClient:
     # -- items ---------------------------------------------------------------
     async def push(self, signed: Mapping[str, Any]) -> dict[str, Any]:
         """Push one signed item; returns its PushResult (raises on refusal)."""
-        result: dict[str, Any] = await self.request("POST", "/v1/items", body=orjson.dumps(signed))
+        result: dict[str, Any] = await self.request(
+            "POST", "/v1/items", body=orjson.dumps(signed)
+        )
         return result
 
     async def push_batch(self, signed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -201,13 +218,17 @@ class ExchangeClient:
         result: dict[str, Any] = await self.request("GET", f"/v1/items/{item_id}")
         return result
 
-    async def list_items(self, cursor: int = -1, limit: int = 100, **filters: Any) -> dict[str, Any]:
+    async def list_items(
+        self, cursor: int = -1, limit: int = 100, **filters: Any
+    ) -> dict[str, Any]:
         """One page of items after ``cursor``."""
         params = {"cursor": cursor, "limit": limit, **filters}
         result: dict[str, Any] = await self.request("GET", "/v1/items", params=params)
         return result
 
-    async def iter_items(self, cursor: int = -1, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+    async def iter_items(
+        self, cursor: int = -1, **filters: Any
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every item after ``cursor``, page by page."""
         while True:
             page = await self.list_items(cursor, **filters)
@@ -218,7 +239,9 @@ class ExchangeClient:
                 return
 
     # -- blobs ---------------------------------------------------------------
-    async def put_blob(self, data: bytes, media_type: str = "application/octet-stream") -> dict[str, Any]:
+    async def put_blob(
+        self, data: bytes, media_type: str = "application/octet-stream"
+    ) -> dict[str, Any]:
         """Upload a blob; returns its BlobInfo."""
         import hashlib
 
@@ -232,7 +255,9 @@ class ExchangeClient:
         """Download a blob."""
         target = f"{self._prefix}/v1/blobs/{sha256}"
         hdrs = self.signed_headers("GET", target, None)
-        async with self.session.get(f"{self.base_url}/v1/blobs/{sha256}", headers=hdrs) as resp:
+        async with self.session.get(
+            f"{self.base_url}/v1/blobs/{sha256}", headers=hdrs
+        ) as resp:
             data = await resp.read()
             if resp.status >= 400:
                 self._decode(resp.status, data)

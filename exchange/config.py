@@ -55,9 +55,15 @@ class NodeSection(_Section):
     id: str = Field("local", pattern=_SLUG, description="Node id, a lowercase slug")
     name: str = Field("", description="Display name, e.g. 淮海经济区节点")
     base_url: str = Field("", description="Public URL peers use to reach this node")
-    key_file: str = Field("node.key", description="Node private key, relative to data_dir")
-    data_dir: str = Field("data", description="Data folder; relative to the config file")
-    circles: list[str] = Field(default_factory=list, description="Circles this node serves")
+    key_file: str = Field(
+        "node.key", description="Node private key, relative to data_dir"
+    )
+    data_dir: str = Field(
+        "data", description="Data folder; relative to the config file"
+    )
+    circles: list[str] = Field(
+        default_factory=list, description="Circles this node serves"
+    )
 
 
 class HttpConfig(_Section):
@@ -70,38 +76,56 @@ class HttpConfig(_Section):
     signature_max_age: int = Field(300, ge=10, le=3600)
     signature_max_skew: int = Field(30, ge=0, le=600)
     page_max_bytes: int = Field(
-        4 * 1024 * 1024, ge=16 * 1024,
+        4 * 1024 * 1024,
+        ge=16 * 1024,
         description="A page of items ends at this many bytes of items (or at limit)",
     )
     # Hostile clients (issue 15): deadlines and caps of the listener.
     idle_timeout_s: float = Field(
-        20.0, ge=0.5, le=3600,
+        20.0,
+        ge=0.5,
+        le=3600,
         description="A connection closes when no complete request headers arrived for "
         "this long (from connect or from the last response): slow headers, idle keep-alive. "
         "Longer than clients keep idle connections (aiohttp: 15 s), so a client never "
         "reuses one the node is closing",
     )
     body_stall_s: float = Field(
-        10.0, ge=0.5, le=600, description="A request body that sends nothing this long is dropped",
+        10.0,
+        ge=0.5,
+        le=600,
+        description="A request body that sends nothing this long is dropped",
     )
     body_min_rate: int = Field(
-        4096, ge=0, description="Bytes/s a request body must average once body_stall_s has passed",
+        4096,
+        ge=0,
+        description="Bytes/s a request body must average once body_stall_s has passed",
     )
     handler_timeout_s: float = Field(
-        60.0, ge=1, description="Longest time a request may take (event streams and blobs excepted)",
+        60.0,
+        ge=1,
+        description="Longest time a request may take (event streams and blobs excepted)",
     )
     max_connections: int = Field(
-        4096, ge=16, description="Open connections in all (also bounded by the fd limit)",
+        4096,
+        ge=16,
+        description="Open connections in all (also bounded by the fd limit)",
     )
     max_connections_per_address: int = Field(
-        256, ge=0, description="Open connections per client address (0: no cap); "
+        256,
+        ge=0,
+        description="Open connections per client address (0: no cap); "
         "http.trusted_proxies count toward max_connections only",
     )
     anonymous_body_bytes: int = Field(
-        16 * 1024, ge=1024, description="Largest body of an unauthenticated request (login forms)",
+        16 * 1024,
+        ge=1024,
+        description="Largest body of an unauthenticated request (login forms)",
     )
     blob_uploads_per_site: int = Field(
-        4, ge=1, description="Blob uploads one site may have in flight at once",
+        4,
+        ge=1,
+        description="Blob uploads one site may have in flight at once",
     )
 
     trusted_proxies: list[str] = Field(
@@ -117,14 +141,21 @@ class HttpConfig(_Section):
             try:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
-                raise ValueError(f"{net!r} is not an IP address or network (CIDR)") from None
+                raise ValueError(
+                    f"{net!r} is not an IP address or network (CIDR)"
+                ) from None
         return v
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
         host, sep, port = v.rpartition(":")
-        if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536:
+        if (
+            not sep
+            or not host
+            or not (port.isascii() and port.isdigit())
+            or not 0 <= int(port) < 65536
+        ):
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8700")
         return v
 
@@ -138,8 +169,10 @@ class DatabaseConfig(_Section):
     pool_max: int = Field(10, ge=1)
     embedded_port: int = Field(0, ge=0, lt=65536)
     embedded_max_restarts: int = Field(
-        5, ge=0, description="Restarts of a dead embedded PostgreSQL within 5 minutes "
-        "before the node gives up (/healthz then fails)"
+        5,
+        ge=0,
+        description="Restarts of a dead embedded PostgreSQL within 5 minutes "
+        "before the node gives up (/healthz then fails)",
     )
 
 
@@ -149,21 +182,30 @@ class LimitsConfig(_Section):
     max_depth: int = Field(32, ge=4, le=256)
     future_skew_seconds: int = Field(600, ge=0)
     site_requests_per_s: float = Field(
-        100.0, ge=0, description="Sustained requests/s per site and process (0: no limit)"
+        100.0,
+        ge=0,
+        description="Sustained requests/s per site and process (0: no limit)",
     )
     site_burst: int = Field(500, ge=1, description="Requests a site may send at once")
     blob_quota_bytes: int = Field(
-        2 * 1024**3, ge=0, description="Bytes of blobs one site may have uploaded (0: no quota)",
+        2 * 1024**3,
+        ge=0,
+        description="Bytes of blobs one site may have uploaded (0: no quota)",
     )
     event_retention_days: int = Field(
-        90, ge=1, le=3650, description="Security and refusal events are kept this many days",
+        90,
+        ge=1,
+        le=3650,
+        description="Security and refusal events are kept this many days",
     )
 
 
 class LogConfig(_Section):
     """``[log]``: the Merkle log writer."""
 
-    writer: bool = Field(True, description="Compete for the log-writer lock in this process")
+    writer: bool = Field(
+        True, description="Compete for the log-writer lock in this process"
+    )
     checkpoint_interval_ms: int = Field(1000, ge=10, le=600_000)
     batch_size: int = Field(5000, ge=1, le=100_000)
 
@@ -175,7 +217,9 @@ class FederationConfig(_Section):
         default_factory=list,
         description="Pinned roster keys, each 'KEY_ID ALG PUBLIC_KEY' (base64url)",
     )
-    roster_file: str = Field("", description="A signed roster to install at start if newer")
+    roster_file: str = Field(
+        "", description="A signed roster to install at start if newer"
+    )
     accepted_algs: list[str] = Field(
         default_factory=list,
         description="Signature suites accepted while no roster is installed, e.g. "
@@ -195,7 +239,9 @@ class WebhooksConfig(_Section):
     """``[webhooks]``: delivery of items to sites' own systems (``exchange webhook add``)."""
 
     enabled: bool = Field(True, description="Run the delivery loops in this process")
-    poll_interval_ms: int = Field(2000, ge=50, description="Check for new items this often")
+    poll_interval_ms: int = Field(
+        2000, ge=50, description="Check for new items this often"
+    )
     backoff_base_ms: int = Field(1000, ge=10, description="First retry delay")
     backoff_max_s: float = Field(600.0, ge=0.1, description="Longest retry delay")
     request_timeout_s: float = Field(10.0, ge=0.1)
@@ -206,7 +252,9 @@ class IngestConfig(_Section):
     """``[ingest]``: how pushes are checked."""
 
     verify_processes: int = Field(
-        2, ge=0, le=64,
+        2,
+        ge=0,
+        le=64,
         description="Helper processes that parse and verify large push bodies, for the "
         "whole node (shared among --workers); 0: everything on the event loop",
     )
@@ -218,13 +266,19 @@ class IngestConfig(_Section):
 class SearchConfig(_Section):
     """``[search]``: the search index, built behind the log."""
 
-    indexer: bool = Field(True, description="Compete for the indexer lock in this process")
+    indexer: bool = Field(
+        True, description="Compete for the indexer lock in this process"
+    )
     indexer_process: bool = Field(
         True, description="Tokenize in a helper process (false: on the event loop)"
     )
-    batch_size: int = Field(200, ge=1, le=5000, description="Most items per index transaction")
+    batch_size: int = Field(
+        200, ge=1, le=5000, description="Most items per index transaction"
+    )
     fresh_wait_s: float = Field(
-        3.0, ge=0, description="How long a search waits for the index to reach the log head"
+        3.0,
+        ge=0,
+        description="How long a search waits for the index to reach the log head",
     )
 
 
@@ -308,7 +362,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
         if name in _SPECIAL_ENV:
             section, key = _SPECIAL_ENV[name]
         else:
-            rest = name[len("EXCHANGE_"):].lower()
+            rest = name[len("EXCHANGE_") :].lower()
             section, _, key = rest.partition("_")
             if section not in _SECTIONS or not key:
                 continue
@@ -351,7 +405,9 @@ def load_config(
         config_dir = path.resolve().parent
     from_env = _apply_env(data, os.environ if environ is None else environ)
     for section, values in (overrides or {}).items():
-        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+        data.setdefault(section, {}).update(
+            {k: v for k, v in values.items() if v is not None}
+        )
     data["config_dir"] = str(config_dir)
     try:
         return NodeConfig.model_validate(data)
@@ -359,11 +415,19 @@ def load_config(
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
-            src = next((f" (set by {v})" for k, v in from_env.items()
-                        if loc == k or loc.startswith(k + ".")), "")
+            src = next(
+                (
+                    f" (set by {v})"
+                    for k, v in from_env.items()
+                    if loc == k or loc.startswith(k + ".")
+                ),
+                "",
+            )
             problems.append(f"{loc}{src}: {err['msg']}")
         where = f" in {path}" if path else ""
-        raise ConfigError(f"invalid configuration{where}: " + "; ".join(problems)) from None
+        raise ConfigError(
+            f"invalid configuration{where}: " + "; ".join(problems)
+        ) from None
 
 
 def env_value(name: str, default: str = "") -> str:

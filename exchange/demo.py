@@ -129,17 +129,27 @@ def _shown(path: Path) -> str:
 
 
 def next_steps(
-    data_dir: Path, urls: dict[str, str], monitor_token: str, read_token: str, plan_id: str
+    data_dir: Path,
+    urls: dict[str, str],
+    monitor_token: str,
+    read_token: str,
+    plan_id: str,
 ) -> list[str]:
     """What to try next, as commands to copy; every file they write is under data_dir."""
     hh, yd = urls["huaihai"], urls["yangtze-delta"]
     d = _shown(data_dir)
-    keys, cfg, cfg_yd = f"{d}/keys", f"{d}/huaihai/node.toml", f"{d}/yangtze-delta/node.toml"
+    keys, cfg, cfg_yd = (
+        f"{d}/keys",
+        f"{d}/huaihai/node.toml",
+        f"{d}/yangtze-delta/node.toml",
+    )
     activate = Path(sys.executable).parent / "activate"
     lines = []
     if activate.exists():
-        lines.append(f"  先激活环境 / first:      . {_shown(activate)}    "
-                     "(puts 'exchange' on PATH)")
+        lines.append(
+            f"  先激活环境 / first:      . {_shown(activate)}    "
+            "(puts 'exchange' on PATH)"
+        )
     return lines + [
         f"  监督看板 / dashboard:   {hh}/dashboard   监督令牌 / monitor token: {monitor_token}",
         f"  阅读视图 / reading:     {yd}/read   苏州市吴中区 read token: {read_token}",
@@ -400,11 +410,14 @@ async def _serve(data_dir: Path, listen: str) -> int:
         _say("")
         plan_id = await run_joint_inspection(urls, DEMO_HOMES, keys, _say)
         hh, yd = urls["huaihai"], urls["yangtze-delta"]
-        read_token = await nodes["yangtze-delta"].read_access.issue_token("suzhou-wuzhong")
+        read_token = await nodes["yangtze-delta"].read_access.issue_token(
+            "suzhou-wuzhong"
+        )
         _say("")
         _say(f"联邦已就绪 / federation ready: huaihai {hh}  ·  yangtze-delta {yd}")
-        for line in next_steps(data_dir, urls, token_path.read_text().strip(), read_token,
-                               plan_id):
+        for line in next_steps(
+            data_dir, urls, token_path.read_text().strip(), read_token, plan_id
+        ):
             _say(line)
         _say("按 Ctrl-C 停止 / press Ctrl-C to stop")
         stop = asyncio.Event()

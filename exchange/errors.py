@@ -120,7 +120,10 @@ class ExchangeError(Exception):
 
     def to_body(self) -> dict[str, Any]:
         """The JSON error body for this error."""
-        body: dict[str, Any] = {"code": self.code.value, "message": printable(self.message)}
+        body: dict[str, Any] = {
+            "code": self.code.value,
+            "message": printable(self.message),
+        }
         if self.detail:
             body["detail"] = self.detail
         return {"error": body}
@@ -129,7 +132,10 @@ class ExchangeError(Exception):
 class InputError(ExchangeError):
     """The request or document is malformed."""
 
-    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.BAD_REQUEST, ErrorCode.QUERY_INVALID)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
+        ErrorCode.BAD_REQUEST,
+        ErrorCode.QUERY_INVALID,
+    )
     http_status = 400
 
 
@@ -149,7 +155,10 @@ class JsonError(InputError):
 class TooLarge(InputError):
     """A body, blob or batch over its limit."""
 
-    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.TOO_LARGE, ErrorCode.BATCH_TOO_LARGE)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
+        ErrorCode.TOO_LARGE,
+        ErrorCode.BATCH_TOO_LARGE,
+    )
     http_status = 413
 
 
@@ -185,7 +194,10 @@ class VerificationError(ExchangeError):
 class ProofError(VerificationError):
     """A Merkle proof or checkpoint does not verify."""
 
-    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.PROOF_INVALID, ErrorCode.CHECKPOINT_INVALID)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
+        ErrorCode.PROOF_INVALID,
+        ErrorCode.CHECKPOINT_INVALID,
+    )
 
 
 class AuthError(ExchangeError):
@@ -204,14 +216,21 @@ class AuthError(ExchangeError):
 class Forbidden(ExchangeError):
     """Authenticated, but not allowed to do this."""
 
-    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.FORBIDDEN, ErrorCode.NOT_HOME_NODE)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
+        ErrorCode.FORBIDDEN,
+        ErrorCode.NOT_HOME_NODE,
+    )
     http_status = 403
 
 
 class NotFound(ExchangeError):
     """No such resource (or not visible to this reader)."""
 
-    codes: ClassVar[tuple[ErrorCode, ...]] = (ErrorCode.NOT_FOUND, ErrorCode.BLOB_MISSING, ErrorCode.NOT_YET_INTEGRATED)
+    codes: ClassVar[tuple[ErrorCode, ...]] = (
+        ErrorCode.NOT_FOUND,
+        ErrorCode.BLOB_MISSING,
+        ErrorCode.NOT_YET_INTEGRATED,
+    )
     http_status = 404
 
 

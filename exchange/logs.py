@@ -17,7 +17,9 @@ import time
 
 __all__ = ["REQUEST_ID", "JsonFormatter", "configure_logging"]
 
-REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "request_id", default=""
+)
 
 _SECRET = re.compile(
     r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|(\"?private_key\"?\s*[:=]\s*\"?)[A-Za-z0-9_=+/-]+",
@@ -55,7 +57,8 @@ def configure_logging(*, json_lines: bool = True, level: int = logging.INFO) -> 
     """Send logs to stderr, as JSON lines (default) or plain text."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter() if json_lines
+        JsonFormatter()
+        if json_lines
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()

@@ -22,7 +22,21 @@ from prometheus_client import (
 
 __all__ = ["Metrics"]
 
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 class Metrics:
@@ -32,34 +46,51 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "exchange_http_requests", "HTTP requests handled, by route and status class.",
-            ["route", "method", "status"], registry=r,
+            "exchange_http_requests",
+            "HTTP requests handled, by route and status class.",
+            ["route", "method", "status"],
+            registry=r,
         )
         self.latency = Histogram(
-            "exchange_http_request_duration_seconds", "HTTP request latency by route.",
-            ["route", "method"], buckets=_BUCKETS, registry=r,
+            "exchange_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["route", "method"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self.items_accepted = Counter(
-            "exchange_items_accepted", "Items stored, by origin (local push or peer).",
-            ["origin"], registry=r,
+            "exchange_items_accepted",
+            "Items stored, by origin (local push or peer).",
+            ["origin"],
+            registry=r,
         )
         self.items_duplicate = Counter(
-            "exchange_items_duplicate", "Pushes of items already stored (idempotent).",
+            "exchange_items_duplicate",
+            "Pushes of items already stored (idempotent).",
             registry=r,
         )
         self.items_refused = Counter(
-            "exchange_items_refused", "Items refused, by reason code.", ["reason"], registry=r,
+            "exchange_items_refused",
+            "Items refused, by reason code.",
+            ["reason"],
+            registry=r,
         )
         self.security_events = Counter(
-            "exchange_security_events", "Security events (forged or replayed requests, "
-            "revoked or unknown keys, log inconsistencies), by code.", ["code"], registry=r,
+            "exchange_security_events",
+            "Security events (forged or replayed requests, "
+            "revoked or unknown keys, log inconsistencies), by code.",
+            ["code"],
+            registry=r,
         )
         self.log_size = Gauge(
-            "exchange_log_entries", "Items in this node's log (its size).", registry=r,
+            "exchange_log_entries",
+            "Items in this node's log (its size).",
+            registry=r,
         )
         self.log_integrated = Gauge(
             "exchange_log_integrated_entries",
-            "Log entries integrated into the Merkle tree.", registry=r,
+            "Log entries integrated into the Merkle tree.",
+            registry=r,
         )
         self.log_lag = Gauge(
             "exchange_log_integration_lag_entries",
@@ -67,12 +98,16 @@ class Metrics:
             registry=r,
         )
         self.peer_backlog = Gauge(
-            "exchange_peer_backlog_items", "Items waiting to be delivered to a peer.",
-            ["peer"], registry=r,
+            "exchange_peer_backlog_items",
+            "Items waiting to be delivered to a peer.",
+            ["peer"],
+            registry=r,
         )
         self.peer_last_success = Gauge(
             "exchange_peer_last_success_timestamp_seconds",
-            "Unix time of the last successful delivery to a peer.", ["peer"], registry=r,
+            "Unix time of the last successful delivery to a peer.",
+            ["peer"],
+            registry=r,
         )
         self.search_lag = Gauge(
             "exchange_search_index_lag_entries",
@@ -86,12 +121,15 @@ class Metrics:
             registry=r,
         )
         self.group_commit_items = Counter(
-            "exchange_group_commit_items", "Items appended by this process's group commits.",
+            "exchange_group_commit_items",
+            "Items appended by this process's group commits.",
             registry=r,
         )
         self.pool = Gauge(
-            "exchange_db_pool_connections", "Database pool connections by state.",
-            ["state"], registry=r,
+            "exchange_db_pool_connections",
+            "Database pool connections by state.",
+            ["state"],
+            registry=r,
         )
         self._refreshers: list[Callable[[Metrics], Awaitable[None]]] = []
 

@@ -121,15 +121,20 @@ class Node:
             raise
         self._stack = stack
 
-    async def _open(self, stack: contextlib.AsyncExitStack, *, run_migrations: bool) -> None:
+    async def _open(
+        self, stack: contextlib.AsyncExitStack, *, run_migrations: bool
+    ) -> None:
         cfg = self.config
         data = cfg.data_path
         data.mkdir(parents=True, exist_ok=True)
         url = cfg.database.url
         if not url:
             embedded = EmbeddedPostgres(
-                data / "pg", port=cfg.database.embedded_port,
-                max_connections=embedded_max_connections(self.workers, cfg.database.pool_max),
+                data / "pg",
+                port=cfg.database.embedded_port,
+                max_connections=embedded_max_connections(
+                    self.workers, cfg.database.pool_max
+                ),
             )
             self.embedded = embedded
             try:
@@ -139,10 +144,18 @@ class Node:
                 # this process launched.
                 stack.push_async_callback(self._stop_embedded, embedded)
             url = embedded.url("exchange")
-        pool_max = await fit_pool(url, workers=self.workers, pool_min=cfg.database.pool_min,
-                                  pool_max=cfg.database.pool_max, node_id=self.id)
+        pool_max = await fit_pool(
+            url,
+            workers=self.workers,
+            pool_min=cfg.database.pool_min,
+            pool_max=cfg.database.pool_max,
+            node_id=self.id,
+        )
         db = Database(
-            url, cfg.database.read_url, min_size=cfg.database.pool_min, max_size=pool_max,
+            url,
+            cfg.database.read_url,
+            min_size=cfg.database.pool_min,
+            max_size=pool_max,
             app_name=f"exchange-pool-{self.id}-{os.getpid()}",
         )
         await db.open(run_migrations=run_migrations)
@@ -157,8 +170,11 @@ class Node:
         self.search = SearchService(self.db, fresh_wait=cfg.search.fresh_wait_s)
         # Started, like the log writer, by the HTTP app's cleanup_ctx (serving processes).
         self.indexer = Indexer(
-            self.db, self.search.store, batch=cfg.search.batch_size,
-            process=cfg.search.indexer_process, name=f"exchange-{self.id}",
+            self.db,
+            self.search.store,
+            batch=cfg.search.batch_size,
+            process=cfg.search.indexer_process,
+            name=f"exchange-{self.id}",
             notifier=self.notifier,
         )
         self.subscriptions = SubscriptionService(self.db, self.search.store)
@@ -168,7 +184,9 @@ class Node:
         stack.push_async_callback(self.indexer.stop)
         self.blobs = BlobStore(self.db)
         self.nonces = NonceStore(self.db)
-        self.rate_limiter = RateLimiter(cfg.limits.site_requests_per_s, cfg.limits.site_burst)
+        self.rate_limiter = RateLimiter(
+            cfg.limits.site_requests_per_s, cfg.limits.site_burst
+        )
         self.activity = ActivityStore(self.db)
         stack.push_async_callback(self._flush_counters)
         self.adapter_health = AdapterHealthStore(self.db)
@@ -183,7 +201,9 @@ class Node:
         self.log = LogStore(self.db)
         self.proofs = ProofService(self.log)
         self.sequencer = Sequencer(
-            self, interval=cfg.log.checkpoint_interval_ms / 1000, batch=cfg.log.batch_size
+            self,
+            interval=cfg.log.checkpoint_interval_ms / 1000,
+            batch=cfg.log.batch_size,
         )
         # The sequencer competes for the writer lock only in a serving process: started
         # by the HTTP app's cleanup_ctx (exchange.http.app), never by CLI commands.
@@ -192,9 +212,14 @@ class Node:
         stack.push_async_callback(self.federation.stop)
         await self.federation.load()
         self.ingestor = Ingestor(
-            self.db, self.sites, self.committer, self.id,
+            self.db,
+            self.sites,
+            self.committer,
+            self.id,
             future_skew=timedelta(seconds=cfg.limits.future_skew_seconds),
-            activity=self.activity, metrics=self.metrics, federation=self.federation,
+            activity=self.activity,
+            metrics=self.metrics,
+            federation=self.federation,
             accepted_algs=frozenset(cfg.federation.accepted_algs),
             verify_processes=cfg.ingest.verify_processes,
             offload_min_bytes=cfg.ingest.offload_min_bytes,
@@ -220,19 +245,25 @@ class Node:
             # The key cache is live only while key-change notifications flow.
             self.notifier.on_live(self.sites.set_key_cache_live)
             stack.callback(self.notifier.off_live, self.sites.set_key_cache_live)
-            stack.callback(self.notifier.subscribe(
-                "exchange_keys", lambda _: self.sites.invalidate_keys()
-            ))
+            stack.callback(
+                self.notifier.subscribe(
+                    "exchange_keys", lambda _: self.sites.invalidate_keys()
+                )
+            )
             self.notifier.start()
             stack.push_async_callback(self.notifier.stop)
             if self.embedded is not None:  # restart our PostgreSQL if it dies
                 self.db_guard = EmbeddedGuard(
-                    self.embedded, max_restarts=self.config.database.embedded_max_restarts
+                    self.embedded,
+                    max_restarts=self.config.database.embedded_max_restarts,
                 )
-                guard = asyncio.create_task(self.db_guard.watch(), name="embedded-guard")
+                guard = asyncio.create_task(
+                    self.db_guard.watch(), name="embedded-guard"
+                )
                 stack.push_async_callback(cancel_and_wait, guard)
             watch = asyncio.create_task(
-                supervised("roster-watch", self.federation.watch_roster), name="roster-watch"
+                supervised("roster-watch", self.federation.watch_roster),
+                name="roster-watch",
             )
             stack.push_async_callback(cancel_and_wait, watch)
             if self.config.federation.replicate:
@@ -263,13 +294,22 @@ class Node:
         out: dict[str, Any] = {}
         for row in await self.adapter_health.latest(sorted(reader.sites)):
             rep = row.report
-            delivered = sum(int(a.get("items", 0)) for a in rep.get("adapters", [])
-                            if a.get("role") == "sink")
-            errors = [a.get("last_error") for a in rep.get("adapters", []) if a.get("last_error")]
+            delivered = sum(
+                int(a.get("items", 0))
+                for a in rep.get("adapters", [])
+                if a.get("role") == "sink"
+            )
+            errors = [
+                a.get("last_error")
+                for a in rep.get("adapters", [])
+                if a.get("last_error")
+            ]
             out[row.site] = {
-                "last_run": rep.get("last_run"), "backlog": rep.get("backlog", 0),
+                "last_run": rep.get("last_run"),
+                "backlog": rep.get("backlog", 0),
                 "last_error": rep.get("last_error") or (errors[0] if errors else None),
-                "delivered": delivered, "reported_at": row.received_at.isoformat(),
+                "delivered": delivered,
+                "reported_at": row.received_at.isoformat(),
             }
         return out
 
@@ -281,7 +321,9 @@ class Node:
             await asyncio.sleep(1.0)
             try:
                 await self.activity.flush()
-            except UNAVAILABLE_ERRORS as exc:  # the database is away; kept for the next tick
+            except (
+                UNAVAILABLE_ERRORS
+            ) as exc:  # the database is away; kept for the next tick
                 _log.info("could not write activity counters: %s", type(exc).__name__)
             except Exception:  # statistics; retried on the next tick
                 _log.warning("could not write activity counters", exc_info=True)
@@ -295,7 +337,9 @@ class Node:
                 )
                 m.peer_backlog.labels(p.node_id).set(backlog)
                 if p.last_success is not None:
-                    m.peer_last_success.labels(p.node_id).set(p.last_success.timestamp())
+                    m.peer_last_success.labels(p.node_id).set(
+                        p.last_success.timestamp()
+                    )
         size = await self.items.size()
         integrated, _ = await self.log.state()
         m.log_size.set(size)

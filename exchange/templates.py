@@ -65,7 +65,9 @@ def _contact() -> list[dict[str, Any]]:
     return [{"name": "张明", "role": "法制工作委员会主任", "phone": "0561-3012345"}]
 
 
-def _body(kind: str, author: str, partner: str, today: str, later: str) -> dict[str, Any]:
+def _body(
+    kind: str, author: str, partner: str, today: str, later: str
+) -> dict[str, Any]:
     if kind == "case_study":
         return {
             "background": "区人大常委会在审查预算执行情况时发现，部分部门预算执行进度慢、"
@@ -76,7 +78,10 @@ def _body(kind: str, author: str, partner: str, today: str, later: str) -> dict[
                 "对执行进度低于序时进度的部门进行约谈并跟踪整改。",
             ],
             "results": "预算执行进度同比提高12个百分点，13个部门完成整改。",
-            "legal_basis": ["《中华人民共和国预算法》", "《中华人民共和国各级人民代表大会常务委员会监督法》"],
+            "legal_basis": [
+                "《中华人民共和国预算法》",
+                "《中华人民共和国各级人民代表大会常务委员会监督法》",
+            ],
             "period": {"start": today, "end": later},
             "participants": [author],
             "contacts": _contact(),
@@ -88,7 +93,9 @@ def _body(kind: str, author: str, partner: str, today: str, later: str) -> dict[
             "articles": ["第二十一条", "第四十一条"],
             "lead_site": author,
             "participating_sites": [partner],
-            "objectives": ["检查安全生产法在两地的贯彻实施情况，推动跨区域联合执法协作。"],
+            "objectives": [
+                "检查安全生产法在两地的贯彻实施情况，推动跨区域联合执法协作。"
+            ],
             "scope": "两地危险化学品生产、储存企业和矿山企业，以及应急管理部门的执法工作。",
             "phases": [
                 {
@@ -148,8 +155,15 @@ def _workflow_body(
             "signed_on": today,
             "term": {"start": today, "end": None},
             "purpose": "加强跨区域人大工作协作，推动区域协同立法、联动监督和代表工作交流。",
-            "areas": ["联合开展执法检查和专题调研", "互通立法、监督工作信息", "交流代表工作经验"],
-            "mechanisms": ["每年召开一次人大工作联席会议，轮流承办", "建立联络员制度，每季度通报工作"],
+            "areas": [
+                "联合开展执法检查和专题调研",
+                "互通立法、监督工作信息",
+                "交流代表工作经验",
+            ],
+            "mechanisms": [
+                "每年召开一次人大工作联席会议，轮流承办",
+                "建立联络员制度，每季度通报工作",
+            ],
             "obligations": [
                 {"site": author, "duties": ["承办首次联席会议，起草年度协作要点。"]},
                 {"site": partner, "duties": ["牵头组织代表工作交流活动。"]},
@@ -163,15 +177,25 @@ def _workflow_body(
             "law": "《中华人民共和国安全生产法》",
             "period": {"start": today, "end": later},
             "inspected": ["区应急管理局", "危险化学品生产企业3家", "非煤矿山企业2家"],
-            "methods": ["听取政府及有关部门汇报", "实地检查重点企业", "随机抽查执法案卷"],
+            "methods": [
+                "听取政府及有关部门汇报",
+                "实地检查重点企业",
+                "随机抽查执法案卷",
+            ],
             "overview": "两地政府认真贯彻实施安全生产法，安全生产责任体系不断健全，"
             "重点行业领域专项整治扎实推进，安全生产形势总体平稳。",
             "achievements": ["安全生产责任制全面落实", "跨区域执法协作机制初步建立"],
             "findings": [
-                {"summary": "部分企业安全培训流于形式，从业人员应急处置能力不足。",
-                 "severity": "medium", "site": partner},
+                {
+                    "summary": "部分企业安全培训流于形式，从业人员应急处置能力不足。",
+                    "severity": "medium",
+                    "site": partner,
+                },
             ],
-            "recommendations": ["压实企业主体责任，强化全员安全培训。", "完善跨区域联合执法和信息共享机制。"],
+            "recommendations": [
+                "压实企业主体责任，强化全员安全培训。",
+                "完善跨区域联合执法和信息共享机制。",
+            ],
         }
     if kind == "deliberation_opinion":
         return {
@@ -180,7 +204,10 @@ def _workflow_body(
             "meeting": "区第十八届人大常委会第二十三次会议",
             "deliberated_on": today,
             "handling_body": "区人民政府",
-            "opinions": ["进一步压实安全生产属地管理责任。", "加强基层应急管理执法队伍建设。"],
+            "opinions": [
+                "进一步压实安全生产属地管理责任。",
+                "加强基层应急管理执法队伍建设。",
+            ],
             "deadline": later,
             "addressed_sites": [],
         }
@@ -192,12 +219,21 @@ def _workflow_body(
             "reported_on": today,
             "summary": "区政府高度重视常委会审议意见，逐条研究制定整改措施，明确责任单位和完成时限。",
             "items": [
-                {"opinion": "进一步压实安全生产属地管理责任。",
-                 "measures": ["修订乡镇（街道）安全生产责任清单", "开展季度安全生产巡查"],
-                 "status": "done", "completed_on": today},
-                {"opinion": "加强基层应急管理执法队伍建设。",
-                 "measures": ["新增专职执法人员6名", "组织执法人员轮训"],
-                 "status": "in_progress", "completed_on": None},
+                {
+                    "opinion": "进一步压实安全生产属地管理责任。",
+                    "measures": [
+                        "修订乡镇（街道）安全生产责任清单",
+                        "开展季度安全生产巡查",
+                    ],
+                    "status": "done",
+                    "completed_on": today,
+                },
+                {
+                    "opinion": "加强基层应急管理执法队伍建设。",
+                    "measures": ["新增专职执法人员6名", "组织执法人员轮训"],
+                    "status": "in_progress",
+                    "completed_on": None,
+                },
             ],
             "pending": ["执法装备配备仍有缺口，拟在明年预算中统筹解决。"],
         }
@@ -405,10 +441,15 @@ def blank(
     """
     partner = partner or placeholder("伙伴站点 id，如 suzhou-wuzhong")
     doc = template(kind, author, partner, now, plan, action)
-    doc = _swap(doc, {
-        _PLACEHOLDER_ID: placeholder("所指条目的 id（sha256:…，本节点已收录的条目）"),
-        _PLACEHOLDER_ID_2: placeholder("所回应条目的 id（sha256:…）"),
-        _PLACEHOLDER_EVIDENCE: placeholder("“回头看”调研报告的 id（sha256:…）"),
-    })
+    doc = _swap(
+        doc,
+        {
+            _PLACEHOLDER_ID: placeholder(
+                "所指条目的 id（sha256:…，本节点已收录的条目）"
+            ),
+            _PLACEHOLDER_ID_2: placeholder("所回应条目的 id（sha256:…）"),
+            _PLACEHOLDER_EVIDENCE: placeholder("“回头看”调研报告的 id（sha256:…）"),
+        },
+    )
     out: dict[str, Any] = templatize(doc)
     return out

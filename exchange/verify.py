@@ -197,9 +197,7 @@ def _bundle_federation(
             raise VerificationError(
                 "the bundle names no pinned roster key", code=ErrorCode.ROSTER_INVALID
             )
-        view = RosterView(
-            verify_roster(_read_json(roster_file), pinned)
-        )
+        view = RosterView(verify_roster(_read_json(roster_file), pinned))
     except ExchangeError as err:
         report.fail(f"roster: {err.code.value}: {err.message}")
         return None

@@ -111,7 +111,8 @@ class Supervisor:
         url = cfg.database.url
         if not url:
             self.embedded = EmbeddedPostgres(
-                cfg.data_path / "pg", port=cfg.database.embedded_port,
+                cfg.data_path / "pg",
+                port=cfg.database.embedded_port,
                 max_connections=embedded_max_connections(self.n, cfg.database.pool_max),
             )
             self.embedded.start()
@@ -122,7 +123,9 @@ class Supervisor:
             self._env["EXCHANGE_DATABASE_URL"] = url
         # [ingest] verify_processes is for the node: share it among the workers.
         self._env["EXCHANGE_INGEST_VERIFY_PROCESSES"] = str(
-            max(1, cfg.ingest.verify_processes // self.n) if cfg.ingest.verify_processes else 0
+            max(1, cfg.ingest.verify_processes // self.n)
+            if cfg.ingest.verify_processes
+            else 0
         )
         pool_max = asyncio.run(self._migrate(url))
         # Every worker's pools, fitted to the server's max_connections (or refused here,
@@ -139,8 +142,13 @@ class Supervisor:
         await db.open()
         await db.close()
         d = self.config.database
-        return await fit_pool(url, workers=self.n, pool_min=d.pool_min, pool_max=d.pool_max,
-                              node_id=self.config.node.id)
+        return await fit_pool(
+            url,
+            workers=self.n,
+            pool_min=d.pool_min,
+            pool_max=d.pool_max,
+            node_id=self.config.node.id,
+        )
 
     # -- the supervision loop ----------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:

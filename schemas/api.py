@@ -191,11 +191,19 @@ class AdapterStatus(StrictModel):
     name: Line = Field(description="The adapter's name in site.toml.")
     type: Line = Field(description="Adapter type, e.g. feed, portal, folder.")
     role: Literal["source", "sink"]
-    last_run: Timestamp | None = Field(default=None, description="Last poll or delivery.")
-    last_success: Timestamp | None = Field(default=None, description="Last one that worked.")
-    last_error: Paragraph | None = Field(default=None, description="Last failure, if any.")
+    last_run: Timestamp | None = Field(
+        default=None, description="Last poll or delivery."
+    )
+    last_success: Timestamp | None = Field(
+        default=None, description="Last one that worked."
+    )
+    last_error: Paragraph | None = Field(
+        default=None, description="Last failure, if any."
+    )
     last_error_at: Timestamp | None = None
-    items: SafeInt = Field(default=0, description="Items read or delivered since start.")
+    items: SafeInt = Field(
+        default=0, description="Items read or delivered since start."
+    )
     problems: Annotated[list[Paragraph], Field(max_length=20)] = Field(
         default=[],
         description="Documents the last poll could not turn into items, each naming "

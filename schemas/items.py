@@ -333,7 +333,9 @@ class AgreementItem(_ItemBase):
     @model_validator(mode="after")
     def _author_is_party(self) -> Self:
         if self.author not in self.body.parties:
-            raise ValueError(f"author {self.author!r} is not one of the agreement's parties")
+            raise ValueError(
+                f"author {self.author!r} is not one of the agreement's parties"
+            )
         return self
 
 

@@ -108,7 +108,9 @@ async def template_db(pg_url: str) -> str:
 
 
 @pytest.fixture
-async def fresh_db(pg_url: str, template_db: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+async def fresh_db(
+    pg_url: str, template_db: str
+) -> AsyncIterator[Callable[[], Awaitable[str]]]:
     """Factory of fresh, migrated databases; all are dropped after the test."""
     made: list[str] = []
 
@@ -168,8 +170,6 @@ async def node_factory(
 async def node(node_factory: Callable[..., Awaitable[RunningNode]]) -> RunningNode:
     """One node with no sites."""
     return await node_factory()
-
-
 
 
 # --------------------------------------------------------------------------------------
@@ -251,9 +251,13 @@ def tier_of(item: pytest.Item) -> str:
     it needs the session's PostgreSQL; otherwise ``unit`` (pure code, files at most)."""
     rel = Path(str(item.path)).relative_to(Path(__file__).parent).as_posix()
     name = f"{rel}::{getattr(item, 'originalname', item.name)}"
-    if any(name == p or rel == p or rel.startswith(p) and p.endswith("/") for p in SYSTEM):
+    if any(
+        name == p or rel == p or rel.startswith(p) and p.endswith("/") for p in SYSTEM
+    ):
         return "system"
-    used = set(getattr(item, "fixturenames", ())) | {getattr(item, "originalname", item.name)}
+    used = set(getattr(item, "fixturenames", ())) | {
+        getattr(item, "originalname", item.name)
+    }
     if used & _process_names(Path(str(item.path))):
         return "system"
     if "pg_url" in used or any(rel == p or name == p for p in INTEGRATION):
@@ -261,7 +265,9 @@ def tier_of(item: pytest.Item) -> str:
     return "unit"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
     """Give each test its tier marker, so ``-m unit`` or ``-m "not system"`` select them
     (``make test-fast`` runs unit and integration). An explicit marker wins."""
     for item in items:

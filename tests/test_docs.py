@@ -13,7 +13,11 @@ import pytest
 from exchange.cli import build_parser
 from tests.support import REPO
 
-DOCS = [REPO / "README.md", REPO / "deploy" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [
+    REPO / "README.md",
+    REPO / "deploy" / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+]
 FENCE = re.compile(r"```(?:sh|bash|console)\n(.*?)```", re.S)
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
@@ -42,7 +46,9 @@ def test_every_documented_command_parses(path: Path) -> None:
     parser = build_parser()
     lines = _command_lines(path)
     for line in lines:
-        line = re.split(r"\s+(?:\d?>|\||&&|;)", line)[0]  # the command, not the shell around it
+        line = re.split(r"\s+(?:\d?>|\||&&|;)", line)[
+            0
+        ]  # the command, not the shell around it
         line = re.sub(r"<[^<>]+>", "-placeholder", line)
         line = re.sub(r"\$\([^)]*\)", "X", line)  # $(date …) is one word for the shell
         argv = [_fill(a) for a in shlex.split(line)[1:]]
@@ -51,13 +57,17 @@ def test_every_documented_command_parses(path: Path) -> None:
         except SystemExit as exc:
             if exc.code == 0:  # --help
                 continue
-            pytest.fail(f"{path.name}: 'exchange {' '.join(argv)}' is refused (exit {exc.code})")
+            pytest.fail(
+                f"{path.name}: 'exchange {' '.join(argv)}' is refused (exit {exc.code})"
+            )
 
 
 def test_public_keys_are_given_with_an_equals_sign() -> None:
     for path in DOCS:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            assert not re.search(r"--public-key\s+[^\s=]", line), f"{path.name}:{n}: {line}"
+            assert not re.search(r"--public-key\s+[^\s=]", line), (
+                f"{path.name}:{n}: {line}"
+            )
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(REPO)))
@@ -65,4 +75,6 @@ def test_relative_links_lead_to_files(path: Path) -> None:
     for target in LINK.findall(path.read_text(encoding="utf-8")):
         if "://" in target or target.startswith("mailto:"):
             continue
-        assert (path.parent / target).exists(), f"{path.relative_to(REPO)} links to {target}"
+        assert (path.parent / target).exists(), (
+            f"{path.relative_to(REPO)} links to {target}"
+        )

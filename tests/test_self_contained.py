@@ -27,7 +27,11 @@ ABSOLUTE = re.compile(r"(?<![\w.])/" + r"work/")
 def tracked_files() -> list[Path]:
     try:
         out = subprocess.run(
-            ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True, timeout=60
+            ["git", "ls-files", "-z"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=60,
         ).stdout
         names = [n for n in out.decode().split("\0") if n]
     except (OSError, subprocess.CalledProcessError):  # an export without .git
@@ -96,7 +100,11 @@ def test_the_check_sees_what_it_must(tmp_path: Path) -> None:
 
 def test_vectors_carry_their_sources_and_licences() -> None:
     sources = (VECTORS / "SOURCES.md").read_text(encoding="utf-8")
-    for folder in ("transparency-dev-merkle", "cyberphone-json-canonicalization", "transcribed"):
+    for folder in (
+        "transparency-dev-merkle",
+        "cyberphone-json-canonicalization",
+        "transcribed",
+    ):
         assert (VECTORS / folder).is_dir()
         assert folder in sources
     assert (VECTORS / "transparency-dev-merkle" / "LICENSE").is_file()

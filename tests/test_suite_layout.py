@@ -19,10 +19,17 @@ def test_tests_import_only_tests_support() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
                 mod = node.module or ""
-                if node.level > 1 or (node.level == 0 and mod.startswith("tests")
-                                      and not mod.startswith("tests.support")):
+                if node.level > 1 or (
+                    node.level == 0
+                    and mod.startswith("tests")
+                    and not mod.startswith("tests.support")
+                ):
                     bad.append(f"{rel}: from {'.' * node.level}{mod} import …")
             elif isinstance(node, ast.Import):
-                bad += [f"{rel}: import {a.name}" for a in node.names
-                        if a.name.startswith("tests") and not a.name.startswith("tests.support")]
+                bad += [
+                    f"{rel}: import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("tests")
+                    and not a.name.startswith("tests.support")
+                ]
     assert not bad, "import shared test code from tests.support:\n" + "\n".join(bad)

@@ -46,7 +46,9 @@ def _section(f: _Field) -> Block:
     if f.shape == "sites":
         return Block(heading, ("、".join(v),))
     if f.shape == "items":
-        return Block(heading, tuple(f"{title}（{i}）" if title else i for i, title in v))
+        return Block(
+            heading, tuple(f"{title}（{i}）" if title else i for i, title in v)
+        )
     if f.shape == "value":
         return Block(heading, (v.text,))
     if f.shape == "contacts":

@@ -123,7 +123,9 @@ def _site_token(args: argparse.Namespace) -> int:
             if not await node.read_access.revoke_token(args.site):
                 say(f"error: {args.site} has no read token")
                 return EXIT_FAIL
-            say(f"阅读令牌已吊销 / read token of {args.site} revoked; its sessions have ended")
+            say(
+                f"阅读令牌已吊销 / read token of {args.site} revoked; its sessions have ended"
+            )
             return EXIT_OK
         token = await node.read_access.issue_token(args.site)
         print(token)
@@ -180,7 +182,10 @@ def register(sub: Any) -> None:
         "token", help="issue the site's read token for the reading view (/read)"
     )
     p.add_argument("site", help="site id, e.g. huaibei-duji")
-    p.add_argument("--revoke", action="store_true",
-                   help="withdraw the read token instead and end its sessions")
+    p.add_argument(
+        "--revoke",
+        action="store_true",
+        help="withdraw the read token instead and end its sessions",
+    )
     common_node_args(p)
     p.set_defaults(func=_site_token)

@@ -189,13 +189,19 @@ class Doctor:
         soft, hard = fd_limits()
         usable = hard - FD_RESERVE
         cap = min(self.cfg.http.max_connections, usable)
-        detail = (f"soft {soft}, hard {hard}: the node raises soft to {hard} at start and "
-                  f"takes at most {max(16, cap)} connections "
-                  f"({self.cfg.http.max_connections_per_address or 'no cap'} per address)")
+        detail = (
+            f"soft {soft}, hard {hard}: the node raises soft to {hard} at start and "
+            f"takes at most {max(16, cap)} connections "
+            f"({self.cfg.http.max_connections_per_address or 'no cap'} per address)"
+        )
         if usable < 256:
-            self.add("文件描述符 open files", FAIL, detail,
-                     f"打开文件上限过低 / raise the hard limit (LimitNOFILE={FD_RESERVE + 4096} "
-                     "in the systemd unit, or ulimit -Hn)")
+            self.add(
+                "文件描述符 open files",
+                FAIL,
+                detail,
+                f"打开文件上限过低 / raise the hard limit (LimitNOFILE={FD_RESERVE + 4096} "
+                "in the systemd unit, or ulimit -Hn)",
+            )
         else:
             self.add("文件描述符 open files", OK, detail)
 
@@ -738,7 +744,9 @@ class Doctor:
 
 
 def _keys_of(info: dict[str, Any]) -> set[str]:
-    return {str(k.get("public_key")) for k in info.get("keys", []) if isinstance(k, dict)}
+    return {
+        str(k.get("public_key")) for k in info.get("keys", []) if isinstance(k, dict)
+    }
 
 
 def _print(checks: list[Check]) -> None:

@@ -175,7 +175,9 @@ def _list(args: argparse.Namespace) -> int:
     if args.node:
         page = _remote(args, "/v1/plans", params)
     else:
-        page = _local(args, lambda node, op: node.plans.list_plans(op, today=_today(args)))
+        page = _local(
+            args, lambda node, op: node.plans.list_plans(op, today=_today(args))
+        )
     if args.json:
         print(json.dumps(page, ensure_ascii=False, indent=2))
         return EXIT_OK

@@ -72,7 +72,7 @@ def _split_comment(line: str) -> tuple[str, str]:
         elif ch in "\"'":
             quote = ch
         elif ch == "#":
-            return line[:i], line[i + 1:]
+            return line[:i], line[i + 1 :]
     return line, ""
 
 
@@ -98,7 +98,11 @@ def write_pin(cfg_path: Path, entry: str) -> bool:
     if entry in pins:
         return False
     pins.append(entry)
-    value = "roster_keys = [" + ", ".join(json.dumps(x, ensure_ascii=False) for x in pins) + "]"
+    value = (
+        "roster_keys = ["
+        + ", ".join(json.dumps(x, ensure_ascii=False) for x in pins)
+        + "]"
+    )
     lines = text.splitlines()
     section = ""
     for i, line in enumerate(lines):
@@ -109,8 +113,10 @@ def write_pin(cfg_path: Path, entry: str) -> bool:
         if section == "[federation]" and re.match(r"roster_keys\s*=", stripped):
             head, comment = _split_comment(line)
             if head.count("[") != head.count("]"):
-                raise ConfigError(f"{cfg_path}: roster_keys spans several lines; add "
-                                  f"{json.dumps(entry)} to it by hand")
+                raise ConfigError(
+                    f"{cfg_path}: roster_keys spans several lines; add "
+                    f"{json.dumps(entry)} to it by hand"
+                )
             lines[i] = value + (f"  #{comment}" if comment else "")
             break
     else:
@@ -574,12 +580,20 @@ def register(sub: Any) -> None:
     )
     rsub = roster.add_subparsers(dest="sub", required=True)
 
-    p = rsub.add_parser("pin", help="pin a roster key in node.toml ([federation] roster_keys)")
+    p = rsub.add_parser(
+        "pin", help="pin a roster key in node.toml ([federation] roster_keys)"
+    )
     p.add_argument("key_id", help="the roster key's id, e.g. roster#k1")
     p.add_argument("alg", help="its suite, e.g. ed25519")
-    p.add_argument("public_key", help="its public key, base64url ('exchange roster sign' prints it)")
-    p.add_argument("--config", metavar="FILE",
-                   help="node.toml to change (default: $EXCHANGE_CONFIG or ./node.toml)")
+    p.add_argument(
+        "public_key",
+        help="its public key, base64url ('exchange roster sign' prints it)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="node.toml to change (default: $EXCHANGE_CONFIG or ./node.toml)",
+    )
     p.set_defaults(func=_pin)
 
     p = rsub.add_parser("new", help="start an unsigned draft roster (version 1)")

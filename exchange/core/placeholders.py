@@ -55,7 +55,11 @@ def templatize(value: Any, *, keep: frozenset[str] = frozenset()) -> Any:
             if k in keep:
                 out[k] = v
             elif k == "contacts" and isinstance(v, list):
-                out[k] = [{"name": placeholder("联系人姓名"), "role": placeholder("职务")}] if v else []
+                out[k] = (
+                    [{"name": placeholder("联系人姓名"), "role": placeholder("职务")}]
+                    if v
+                    else []
+                )
             else:
                 out[k] = templatize(v, keep=keep)
         return out
@@ -91,7 +95,9 @@ def refuse_placeholders(item: Any, prefix: str = "item") -> None:
     found = find_placeholders(item, prefix)
     if not found:
         return
-    named = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    named = ", ".join(found[:5]) + (
+        f" and {len(found) - 5} more" if len(found) > 5 else ""
+    )
     raise SchemaError(
         f"{named}: still a template placeholder <填写…>; write the real content "
         f"(未填写模板内容，请替换所有 <填写…> 后再签名)",

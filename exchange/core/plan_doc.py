@@ -79,11 +79,7 @@ def lifecycle_markdown() -> str:
     ]
     for step, rule in TRANSITIONS.items():
         allowed = "、".join(f"{STATE_LABELS[s][0]} {s}" for s in rule.allowed)
-        then = (
-            f"{STATE_LABELS[rule.to][0]} {rule.to}"
-            if rule.to
-            else "不变 unchanged"
-        )
+        then = f"{STATE_LABELS[rule.to][0]} {rule.to}" if rule.to else "不变 unchanged"
         if step == "satisfaction_vote":
             then += "；未通过 failed: 已交办 handed_over"
         out.append(

@@ -155,13 +155,17 @@ TRANSITIONS: dict[str, Transition] = {
     "start": Transition("plan_update", ("approved",), "in_progress", "lead"),
     "phase_progress": Transition("plan_update", ("in_progress",), None, "phase"),
     "local_report": Transition("inspection_report", ("in_progress",), None, "site"),
-    "joint_report": Transition("inspection_report", ("in_progress",), "reported", "lead"),
+    "joint_report": Transition(
+        "inspection_report", ("in_progress",), "reported", "lead"
+    ),
     "opinion": Transition("deliberation_opinion", ("reported",), "handed_over", "lead"),
     "reply": Transition(
         "rectification_reply", ("handed_over", "rectifying"), "rectifying", "addressed"
     ),
     # A failed vote returns the plan to handed_over for the next round.
-    "satisfaction_vote": Transition("plan_update", ("rectifying",), "evaluated", "lead"),
+    "satisfaction_vote": Transition(
+        "plan_update", ("rectifying",), "evaluated", "lead"
+    ),
     "close": Transition("plan_update", ("evaluated",), "closed", "lead"),
 }
 """The lifecycle: which step applies in which states, where it leads, who signs it."""
@@ -305,9 +309,13 @@ class TimelineEntry:
     def detail(self, lang: str = "zh") -> str:
         """What a person needs beside the step's name: the phase, or the vote result."""
         if self.action == "phase_progress":
-            status = VALUE_LABELS["phase_status"].get(str(self.body.get("phase_status")))
+            status = VALUE_LABELS["phase_status"].get(
+                str(self.body.get("phase_status"))
+            )
             return f"{self.body.get('phase')} · {text(status, lang)}" if status else ""
-        if self.action == "satisfaction_vote" and isinstance(self.body.get("vote"), Mapping):
+        if self.action == "satisfaction_vote" and isinstance(
+            self.body.get("vote"), Mapping
+        ):
             v = self.body["vote"]
             passed = 2 * (int(v["satisfied"]) + int(v["basically_satisfied"])) > int(
                 v["present"]
@@ -512,7 +520,9 @@ def _apply(st: PlanStatus, e: PlanEntry) -> Refusal | None:
         return _refuse("wrong_site", "not_a_party", site=e.author)
     rule = TRANSITIONS[action]
     if rule.who == "lead" and e.author != st.lead:
-        return _refuse("wrong_site", "lead_only", lead=st.lead, step=action, site=e.author)
+        return _refuse(
+            "wrong_site", "lead_only", lead=st.lead, step=action, site=e.author
+        )
     if rule.who == "participant" and e.author == st.lead:
         return _refuse("wrong_site", "lead_not_endorse", lead=st.lead)
     phase: Mapping[str, Any] | None = None

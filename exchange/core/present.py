@@ -229,7 +229,9 @@ class _Presenter:
             return Block(name, label, shape, v, fact)
 
         if sub is _kinds.Period:
-            return mk("period", period_text(value, self.lang, term=name == "term"), True)
+            return mk(
+                "period", period_text(value, self.lang, term=name == "term"), True
+            )
         if sub is _kinds.Contact:
             return mk("contacts", [dict(c) for c in value])
         if sub is _kinds.Phase:

@@ -44,11 +44,15 @@ __all__ = [
 ]
 
 
-def sign_document(document: Mapping[str, Any], key: PrivateKey, context: bytes) -> dict[str, Any]:
+def sign_document(
+    document: Mapping[str, Any], key: PrivateKey, context: bytes
+) -> dict[str, Any]:
     """Sign a JSON document: ``{"document", "sig"}``."""
     value = key.sign(signing_message(context, canonical_json(dict(document))))
-    return {"document": dict(document),
-            "sig": {"key": key.key_id, "alg": key.alg, "value": b64u_encode(value)}}
+    return {
+        "document": dict(document),
+        "sig": {"key": key.key_id, "alg": key.alg, "value": b64u_encode(value)},
+    }
 
 
 def verify_document(
@@ -63,8 +67,14 @@ def verify_document(
         doc, sig = signed["document"], signed["sig"]
         key_id, alg, value = sig["key"], sig["alg"], b64u_decode(sig["value"])
     except (KeyError, TypeError, ValueError):
-        raise VerificationError(f"{what} is not a signed document", code=ErrorCode.ROSTER_INVALID) from None
-    if not isinstance(doc, dict) or not isinstance(key_id, str) or not isinstance(alg, str):
+        raise VerificationError(
+            f"{what} is not a signed document", code=ErrorCode.ROSTER_INVALID
+        ) from None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(key_id, str)
+        or not isinstance(alg, str)
+    ):
         raise VerificationError(
             f"{what} must be {{document: object, sig: {{key: str, alg: str, value: str}}}}",
             code=ErrorCode.ROSTER_INVALID,
@@ -75,9 +85,13 @@ def verify_document(
             f"{what} is signed by {key_id}, which is not a key trusted for it",
             code=ErrorCode.ROSTER_INVALID,
         )
-    if alg != key.alg or not key.verify(signing_message(context, canonical_json(doc)), value):
-        raise VerificationError(f"{what} signature by {key_id} does not verify",
-                                code=ErrorCode.BAD_SIGNATURE)
+    if alg != key.alg or not key.verify(
+        signing_message(context, canonical_json(doc)), value
+    ):
+        raise VerificationError(
+            f"{what} signature by {key_id} does not verify",
+            code=ErrorCode.BAD_SIGNATURE,
+        )
     return doc
 
 
@@ -127,8 +141,11 @@ class RosterView:
         n = self.node(node_id)
         if n is None:
             return {}
-        return {k.key_id: PublicKey(k.alg, b64u_decode(k.public_key), k.key_id)
-                for k in n.keys if k.revoked_at is None}
+        return {
+            k.key_id: PublicKey(k.alg, b64u_decode(k.public_key), k.key_id)
+            for k in n.keys
+            if k.revoked_at is None
+        }
 
     def home_of(self, site: str) -> str | None:
         """Id of the site's home node."""
@@ -179,16 +196,22 @@ def verify_site_record(signed: Mapping[str, Any], view: RosterView) -> SiteRecor
         site = doc["id"]
         signer = str(signed["sig"]["key"]).partition("#")[0]
     except (KeyError, TypeError):
-        raise VerificationError("site record is not a signed document", code=ErrorCode.ROSTER_INVALID) from None
+        raise VerificationError(
+            "site record is not a signed document", code=ErrorCode.ROSTER_INVALID
+        ) from None
     home = view.home_of(site)
     if home is None:
-        raise VerificationError(f"site {site} is not in the roster", code=ErrorCode.UNKNOWN_SITE)
+        raise VerificationError(
+            f"site {site} is not in the roster", code=ErrorCode.UNKNOWN_SITE
+        )
     if signer != home:
         raise Forbidden(
             f"site record for {site} is signed by node {signer}, but its home node is {home}",
             code=ErrorCode.NOT_HOME_NODE,
         )
-    doc = verify_document(signed, view.node_keys(home), CONTEXT_SITE_RECORD, f"site record {site}")
+    doc = verify_document(
+        signed, view.node_keys(home), CONTEXT_SITE_RECORD, f"site record {site}"
+    )
     try:
         rec = SiteRecord.model_validate(doc)
     except ValidationError as exc:
@@ -198,6 +221,8 @@ def verify_site_record(signed: Mapping[str, Any], view: RosterView) -> SiteRecor
             code=ErrorCode.ROSTER_INVALID,
         ) from None
     if rec.home_node != home:
-        raise Forbidden(f"site record for {site} claims home {rec.home_node}, roster says {home}",
-                        code=ErrorCode.NOT_HOME_NODE)
+        raise Forbidden(
+            f"site record for {site} claims home {rec.home_node}, roster says {home}",
+            code=ErrorCode.NOT_HOME_NODE,
+        )
     return rec

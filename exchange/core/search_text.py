@@ -255,11 +255,15 @@ def _field_literal(text: str, base: int, weight: str, out: list[str]) -> int:
             last = pos + n - 1
             if n > 1:
                 if last <= _MAX_POS:
-                    head = "".join(chain.from_iterable(
-                        zip(repeat("'"), t, t[1:], suffixes[pos:last])))
+                    head = "".join(
+                        chain.from_iterable(
+                            zip(repeat("'"), t, t[1:], suffixes[pos:last])
+                        )
+                    )
                 else:  # past PostgreSQL's last position: write it clamped, as it would
                     head = "".join(
-                        f"'{t[i : i + 2]}':{min(pos + i, _MAX_POS)}{w} " for i in range(n - 1)
+                        f"'{t[i : i + 2]}':{min(pos + i, _MAX_POS)}{w} "
+                        for i in range(n - 1)
                     )
                 out.append(f"{head}'{t[-1]}':{min(last, _MAX_POS)}{w}")
             else:

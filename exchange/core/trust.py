@@ -53,7 +53,9 @@ class KeyLookup(Protocol):
         ...
 
 
-def accepted_suites(accepted: Iterable[str], required: Iterable[str] = ()) -> frozenset[str]:
+def accepted_suites(
+    accepted: Iterable[str], required: Iterable[str] = ()
+) -> frozenset[str]:
     """The suites one signature may use under a roster's ``accepted_algs``/``required_algs``.
 
     Every object here (item, request, document, checkpoint) carries exactly one

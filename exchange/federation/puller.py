@@ -73,33 +73,42 @@ class Puller(BackgroundLoop):
             if seen is not None and peer.pull_cursor > seen:
                 continue  # pushes are arriving in order: nothing for catch-up to fetch
             try:
-                total += await self.pull_peer(peer.node_id, peer.base_url, peer.pull_cursor)
+                total += await self.pull_peer(
+                    peer.node_id, peer.base_url, peer.pull_cursor
+                )
             except ExchangeError as exc:
                 _log.info("catch-up from %s failed: %s", peer.node_id, exc.message)
             except Exception as exc:  # unreachable peers are normal; try next round
                 _log.info("catch-up from %s failed: %s", peer.node_id, exc)
         return total
 
-    async def pull_peer(self, peer: str, url: str, cursor: int, *, max_pages: int = 50) -> int:
+    async def pull_peer(
+        self, peer: str, url: str, cursor: int, *, max_pages: int = 50
+    ) -> int:
         """Pull pages from one peer until it has nothing more (bounded by ``max_pages``)."""
         fed = self.node.federation
         stored = 0
-        async with ExchangeClient(url, key=self.node.key, timeout=self.timeout) as client:
+        async with ExchangeClient(
+            url, key=self.node.key, timeout=self.timeout
+        ) as client:
             for n in range(max_pages):
                 row = await fed.store.peer(peer)
                 if row is not None and row.pull_cursor > cursor:
                     if n > 0:
                         break  # pushes are delivering meanwhile: leave the rest to them
                     cursor = row.pull_cursor
-                page = await client.request("GET", "/v1/federation/log",
-                                            params={"after": cursor, "limit": 500})
+                page = await client.request(
+                    "GET", "/v1/federation/log", params={"after": cursor, "limit": 500}
+                )
                 await fed.accept_site_records(page.get("site_records", []), peer)
                 objs = [env["signed"] for env in page.get("items", [])]
                 if objs:
                     outcomes = await self.node.ingestor.push(
                         objs, fed.node_reader(peer), origin=peer
                     )
-                    bad = [o for o in outcomes if o.error is not None and o.error.retryable]
+                    bad = [
+                        o for o in outcomes if o.error is not None and o.error.retryable
+                    ]
                     if bad:
                         return stored  # do not advance past what could not be stored
                     stored += sum(1 for o in outcomes if o.status == "accepted")

@@ -64,8 +64,12 @@ class Sender:
         self._told: dict[str, int] = {}
         assert node.db is not None
         self.loops: KeyedLoops[str] = KeyedLoops(
-            "push", self._peers, self._peer_loop, poll_s=1.0,
-            lock_url=node.db.url, lock_space=PUSH_LOCK_SPACE,
+            "push",
+            self._peers,
+            self._peer_loop,
+            poll_s=1.0,
+            lock_url=node.db.url,
+            lock_space=PUSH_LOCK_SPACE,
             app_name=f"exchange-push-{node.id}-{os.getpid()}",
         )
 
@@ -94,14 +98,16 @@ class Sender:
                 row = await store.peer(peer)
                 if row is None:
                     return
-                delay = (row.next_attempt_at.timestamp() - time.time())
+                delay = row.next_attempt_at.timestamp() - time.time()
                 if delay > 0:
                     await asyncio.sleep(min(delay, 5.0))
                     continue
                 if client is None or client.base_url != row.base_url.rstrip("/"):
                     if client is not None:
                         await client.close()
-                    client = ExchangeClient(row.base_url, key=self.node.key, timeout=self.timeout)
+                    client = ExchangeClient(
+                        row.base_url, key=self.node.key, timeout=self.timeout
+                    )
                 sent = await self.deliver_once(peer, row.push_cursor, client)
                 if sent == 0:
                     with contextlib.suppress(TimeoutError):
@@ -115,7 +121,9 @@ class Sender:
         """Send one batch after ``cursor``; returns items sent (0 if nothing to send)."""
         fed = self.node.federation
         reader = fed.node_reader(peer)
-        items, examined = await fed.store.local_after(reader, cursor, self.batch, 4 << 20)
+        items, examined = await fed.store.local_after(
+            reader, cursor, self.batch, 4 << 20
+        )
         if not items:
             if examined > cursor:
                 await fed.store.skip_to(peer, examined)
@@ -125,8 +133,13 @@ class Sender:
         # of (skipped positions hold nothing it serves) to the examined one. The peer
         # moves its catch-up cursor over it, so its puller does not fetch these again.
         told = min(self._told.get(peer, cursor), cursor)
-        body = orjson.dumps({"items": [signed_item(it) for it in items], "site_records": records,
-                             "log_range": {"after": told, "through": examined}})
+        body = orjson.dumps(
+            {
+                "items": [signed_item(it) for it in items],
+                "site_records": records,
+                "log_range": {"after": told, "through": examined},
+            }
+        )
         try:
             res = await client.request("POST", "/v1/federation/batch", body=body)
         except ExchangeError as exc:
@@ -136,20 +149,32 @@ class Sender:
             await self._failed(peer, f"{type(exc).__name__}: {exc}")
             return 0
         results = res.get("results", []) if isinstance(res, dict) else []
-        retry = [r for r in results if r.get("status") == "refused"
-                 and is_retryable(str((r.get("error") or {}).get("code", "")))]
+        retry = [
+            r
+            for r in results
+            if r.get("status") == "refused"
+            and is_retryable(str((r.get("error") or {}).get("code", "")))
+        ]
         if retry or len(results) != len(items):
-            await self._failed(peer, f"peer could not store {len(retry)} item(s); retrying")
+            await self._failed(
+                peer, f"peer could not store {len(retry)} item(s); retrying"
+            )
             return 0
         refused = [r for r in results if r.get("status") == "refused"]
         for r in refused:
-            _log.warning("peer %s refused item %s: %s", peer, r.get("id"), (r.get("error") or {}).get("code"))
+            _log.warning(
+                "peer %s refused item %s: %s",
+                peer,
+                r.get("id"),
+                (r.get("error") or {}).get("code"),
+            )
         refusal = None
         if refused:
             codes = sorted({str((r.get("error") or {}).get("code")) for r in refused})
             refusal = f"refused {len(refused)} item(s): {', '.join(codes)}"
-        await fed.store.push_done(peer, examined, len(items) - len(refused), len(refused),
-                                  refusal)
+        await fed.store.push_done(
+            peer, examined, len(items) - len(refused), len(refused), refusal
+        )
         self._told[peer] = examined
         return len(items)
 

@@ -60,7 +60,9 @@ def parse_pinned_keys(entries: list[str]) -> dict[str, PublicKey]:
         try:
             out[parts[0]] = PublicKey(parts[1], b64u_decode(parts[2]), parts[0])
         except ValueError:
-            raise ConfigError(f"federation.roster_keys[{i}]: public key is not base64url") from None
+            raise ConfigError(
+                f"federation.roster_keys[{i}]: public key is not base64url"
+            ) from None
     return out
 
 
@@ -89,7 +91,10 @@ class Federation:
             try:
                 self.view = RosterView(verify_roster(row[1], self.pinned, 0))
             except ExchangeError as exc:
-                _log.error("installed roster no longer verifies with the pinned keys: %s", exc.message)
+                _log.error(
+                    "installed roster no longer verifies with the pinned keys: %s",
+                    exc.message,
+                )
         p = self._roster_path()
         if p is not None:
             self._file_mtime = p.stat().st_mtime if p.exists() else None
@@ -116,7 +121,9 @@ class Federation:
                 f"({exc.code.value}: {exc.message})"
             ) from None
         if not isinstance(signed, dict):
-            raise ConfigError(f"federation.roster_file {p}: not a signed roster (a JSON object)")
+            raise ConfigError(
+                f"federation.roster_file {p}: not a signed roster (a JSON object)"
+            )
         current = self.view.version if self.view else 0
         if int(signed.get("document", {}).get("version", 0)) > current:
             await self.install(signed)
@@ -129,23 +136,31 @@ class Federation:
             VerificationError: ``roster_invalid`` / ``roster_stale``.
         """
         if not self.pinned:
-            raise ConfigError("no roster keys are pinned: set federation.roster_keys in node.toml")
+            raise ConfigError(
+                "no roster keys are pinned: set federation.roster_keys in node.toml"
+            )
         current = self.view.version if self.view else 0
         roster = verify_roster(signed, self.pinned, current)
         view = RosterView(roster)
         sites = self.node.sites
         async with self.node.db.pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
-            if not await self.store.install_roster_txn(conn, roster.version, dict(signed)):
+            if not await self.store.install_roster_txn(
+                conn, roster.version, dict(signed)
+            ):
                 from exchange.errors import VerificationError
                 from schemas.errors import ErrorCode
 
-                raise VerificationError("a newer roster is already installed", code=ErrorCode.ROSTER_STALE)
+                raise VerificationError(
+                    "a newer roster is already installed", code=ErrorCode.ROSTER_STALE
+                )
             await self.store.sync_peers_txn(
                 conn, [(n.id, str(n.base_url)) for n in view.peers(self.node.id)]
             )
             for n in roster.nodes:
                 for site in n.sites:
-                    await sites.place_site_txn(conn, site, n.id, view.circles_of_site(site))
+                    await sites.place_site_txn(
+                        conn, site, n.id, view.circles_of_site(site)
+                    )
         self.view = view
         self.wake_all()
         return view
@@ -198,8 +213,10 @@ class Federation:
             try:
                 self.view = RosterView(verify_roster(row[1], self.pinned, 0))
             except ExchangeError as exc:
-                _log.error("installed roster does not verify with the pinned keys: %s",
-                           exc.message)
+                _log.error(
+                    "installed roster does not verify with the pinned keys: %s",
+                    exc.message,
+                )
         path = self._roster_path()
         if path is not None:
             try:
@@ -214,7 +231,9 @@ class Federation:
                     _log.error("roster file %s not installed: %s", path, exc.message)
         changed = (self.view.version if self.view else 0) != before
         if changed:
-            _log.info("roster version %s is now in use", self.view.version if self.view else 0)
+            _log.info(
+                "roster version %s is now in use", self.view.version if self.view else 0
+            )
             self.wake_all()
         return changed
 
@@ -228,20 +247,30 @@ class Federation:
     def node_reader(self, node_id: str) -> Reader:
         """The principal of a peer node: it reads what its sites' audiences allow."""
         assert self.view is not None
-        return Reader("node", node_id, circles=frozenset(self.view.served_circles(node_id)),
-                      sites=frozenset(self.view.sites_of(node_id)))
+        return Reader(
+            "node",
+            node_id,
+            circles=frozenset(self.view.served_circles(node_id)),
+            sites=frozenset(self.view.sites_of(node_id)),
+        )
 
     def is_node(self, owner: str) -> bool:
         """Whether a key owner is a node of the installed roster."""
         return self.view is not None and self.view.node(owner) is not None
 
     # -- site records --------------------------------------------------------------------
-    async def local_site_records(self, only: set[str] | None = None) -> list[dict[str, Any]]:
+    async def local_site_records(
+        self, only: set[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Signed records for this node's own sites (optionally only some)."""
         assert self.node.key is not None
         out = []
         for s in await self.node.sites.list_sites():
-            if s.home_node != self.node.id or (only is not None and s.id not in only) or not s.keys:
+            if (
+                s.home_node != self.node.id
+                or (only is not None and s.id not in only)
+                or not s.keys
+            ):
                 continue
             doc = site_record_doc(s)
             out.append(sign_document(doc, self.node.key, CONTEXT_SITE_RECORD))
@@ -261,8 +290,12 @@ class Federation:
                 rec = verify_site_record(signed, self.view)
             except ExchangeError as exc:
                 problems.append(f"{exc.code.value}: {exc.message}")
-                await self.node.activity.event("security", "", exc.code.value,
-                                               f"site record from {source} refused: {exc.message}")
+                await self.node.activity.event(
+                    "security",
+                    "",
+                    exc.code.value,
+                    f"site record from {source} refused: {exc.message}",
+                )
                 self.node.metrics.security_events.labels(exc.code.value).inc()
                 continue
             if rec.home_node == self.node.id:
@@ -270,8 +303,12 @@ class Federation:
             if rec.version <= await self.store.site_record_version(rec.id):
                 continue
             async with self.node.db.pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
-                await self.node.sites.apply_site_record_txn(conn, rec, self.view.circles_of_site(rec.id))
-                await self.store.store_site_record_txn(conn, rec.id, rec.version, dict(signed), source)
+                await self.node.sites.apply_site_record_txn(
+                    conn, rec, self.view.circles_of_site(rec.id)
+                )
+                await self.store.store_site_record_txn(
+                    conn, rec.id, rec.version, dict(signed), source
+                )
             self.node.sites.invalidate_keys()
         return problems
 
@@ -280,17 +317,32 @@ class Federation:
         out = []
         now = datetime.now(UTC)
         for p in await self.store.peers():
-            backlog = (await self.store.backlog(p.node_id, self.node_reader(p.node_id), p.push_cursor)
-                       if self.view is not None else None)
-            out.append({
-                "peer": p.node_id, "base_url": p.base_url, "backlog": backlog,
-                "push_cursor": p.push_cursor, "pull_cursor": p.pull_cursor,
-                "pushed_total": p.pushed_total, "pulled_total": p.pulled_total,
-                "refused_total": p.refused_total, "last_success": _ts(p.last_success),
-                "last_error": p.last_error, "last_error_at": _ts(p.last_error_at),
-                "attempts": p.attempts,
-                "backoff_s": max(0.0, round((p.next_attempt_at - now).total_seconds(), 1)),
-            })
+            backlog = (
+                await self.store.backlog(
+                    p.node_id, self.node_reader(p.node_id), p.push_cursor
+                )
+                if self.view is not None
+                else None
+            )
+            out.append(
+                {
+                    "peer": p.node_id,
+                    "base_url": p.base_url,
+                    "backlog": backlog,
+                    "push_cursor": p.push_cursor,
+                    "pull_cursor": p.pull_cursor,
+                    "pushed_total": p.pushed_total,
+                    "pulled_total": p.pulled_total,
+                    "refused_total": p.refused_total,
+                    "last_success": _ts(p.last_success),
+                    "last_error": p.last_error,
+                    "last_error_at": _ts(p.last_error_at),
+                    "attempts": p.attempts,
+                    "backoff_s": max(
+                        0.0, round((p.next_attempt_at - now).total_seconds(), 1)
+                    ),
+                }
+            )
         return out
 
     # -- wake-ups for the sender ---------------------------------------------------------
@@ -316,7 +368,9 @@ class Federation:
             self._unsubscribe = self.node.notifier.subscribe(
                 "exchange_items", lambda _: self.wake_all()
             )
-            self._listen = asyncio.create_task(self._nudge_loop(), name="federation-nudge")
+            self._listen = asyncio.create_task(
+                self._nudge_loop(), name="federation-nudge"
+            )
 
     async def stop(self) -> None:
         """Stop the wake-ups."""

@@ -93,7 +93,9 @@ class Witness(BackgroundLoop):
             return out
         for peer in view.peers(self.node.id):
             try:
-                async with ExchangeClient(str(peer.base_url), key=self.node.key, timeout=self.timeout) as c:
+                async with ExchangeClient(
+                    str(peer.base_url), key=self.node.key, timeout=self.timeout
+                ) as c:
                     out[peer.id] = await self.witness_peer(peer.id, c)
                     await self.learn_own_floor(peer.id, c)
             except ExchangeError as exc:
@@ -103,12 +105,15 @@ class Witness(BackgroundLoop):
         self.node.sequencer.floor_checked = True  # peers were asked (reachable or not)
         return out
 
-    async def _alarm(self, peer: str, reason: str, old_note: str, new_note: str,
-                     proof: list[str]) -> str:
+    async def _alarm(
+        self, peer: str, reason: str, old_note: str, new_note: str, proof: list[str]
+    ) -> str:
         await self.store.evidence(peer, reason, old_note, new_note, proof)
         self.node.metrics.security_events.labels("checkpoint_invalid").inc()
         msg = f"node {peer}'s log is inconsistent: {reason}"
-        await self.node.activity.event("security", "", "checkpoint_invalid", msg, {"node": peer})
+        await self.node.activity.event(
+            "security", "", "checkpoint_invalid", msg, {"node": peer}
+        )
         _log.error("%s (evidence kept)", msg)
         return f"inconsistent: {reason}"
 
@@ -127,45 +132,77 @@ class Witness(BackgroundLoop):
         try:
             new = verify_checkpoint(note, [verifier])
         except ProofError as exc:
-            return await self._alarm(peer, f"checkpoint does not verify ({exc.message})", "", note, [])
+            return await self._alarm(
+                peer, f"checkpoint does not verify ({exc.message})", "", note, []
+            )
         last = await self.store.last_seen(peer)
         proof_b64: list[str] = []
         if last is not None:
             size0, root0, note0 = last
             if new.size < size0:
-                return await self._alarm(peer, f"log shrank from {size0} to {new.size}", note0, note, [])
+                return await self._alarm(
+                    peer, f"log shrank from {size0} to {new.size}", note0, note, []
+                )
             if new.size == size0:
                 if new.root_hash != root0:
-                    return await self._alarm(peer, f"two different roots for size {size0}", note0, note, [])
+                    return await self._alarm(
+                        peer, f"two different roots for size {size0}", note0, note, []
+                    )
                 return "unchanged"
-            pr = await client.request("GET", "/v1/log/proof/consistency",
-                                      params={"size1": size0, "size2": new.size})
+            pr = await client.request(
+                "GET",
+                "/v1/log/proof/consistency",
+                params={"size1": size0, "size2": new.size},
+            )
             proof_b64 = list(pr["hashes"])
             try:
-                verify_consistency(size0, new.size, [base64.b64decode(h) for h in proof_b64],
-                                   root0, new.root_hash)
+                verify_consistency(
+                    size0,
+                    new.size,
+                    [base64.b64decode(h) for h in proof_b64],
+                    root0,
+                    new.root_hash,
+                )
             except ProofError as exc:
-                return await self._alarm(peer, f"not consistent with size {size0}: {exc.message}",
-                                         note0, note, proof_b64)
-        if not await self.store.advance(peer, last[0] if last else None, new.size, new.root_hash, note):
+                return await self._alarm(
+                    peer,
+                    f"not consistent with size {size0}: {exc.message}",
+                    note0,
+                    note,
+                    proof_b64,
+                )
+        if not await self.store.advance(
+            peer, last[0] if last else None, new.size, new.root_hash, note
+        ):
             return "raced"
         assert self.node.key is not None
-        line = cosign_checkpoint(note, log_origin(self.node.id), self.node.key, int(time.time()))
-        await client.request("POST", "/v1/federation/cosign",
-                             body=orjson.dumps({"size": new.size, "note": note, "cosignature": line}))
+        line = cosign_checkpoint(
+            note, log_origin(self.node.id), self.node.key, int(time.time())
+        )
+        await client.request(
+            "POST",
+            "/v1/federation/cosign",
+            body=orjson.dumps({"size": new.size, "note": note, "cosignature": line}),
+        )
         return f"cosigned {new.size}"
 
     async def learn_own_floor(self, peer: str, client: ExchangeClient) -> int:
         """Ask a peer how far it witnessed our log; raise our signing floor to that."""
         try:
-            doc: dict[str, Any] = await client.request("GET", f"/v1/federation/witnessed/{self.node.id}")
+            doc: dict[str, Any] = await client.request(
+                "GET", f"/v1/federation/witnessed/{self.node.id}"
+            )
         except ExchangeError:
             return 0
         assert self.node.key is not None
-        mine = NoteVerifier.for_key(log_origin(self.node.id), self.node.key.public_key.raw)
+        mine = NoteVerifier.for_key(
+            log_origin(self.node.id), self.node.key.public_key.raw
+        )
         try:
             cp = verify_checkpoint(str(doc["note"]), [mine])
         except (ProofError, KeyError):
-            return 0  # not signed by us: ignore (a peer cannot raise our floor by lying)
+            return (
+                0  # not signed by us: ignore (a peer cannot raise our floor by lying)
+            )
         self.node.sequencer.raise_floor(cp.size, cp.root_hash)
         return cp.size

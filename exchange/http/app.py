@@ -53,7 +53,9 @@ async def _nonce_purger(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(60)
             try:
                 await node.nonces.purge(datetime.now(UTC))
-                await node.activity.purge_events(node.config.limits.event_retention_days)
+                await node.activity.purge_events(
+                    node.config.limits.event_retention_days
+                )
             except Exception:  # keep purging on the next round
                 _log.warning("nonce or event purge failed", exc_info=True)
 
@@ -88,8 +90,15 @@ def make_app(node: Node) -> web.Application:
     app[NODE] = node
     app.on_response_prepare.append(free_streams)
     for module in (
-        routes_items, routes_blobs, routes_directory, routes_monitoring,
-        routes_activity, routes_dashboard, routes_log, routes_federation, routes_node,
+        routes_items,
+        routes_blobs,
+        routes_directory,
+        routes_monitoring,
+        routes_activity,
+        routes_dashboard,
+        routes_log,
+        routes_federation,
+        routes_node,
     ):
         app.add_routes(module.routes)
     app.add_routes(routes_adapters.routes)

@@ -55,7 +55,10 @@ _KEYID = re.compile(r'keyid="([^"\\]{1,200})"')
 async def _site_reader(node: Node, site_id: str) -> Reader:
     site = await node.sites.cached_site(site_id)
     if site is None:
-        raise AuthError(f"site {site_id} is not registered here", code=ErrorCode.BAD_REQUEST_SIGNATURE)
+        raise AuthError(
+            f"site {site_id} is not registered here",
+            code=ErrorCode.BAD_REQUEST_SIGNATURE,
+        )
     return Reader("site", site.id, circles=frozenset(site.circles))
 
 
@@ -81,9 +84,13 @@ async def authenticate(
         token = auth[7:].strip()
         mon = await node.sites.monitor_by_token(token) if token else None
         if mon is None:
-            raise AuthError("unknown or revoked monitor token", code=ErrorCode.UNAUTHENTICATED)
+            raise AuthError(
+                "unknown or revoked monitor token", code=ErrorCode.UNAUTHENTICATED
+            )
         scope = await node.sites.sites_in_scope(mon.circles, mon.sites)
-        reader = Reader("monitor", mon.id, circles=frozenset(mon.circles), sites=frozenset(scope))
+        reader = Reader(
+            "monitor", mon.id, circles=frozenset(mon.circles), sites=frozenset(scope)
+        )
         request[READER] = reader
         return reader
     if "Signature-Input" not in request.headers and "Signature" not in request.headers:
@@ -94,8 +101,12 @@ async def authenticate(
             mon = await node.sites.monitor_by_id(monitor_id) if monitor_id else None
             if mon is not None:
                 scope = await node.sites.sites_in_scope(mon.circles, mon.sites)
-                reader = Reader("monitor", mon.id, circles=frozenset(mon.circles),
-                                sites=frozenset(scope))
+                reader = Reader(
+                    "monitor",
+                    mon.id,
+                    circles=frozenset(mon.circles),
+                    sites=frozenset(scope),
+                )
                 request[READER] = reader
                 return reader
         reader = Reader("anonymous")
@@ -103,13 +114,17 @@ async def authenticate(
         return reader
     m = _KEYID.search(request.headers.get("Signature-Input", ""))
     if m is None:
-        raise AuthError("Signature-Input has no keyid", code=ErrorCode.BAD_REQUEST_SIGNATURE)
+        raise AuthError(
+            "Signature-Input has no keyid", code=ErrorCode.BAD_REQUEST_SIGNATURE
+        )
     key_id = m.group(1)
     key_owner = key_id.partition("#")[0]
     fed = getattr(node, "federation", None)
     is_node = fed is not None and fed.is_node(key_owner)
     node_keys: dict[str, PublicKey] = (
-        fed.view.node_keys(key_owner) if fed is not None and is_node and fed.view else {}
+        fed.view.node_keys(key_owner)
+        if fed is not None and is_node and fed.view
+        else {}
     )
     keys = {} if is_node else await node.sites.keys([key_id])
     now = datetime.now(UTC)
@@ -128,22 +143,30 @@ async def authenticate(
         if is_node:
             nk = node_keys.get(kid)
             if nk is None:
-                raise VerificationError(f"node key {kid} is not in the roster", code=ErrorCode.UNKNOWN_KEY)
+                raise VerificationError(
+                    f"node key {kid} is not in the roster", code=ErrorCode.UNKNOWN_KEY
+                )
             return nk
         rec = keys.get(kid)
         if rec is None:
-            raise VerificationError(f"key {kid} is not known here", code=ErrorCode.UNKNOWN_KEY)
+            raise VerificationError(
+                f"key {kid} is not known here", code=ErrorCode.UNKNOWN_KEY
+            )
         if rec.revoked_at is not None and rec.revoked_at <= now:
             raise VerificationError(f"key {kid} is revoked", code=ErrorCode.REVOKED_KEY)
         if rec.valid_from > now:
-            raise VerificationError(f"key {kid} is not valid yet", code=ErrorCode.KEY_NOT_YET_VALID)
+            raise VerificationError(
+                f"key {kid} is not valid yet", code=ErrorCode.KEY_NOT_YET_VALID
+            )
         return rec.public
 
     cfg = node.config.http
     _check_authority(request, node)
     verified = httpsig.verify_request(
         request.method,
-        request.rel_url.raw_path_qs if request.rel_url.raw_query_string else request.rel_url.raw_path,
+        request.rel_url.raw_path_qs
+        if request.rel_url.raw_query_string
+        else request.rel_url.raw_path,
         request.host,
         request.headers,
         body,
@@ -174,7 +197,8 @@ async def authenticate(
     if wait > 0:
         raise RateLimited(
             f"too many requests from {owner}; retry in {wait:.1f} s (batch items per push)",
-            code=ErrorCode.RATE_LIMITED, detail={"retry_after": max(1, math.ceil(wait))},
+            code=ErrorCode.RATE_LIMITED,
+            detail={"retry_after": max(1, math.ceil(wait))},
         )
     reader = await _site_reader(node, owner)
     request[READER] = reader
@@ -256,8 +280,13 @@ def check_login_origin(request: web.Request) -> None:
     if origin is None:
         return
     parts = urlsplit(origin)
-    if origin != "null" and parts.netloc and (
-        _authority(parts.netloc, parts.scheme) == _authority(request.host, parts.scheme)
+    if (
+        origin != "null"
+        and parts.netloc
+        and (
+            _authority(parts.netloc, parts.scheme)
+            == _authority(request.host, parts.scheme)
+        )
     ):
         return
     raise Forbidden(
@@ -304,5 +333,3 @@ def require(reader: Reader, *kinds: str) -> None:
             code=ErrorCode.UNAUTHENTICATED,
         )
     raise Forbidden(f"a {reader.kind} may not do this", code=ErrorCode.FORBIDDEN)
-
-

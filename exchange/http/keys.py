@@ -12,7 +12,13 @@ if TYPE_CHECKING:
     from exchange.node import Node
 
 __all__ = [
-    "BODY", "CLAIMED_SITE", "ERROR_CODE", "NODE", "READER", "REQUEST_ID", "reader_of",
+    "BODY",
+    "CLAIMED_SITE",
+    "ERROR_CODE",
+    "NODE",
+    "READER",
+    "REQUEST_ID",
+    "reader_of",
 ]
 
 NODE: web.AppKey[Node] = web.AppKey("node")

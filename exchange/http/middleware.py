@@ -67,7 +67,8 @@ def _refuse_nul(request: web.Request) -> None:
         "\x00" in k or "\x00" in v for k, v in request.query.items()
     ):
         raise InputError(
-            "the URL contains a NUL character (%00); remove it", code=ErrorCode.BAD_REQUEST
+            "the URL contains a NUL character (%00); remove it",
+            code=ErrorCode.BAD_REQUEST,
         )
 
 
@@ -80,12 +81,19 @@ _HTTP_CODES = {
 
 def _unavailable(request: web.Request, rid: str, exc: BaseException) -> web.Response:
     """The database is down or restarting: a temporary condition, not a bug."""
-    _log.warning("database unavailable in %s %s [%s]: %s", request.method, request.path,
-                 rid, type(exc).__name__)
+    _log.warning(
+        "database unavailable in %s %s [%s]: %s",
+        request.method,
+        request.path,
+        rid,
+        type(exc).__name__,
+    )
     request[ERROR_CODE] = ErrorCode.DATABASE_UNAVAILABLE.value
     resp503 = error_response(
         ErrorCode.DATABASE_UNAVAILABLE,
-        "数据库暂不可用，请稍后重试 / the database is unavailable; retry shortly", 503, rid,
+        "数据库暂不可用，请稍后重试 / the database is unavailable; retry shortly",
+        503,
+        rid,
     )
     resp503.headers["Retry-After"] = "1"
     return resp503
@@ -129,8 +137,12 @@ async def error_middleware(
     except (ConnectionResetError, BrokenPipeError) as exc:
         if not client_gone(request):  # the database's connection, not the client's
             return _unavailable(request, rid, exc)
-        _log.info("client closed the connection during %s %s [%s]", request.method,
-                  request.path, rid)
+        _log.info(
+            "client closed the connection during %s %s [%s]",
+            request.method,
+            request.path,
+            rid,
+        )
         request[ERROR_CODE] = "client_closed"
         return web.Response(status=CLIENT_CLOSED)
     except UNAVAILABLE_ERRORS as exc:  # the database is down or restarting
@@ -196,13 +208,19 @@ async def observe_middleware(
             request.method,
             route,
             status,
-            extra={"fields": {
-                "route": route, "method": request.method, "status": status,
-                "ms": round(elapsed * 1000, 2),
-                "principal": f"{reader.kind}:{reader.id}" if reader else "anonymous",
-                "request_id": request.get(REQUEST_ID, ""),
-                **({"code": code} if code else {}),
-            }},
+            extra={
+                "fields": {
+                    "route": route,
+                    "method": request.method,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                    "principal": f"{reader.kind}:{reader.id}"
+                    if reader
+                    else "anonymous",
+                    "request_id": request.get(REQUEST_ID, ""),
+                    **({"code": code} if code else {}),
+                }
+            },
         )
         if code in SECURITY_CODES and status in (401, 403):
             if metrics is not None:
@@ -211,13 +229,19 @@ async def observe_middleware(
             if activity is not None:
                 # A stranger's failure is node-wide, counted per source and minute; one
                 # naming a registered key is that site's own event.
-                site = reader.id if reader and reader.kind == "site" else request.get(
-                    CLAIMED_SITE, "")
+                site = (
+                    reader.id
+                    if reader and reader.kind == "site"
+                    else request.get(CLAIMED_SITE, "")
+                )
                 try:
                     await activity.event(
-                        "security", site, code,
+                        "security",
+                        site,
+                        code,
                         f"{request.method} {route} refused: {code}",
-                        {"remote": request.remote or ""}, source=request.remote or "",
+                        {"remote": request.remote or ""},
+                        source=request.remote or "",
                     )
                 except Exception:  # statistics never fail a request
                     _log.warning("could not record security event", exc_info=True)

@@ -22,7 +22,9 @@ def _days(request: web.Request, name: str, default: int) -> int:
     if not raw:
         return default
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 366:
-        raise InputError(f"{name} must be a whole number of days, 1–366", code=ErrorCode.BAD_REQUEST)
+        raise InputError(
+            f"{name} must be a whole number of days, 1–366", code=ErrorCode.BAD_REQUEST
+        )
     return int(raw)
 
 
@@ -32,7 +34,9 @@ async def activity(request: web.Request) -> web.Response:
     reader = await authenticate(request, b"")
     require(reader, "monitor")
     report = await activity_report(
-        request.app[NODE], reader, days=_days(request, "days", 30),
+        request.app[NODE],
+        reader,
+        days=_days(request, "days", 30),
         inactive_days=_days(request, "inactive_days", 14),
     )
     return json_response(report)
@@ -44,5 +48,6 @@ async def metrics(request: web.Request) -> web.Response:
     m = request.app[NODE].metrics
     await m.refresh()
     return web.Response(
-        body=m.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        body=m.render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
     )

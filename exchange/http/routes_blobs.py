@@ -26,23 +26,25 @@ routes = web.RouteTableDef()
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _MEDIA = re.compile(r"^[\w.+-]{1,64}/[\w.+-]{1,128}$")
 
-SERVED_MEDIA_TYPES = frozenset({
-    "application/pdf",
-    "application/ofd",
-    "application/zip",
-    "application/msword",
-    "application/vnd.ms-excel",
-    "application/vnd.ms-powerpoint",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "image/png",
-    "image/jpeg",
-    "image/gif",
-    "image/webp",
-    "text/plain",
-    "text/csv",
-})
+SERVED_MEDIA_TYPES = frozenset(
+    {
+        "application/pdf",
+        "application/ofd",
+        "application/zip",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "text/plain",
+        "text/csv",
+    }
+)
 """Content types a blob is served with as uploaded; any other (HTML, SVG, XML, script)
 goes out as ``application/octet-stream``."""
 
@@ -56,9 +58,15 @@ async def blob_response(
     meta = await node.blobs.meta(sha)
     if meta is None:
         raise NotFound(f"no blob {sha} visible to you", code=ErrorCode.BLOB_MISSING)
-    safe = "".join(c for c in filename[:255] if c.isprintable() and c not in '"\\/;') or sha
-    media = meta.media_type if meta.media_type in SERVED_MEDIA_TYPES else (
-        "application/octet-stream")
+    safe = (
+        "".join(c for c in filename[:255] if c.isprintable() and c not in '"\\/;')
+        or sha
+    )
+    media = (
+        meta.media_type
+        if meta.media_type in SERVED_MEDIA_TYPES
+        else ("application/octet-stream")
+    )
     resp = web.StreamResponse(
         headers={
             "Content-Type": media,
@@ -103,7 +111,8 @@ def _upload_slot(node: object, site: str, cap: int) -> Iterator[None]:
         raise RateLimited(
             f"站点上传过多 / {site} already has {cap} blob uploads in flight; "
             "finish them first",
-            code=ErrorCode.RATE_LIMITED, detail={"retry_after": 5},
+            code=ErrorCode.RATE_LIMITED,
+            detail={"retry_after": 5},
         )
     counts[site] += 1
     try:
@@ -141,10 +150,17 @@ async def put_blob(request: web.Request) -> web.Response:
         existing = await node.blobs.meta(sha)
         if existing is not None:  # stored already: the caller proves it holds the bytes
             await node.blobs.add_uploader(
-                sha, body_chunks(request, limit), uploader=reader.id, max_bytes=limit,
+                sha,
+                body_chunks(request, limit),
+                uploader=reader.id,
+                max_bytes=limit,
             )
             return json_response(
-                {"sha256": sha, "size": existing.size, "media_type": existing.media_type},
+                {
+                    "sha256": sha,
+                    "size": existing.size,
+                    "media_type": existing.media_type,
+                },
                 200,
             )
         quota = node.config.limits.blob_quota_bytes
@@ -164,8 +180,12 @@ async def put_blob(request: web.Request) -> web.Response:
         if not _MEDIA.match(media):
             media = "application/octet-stream"
         meta = await node.blobs.put_stream(
-            sha, body_chunks(request, limit), media_type=media, uploader=reader.id,
-            max_bytes=limit, spool_dir=node.config.data_path / "uploads",
+            sha,
+            body_chunks(request, limit),
+            media_type=media,
+            uploader=reader.id,
+            max_bytes=limit,
+            spool_dir=node.config.data_path / "uploads",
         )
     return json_response(
         {"sha256": meta.sha256, "size": meta.size, "media_type": meta.media_type}, 201

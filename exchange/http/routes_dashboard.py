@@ -45,7 +45,11 @@ __all__ = ["Broadcaster", "broadcaster_ctx", "routes"]
 
 routes = web.RouteTableDef()
 _log = logging.getLogger(__name__)
-_STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
+_STATIC = {
+    "app.js": "text/javascript",
+    "style.css": "text/css",
+    "index.html": "text/html",
+}
 _SESSION_TTL = timedelta(hours=8)
 
 
@@ -93,11 +97,16 @@ def _asset(name: str) -> bytes:
 async def page(request: web.Request) -> web.Response:
     """The dashboard page (login form when there is no session)."""
     return web.Response(
-        body=_asset("index.html"), content_type="text/html", charset="utf-8",
-        headers={"Content-Security-Policy": "default-src 'self'; style-src 'self'; "
-                 "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
-                 "form-action 'self'; object-src 'none'; base-uri 'none'",
-                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"},
+        body=_asset("index.html"),
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Content-Security-Policy": "default-src 'self'; style-src 'self'; "
+            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+            "form-action 'self'; object-src 'none'; base-uri 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        },
     )
 
 
@@ -107,8 +116,12 @@ async def static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in _STATIC or name == "index.html":
         raise web.HTTPNotFound()
-    return web.Response(body=_asset(name), content_type=_STATIC[name], charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(
+        body=_asset(name),
+        content_type=_STATIC[name],
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _labels() -> dict[str, Any]:
@@ -138,20 +151,32 @@ async def login(request: web.Request) -> web.Response:
     node = request.app[NODE]
     check_login_origin(request)
     if request.content_type == "application/json":
-        body = read_json(request, await anonymous_body(request))  # strict: 400 on bad JSON
+        body = read_json(
+            request, await anonymous_body(request)
+        )  # strict: 400 on bad JSON
         token = str(body.get("token", "")) if isinstance(body, dict) else ""
     else:
         token = await read_form_field(request, "token")
     if not token or len(token) > 200:
-        raise InputError("请输入监督令牌 / a monitor token is required", code=ErrorCode.BAD_REQUEST)
+        raise InputError(
+            "请输入监督令牌 / a monitor token is required", code=ErrorCode.BAD_REQUEST
+        )
     mon = await node.sites.monitor_by_token(token)
     if mon is None:
-        raise AuthError("令牌无效或已吊销 / unknown or revoked token", code=ErrorCode.UNAUTHENTICATED)
+        raise AuthError(
+            "令牌无效或已吊销 / unknown or revoked token",
+            code=ErrorCode.UNAUTHENTICATED,
+        )
     session = await node.activity.new_session(mon.id, _SESSION_TTL)
     resp = json_response({"monitor": mon.id, "name": mon.name})
     resp.set_cookie(
-        SESSION_COOKIE, session, httponly=True, samesite="Strict", path="/",
-        max_age=int(_SESSION_TTL.total_seconds()), secure=came_over_tls(request),
+        SESSION_COOKIE,
+        session,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        max_age=int(_SESSION_TTL.total_seconds()),
+        secure=came_over_tls(request),
     )
     return resp
 
@@ -174,15 +199,22 @@ async def events(request: web.Request) -> web.StreamResponse:
     require(reader, "monitor")
     b = request.app[BROADCASTER]
     q = b.subscribe()
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
     await resp.prepare(request)
     try:
         await resp.write(b"retry: 3000\nevent: hello\ndata: {}\n\n")
         while True:
             try:
                 size = await asyncio.wait_for(q.get(), timeout=15)
-                await resp.write(f"event: changed\ndata: {{\"log_size\": {int(size)}}}\n\n".encode())
+                await resp.write(
+                    f'event: changed\ndata: {{"log_size": {int(size)}}}\n\n'.encode()
+                )
             except TimeoutError:
                 await resp.write(b"event: ping\ndata: {}\n\n")
     except ConnectionResetError:  # the client left; cancellation propagates

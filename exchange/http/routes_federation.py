@@ -27,15 +27,27 @@ async def batch(request: web.Request) -> web.Response:
     node = request.app[NODE]
     reader, body = await signed_body(request, "node")
     doc = read_json(request, body)
-    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list) or set(doc) - {"items", "site_records", "log_range"}:
-        raise SchemaError("a batch is {\"items\": [...], \"site_records\": [...], \"log_range\": {...}}",
-                          code=ErrorCode.SCHEMA_INVALID)
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("items"), list)
+        or set(doc) - {"items", "site_records", "log_range"}
+    ):
+        raise SchemaError(
+            'a batch is {"items": [...], "site_records": [...], "log_range": {...}}',
+            code=ErrorCode.SCHEMA_INVALID,
+        )
     if len(doc["items"]) > 2000:
-        raise TooLarge("at most 2000 items per federation batch", code=ErrorCode.BATCH_TOO_LARGE)
+        raise TooLarge(
+            "at most 2000 items per federation batch", code=ErrorCode.BATCH_TOO_LARGE
+        )
     log_range = _log_range(doc.get("log_range"))
-    problems = await node.federation.accept_site_records(list(doc.get("site_records") or []), reader.id)
+    problems = await node.federation.accept_site_records(
+        list(doc.get("site_records") or []), reader.id
+    )
     outcomes = await node.ingestor.push(doc["items"], reader, origin=reader.id)
-    if log_range is not None and not any(o.error is not None and o.error.retryable for o in outcomes):
+    if log_range is not None and not any(
+        o.error is not None and o.error.retryable for o in outcomes
+    ):
         # Everything the sender serves us in this range of its log is now here: the
         # catch-up pull starts after it (it is the sender's word about its own log, as
         # the pull's next_cursor is).
@@ -43,23 +55,30 @@ async def batch(request: web.Request) -> web.Response:
     results = [o.to_json() for o in outcomes]
     for problem in problems:
         _log.warning("site record from %s refused: %s", reader.id, problem)
-    return json_response({
-        "results": results,
-        "accepted": sum(1 for o in outcomes if o.status == "accepted"),
-        "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
-        "refused": sum(1 for o in outcomes if o.status == "refused"),
-    })
+    return json_response(
+        {
+            "results": results,
+            "accepted": sum(1 for o in outcomes if o.status == "accepted"),
+            "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
+            "refused": sum(1 for o in outcomes if o.status == "refused"),
+        }
+    )
 
 
 def _log_range(value: object) -> tuple[int, int] | None:
     """``{"after": A, "through": T}``: the sender's log positions this batch completes."""
     if value is None:
         return None
-    if (not isinstance(value, dict) or set(value) != {"after", "through"}
-            or not all(type(value[k]) is int for k in ("after", "through"))
-            or not -1 <= value["after"] <= value["through"] <= 2**62):
-        raise SchemaError("log_range is {\"after\": A, \"through\": T} with -1 <= A <= T <= 2**62",
-                          code=ErrorCode.SCHEMA_INVALID)
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"after", "through"}
+        or not all(type(value[k]) is int for k in ("after", "through"))
+        or not -1 <= value["after"] <= value["through"] <= 2**62
+    ):
+        raise SchemaError(
+            'log_range is {"after": A, "through": T} with -1 <= A <= T <= 2**62',
+            code=ErrorCode.SCHEMA_INVALID,
+        )
     return value["after"], value["through"]
 
 
@@ -73,16 +92,27 @@ async def log(request: web.Request) -> web.Response:
         after = int(request.query.get("after", "-1"))
         limit = min(max(int(request.query.get("limit", "500")), 1), 1000)
     except ValueError:
-        raise InputError("after and limit must be integers", code=ErrorCode.BAD_REQUEST) from None
+        raise InputError(
+            "after and limit must be integers", code=ErrorCode.BAD_REQUEST
+        ) from None
     if not -1 <= after <= 2**62:
-        raise InputError("after must be between -1 and 2**62", code=ErrorCode.BAD_REQUEST)
+        raise InputError(
+            "after must be between -1 and 2**62", code=ErrorCode.BAD_REQUEST
+        )
     # The caller stores before it moves its cursor, so it has everything it serves up to
     # ``after``: pushes to it start after that (nothing pulled is pushed again).
     await node.federation.store.skip_to(reader.id, after)
-    items, examined = await node.federation.store.local_after(reader, after, limit, 4 << 20)
+    items, examined = await node.federation.store.local_after(
+        reader, after, limit, 4 << 20
+    )
     records = await node.federation.local_site_records({i.author for i in items})
-    return json_response({"items": [envelope(i) for i in items], "next_cursor": max(examined, after),
-                          "site_records": records})
+    return json_response(
+        {
+            "items": [envelope(i) for i in items],
+            "next_cursor": max(examined, after),
+            "site_records": records,
+        }
+    )
 
 
 @routes.get("/v1/federation/site-records")
@@ -118,10 +148,15 @@ async def cosign(request: web.Request) -> web.Response:
     try:
         size, note, line = int(doc["size"]), str(doc["note"]), str(doc["cosignature"])
     except (KeyError, TypeError, ValueError):
-        raise SchemaError("expected {size, note, cosignature}", code=ErrorCode.SCHEMA_INVALID) from None
+        raise SchemaError(
+            "expected {size, note, cosignature}", code=ErrorCode.SCHEMA_INVALID
+        ) from None
     ours = await node.log.checkpoint_of_size(size)
     if ours is None or ours.note != note:
-        raise NotFound(f"no checkpoint of size {size} with that note here", code=ErrorCode.NOT_FOUND)
+        raise NotFound(
+            f"no checkpoint of size {size} with that note here",
+            code=ErrorCode.NOT_FOUND,
+        )
     view = node.federation.view
     if view is None:
         raise NotFound("no roster installed here", code=ErrorCode.NOT_FOUND)

@@ -30,18 +30,22 @@ async def push_items(request: web.Request) -> web.Response:
     # nothing and gets 401).
     reader, body = await signed_body(request, "site", defer_replay_check=True)
     is_batch, outcomes = await node.ingestor.push_body(
-        body, reader, max_depth=node.config.limits.max_depth,
+        body,
+        reader,
+        max_depth=node.config.limits.max_depth,
         max_batch=node.config.http.max_batch,
         before_commit=lambda: confirm_not_replayed(request),
     )
     if is_batch:
         results = [o.to_json() for o in outcomes]
-        return json_response({
-            "results": results,
-            "accepted": sum(1 for o in outcomes if o.status == "accepted"),
-            "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
-            "refused": sum(1 for o in outcomes if o.status == "refused"),
-        })
+        return json_response(
+            {
+                "results": results,
+                "accepted": sum(1 for o in outcomes if o.status == "accepted"),
+                "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
+                "refused": sum(1 for o in outcomes if o.status == "refused"),
+            }
+        )
     (outcome,) = outcomes
     if outcome.error is not None:
         raise outcome.error

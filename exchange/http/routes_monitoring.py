@@ -22,7 +22,11 @@ async def healthz(request: web.Request) -> web.Response:
     problem = getattr(request.app[NODE], "health_problem", None)
     if problem:
         return json_response(
-            {"status": "failed", "checks": {"process": "ok", "database": f"down: {problem}"}}, 503
+            {
+                "status": "failed",
+                "checks": {"process": "ok", "database": f"down: {problem}"},
+            },
+            503,
         )
     return json_response({"status": "ok", "checks": {"process": "ok"}})
 
@@ -43,7 +47,9 @@ async def readyz(request: web.Request) -> web.Response:
     if seq is not None:
         checks["log"] = seq.refusal or ("writer" if seq.is_writer else "standby")
     ok = checks["database"] == "ok" and not checks.get("log", "").startswith("refusing")
-    return json_response({"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503)
+    return json_response(
+        {"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503
+    )
 
 
 @routes.get("/openapi.json")

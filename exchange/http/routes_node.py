@@ -30,6 +30,11 @@ async def node_info(request: web.Request) -> web.Response:
     # The roster keys this node pins (public): adapters pin them on first contact.
     roster_keys = list(node.config.federation.roster_keys)
     return json_response(
-        {"id": node.id, "name": cfg.name, "base_url": cfg.base_url, "keys": keys,
-         "roster_keys": roster_keys}
+        {
+            "id": node.id,
+            "name": cfg.name,
+            "base_url": cfg.base_url,
+            "keys": keys,
+            "roster_keys": roster_keys,
+        }
     )

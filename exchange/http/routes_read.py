@@ -192,14 +192,18 @@ async def item(request: web.Request) -> web.Response:
         i: str(orjson.loads(it.canonical).get("title", ""))
         for i, it in (await node.search.store.by_ids(ids, reader)).items()
     }
-    plan = await _plan_panel(node, view.item.kind, view.item.id, body, reader, lang, names.sites)
+    plan = await _plan_panel(
+        node, view.item.kind, view.item.id, body, reader, lang, names.sites
+    )
     return await _render(
         request,
         "item.html",
         site=site,
         v=view,
         doc=view.doc,
-        blocks=body_blocks(view.item.kind, body, lang, names=names.sites, titles=titles),
+        blocks=body_blocks(
+            view.item.kind, body, lang, names=names.sites, titles=titles
+        ),
         plan=plan,
         dir=names,
     )
@@ -250,8 +254,9 @@ async def _plan_panel(
         "steps": [
             {
                 "id": t.id,
-                "when": (t.created_at + cst - (t.created_at.utcoffset() or timedelta()))
-                .strftime("%Y-%m-%d %H:%M"),
+                "when": (
+                    t.created_at + cst - (t.created_at.utcoffset() or timedelta())
+                ).strftime("%Y-%m-%d %H:%M"),
                 "label": label_text(STEP_LABELS[t.action], lang),
                 "detail": t.detail(lang),
                 "author": names.get(t.author, t.author),
@@ -279,7 +284,10 @@ async def blob(request: web.Request) -> web.StreamResponse:
     if not await node.items.blob_visible(sha, reader):
         raise web.HTTPNotFound()
     return await blob_response(
-        request, sha, filename=request.query.get("name") or sha, cache="private, no-store"
+        request,
+        sha,
+        filename=request.query.get("name") or sha,
+        cache="private, no-store",
     )
 
 

@@ -38,8 +38,10 @@ def query_time(name: str, raw: str, *, end: bool = False) -> datetime:
     Raises:
         InputError: not such a date or timestamp, or outside that range once in UTC.
     """
-    bad = _bad(f"{name} must be an ISO 8601 date or timestamp between the years 1 and "
-               "9999, e.g. 2026-11-01")
+    bad = _bad(
+        f"{name} must be an ISO 8601 date or timestamp between the years 1 and "
+        "9999, e.g. 2026-11-01"
+    )
     if len(raw) > 40:
         raise bad
     try:

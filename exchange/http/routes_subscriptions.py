@@ -36,7 +36,11 @@ _PING_S = 15.0
 def _after(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 18 or int(raw) < -1:
+    if (
+        not (raw.isascii() and raw.lstrip("-").isdigit())
+        or len(raw) > 18
+        or int(raw) < -1
+    ):
         raise InputError(
             f"{name} must be a log index (an integer ≥ -1)", code=ErrorCode.BAD_REQUEST
         )
@@ -54,8 +58,10 @@ async def create(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise schema_error(exc) from None
     if "\x00" in req.q:  # PostgreSQL text cannot hold it; a query never needs it
-        raise InputError("q contains a NUL character (\\u0000); remove it",
-                         code=ErrorCode.QUERY_INVALID)
+        raise InputError(
+            "q contains a NUL character (\\u0000); remove it",
+            code=ErrorCode.QUERY_INVALID,
+        )
     sub = await node.subscriptions.create(
         reader.id, req.q, req.kind, req.tag, req.author
     )

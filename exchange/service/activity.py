@@ -63,8 +63,9 @@ def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: _iso(v) for k, v in r.items()} for r in rows]
 
 
-async def activity_report(node: Node, reader: Reader, *, days: int = 30,
-                          inactive_days: int = 14) -> dict[str, Any]:
+async def activity_report(
+    node: Node, reader: Reader, *, days: int = 30, inactive_days: int = 14
+) -> dict[str, Any]:
     """Build the activity report for one monitor.
 
     Args:
@@ -87,7 +88,8 @@ async def activity_report(node: Node, reader: Reader, *, days: int = 30,
         last_push = s["last_push"]
         last_pull = s["last_pull_day"]
         active = (last_push is not None and last_push >= cutoff) or (
-            last_pull is not None and last_pull >= (today - timedelta(days=inactive_days))
+            last_pull is not None
+            and last_pull >= (today - timedelta(days=inactive_days))
         )
         s["inactive"] = not active
         if not active:
@@ -104,14 +106,22 @@ async def activity_report(node: Node, reader: Reader, *, days: int = 30,
             sections[name] = await fn(reader)
         except Exception as exc:  # one broken section must not hide the rest
             sections[name] = {"error": f"{type(exc).__name__}"}
-    plans = await _plans_with_state(node, reader, _clean(await node.activity.plans(sites)))
+    plans = await _plans_with_state(
+        node, reader, _clean(await node.activity.plans(sites))
+    )
     names = await directory(node)
     in_scope = {c for s in summary for c in s["circles"]} | set(reader.circles)
     return {
-        "scope": {"monitor": reader.id, "circles": sorted(reader.circles), "sites": sites},
+        "scope": {
+            "monitor": reader.id,
+            "circles": sorted(reader.circles),
+            "sites": sites,
+        },
         "names": {
             "sites": {s: names.sites[s] for s in sites if s in names.sites},
-            "circles": {c: names.circles[c] for c in sorted(in_scope) if c in names.circles},
+            "circles": {
+                c: names.circles[c] for c in sorted(in_scope) if c in names.circles
+            },
             "monitor": names.monitors.get(reader.id, reader.id),
         },
         "generated_at": datetime.now(UTC).isoformat(),

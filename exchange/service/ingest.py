@@ -121,7 +121,11 @@ class GroupCommitter:
     """
 
     def __init__(
-        self, db: Database, items: ItemStore, *, max_batch: int = 2000,
+        self,
+        db: Database,
+        items: ItemStore,
+        *,
+        max_batch: int = 2000,
         metrics: Metrics | None = None,
     ) -> None:
         self.db = db
@@ -152,7 +156,9 @@ class GroupCommitter:
         for p in self._queue:
             if not p.future.done():
                 p.future.set_exception(
-                    OperationalError("node is shutting down", code=ErrorCode.DATABASE_UNAVAILABLE)
+                    OperationalError(
+                        "node is shutting down", code=ErrorCode.DATABASE_UNAVAILABLE
+                    )
                 )
         self._queue.clear()
 
@@ -165,7 +171,9 @@ class GroupCommitter:
         if not items:
             return []
         if self._task is None:
-            raise OperationalError("node is not accepting writes", code=ErrorCode.DATABASE_UNAVAILABLE)
+            raise OperationalError(
+                "node is not accepting writes", code=ErrorCode.DATABASE_UNAVAILABLE
+            )
         p = _Pending(items)
         self._queue.append(p)
         self._wake.set()
@@ -178,7 +186,9 @@ class GroupCommitter:
             while self._queue:
                 batch: list[_Pending] = []
                 n = 0
-                while self._queue and (not batch or n + len(self._queue[0].items) <= self.max_batch):
+                while self._queue and (
+                    not batch or n + len(self._queue[0].items) <= self.max_batch
+                ):
                     p = self._queue.pop(0)
                     batch.append(p)
                     n += len(p.items)
@@ -188,7 +198,10 @@ class GroupCommitter:
                     for p in batch:
                         if not p.future.done():
                             p.future.set_exception(
-                                OperationalError("node is shutting down", code=ErrorCode.DATABASE_UNAVAILABLE)
+                                OperationalError(
+                                    "node is shutting down",
+                                    code=ErrorCode.DATABASE_UNAVAILABLE,
+                                )
                             )
                     raise
                 except Exception as exc:  # every waiter must hear about it
@@ -242,7 +255,9 @@ class GroupCommitter:
                     first_claim.add(it.id)
                     res.append(("accepted", new_index[it.id]))
                 else:
-                    res.append(("duplicate", known.get(it.id, new_index.get(it.id, -1))))
+                    res.append(
+                        ("duplicate", known.get(it.id, new_index.get(it.id, -1)))
+                    )
             out.append(res)
         return out
 
@@ -334,8 +349,11 @@ class Ingestor:
                 out.append(p)
                 continue
             try:
-                out.append(self._check_one(p, verifier, pusher, now, origin,
-                                           known_sites, known_circles))
+                out.append(
+                    self._check_one(
+                        p, verifier, pusher, now, origin, known_sites, known_circles
+                    )
+                )
             except ExchangeError as err:
                 out.append(self._refuse(p.id, err))
         return out
@@ -356,7 +374,9 @@ class Ingestor:
         item = p.item
         author = item["author"]
         if pusher.kind == "site":
-            refuse_placeholders(item)  # a template pushed unchanged: name what to fill in
+            refuse_placeholders(
+                item
+            )  # a template pushed unchanged: name what to fill in
         if pusher.kind == "site" and author != pusher.id:
             raise Forbidden(
                 f"site {pusher.id} may push only its own items, not {author}'s",
@@ -400,8 +420,9 @@ class Ingestor:
         unknown_c = sorted(set(circles) - known_circles)
         unknown_s = sorted(set(sites) - known_sites)
         if unknown_c or unknown_s:
-            what = ", ".join([*(f"circle {c}" for c in unknown_c),
-                              *(f"site {s}" for s in unknown_s)])
+            what = ", ".join(
+                [*(f"circle {c}" for c in unknown_c), *(f"site {s}" for s in unknown_s)]
+            )
             raise SchemaError(
                 f"audience names what this federation does not know: {what}",
                 code=ErrorCode.AUDIENCE_INVALID,
@@ -434,7 +455,12 @@ class Ingestor:
         )
 
     async def push_body(
-        self, body: bytes, pusher: Reader, *, max_depth: int, max_batch: int,
+        self,
+        body: bytes,
+        pusher: Reader,
+        *,
+        max_depth: int,
+        max_batch: int,
         before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[bool, list[Outcome]]:
         """A push request's body (one signed item or a batch): ``(is_batch, outcomes)``.
@@ -450,17 +476,24 @@ class Ingestor:
             ExchangeError: the body as a whole is refused (bad JSON, bad batch shape).
         """
         if self.verify_processes and len(body) >= self.offload_min_bytes:
-            done = await self._push_offloaded(body, pusher, max_depth, max_batch,
-                                              before_commit)
+            done = await self._push_offloaded(
+                body, pusher, max_depth, max_batch, before_commit
+            )
             if done is not None:
                 return done
         doc = parse_json(body, max_depth=max_depth, allow_floats=False)
         is_batch, objs = split_push_body(doc, max_batch)
         checked = await self.verify(objs, pusher)
-        return is_batch, await self._commit_checked(checked, pusher, "local", before_commit)
+        return is_batch, await self._commit_checked(
+            checked, pusher, "local", before_commit
+        )
 
     async def _push_offloaded(
-        self, body: bytes, pusher: Reader, max_depth: int, max_batch: int,
+        self,
+        body: bytes,
+        pusher: Reader,
+        max_depth: int,
+        max_batch: int,
         before_commit: Callable[[], Awaitable[None]] | None,
     ) -> tuple[bool, list[Outcome]] | None:
         """:meth:`push_body` with the CPU checks in a helper; None: do it inline."""
@@ -471,9 +504,15 @@ class Ingestor:
             if self._pool is None:
                 self._pool = await start_helper_pool(self.verify_processes)
         job = functools.partial(
-            check_body, body, max_depth=max_depth, max_batch=max_batch, keys=keys,
-            looked_up=frozenset(cands), now=now,
-            future_skew_s=self.future_skew.total_seconds(), accepted=self.accepted_suites(),
+            check_body,
+            body,
+            max_depth=max_depth,
+            max_batch=max_batch,
+            keys=keys,
+            looked_up=frozenset(cands),
+            now=now,
+            future_skew_s=self.future_skew.total_seconds(),
+            accepted=self.accepted_suites(),
         )
         try:
             kind, res = await asyncio.wait_for(
@@ -481,8 +520,10 @@ class Ingestor:
                 timeout=self.helper_timeout_s,
             )
         except (BrokenProcessPool, TimeoutError) as exc:
-            _log.warning("an item-check helper failed (%s); checking on the event loop",
-                         type(exc).__name__)
+            _log.warning(
+                "an item-check helper failed (%s); checking on the event loop",
+                type(exc).__name__,
+            )
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
             return None
@@ -499,8 +540,18 @@ class Ingestor:
                 continue
             p = parsed_of(c, orjson.loads(c.canonical))
             try:
-                out.append(self._check_one(p, None, pusher, now, "local", known_sites,
-                                           known_circles, pre=(c.key, c.trust_error)))
+                out.append(
+                    self._check_one(
+                        p,
+                        None,
+                        pusher,
+                        now,
+                        "local",
+                        known_sites,
+                        known_circles,
+                        pre=(c.key, c.trust_error),
+                    )
+                )
             except ExchangeError as err:
                 out.append(self._refuse(p.id, err))
         return is_batch, await self._commit_checked(out, pusher, "local", before_commit)
@@ -512,7 +563,10 @@ class Ingestor:
             self._pool = None
 
     async def _commit_checked(
-        self, checked: list[VerifiedItem | Outcome], pusher: Reader, origin: str,
+        self,
+        checked: list[VerifiedItem | Outcome],
+        pusher: Reader,
+        origin: str,
         before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> list[Outcome]:
         """Run the guards on verified items, commit them; one outcome per entry."""
@@ -524,7 +578,8 @@ class Ingestor:
             bad = {id(todo[i]): err for i, err in refused.items()}
             checked = [
                 self._refuse(c.row.id, bad[id(c)])
-                if isinstance(c, VerifiedItem) and id(c) in bad else c
+                if isinstance(c, VerifiedItem) and id(c) in bad
+                else c
                 for c in checked
             ]
         good = [c for c in checked if isinstance(c, VerifiedItem)]
@@ -540,7 +595,9 @@ class Ingestor:
         await self._record(out, pusher, origin)
         return out
 
-    async def _record(self, outcomes: list[Outcome], pusher: Reader, origin: str) -> None:
+    async def _record(
+        self, outcomes: list[Outcome], pusher: Reader, origin: str
+    ) -> None:
         """Count outcomes for monitoring (after the commit; never fails the push)."""
         accepted = sum(1 for o in outcomes if o.status == "accepted")
         refused = [o for o in outcomes if o.error is not None]
@@ -566,7 +623,10 @@ class Ingestor:
                 assert o.error is not None
                 kind = "security" if o.error.code.value in SECURITY_CODES else "refused"
                 await self.activity.event(
-                    kind, pusher.id, o.error.code.value, o.error.message,
+                    kind,
+                    pusher.id,
+                    o.error.code.value,
+                    o.error.message,
                     {"item": o.id, "origin": origin},
                 )
         except Exception:  # statistics must never fail a committed push

@@ -241,7 +241,9 @@ class PlanService:
                 in_batch[v.row.id] = PlanEntry.from_item(v.row.id, item)
                 audiences[v.row.id] = item.get("audience") or {}
             elif v.row.kind in PLAN_KINDS and (item.get("body") or {}).get("plan"):
-                todo.append((i, PlanEntry.from_item(v.row.id, item), item.get("audience") or {}))
+                todo.append(
+                    (i, PlanEntry.from_item(v.row.id, item), item.get("audience") or {})
+                )
         if not todo:
             return {}
         ids = sorted({str(e.body["plan"]) for _, e, _ in todo})
@@ -256,8 +258,10 @@ class PlanService:
             pid = str(cand.body["plan"])
             plan = plans.get(pid)
             refusal = check_candidate(plan, entries[pid], cand)
-            if refusal is None and plan is not None and not audience_within(
-                audience, audiences.get(pid) or {}
+            if (
+                refusal is None
+                and plan is not None
+                and not audience_within(audience, audiences.get(pid) or {})
             ):
                 refusal = Refusal("audience_wider", "audience_wider")
             if refusal is None:
@@ -279,7 +283,10 @@ class PlanService:
 def audience_within(step: dict[str, Any], plan: dict[str, Any]) -> bool:
     """Whether an item addressed to ``step`` reaches no one outside ``plan`` (an empty
     audience means every partner)."""
-    plan_circles, plan_sites = set(plan.get("circles") or ()), set(plan.get("sites") or ())
+    plan_circles, plan_sites = (
+        set(plan.get("circles") or ()),
+        set(plan.get("sites") or ()),
+    )
     if not plan_circles and not plan_sites:
         return True
     circles, sites = set(step.get("circles") or ()), set(step.get("sites") or ())

@@ -54,7 +54,9 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
         ctx.set_forkserver_preload(_PRELOAD)
         _configured = True
     return ProcessPoolExecutor(
-        max_workers=processes, mp_context=ctx, initializer=_watch_node,
+        max_workers=processes,
+        mp_context=ctx,
+        initializer=_watch_node,
         initargs=(os.getpid(),),
     )
 

@@ -126,7 +126,9 @@ def _decode_cursor(cursor: str, fp: str) -> tuple[datetime, int, float, int]:
         raise bad from None
     # Only what this node writes: whole seconds within years 1970..9999, log indexes
     # PostgreSQL's bigint holds, a finite score.
-    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (t, max_idx, idx))
+    ints = all(
+        isinstance(v, int) and not isinstance(v, bool) for v in (t, max_idx, idx)
+    )
     if not (same and ints and isinstance(score, (int, float)) and math.isfinite(score)):
         raise bad
     if not (0 <= t < _MAX_TS and -1 <= idx < 2**62 and -1 <= max_idx < 2**62):
@@ -152,7 +154,9 @@ class SearchService:
         timeout: Seconds one search statement may run.
     """
 
-    def __init__(self, db: Database, *, timeout: float = 5.0, fresh_wait: float = 3.0) -> None:
+    def __init__(
+        self, db: Database, *, timeout: float = 5.0, fresh_wait: float = 3.0
+    ) -> None:
         self.db = db
         self.store = SearchStore(db, timeout=timeout)
         self.fresh_wait = fresh_wait
@@ -301,7 +305,9 @@ class Indexer(BackgroundLoop):
         self.process = process
         self.name = name
         self.is_indexer = False
-        self.helper_timeout_s = 120.0  # one batch; a helper that takes longer is given up
+        self.helper_timeout_s = (
+            120.0  # one batch; a helper that takes longer is given up
+        )
         self.indexed_total = 0
         self._pool: Executor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -317,8 +323,12 @@ class Indexer(BackgroundLoop):
 
     async def _run(self) -> None:
         await run_as_leader(
-            self.db.url, INDEXER_LOCK_KEY, self._index_loop, name="search indexer",
-            app_name=f"{self.name}-indexer-{os.getpid()}", on_change=self._lead,
+            self.db.url,
+            INDEXER_LOCK_KEY,
+            self._index_loop,
+            name="search indexer",
+            app_name=f"{self.name}-indexer-{os.getpid()}",
+            on_change=self._lead,
         )
 
     def _lead(self, leading: bool) -> None:
@@ -326,8 +336,11 @@ class Indexer(BackgroundLoop):
 
     async def _index_loop(self, conn: asyncpg.Connection) -> None:
         wake = asyncio.Event()
-        unsubscribe = self.notifier.subscribe("exchange_items", lambda _: wake.set()) \
-            if self.notifier is not None else (lambda: None)
+        unsubscribe = (
+            self.notifier.subscribe("exchange_items", lambda _: wake.set())
+            if self.notifier is not None
+            else (lambda: None)
+        )
         try:
             while not conn.is_closed():
                 await self.catch_up(conn)
@@ -369,8 +382,10 @@ class Indexer(BackgroundLoop):
                     timeout=self.helper_timeout_s,
                 )
             except (BrokenProcessPool, TimeoutError) as exc:
-                _log.warning("search tokenizer process failed (%s); tokenizing in-process",
-                             type(exc).__name__)
+                _log.warning(
+                    "search tokenizer process failed (%s); tokenizing in-process",
+                    type(exc).__name__,
+                )
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
                 self.process = False

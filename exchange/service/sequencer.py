@@ -121,8 +121,12 @@ class Sequencer(BackgroundLoop):
         db = self.node.db
         assert db is not None
         await run_as_leader(
-            db.url, LOCK_KEY, self._write_loop, name="log writer",
-            app_name=f"exchange-log-{self.node.id}-{os.getpid()}", on_change=self._lead,
+            db.url,
+            LOCK_KEY,
+            self._write_loop,
+            name="log writer",
+            app_name=f"exchange-log-{self.node.id}-{os.getpid()}",
+            on_change=self._lead,
         )
 
     def _lead(self, leading: bool) -> None:
@@ -132,7 +136,9 @@ class Sequencer(BackgroundLoop):
 
     async def _write_loop(self, conn: asyncpg.Connection) -> None:
         wake = asyncio.Event()
-        unsubscribe = self.node.notifier.subscribe("exchange_items", lambda _: wake.set())
+        unsubscribe = self.node.notifier.subscribe(
+            "exchange_items", lambda _: wake.set()
+        )
         try:
             await self._write(conn, wake)
         finally:

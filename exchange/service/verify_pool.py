@@ -76,7 +76,9 @@ def split_push_body(doc: Any, max_batch: int) -> tuple[bool, list[Any]]:
         )
     objs = doc["items"]
     if not objs:
-        raise SchemaError("a batch needs at least one item", code=ErrorCode.SCHEMA_INVALID)
+        raise SchemaError(
+            "a batch needs at least one item", code=ErrorCode.SCHEMA_INVALID
+        )
     if len(objs) > max_batch:
         raise TooLarge(
             f"a batch holds at most {max_batch} items, got {len(objs)}",
@@ -103,7 +105,9 @@ class CheckedItem:
     trust_error: ErrorTuple | None = None
 
 
-def check_items(objs: list[Any], verifier: Verifier, now: datetime) -> list[CheckedItem]:
+def check_items(
+    objs: list[Any], verifier: Verifier, now: datetime
+) -> list[CheckedItem]:
     """Schema, canonical form and signature of each object."""
     out: list[CheckedItem] = []
     for obj in objs:
@@ -115,8 +119,16 @@ def check_items(objs: list[Any], verifier: Verifier, now: datetime) -> list[Chec
         try:
             key = verifier.check(p.item, p.sig, p.message, p.signature, now)
         except ExchangeError as err:
-            out.append(CheckedItem(None, p.id, p.canonical, p.sig, p.signature,
-                                   trust_error=error_tuple(err)))
+            out.append(
+                CheckedItem(
+                    None,
+                    p.id,
+                    p.canonical,
+                    p.sig,
+                    p.signature,
+                    trust_error=error_tuple(err),
+                )
+            )
             continue
         out.append(CheckedItem(None, p.id, p.canonical, p.sig, p.signature, key=key))
     return out
@@ -152,8 +164,10 @@ def check_body(
     except ExchangeError as err:
         return "error", error_tuple(err)
     needed = {
-        str(o["sig"]["key"]) for o in objs
-        if isinstance(o, dict) and isinstance(o.get("sig"), dict)
+        str(o["sig"]["key"])
+        for o in objs
+        if isinstance(o, dict)
+        and isinstance(o.get("sig"), dict)
         and isinstance(o["sig"].get("key"), str)
     }
     missing = sorted(needed - looked_up)
@@ -166,5 +180,11 @@ def check_body(
 def parsed_of(c: CheckedItem, item: dict[str, Any]) -> ParsedItem:
     """The :class:`ParsedItem` of a checked item (``item`` re-read from its bytes)."""
     assert c.sig is not None
-    return ParsedItem(id=c.id, canonical=c.canonical, item=item, sig=c.sig,
-                      signature=c.signature, model=None)
+    return ParsedItem(
+        id=c.id,
+        canonical=c.canonical,
+        item=item,
+        sig=c.sig,
+        signature=c.signature,
+        model=None,
+    )

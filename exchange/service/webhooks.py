@@ -80,8 +80,12 @@ class WebhookSender:
         self.timeout = cfg.request_timeout_s
         self.batch = cfg.batch_size
         self.loops: KeyedLoops[int] = KeyedLoops(
-            "webhook", self._hooks, self._loop, poll_s=self.interval,
-            lock_url=node.db.url, lock_space=WEBHOOK_LOCK_SPACE,
+            "webhook",
+            self._hooks,
+            self._loop,
+            poll_s=self.interval,
+            lock_url=node.db.url,
+            lock_space=WEBHOOK_LOCK_SPACE,
             app_name=f"exchange-webhooks-{node.id}-{os.getpid()}",
         )
         self._session: aiohttp.ClientSession | None = None

@@ -24,11 +24,21 @@ _MAX_PENDING_EVENTS = 2000
 
 # Error codes that are security events when they happen (forgery, misuse of keys,
 # replays, log inconsistencies), as opposed to ordinary malformed input.
-SECURITY_CODES = frozenset({
-    "bad_signature", "unknown_key", "revoked_key", "author_mismatch", "key_not_yet_valid",
-    "bad_request_signature", "replayed_request", "not_home_node", "checkpoint_invalid",
-    "proof_invalid", "roster_invalid",
-})
+SECURITY_CODES = frozenset(
+    {
+        "bad_signature",
+        "unknown_key",
+        "revoked_key",
+        "author_mismatch",
+        "key_not_yet_valid",
+        "bad_request_signature",
+        "replayed_request",
+        "not_home_node",
+        "checkpoint_invalid",
+        "proof_invalid",
+        "roster_invalid",
+    }
+)
 
 
 class ActivityStore:
@@ -40,7 +50,9 @@ class ActivityStore:
         self._events: dict[tuple[datetime, str, str, str, str], list[Any]] = {}
         self._flushing = asyncio.Lock()
 
-    async def bump(self, site: str, metric: str, n: int = 1, day: date | None = None) -> None:
+    async def bump(
+        self, site: str, metric: str, n: int = 1, day: date | None = None
+    ) -> None:
         """Add ``n`` to a site's counter for ``day`` (today, UTC+8, by default).
 
         Counts accumulate in memory and are written by :meth:`flush` (the node flushes
@@ -73,7 +85,9 @@ class ActivityStore:
                        SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::bigint[])
                        ON CONFLICT (day, site, metric)
                        DO UPDATE SET n = activity_daily.n + EXCLUDED.n""",
-                    [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [k[2] for k in keys],
                     [pending[k] for k in keys],
                 )
         except BaseException:
@@ -83,8 +97,14 @@ class ActivityStore:
         return written + len(keys)
 
     async def event(
-        self, kind: str, site: str, code: str, message: str,
-        detail: dict[str, Any] | None = None, *, source: str = "",
+        self,
+        kind: str,
+        site: str,
+        code: str,
+        message: str,
+        detail: dict[str, Any] | None = None,
+        *,
+        source: str = "",
     ) -> None:
         """Note a refusal or security event (message must hold no secrets).
 
@@ -96,7 +116,12 @@ class ActivityStore:
         key = (now.replace(second=0, microsecond=0), kind, site, code, source[:100])
         held = self._events.get(key)
         if held is None:  # text PostgreSQL can store: no NUL, no control characters
-            self._events[key] = [1, now, escape_controls(message)[:500], _storable(detail or {})]
+            self._events[key] = [
+                1,
+                now,
+                escape_controls(message)[:500],
+                _storable(detail or {}),
+            ]
         else:
             held[0] += 1
             held[1] = now
@@ -107,8 +132,10 @@ class ActivityStore:
         if not self._events:
             return 0
         pending, self._events = self._events, {}
-        rows = [(k[0], k[1], k[2], k[3], k[4], v[0], v[1], v[2], v[3])
-                for k, v in pending.items()]
+        rows = [
+            (k[0], k[1], k[2], k[3], k[4], v[0], v[1], v[2], v[3])
+            for k, v in pending.items()
+        ]
         try:
             async with self.db.relaxed_pool.acquire() as c:
                 await c.executemany(
@@ -143,7 +170,8 @@ class ActivityStore:
             rows = await c.fetch(
                 """SELECT day, site, metric, n FROM activity_daily
                    WHERE site = ANY($1::text[]) AND day >= $2 ORDER BY day, site, metric""",
-                list(sites), since,
+                list(sites),
+                since,
             )
         return [dict(r) for r in rows]
 
@@ -159,7 +187,8 @@ class ActivityStore:
                    FROM items LEFT JOIN LATERAL unnest(audience_circles) AS circle ON TRUE
                    WHERE author = ANY($1::text[]) AND received_at >= $2
                    GROUP BY 1, 2, 3, 4 ORDER BY 1""",
-                list(sites), since,
+                list(sites),
+                since,
             )
         return [dict(r) for r in rows]
 
@@ -169,7 +198,8 @@ class ActivityStore:
             n = await c.fetchval(
                 """SELECT count(*) FROM items
                    WHERE author = ANY($1::text[]) AND received_at >= $2""",
-                list(sites), since,
+                list(sites),
+                since,
             )
         return int(n)
 
@@ -210,7 +240,9 @@ class ActivityStore:
                      WHERE kind = ANY($2::text[]) AND site = ''
                      ORDER BY at DESC LIMIT $3)
                    ORDER BY at DESC""",
-                [s for s in sites if s], list(kinds), limit,
+                [s for s in sites if s],
+                list(kinds),
+                limit,
             )
         return [dict(r) for r in rows]
 
@@ -251,7 +283,9 @@ class ActivityStore:
             await c.execute(
                 """INSERT INTO monitor_sessions (token_hash, monitor_id, expires_at)
                    VALUES ($1, $2, now() + $3)""",
-                _h(token), monitor_id, ttl,
+                _h(token),
+                monitor_id,
+                ttl,
             )
             await c.execute("DELETE FROM monitor_sessions WHERE expires_at < now()")
         return token
@@ -269,7 +303,9 @@ class ActivityStore:
     async def end_session(self, token: str) -> None:
         """Log out."""
         async with self.db.pool.acquire() as c:
-            await c.execute("DELETE FROM monitor_sessions WHERE token_hash = $1", _h(token))
+            await c.execute(
+                "DELETE FROM monitor_sessions WHERE token_hash = $1", _h(token)
+            )
 
 
 def _h(token: str) -> bytes:

@@ -54,12 +54,19 @@ class BlobStore:
         """Whether ``site_id`` uploaded the blob (uploaders may read their own blobs)."""
         async with self.db.pool.acquire() as c:
             found = await c.fetchval(
-                "SELECT 1 FROM blob_uploaders WHERE sha256=$1 AND site=$2", sha256, site_id
+                "SELECT 1 FROM blob_uploaders WHERE sha256=$1 AND site=$2",
+                sha256,
+                site_id,
             )
         return bool(found)
 
     async def add_uploader(
-        self, sha256: str, chunks: AsyncIterator[bytes], *, uploader: str, max_bytes: int
+        self,
+        sha256: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        uploader: str,
+        max_bytes: int,
     ) -> None:
         """Record another uploader of a stored blob once its bytes arrived again.
 
@@ -83,11 +90,13 @@ class BlobStore:
     async def uploaded_bytes(self, site_id: str) -> int:
         """Bytes of the blobs ``site_id`` has uploaded (for its quota)."""
         async with self.db.pool.acquire() as c:
-            return int(await c.fetchval(
-                """SELECT coalesce(sum(b.size), 0) FROM blob_uploaders u
+            return int(
+                await c.fetchval(
+                    """SELECT coalesce(sum(b.size), 0) FROM blob_uploaders u
                    JOIN blobs b USING (sha256) WHERE u.site = $1""",
-                site_id,
-            ))
+                    site_id,
+                )
+            )
 
     async def put_stream(
         self,
@@ -134,7 +143,10 @@ class BlobStore:
                 """INSERT INTO blobs (sha256, size, media_type, uploader)
                    VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING
                    RETURNING true""",
-                sha256, size, media_type, uploader,
+                sha256,
+                size,
+                media_type,
+                uploader,
             )
             if inserted:
                 with path.open("rb") as f:
@@ -142,12 +154,16 @@ class BlobStore:
                     while data := f.read(CHUNK_SIZE):
                         await c.execute(
                             "INSERT INTO blob_chunks (sha256, seq, data) VALUES ($1, $2, $3)",
-                            sha256, seq, data,
+                            sha256,
+                            seq,
+                            data,
                         )
                         seq += 1
             await c.execute(
                 "INSERT INTO blob_uploaders (sha256, site) VALUES ($1, $2) "
-                "ON CONFLICT DO NOTHING", sha256, uploader,
+                "ON CONFLICT DO NOTHING",
+                sha256,
+                uploader,
             )
         return BlobMeta(sha256, size, media_type)
 

@@ -38,8 +38,13 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-    asyncpg.OperatorInterventionError, asyncpg.InterfaceError, asyncpg.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
     # A connection that died mid-protocol ("cannot switch to state ..."): the server went
     # away under it, not a bug of ours.
     asyncpg.InternalClientError,
@@ -101,7 +106,9 @@ def embedded_max_connections(workers: int, pool_max: int) -> int:
     return max(200, connections_needed(workers, pool_max) + 3 + 2 * _HEADROOM)
 
 
-async def fit_pool(url: str, *, workers: int, pool_min: int, pool_max: int, node_id: str) -> int:
+async def fit_pool(
+    url: str, *, workers: int, pool_min: int, pool_max: int, node_id: str
+) -> int:
     """The pool size that lets ``workers`` processes of this node fit the server.
 
     Reads ``max_connections`` and ``superuser_reserved_connections`` and counts the
@@ -119,12 +126,14 @@ async def fit_pool(url: str, *, workers: int, pool_min: int, pool_max: int, node
     try:
         max_conn = int(await conn.fetchval("SHOW max_connections"))
         reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
-        others = int(await conn.fetchval(
-            """SELECT count(*) FROM pg_stat_activity
+        others = int(
+            await conn.fetchval(
+                """SELECT count(*) FROM pg_stat_activity
                WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
                  AND application_name NOT LIKE $1""",
-            f"%-{node_id}-%",
-        ))
+                f"%-{node_id}-%",
+            )
+        )
     finally:
         await conn.close()
     room = max_conn - reserved - others - _HEADROOM
@@ -143,7 +152,12 @@ async def fit_pool(url: str, *, workers: int, pool_min: int, pool_max: int, node
         )
     _log.warning(
         "database pools reduced to %d connections per worker (pool_max %d): max_connections="
-        "%d, %d in use by others, %d worker(s)", fitted, pool_max, max_conn, others, workers,
+        "%d, %d in use by others, %d worker(s)",
+        fitted,
+        pool_max,
+        max_conn,
+        others,
+        workers,
     )
     return fitted
 
@@ -168,7 +182,12 @@ class Database:
     """
 
     def __init__(
-        self, url: str, read_url: str = "", *, min_size: int = 2, max_size: int = 10,
+        self,
+        url: str,
+        read_url: str = "",
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
         app_name: str = "",
     ) -> None:
         self.url = url
@@ -183,7 +202,9 @@ class Database:
         self.embedded: EmbeddedPostgres | None = None
 
     @classmethod
-    def embedded_url(cls, data_dir: Path, port: int = 0) -> tuple[EmbeddedPostgres, str]:
+    def embedded_url(
+        cls, data_dir: Path, port: int = 0
+    ) -> tuple[EmbeddedPostgres, str]:
         """Start (or reuse) the embedded server in ``data_dir/pg``; return it and its URL."""
         pg = EmbeddedPostgres(Path(data_dir) / "pg", port=port)
         pg.start()
@@ -214,17 +235,27 @@ class Database:
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=self._min, max_size=self._max, init=_init_conn,
-                reset=_keep_session, server_settings=self._settings,
+                self.url,
+                min_size=self._min,
+                max_size=self._max,
+                init=_init_conn,
+                reset=_keep_session,
+                server_settings=self._settings,
             )
             self._relaxed_pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=RELAXED_POOL, init=_init_conn,
+                self.url,
+                min_size=1,
+                max_size=RELAXED_POOL,
+                init=_init_conn,
                 reset=_keep_session,
                 server_settings={**self._settings, "synchronous_commit": "off"},
             )
             if self.read_url:
                 self._read_pool = await asyncpg.create_pool(
-                    self.read_url, min_size=1, max_size=self._max, init=_init_conn,
+                    self.read_url,
+                    min_size=1,
+                    max_size=self._max,
+                    init=_init_conn,
                     reset=_keep_session,
                 )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -240,8 +271,10 @@ class Database:
                 try:
                     await asyncio.wait_for(pool.close(), timeout=grace)
                 except TimeoutError:
-                    _log.warning("database connections still in use after %.0f s; "
-                                 "closing them", grace)
+                    _log.warning(
+                        "database connections still in use after %.0f s; closing them",
+                        grace,
+                    )
                     pool.terminate()
         self._pool = self._read_pool = self._relaxed_pool = None
 
@@ -249,7 +282,9 @@ class Database:
     def pool(self) -> asyncpg.Pool:
         """The primary pool (writes and consistent reads)."""
         if self._pool is None:
-            raise OperationalError("database is not open", code=ErrorCode.DATABASE_UNAVAILABLE)
+            raise OperationalError(
+                "database is not open", code=ErrorCode.DATABASE_UNAVAILABLE
+            )
         return self._pool
 
     @property
@@ -260,7 +295,9 @@ class Database:
         trip and no fsync wait on the request path.
         """
         if self._relaxed_pool is None:
-            raise OperationalError("database is not open", code=ErrorCode.DATABASE_UNAVAILABLE)
+            raise OperationalError(
+                "database is not open", code=ErrorCode.DATABASE_UNAVAILABLE
+            )
         return self._relaxed_pool
 
     @property
@@ -269,7 +306,9 @@ class Database:
         return self._read_pool or self.pool
 
     @contextlib.asynccontextmanager
-    async def connect(self, conn: asyncpg.Connection | None = None) -> AsyncIterator[Any]:
+    async def connect(
+        self, conn: asyncpg.Connection | None = None
+    ) -> AsyncIterator[Any]:
         """Yield ``conn`` if given, else a pooled connection."""
         if conn is not None:
             yield conn

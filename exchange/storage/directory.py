@@ -100,7 +100,10 @@ class SiteStore:
                    ON CONFLICT (id) DO UPDATE
                    SET name = EXCLUDED.name, home_node = EXCLUDED.home_node,
                        circles = EXCLUDED.circles""",
-                site_id, name, home_node, list(circles),
+                site_id,
+                name,
+                home_node,
+                list(circles),
             )
 
     async def add_key(
@@ -126,7 +129,10 @@ class SiteStore:
                 "SELECT public_key, alg FROM site_keys WHERE key_id=$1", key_id
             )
             if existing is not None:
-                if bytes(existing["public_key"]) == public_key and existing["alg"] == alg:
+                if (
+                    bytes(existing["public_key"]) == public_key
+                    and existing["alg"] == alg
+                ):
                     return
                 raise Conflict(
                     f"key id {key_id} is already used by another key; pick the next kN",
@@ -135,12 +141,20 @@ class SiteStore:
             await c.execute(
                 """INSERT INTO site_keys (key_id, site_id, alg, public_key, valid_from)
                    VALUES ($1, $2, $3, $4, coalesce($5, now()))""",
-                key_id, site_id, alg, public_key, valid_from,
+                key_id,
+                site_id,
+                alg,
+                public_key,
+                valid_from,
             )
         self.invalidate_keys()
 
     async def revoke_key(
-        self, key_id: str, at: datetime | None = None, *, conn: asyncpg.Connection | None = None
+        self,
+        key_id: str,
+        at: datetime | None = None,
+        *,
+        conn: asyncpg.Connection | None = None,
     ) -> datetime:
         """Revoke a key from ``at`` (now by default); returns the revocation time.
 
@@ -151,7 +165,8 @@ class SiteStore:
             when = await c.fetchval(
                 """UPDATE site_keys SET revoked_at = coalesce(revoked_at, coalesce($2, now()))
                    WHERE key_id=$1 RETURNING revoked_at""",
-                key_id, at,
+                key_id,
+                at,
             )
         self.invalidate_keys()  # at once here; other processes hear the NOTIFY
         if when is None:
@@ -201,14 +216,20 @@ class SiteStore:
         self.key_cache_live = live
 
     async def place_site_txn(
-        self, conn: asyncpg.Connection, site_id: str, home_node: str, circles: Sequence[str]
+        self,
+        conn: asyncpg.Connection,
+        site_id: str,
+        home_node: str,
+        circles: Sequence[str],
     ) -> None:
         """Record a roster site's home and circles (name kept, or the id until known)."""
         await conn.execute(
             """INSERT INTO sites (id, name, home_node, circles) VALUES ($1, $1, $2, $3)
                ON CONFLICT (id) DO UPDATE SET home_node = EXCLUDED.home_node,
                  circles = EXCLUDED.circles""",
-            site_id, home_node, list(circles),
+            site_id,
+            home_node,
+            list(circles),
         )
         self._site_cache.pop(site_id, None)
 
@@ -227,7 +248,10 @@ class SiteStore:
             """INSERT INTO sites (id, name, home_node, circles) VALUES ($1, $2, $3, $4)
                ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,
                  home_node = EXCLUDED.home_node, circles = EXCLUDED.circles""",
-            rec.id, rec.name, rec.home_node, list(circles),
+            rec.id,
+            rec.name,
+            rec.home_node,
+            list(circles),
         )
         for k in rec.keys:
             revoked = parse_timestamp(k.revoked_at) if k.revoked_at else None
@@ -237,12 +261,18 @@ class SiteStore:
                    ON CONFLICT (key_id) DO UPDATE
                    SET revoked_at = coalesce(site_keys.revoked_at, EXCLUDED.revoked_at)
                    WHERE site_keys.public_key = EXCLUDED.public_key""",
-                k.key_id, rec.id, k.alg, b64u_decode(k.public_key),
-                parse_timestamp(k.valid_from), revoked,
+                k.key_id,
+                rec.id,
+                k.alg,
+                b64u_decode(k.public_key),
+                parse_timestamp(k.valid_from),
+                revoked,
             )
         self._site_cache.pop(rec.id, None)
 
-    async def all_keys(self, *, conn: asyncpg.Connection | None = None) -> list[KeyRecord]:
+    async def all_keys(
+        self, *, conn: asyncpg.Connection | None = None
+    ) -> list[KeyRecord]:
         """Every key, revoked or not (for re-verifying stored items)."""
         async with self.db.connect(conn) as c:
             rows = await c.fetch("SELECT * FROM site_keys ORDER BY key_id")
@@ -256,7 +286,10 @@ class SiteStore:
         return sites[0] if sites else None
 
     async def list_sites(
-        self, ids: Sequence[str] | None = None, *, conn: asyncpg.Connection | None = None
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        conn: asyncpg.Connection | None = None,
     ) -> list[SiteRecordRow]:
         """All sites (or those named), with keys, ordered by id."""
         async with self.db.connect(conn) as c:
@@ -265,7 +298,8 @@ class SiteStore:
                 krows = await c.fetch("SELECT * FROM site_keys ORDER BY key_id")
             else:
                 rows = await c.fetch(
-                    "SELECT * FROM sites WHERE id = ANY($1::text[]) ORDER BY id", list(ids)
+                    "SELECT * FROM sites WHERE id = ANY($1::text[]) ORDER BY id",
+                    list(ids),
                 )
                 krows = await c.fetch(
                     "SELECT * FROM site_keys WHERE site_id = ANY($1::text[]) ORDER BY key_id",
@@ -319,9 +353,15 @@ class SiteStore:
                    ON CONFLICT (id) DO UPDATE SET name=EXCLUDED.name,
                      circles=EXCLUDED.circles, sites=EXCLUDED.sites,
                      token_hash=EXCLUDED.token_hash, revoked_at=NULL""",
-                monitor_id, name, list(circles), list(sites), token_hash(token),
+                monitor_id,
+                name,
+                list(circles),
+                list(sites),
+                token_hash(token),
             )
-            await c.execute("DELETE FROM monitor_sessions WHERE monitor_id = $1", monitor_id)
+            await c.execute(
+                "DELETE FROM monitor_sessions WHERE monitor_id = $1", monitor_id
+            )
 
     async def revoke_monitor(
         self, monitor_id: str, *, conn: asyncpg.Connection | None = None
@@ -334,7 +374,9 @@ class SiteStore:
                    WHERE id = $1 AND revoked_at IS NULL RETURNING id""",
                 monitor_id,
             )
-            await c.execute("DELETE FROM monitor_sessions WHERE monitor_id = $1", monitor_id)
+            await c.execute(
+                "DELETE FROM monitor_sessions WHERE monitor_id = $1", monitor_id
+            )
         return done is not None
 
     async def list_monitors(
@@ -365,7 +407,9 @@ class SiteStore:
             )
         if row is None:
             return None
-        return MonitorRecord(row["id"], row["name"], tuple(row["circles"]), tuple(row["sites"]))
+        return MonitorRecord(
+            row["id"], row["name"], tuple(row["circles"]), tuple(row["sites"])
+        )
 
     async def monitor_by_id(
         self, monitor_id: str, *, conn: asyncpg.Connection | None = None
@@ -377,16 +421,22 @@ class SiteStore:
             )
         if row is None:
             return None
-        return MonitorRecord(row["id"], row["name"], tuple(row["circles"]), tuple(row["sites"]))
+        return MonitorRecord(
+            row["id"], row["name"], tuple(row["circles"]), tuple(row["sites"])
+        )
 
     async def sites_in_scope(
-        self, circles: Sequence[str], sites: Sequence[str], *,
+        self,
+        circles: Sequence[str],
+        sites: Sequence[str],
+        *,
         conn: asyncpg.Connection | None = None,
     ) -> set[str]:
         """Sites covered by a monitor scope: the named sites plus members of the circles."""
         async with self.db.connect(conn) as c:
             rows = await c.fetch(
                 "SELECT id FROM sites WHERE id = ANY($1::text[]) OR circles && $2::text[]",
-                list(sites), list(circles),
+                list(sites),
+                list(circles),
             )
         return {r["id"] for r in rows}

@@ -57,11 +57,14 @@ class FederationStore:
                ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,
                  signed = EXCLUDED.signed, installed_at = now()
                WHERE roster.version < EXCLUDED.version""",
-            version, signed,
+            version,
+            signed,
         )
         return bool(status.endswith(" 1"))
 
-    async def sync_peers_txn(self, conn: asyncpg.Connection, peers: Sequence[tuple[str, str]]) -> None:
+    async def sync_peers_txn(
+        self, conn: asyncpg.Connection, peers: Sequence[tuple[str, str]]
+    ) -> None:
         """Make the peers table match the roster's other nodes (cursors kept)."""
         await conn.execute(
             "DELETE FROM peers WHERE node_id <> ALL($1::text[])", [p[0] for p in peers]
@@ -70,7 +73,8 @@ class FederationStore:
             await conn.execute(
                 """INSERT INTO peers (node_id, base_url) VALUES ($1, $2)
                    ON CONFLICT (node_id) DO UPDATE SET base_url = EXCLUDED.base_url""",
-                node_id, url,
+                node_id,
+                url,
             )
 
     # -- peers ---------------------------------------------------------------------------
@@ -87,7 +91,12 @@ class FederationStore:
         return PeerRow(**dict(row)) if row else None
 
     async def push_done(
-        self, node_id: str, cursor: int, sent: int, refused: int, refusal: str | None = None
+        self,
+        node_id: str,
+        cursor: int,
+        sent: int,
+        refused: int,
+        refusal: str | None = None,
     ) -> None:
         """Advance the push cursor after the peer acknowledged; clear backoff.
 
@@ -102,7 +111,11 @@ class FederationStore:
                      last_error_at = CASE WHEN $5::text IS NULL THEN last_error_at
                                           ELSE now() END
                    WHERE node_id = $1""",
-                node_id, cursor, sent, refused, refusal,
+                node_id,
+                cursor,
+                sent,
+                refused,
+                refusal,
             )
 
     async def skip_to(self, node_id: str, cursor: int) -> None:
@@ -111,7 +124,8 @@ class FederationStore:
         async with self.db.pool.acquire() as c:
             await c.execute(
                 "UPDATE peers SET push_cursor = greatest(push_cursor, $2) WHERE node_id = $1",
-                node_id, cursor,
+                node_id,
+                cursor,
             )
 
     async def pull_done(self, node_id: str, cursor: int, pulled: int) -> None:
@@ -121,7 +135,9 @@ class FederationStore:
                 """UPDATE peers SET pull_cursor = greatest(pull_cursor, $2),
                      pulled_total = pulled_total + $3, last_success = now()
                    WHERE node_id = $1""",
-                node_id, cursor, pulled,
+                node_id,
+                cursor,
+                pulled,
             )
 
     async def pushed_through(self, node_id: str, after: int, through: int) -> bool:
@@ -133,7 +149,9 @@ class FederationStore:
             status = await c.execute(
                 """UPDATE peers SET pull_cursor = $3
                    WHERE node_id = $1 AND pull_cursor >= $2 AND pull_cursor < $3""",
-                node_id, after, through,
+                node_id,
+                after,
+                through,
             )
         return bool(status.endswith(" 1"))
 
@@ -144,7 +162,9 @@ class FederationStore:
                 """UPDATE peers SET attempts = attempts + 1, last_error = $2,
                      last_error_at = now(), next_attempt_at = now() + make_interval(secs => $3)
                    WHERE node_id = $1 RETURNING attempts""",
-                node_id, error[:300], delay_s,
+                node_id,
+                error[:300],
+                delay_s,
             )
         return int(n or 0)
 
@@ -153,9 +173,12 @@ class FederationStore:
         args: list[Any] = [cursor]
         cond = _visibility(reader, args)
         async with self.db.pool.acquire() as c:
-            return int(await c.fetchval(
-                f"SELECT count(*) FROM items WHERE origin = 'local' AND idx > $1 AND {cond}", *args
-            ))
+            return int(
+                await c.fetchval(
+                    f"SELECT count(*) FROM items WHERE origin = 'local' AND idx > $1 AND {cond}",
+                    *args,
+                )
+            )
 
     async def local_after(
         self, reader: Reader, after: int, limit: int, max_bytes: int
@@ -191,11 +214,17 @@ class FederationStore:
     async def site_record_version(self, site_id: str) -> int:
         """Version of the stored record of a site (0 if none)."""
         async with self.db.pool.acquire() as c:
-            v = await c.fetchval("SELECT version FROM site_records WHERE site_id = $1", site_id)
+            v = await c.fetchval(
+                "SELECT version FROM site_records WHERE site_id = $1", site_id
+            )
         return int(v or 0)
 
     async def store_site_record_txn(
-        self, conn: asyncpg.Connection, site_id: str, version: int, signed: dict[str, Any],
+        self,
+        conn: asyncpg.Connection,
+        site_id: str,
+        version: int,
+        signed: dict[str, Any],
         received_from: str,
     ) -> None:
         """Keep the newest record per site."""
@@ -206,7 +235,10 @@ class FederationStore:
                  signed = EXCLUDED.signed, received_from = EXCLUDED.received_from,
                  received_at = now()
                WHERE site_records.version < EXCLUDED.version""",
-            site_id, version, signed, received_from,
+            site_id,
+            version,
+            signed,
+            received_from,
         )
 
     async def site_records(self) -> list[dict[str, Any]]:

@@ -64,9 +64,13 @@ SELECT (SELECT start FROM h) AS start,
 
 def _pg_array(values: Sequence[str]) -> str:
     """A ``text[]`` literal: a column of arrays goes through ``unnest`` as text."""
-    return "{" + ",".join(
-        '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
-    ) + "}"
+    return (
+        "{"
+        + ",".join(
+            '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+        )
+        + "}"
+    )
 
 
 @dataclass(frozen=True)
@@ -127,19 +131,35 @@ _STORED_COLUMNS = (
 )
 
 
-_ENVELOPE_COLUMNS = "idx, id, received_at, key_id, alg, sig, canonical"  # r[0] … r[6] below
+_ENVELOPE_COLUMNS = (
+    "idx, id, received_at, key_id, alg, sig, canonical"  # r[0] … r[6] below
+)
+
 
 def _envelopes_json(rows: list[Any]) -> bytes:
     """``[ItemEnvelope, ...]`` of rows of ``_ENVELOPE_COLUMNS``, as ``item_envelope``
     and orjson write it (the signed item spliced from the canonical bytes)."""
     dumps = orjson.dumps
-    return b"[" + b",".join([
-        b'{"index":%d,"id":%b,"received_at":%b,"signed":{"item":%b,"sig":{"key":%b,'
-        b'"alg":%b,"value":"%b"}}}' % (
-            r[0], dumps(r[1]), dumps(r[2].isoformat()), r[6], dumps(r[3]), dumps(r[4]),
-            b64u_encode(r[5]).encode("ascii"))
-        for r in rows
-    ]) + b"]"
+    return (
+        b"["
+        + b",".join(
+            [
+                b'{"index":%d,"id":%b,"received_at":%b,"signed":{"item":%b,"sig":{"key":%b,'
+                b'"alg":%b,"value":"%b"}}}'
+                % (
+                    r[0],
+                    dumps(r[1]),
+                    dumps(r[2].isoformat()),
+                    r[6],
+                    dumps(r[3]),
+                    dumps(r[4]),
+                    b64u_encode(r[5]).encode("ascii"),
+                )
+                for r in rows
+            ]
+        )
+        + b"]"
+    )
 
 
 def _filters(flt: Any, args: list[Any]) -> list[str]:
@@ -154,8 +174,10 @@ def _filters(flt: Any, args: list[Any]) -> list[str]:
         if value:
             args.append([value])
             conds.append(f"{cond}{len(args)}::text[]")
-    for value, cond in ((flt.since, "created_at >= $"),
-                        (getattr(flt, "until", None), "created_at < $")):
+    for value, cond in (
+        (flt.since, "created_at >= $"),
+        (getattr(flt, "until", None), "created_at < $"),
+    ):
         if value:
             args.append(value)
             conds.append(f"{cond}{len(args)}")
@@ -175,25 +197,36 @@ def _page_window(
     conds = ["idx > $1", _visibility(reader, args), *_filters(flt, args)]
     args += [limit + 1, max_bytes, limit]
     n = len(args)
-    return args, f"""
+    return (
+        args,
+        f"""
         SELECT * FROM (
             SELECT p.*, count(*) OVER () AS fetched,
                    row_number() OVER (ORDER BY p.idx) AS rn,
                    sum(octet_length(p.canonical)) OVER (ORDER BY p.idx)
                        - octet_length(p.canonical) AS before
-            FROM (SELECT {columns} FROM items WHERE {' AND '.join(conds)}
+            FROM (SELECT {columns} FROM items WHERE {" AND ".join(conds)}
                   ORDER BY idx LIMIT ${n - 2}) p
         ) q
         WHERE (q.before = 0 OR q.before + octet_length(q.canonical) <= ${n - 1})
-          AND q.rn <= ${n}"""
+          AND q.rn <= ${n}""",
+    )
 
 
 def _stored(r: Any) -> StoredItem:
     return StoredItem(
-        idx=r["idx"], id=r["id"], kind=r["kind"], author=r["author"],
-        received_at=r["received_at"], key_id=r["key_id"], alg=r["alg"],
-        sig=bytes(r["sig"]), canonical=bytes(r["canonical"]), origin=r["origin"],
-        audience_circles=tuple(r["audience_circles"]), audience_sites=tuple(r["audience_sites"]),
+        idx=r["idx"],
+        id=r["id"],
+        kind=r["kind"],
+        author=r["author"],
+        received_at=r["received_at"],
+        key_id=r["key_id"],
+        alg=r["alg"],
+        sig=bytes(r["sig"]),
+        canonical=bytes(r["canonical"]),
+        origin=r["origin"],
+        audience_circles=tuple(r["audience_circles"]),
+        audience_sites=tuple(r["audience_sites"]),
     )
 
 
@@ -288,7 +321,9 @@ class ItemStore:
     ) -> dict[str, str]:
         """``id -> author`` of the given items that are stored here (any audience)."""
         async with self.db.connect(conn) as c:
-            rows = await c.fetch("SELECT id, author FROM items WHERE id = ANY($1::text[])", ids)
+            rows = await c.fetch(
+                "SELECT id, author FROM items WHERE id = ANY($1::text[])", ids
+            )
         return {r["id"]: r["author"] for r in rows}
 
     async def get(
@@ -298,7 +333,9 @@ class ItemStore:
         args: list[Any] = [item_id]
         cond = _visibility(reader, args)
         async with self.db.connect(conn) as c:
-            row = await c.fetchrow(f"SELECT * FROM items WHERE id = $1 AND {cond}", *args)
+            row = await c.fetchrow(
+                f"SELECT * FROM items WHERE id = $1 AND {cond}", *args
+            )
         return _stored(row) if row else None
 
     async def page(
@@ -318,17 +355,28 @@ class ItemStore:
         Returns:
             The items and the cursor for the next page (None at the end).
         """
-        rows = await self._page_rows(reader, flt, limit, max_bytes, read_replica, _STORED_COLUMNS)
+        rows = await self._page_rows(
+            reader, flt, limit, max_bytes, read_replica, _STORED_COLUMNS
+        )
         out = [_stored(r) for r in rows]
         more = bool(rows) and (len(out) < rows[0]["fetched"])
         return out, (out[-1].idx if more else None)
 
-    async def _page_rows(self, reader: Reader, flt: ItemFilter, limit: int, max_bytes: int,
-                         read_replica: bool, columns: str) -> list[Any]:
+    async def _page_rows(
+        self,
+        reader: Reader,
+        flt: ItemFilter,
+        limit: int,
+        max_bytes: int,
+        read_replica: bool,
+        columns: str,
+    ) -> list[Any]:
         args, window = _page_window(reader, flt, limit, max_bytes, columns)
         pool = self.db.read_pool if read_replica else self.db.pool
         async with pool.acquire() as c:
-            return list(await c.fetch(f"SELECT * FROM ({window}) w ORDER BY w.idx", *args))
+            return list(
+                await c.fetch(f"SELECT * FROM ({window}) w ORDER BY w.idx", *args)
+            )
 
     async def page_json(
         self,
@@ -348,8 +396,9 @@ class ItemStore:
         Returns:
             The JSON array, the number of items in it and the next cursor (None at the end).
         """
-        rows = await self._page_rows(reader, flt, limit, max_bytes, read_replica,
-                                     _ENVELOPE_COLUMNS)
+        rows = await self._page_rows(
+            reader, flt, limit, max_bytes, read_replica, _ENVELOPE_COLUMNS
+        )
         more = bool(rows) and len(rows) < rows[0]["fetched"]
         return _envelopes_json(rows), len(rows), (rows[-1]["idx"] if more else None)
 
@@ -377,6 +426,8 @@ class ItemStore:
         """Items with ``start <= idx < end`` regardless of audience (log internals)."""
         async with self.db.connect(conn) as c:
             rows = await c.fetch(
-                "SELECT * FROM items WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, end
+                "SELECT * FROM items WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                start,
+                end,
             )
         return [_stored(r) for r in rows]

@@ -41,7 +41,11 @@ class NonceStore:
             except BaseException as exc:
                 for *_, fut in batch:
                     if not fut.done():
-                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                        fut.set_exception(
+                            exc
+                            if isinstance(exc, Exception)
+                            else RuntimeError("cancelled")
+                        )
                 if not isinstance(exc, Exception):
                     raise
                 continue
@@ -49,7 +53,9 @@ class NonceStore:
                 if not fut.done():
                     pair = (key_id, nonce)
                     fut.set_result(pair in fresh)
-                    fresh.discard(pair)  # a second claim of the same pair in one batch loses
+                    fresh.discard(
+                        pair
+                    )  # a second claim of the same pair in one batch loses
 
     async def _insert(
         self, batch: list[tuple[str, str, datetime, asyncio.Future[bool]]]
@@ -59,12 +65,16 @@ class NonceStore:
                 """INSERT INTO request_nonces (key_id, nonce, expires_at)
                    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
                    ON CONFLICT DO NOTHING RETURNING key_id, nonce""",
-                [b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch],
+                [b[0] for b in batch],
+                [b[1] for b in batch],
+                [b[2] for b in batch],
             )
         return {(r["key_id"], r["nonce"]) for r in rows}
 
     async def purge(self, now: datetime) -> int:
         """Forget nonces whose window has passed; returns how many."""
         async with self.db.pool.acquire() as c:
-            status = await c.execute("DELETE FROM request_nonces WHERE expires_at < $1", now)
+            status = await c.execute(
+                "DELETE FROM request_nonces WHERE expires_at < $1", now
+            )
         return int(status.split()[-1])

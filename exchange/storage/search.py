@@ -209,10 +209,15 @@ class SearchStore:
         async with self.db.read_pool.acquire() as c:
             # Only as far as the index reaches: a cursor that passed an item not yet
             # indexed would never deliver it.
-            head = int(await c.fetchval(
-                "SELECT least((SELECT size FROM log_head WHERE id = 1),"
-                " (SELECT upto FROM search_state WHERE id = 1))"
-            )) - 1
+            head = (
+                int(
+                    await c.fetchval(
+                        "SELECT least((SELECT size FROM log_head WHERE id = 1),"
+                        " (SELECT upto FROM search_state WHERE id = 1))"
+                    )
+                )
+                - 1
+            )
             upto = min(after + window, head)
             if upto <= after:
                 return [], after

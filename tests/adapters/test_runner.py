@@ -198,7 +198,9 @@ async def test_node_unreachable_then_items_delivered_once(
         async def spooled_and_failing() -> bool:
             return runner.spool.backlog == 5 and runner.last_error is not None
 
-        await wait_until(spooled_and_failing, 15, "items spooled while the node is down")
+        await wait_until(
+            spooled_and_failing, 15, "items spooled while the node is down"
+        )
         assert "cannot reach" in (runner.last_error or "")
         # The node comes up on the port the runner has been trying.
         server = TestServer(make_app(rn.node), host="127.0.0.1", port=port)

@@ -60,12 +60,16 @@ def _lesson(key: PrivateKey, n: int) -> dict[str, Any]:
     return sign_item(item, key)
 
 
-async def test_push_reports_a_refusal_as_a_refusal(site: Any, tmp_path: Path, capsys: Any) -> None:
+async def test_push_reports_a_refusal_as_a_refusal(
+    site: Any, tmp_path: Path, capsys: Any
+) -> None:
     node, key, key_file = site
     signed = _lesson(key, 1)
     signed["item"]["title"] = "签名后被改动的标题"  # the signature no longer matches
     f = _write(tmp_path / "tampered.json", signed)
-    code, out, err = await run(capsys, "push", str(f), "--node", node.url, "--key", str(key_file))
+    code, out, err = await run(
+        capsys, "push", str(f), "--node", node.url, "--key", str(key_file)
+    )
     assert code == 1
     assert "\trefused\tbad_signature" in out
     assert "pushed: 1/1" not in err and "1 refused" in err, err
@@ -78,7 +82,13 @@ async def test_push_and_verify_take_folders_and_many_files(
     for n in range(3):
         _write(tmp_path / "outbox" / f"{n}.signed.json", _lesson(key, n))
     code, out, err = await run(
-        capsys, "push", str(tmp_path / "outbox"), "--node", node.url, "--key", str(key_file)
+        capsys,
+        "push",
+        str(tmp_path / "outbox"),
+        "--node",
+        node.url,
+        "--key",
+        str(key_file),
     )
     assert code == 0, err
     assert out.count("\taccepted\t") == 3 and "3 accepted" in err
@@ -89,10 +99,14 @@ async def test_push_and_verify_take_folders_and_many_files(
     assert code == 0, err
     files = sorted(str(p) for p in inbox.glob("0000000*-*.json"))
     assert len(files) == 3
-    code, out, err = await run(capsys, "verify", *files)  # as the shell expands inbox/*.json
+    code, out, err = await run(
+        capsys, "verify", *files
+    )  # as the shell expands inbox/*.json
     assert code == 0 and out.count("OK   sha256:") == 3, out + err
     assert "3 item file(s) checked: 3 ok, 0 failed" in err
-    code, out, _ = await run(capsys, "verify", str(inbox))  # the folder (sites.json skipped)
+    code, out, _ = await run(
+        capsys, "verify", str(inbox)
+    )  # the folder (sites.json skipped)
     assert code == 0 and out.count("OK   sha256:") == 3
     bad = json.loads(Path(files[1]).read_text(encoding="utf-8"))
     bad["item"]["title"] = "改动"
@@ -107,15 +121,27 @@ async def test_push_of_a_folder_without_items_is_one_clear_line(
     node, _, key_file = site
     (tmp_path / "empty").mkdir()
     code, _, err = await run(
-        capsys, "push", str(tmp_path / "empty"), "--node", node.url, "--key", str(key_file)
+        capsys,
+        "push",
+        str(tmp_path / "empty"),
+        "--node",
+        node.url,
+        "--key",
+        str(key_file),
     )
-    assert code == 1 and "holds no .json files" in err and len(err.strip().splitlines()) == 1
+    assert (
+        code == 1
+        and "holds no .json files" in err
+        and len(err.strip().splitlines()) == 1
+    )
 
 
 async def test_node_without_a_scheme_is_a_usage_error(site: Any, capsys: Any) -> None:
     node, _, key_file = site
     bare = node.url.removeprefix("http://")
-    code, _, err = await run(capsys, "pull", "--node", bare, "--key", str(key_file), "--out", "x")
+    code, _, err = await run(
+        capsys, "pull", "--node", bare, "--key", str(key_file), "--out", "x"
+    )
     assert code == 2 and f"http://{bare}" in err
 
 
@@ -128,7 +154,13 @@ async def test_unreachable_node_is_reported_as_such(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     code, _, err = await run(
-        capsys, "push", str(f), "--node", f"http://127.0.0.1:{port}", "--key", str(key_file)
+        capsys,
+        "push",
+        str(f),
+        "--node",
+        f"http://127.0.0.1:{port}",
+        "--key",
+        str(key_file),
     )
     assert code == 4
     assert "node_unreachable" in err and "database" not in err, err
@@ -142,11 +174,20 @@ async def test_an_item_too_large_for_one_request_gets_a_fitting_message(
     key = await node.add_site(SITE, circles=("huaihai",))
     save_private_key(key, tmp_path / "k.key")
     item = template("lesson", SITE)
-    item["body"]["practice"] = "很长的正文。" * 30_000  # ~500 KB: over this node's limit
+    item["body"]["practice"] = (
+        "很长的正文。" * 30_000
+    )  # ~500 KB: over this node's limit
     f = _write(tmp_path / "big.json", sign_item(item, key))
     small = _write(tmp_path / "small.json", _lesson(key, 2))
     code, out, err = await run(
-        capsys, "push", str(f), str(small), "--node", node.url, "--key", str(tmp_path / "k.key")
+        capsys,
+        "push",
+        str(f),
+        str(small),
+        "--node",
+        node.url,
+        "--key",
+        str(tmp_path / "k.key"),
     )
     assert code == 1
     line = next(x for x in out.splitlines() if x.startswith(str(f)))
@@ -155,7 +196,9 @@ async def test_an_item_too_large_for_one_request_gets_a_fitting_message(
     assert f"{small}\taccepted" in out  # the other file still went through
 
 
-async def test_site_token_names_the_node_url(node: Any, tmp_path: Path, capsys: Any) -> None:
+async def test_site_token_names_the_node_url(
+    node: Any, tmp_path: Path, capsys: Any
+) -> None:
     await node.add_site(SITE, circles=("huaihai",))
     toml = tmp_path / "node.toml"
     toml.write_text(
@@ -177,16 +220,23 @@ def test_progress_is_plain_lines_when_not_a_terminal(capsys: Any) -> None:
     err = capsys.readouterr().err
     assert "\r" not in err
     assert err.splitlines() == [
-        "  sent: 0/1200", "  sent: 500/1200", "  sent: 1000/1200", "  sent: 1200/1200",
+        "  sent: 0/1200",
+        "  sent: 500/1200",
+        "  sent: 1000/1200",
+        "  sent: 1200/1200",
         "  pulled: 500",
     ]
 
 
-async def test_signing_with_another_sites_key_is_a_refusal(tmp_path: Path, capsys: Any) -> None:
+async def test_signing_with_another_sites_key_is_a_refusal(
+    tmp_path: Path, capsys: Any
+) -> None:
     other = generate_key(key_id="suzhou-wuzhong#k1")
     save_private_key(other, tmp_path / "other.key")
     f = _write(tmp_path / "lesson.json", template("lesson", SITE))
-    code, _, err = await run(capsys, "item", "sign", str(f), "--key", str(tmp_path / "other.key"))
+    code, _, err = await run(
+        capsys, "item", "sign", str(f), "--key", str(tmp_path / "other.key")
+    )
     assert code == 1 and "author_mismatch" in err and SITE in err
 
 
@@ -199,22 +249,40 @@ async def test_a_template_cannot_be_signed_or_pushed_unfilled(
     site: Any, tmp_path: Path, capsys: Any
 ) -> None:
     node, key, key_file = site
-    code, out, err = await run(capsys, "item", "new", "--kind", "inspection_plan", "--author", SITE)
+    code, out, err = await run(
+        capsys, "item", "new", "--kind", "inspection_plan", "--author", SITE
+    )
     assert code == 0 and "<填写" in out and "item sign" in err
-    assert "0561-" not in out and "张明" not in out  # no invented contact to sign by mistake
+    assert (
+        "0561-" not in out and "张明" not in out
+    )  # no invented contact to sign by mistake
     plan = _write(tmp_path / "plan.json", json.loads(out))
     code, _, err = await run(capsys, "item", "sign", str(plan), "--key", str(key_file))
-    assert code == 1 and "item.title, item.tags[0]" in err and "still a template placeholder" in err
+    assert (
+        code == 1
+        and "item.title, item.tags[0]" in err
+        and "still a template placeholder" in err
+    )
     # Signed anyway (by a tool that does not check): the node refuses it, naming the field.
     raw = sign_item(blank("lesson", SITE), key)
     async with node.client(SITE) as c:
         res = (await c.push_batch([raw]))["results"][0]
     assert res["status"] == "refused" and res["error"]["code"] == "schema_invalid"
-    assert "item.title" in res["error"]["message"] and "<填写" in res["error"]["message"]
+    assert (
+        "item.title" in res["error"]["message"] and "<填写" in res["error"]["message"]
+    )
     # Filled in, it signs and the node takes it.
     _write(plan, fill_placeholders(json.loads(out)))
-    code, _, err = await run(capsys, "item", "sign", str(plan), "--key", str(key_file),
-                             "--out", str(tmp_path / "plan.signed.json"))
+    code, _, err = await run(
+        capsys,
+        "item",
+        "sign",
+        str(plan),
+        "--key",
+        str(key_file),
+        "--out",
+        str(tmp_path / "plan.signed.json"),
+    )
     assert code == 0, err
 
 
@@ -224,8 +292,13 @@ async def test_a_retraction_must_target_an_item_the_node_holds(site: Any) -> Non
     async with node.client(SITE) as c:
         held = (await c.push(_lesson(key, 1)))["id"]
     async with node.client("xuzhou-tongshan") as c:
-        theirs = (await c.push(sign_item(
-            dict(template("lesson", "xuzhou-tongshan"), title="铜山经验"), other)))["id"]
+        theirs = (
+            await c.push(
+                sign_item(
+                    dict(template("lesson", "xuzhou-tongshan"), title="铜山经验"), other
+                )
+            )
+        )["id"]
 
     def retraction(target: str) -> dict[str, Any]:
         item = template("retraction", SITE)
@@ -243,7 +316,9 @@ async def test_a_retraction_must_target_an_item_the_node_holds(site: Any) -> Non
     assert own["status"] == "accepted"
 
 
-async def test_doctor_tells_this_node_from_another_on_its_port(node_factory: Any) -> None:
+async def test_doctor_tells_this_node_from_another_on_its_port(
+    node_factory: Any,
+) -> None:
     ours = await node_factory("huaihai")
     stranger = await node_factory("yangtze-delta")
 
@@ -259,4 +334,8 @@ async def test_doctor_tells_this_node_from_another_on_its_port(node_factory: Any
     row = await process_row(at(ours))
     assert row.status == OK, row
     row = await process_row(at(stranger))
-    assert row.status == FAIL and "is not this node" in row.detail and "yangtze-delta" in row.detail
+    assert (
+        row.status == FAIL
+        and "is not this node" in row.detail
+        and "yangtze-delta" in row.detail
+    )

@@ -79,7 +79,9 @@ class _Flaky(BackgroundLoop):
         await asyncio.sleep(3600)
 
 
-async def test_a_failing_loop_is_logged_and_restarted(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failing_loop_is_logged_and_restarted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     loop = _Flaky()
     loop.start()
     try:
@@ -111,8 +113,9 @@ async def test_keyed_loops_restart_a_failed_key_and_stop_removed_ones(
             a_back.set()
         await asyncio.sleep(3600)
 
-    loops: KeyedLoops[str] = KeyedLoops("test", keys, body, poll_s=0.01,
-                                        backoff=Backoff(0.01, 0.02))
+    loops: KeyedLoops[str] = KeyedLoops(
+        "test", keys, body, poll_s=0.01, backoff=Backoff(0.01, 0.02)
+    )
     loops.start()
     try:
         await asyncio.wait_for(a_back.wait(), timeout=10)

@@ -331,7 +331,9 @@ async def test_clock_skew_against_a_peer(
     row = _row(checks, "clock vs yangtze-delta")
     assert row.status == FAIL and "NTP" in row.fix
     measured = float(re.search(r"peer is ([+-][0-9.]+) s", row.detail).group(1))  # type: ignore[union-attr]
-    assert 118 <= measured <= 122  # the injected 120 s, within the Date header's 1 s steps
+    assert (
+        118 <= measured <= 122
+    )  # the injected 120 s, within the Date header's 1 s steps
     checks = await _doctor(rn.node.config, max_clock_skew=300)
     assert _row(checks, "clock vs yangtze-delta").status == OK
 

@@ -265,7 +265,7 @@ async def test_pulls_go_to_the_read_replica(
     db = await asyncpg.connect(url)
     await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
     secret = secrets.token_hex(16)  # the server wants a password from every role
-    await admin.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD \'{secret}\'')
+    await admin.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{secret}'")
     await db.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
     parts = urllib.parse.urlsplit(url)
     read_url = urllib.parse.urlunsplit(

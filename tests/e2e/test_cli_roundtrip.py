@@ -163,18 +163,20 @@ async def test_push_pull_verify_with_cli_only(
         wait_ready(base, proc, 60, work / "node.log")
 
         # Write a ~2 KB item from the template (filled in), sign it, push it.
-        item = fill_placeholders(json.loads(
-            _cli(
-                "item",
-                "new",
-                "--kind",
-                "case_study",
-                "--author",
-                "huaibei-duji",
-                env=env,
-                cwd=work,
-            ).stdout
-        ))
+        item = fill_placeholders(
+            json.loads(
+                _cli(
+                    "item",
+                    "new",
+                    "--kind",
+                    "case_study",
+                    "--author",
+                    "huaibei-duji",
+                    env=env,
+                    cwd=work,
+                ).stdout
+            )
+        )
         item["summary"] = "杜集区人大常委会预算联网监督工作案例。" * 20
         raw = canonical_json(item)
         assert 1800 <= len(raw) <= 4096, len(raw)

@@ -154,19 +154,25 @@ def _the_hints_teach(
     dash = _hint(text, "dashboard")
     assert dash.startswith(f"{urls[0]}/dashboard") and "monitor token:" in dash
     token = dash.rsplit(":", 1)[1].strip()
-    with urllib.request.urlopen(urllib.request.Request(
-        f"{urls[0]}/v1/activity", headers={"Authorization": f"Bearer {token}"}
-    ), timeout=10) as r:
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            f"{urls[0]}/v1/activity", headers={"Authorization": f"Bearer {token}"}
+        ),
+        timeout=10,
+    ) as r:
         assert r.status == 200 and "scope" in json.load(r)
-    assert _hint(text, "reading").startswith(f"{urls[1]}/read") and "read token:" in text
+    assert (
+        _hint(text, "reading").startswith(f"{urls[1]}/read") and "read token:" in text
+    )
     assert "exchange site token suzhou-wuzhong --config" in _hint(text, "read token")
     before = set(cwd.iterdir())
     tool_env = dict(env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
     for label in ("pull", "verify"):
         cmd = _hint(text, label)
         assert str(data) in cmd, cmd
-        done = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=tool_env,
-                              capture_output=True, timeout=120)
+        done = subprocess.run(
+            ["bash", "-c", cmd], cwd=cwd, env=tool_env, capture_output=True, timeout=120
+        )
         assert done.returncode == 0, (cmd, done.stdout, done.stderr)
     assert any((data / "pulled").glob("00000000-*.json"))
     assert set(cwd.iterdir()) == before  # nothing written beside the checkout's files

@@ -68,7 +68,9 @@ async def test_using_it_runs_top_to_bottom(
     # The block starts at the repository root; here a copy of the root's relevant shape.
     root = tmp_path / "checkout"
     (root / ".venv" / "bin").mkdir(parents=True)
-    (root / ".venv" / "bin" / "activate").write_text(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
+    (root / ".venv" / "bin" / "activate").write_text(
+        f'export PATH="{Path(sys.executable).parent}:$PATH"\n'
+    )
     cwd = root
     node: subprocess.Popen[bytes] | None = None
     printed_key = ""
@@ -83,12 +85,16 @@ async def test_using_it_runs_top_to_bottom(
                 target = cwd / cmd.split()[-1]
                 doc = json.loads(target.read_text(encoding="utf-8"))
                 assert "<填写" in json.dumps(doc, ensure_ascii=False)
-                target.write_text(json.dumps(fill_placeholders(doc), ensure_ascii=False),
-                                  encoding="utf-8")
+                target.write_text(
+                    json.dumps(fill_placeholders(doc), ensure_ascii=False),
+                    encoding="utf-8",
+                )
                 ran.append((cmd, 0))
                 continue
             if cmd.startswith("kill %1"):
-                assert node is not None and node.poll() is None, "the node is not running"
+                assert node is not None and node.poll() is None, (
+                    "the node is not running"
+                )
                 os.killpg(node.pid, signal.SIGTERM)  # what 'kill %1' sends to the job
                 rc = node.wait(timeout=60)
                 ran.append((cmd, rc))
@@ -98,12 +104,17 @@ async def test_using_it_runs_top_to_bottom(
             if cmd.endswith("&"):
                 assert node is None
                 # As a shell job: its own process group, the command itself the leader.
-                node = subprocess.Popen(["bash", "-c", "exec " + cmd[:-1]], cwd=cwd, env=env,
-                                        start_new_session=True)
+                node = subprocess.Popen(
+                    ["bash", "-c", "exec " + cmd[:-1]],
+                    cwd=cwd,
+                    env=env,
+                    start_new_session=True,
+                )
                 ran.append((cmd, 0))
                 continue
-            done = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True,
-                                  timeout=180)
+            done = subprocess.run(
+                ["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True, timeout=180
+            )
             ran.append((cmd, done.returncode))
             assert done.returncode == 0, (
                 f"README command failed ({done.returncode}): {cmd}\n"

@@ -532,5 +532,8 @@ def test_peer_table_shows_errors_backoff_and_ages() -> None:
     row = lines[2]
     assert row.split()[:2] == ["yangtze-delta", "40"] and "1m05s ago" in row
     assert "2s ago: database_unavailable" in row and "…" in row  # clipped to 60 columns
-    assert "3.2s (4 tries)" in row and row.split()[-2:] == ["7/2", "3"]  # refused by the peer
+    assert "3.2s (4 tries)" in row and row.split()[-2:] == [
+        "7/2",
+        "3",
+    ]  # refused by the peer
     assert lines[3].split()[:2] == ["zhejiang", "?"] and "从未 never" in lines[3]

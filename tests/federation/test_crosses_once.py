@@ -32,14 +32,25 @@ def _duplicates(rn: Any) -> float:
 async def _replicated(hh: Any, yd: Any, ids: set[str]) -> None:
     async def done() -> bool:
         row = await hh.node.federation.store.peer("yangtze-delta")
-        return ids <= set(await item_ids(yd)) and row is not None and row.attempts == 0 \
+        return (
+            ids <= set(await item_ids(yd))
+            and row is not None
+            and row.attempts == 0
             and await hh.node.federation.store.backlog(
-                "yangtze-delta", hh.node.federation.node_reader("yangtze-delta"), row.push_cursor) == 0
+                "yangtze-delta",
+                hh.node.federation.node_reader("yangtze-delta"),
+                row.push_cursor,
+            )
+            == 0
+        )
+
     await wait_until(done, what="push replication")
 
 
 async def test_pushed_items_are_not_pulled_again(node_factory: Any) -> None:
-    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), per_node=SLOW_PULL)
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), per_node=SLOW_PULL
+    )
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
     sent = 0
     for round_ in range(3):  # several batches, so the ranges must chain
@@ -59,7 +70,9 @@ async def test_pushed_items_are_not_pulled_again(node_factory: Any) -> None:
 
 
 async def test_a_gap_behind_the_pushes_is_left_to_the_puller(node_factory: Any) -> None:
-    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), per_node=SLOW_PULL)
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), per_node=SLOW_PULL
+    )
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
     async with hh.client("huaibei-duji") as c:
         first = await c.push_batch(_items(hh, 5, "缺口前"))
@@ -73,25 +86,45 @@ async def test_a_gap_behind_the_pushes_is_left_to_the_puller(node_factory: Any) 
     # Pushes that do not adjoin the cursor leave it alone: the puller fills the gap.
     assert (await yd.node.federation.store.peer("huaihai")).pull_cursor == -1
     assert await Puller(yd.node).pull_all() == 0  # all there already (duplicates)
-    assert (await yd.node.federation.store.peer("huaihai")).pull_cursor \
-        == (await hh.node.federation.store.peer("yangtze-delta")).push_cursor
+    assert (await yd.node.federation.store.peer("huaihai")).pull_cursor == (
+        await hh.node.federation.store.peer("yangtze-delta")
+    ).push_cursor
 
 
-async def test_a_malformed_log_range_is_refused_and_nothing_is_stored(node_factory: Any) -> None:
-    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), replicate=False)
+async def test_a_malformed_log_range_is_refused_and_nothing_is_stored(
+    node_factory: Any,
+) -> None:
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), replicate=False
+    )
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
     records = await hh.node.federation.local_site_records()
-    for bad in ({"after": 5, "through": 2}, {"after": "0", "through": 3}, {"after": 0},
-                [0, 3], {"after": True, "through": 3}):
-        status, body = await _node_post(fed, "huaihai", "yangtze-delta", {
-            "items": _items(hh, 1, "坏范围"), "site_records": records, "log_range": bad})
+    for bad in (
+        {"after": 5, "through": 2},
+        {"after": "0", "through": 3},
+        {"after": 0},
+        [0, 3],
+        {"after": True, "through": 3},
+    ):
+        status, body = await _node_post(
+            fed,
+            "huaihai",
+            "yangtze-delta",
+            {
+                "items": _items(hh, 1, "坏范围"),
+                "site_records": records,
+                "log_range": bad,
+            },
+        )
         assert status == 422 and body["error"]["code"] == "schema_invalid", (bad, body)
     assert await item_ids(yd) == {}
     assert (await yd.node.federation.store.peer("huaihai")).pull_cursor == -1
 
 
 async def test_what_a_peer_pulled_is_not_pushed_to_it_again(node_factory: Any) -> None:
-    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), replicate=False)
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), replicate=False
+    )
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(_items(hh, 12, "先拉"))
@@ -99,6 +132,14 @@ async def test_what_a_peer_pulled_is_not_pushed_to_it_again(node_factory: Any) -
     # The pull's next request said how far the peer has everything: the push cursor
     # moved there, so the sender has nothing left to send.
     row = await hh.node.federation.store.peer("yangtze-delta")
-    assert row.push_cursor == (await yd.node.federation.store.peer("huaihai")).pull_cursor
-    assert await hh.node.federation.store.backlog(
-        "yangtze-delta", hh.node.federation.node_reader("yangtze-delta"), row.push_cursor) == 0
+    assert (
+        row.push_cursor == (await yd.node.federation.store.peer("huaihai")).pull_cursor
+    )
+    assert (
+        await hh.node.federation.store.backlog(
+            "yangtze-delta",
+            hh.node.federation.node_reader("yangtze-delta"),
+            row.push_cursor,
+        )
+        == 0
+    )

@@ -31,16 +31,23 @@ async def _rewrite(rn: Any, keep: int) -> None:
     async with rn.node.db.pool.acquire() as conn, conn.transaction():
         await conn.execute("DELETE FROM items WHERE idx >= $1", keep)
         await conn.execute("UPDATE log_head SET size = $1", keep)
-        await conn.execute("DELETE FROM log_nodes WHERE (idx + 1) * (1::bigint << level) > $1", keep)
+        await conn.execute(
+            "DELETE FROM log_nodes WHERE (idx + 1) * (1::bigint << level) > $1", keep
+        )
         await conn.execute("DELETE FROM log_checkpoints")
         rows = await conn.fetch("SELECT idx, id, received_at FROM items ORDER BY idx")
-        await conn.execute("UPDATE log_state SET size = $1, root = $2", keep,
-                           root_of([leaf_hash_for(r["id"], r["idx"], r["received_at"]) for r in rows]))
+        await conn.execute(
+            "UPDATE log_state SET size = $1, root = $2",
+            keep,
+            root_of([leaf_hash_for(r["id"], r["idx"], r["received_at"]) for r in rows]),
+        )
     rn.node.sequencer.head_file().unlink(missing_ok=True)
 
 
 async def test_cosign_then_catch_a_rewritten_log(node_factory: Any) -> None:
-    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), replicate=False)
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), replicate=False
+    )
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
     key = hh.keys["huaibei-duji"]
     async with hh.client("huaibei-duji") as c:
@@ -51,7 +58,9 @@ async def test_cosign_then_catch_a_rewritten_log(node_factory: Any) -> None:
     async with aiohttp.ClientSession() as s, s.get(hh.url + "/v1/log/checkpoint") as r:
         cp = await r.json()
     (line,) = cp["cosignatures"]
-    ts = verify_cosignature(cp["note"] + line, log_origin("yangtze-delta"), yd.node.key.public_key)
+    ts = verify_cosignature(
+        cp["note"] + line, log_origin("yangtze-delta"), yd.node.key.public_key
+    )
     assert ts > 0
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(_items(key, 5, 100))
@@ -65,20 +74,36 @@ async def test_cosign_then_catch_a_rewritten_log(node_factory: Any) -> None:
         await c.push_batch(_items(key, 20, 500))
     await wait_checkpoint(hh, 30)
     status = await yd.node.witness.round()
-    assert status["huaihai"].startswith("inconsistent: not consistent with size 25"), status
+    assert status["huaihai"].startswith("inconsistent: not consistent with size 25"), (
+        status
+    )
     evidence = await yd.node.witness.store.all_evidence()
-    assert evidence and evidence[0]["node_id"] == "huaihai" and evidence[0]["old_note"] and evidence[0]["new_note"]
-    assert (await yd.node.witness.store.last_seen("huaihai"))[0] == 25  # did not advance
+    assert (
+        evidence
+        and evidence[0]["node_id"] == "huaihai"
+        and evidence[0]["old_note"]
+        and evidence[0]["new_note"]
+    )
+    assert (await yd.node.witness.store.last_seen("huaihai"))[
+        0
+    ] == 25  # did not advance
     async with aiohttp.ClientSession() as s, s.get(yd.url + "/metrics") as r:
-        assert 'exchange_security_events_total{code="checkpoint_invalid"} 1.0' in await r.text()
+        assert (
+            'exchange_security_events_total{code="checkpoint_invalid"} 1.0'
+            in await r.text()
+        )
     token = await yd.add_monitor("m", circles=("yangtze-delta",))
     async with yd.client(token=token) as c:
         act = await c.request("GET", "/v1/activity")
     assert any(e["code"] == "checkpoint_invalid" for e in act["security_events"])
 
 
-async def test_restored_node_does_not_sign_behind_what_peers_witnessed(node_factory: Any) -> None:
-    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"), replicate=False)
+async def test_restored_node_does_not_sign_behind_what_peers_witnessed(
+    node_factory: Any,
+) -> None:
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), replicate=False
+    )
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
     key = hh.keys["huaibei-duji"]
     async with hh.client("huaibei-duji") as c:
@@ -92,8 +117,11 @@ async def test_restored_node_does_not_sign_behind_what_peers_witnessed(node_fact
     await hh.node.witness.round()  # asks the peers first
     async with hh.client("huaibei-duji") as c:
         await c.push_batch(_items(key, 3, 900))
+
     async def refusal() -> Any:
         return hh.node.sequencer.refusal
 
-    assert "already signed size 20" in await wait_until(refusal, 10, "the log writer to refuse")
+    assert "already signed size 20" in await wait_until(
+        refusal, 10, "the log writer to refuse"
+    )
     assert await hh.node.log.latest_checkpoint() is None

@@ -34,58 +34,105 @@ def _mixed_batch(duji: Any, wuzhong: Any) -> list[Any]:
     good = [sign_item(_item(n), duji) for n in range(6)]
     tampered = copy.deepcopy(sign_item(_item(10), duji))
     tampered["item"]["summary"] = "签名后修改"
-    forged = {"item": _item(11), "sig": {
-        "key": "huaibei-duji#k1", "alg": "ed25519",
-        "value": b64u_encode(wuzhong.sign(signing_input(_item(11))))}}
+    forged = {
+        "item": _item(11),
+        "sig": {
+            "key": "huaibei-duji#k1",
+            "alg": "ed25519",
+            "value": b64u_encode(wuzhong.sign(signing_input(_item(11)))),
+        },
+    }
     stranger = sign_item(_item(12), generate_key(key_id="huaibei-duji#k9"))
     not_own = sign_item(template("lesson", author="suzhou-wuzhong"), wuzhong)
     unknown_field = sign_item({**_item(13), "priority": "high"}, duji)
     unknown_kind = sign_item({**_item(14), "kind": "poem"}, duji)
     future = sign_item(_item(15, created_at="2099-01-01T00:00:00+08:00"), duji)
-    audience = sign_item(_item(16, audience={"circles": ["no-such-circle"], "sites": []}), duji)
+    audience = sign_item(
+        _item(16, audience={"circles": ["no-such-circle"], "sites": []}), duji
+    )
     not_signed = {"item": _item(17)}
     bad_b64 = {**sign_item(_item(18), duji)}
     bad_b64["sig"] = {**bad_b64["sig"], "value": "***"}
-    return [good[0], tampered, good[1], forged, stranger, not_own, unknown_field, good[2],
-            unknown_kind, future, audience, not_signed, bad_b64, good[0], good[3], 42,
-            good[4], good[5]]
+    return [
+        good[0],
+        tampered,
+        good[1],
+        forged,
+        stranger,
+        not_own,
+        unknown_field,
+        good[2],
+        unknown_kind,
+        future,
+        audience,
+        not_signed,
+        bad_b64,
+        good[0],
+        good[3],
+        42,
+        good[4],
+        good[5],
+    ]
 
 
 async def _pair(node_factory: Any) -> tuple[Any, Any]:
-    off = await node_factory("huaihai", ingest={"offload_min_bytes": 0, "verify_processes": 2})
+    off = await node_factory(
+        "huaihai", ingest={"offload_min_bytes": 0, "verify_processes": 2}
+    )
     inline = await node_factory("huaihai-inline", ingest={"verify_processes": 0})
     await _setup(off)
     for site in await off.node.sites.list_sites():  # the same sites and keys on both
-        await inline.node.sites.add_site(site.id, site.name, inline.node.id, list(site.circles))
+        await inline.node.sites.add_site(
+            site.id, site.name, inline.node.id, list(site.circles)
+        )
         key = off.keys[site.id]
-        await inline.node.sites.add_key(key.key_id, site.id, key.alg, key.public_key.raw)
+        await inline.node.sites.add_key(
+            key.key_id, site.id, key.alg, key.public_key.raw
+        )
     inline.keys = off.keys
     return off, inline
 
 
-async def test_mixed_batch_same_outcomes_inline_and_in_helpers(node_factory: Any) -> None:
+async def test_mixed_batch_same_outcomes_inline_and_in_helpers(
+    node_factory: Any,
+) -> None:
     off, inline = await _pair(node_factory)
     batch = _mixed_batch(off.keys["huaibei-duji"], off.keys["suzhou-wuzhong"])
     body = orjson.dumps({"items": batch})
     got = []
     for n in (off, inline):
-        status, res = await _raw(n, "POST", "/v1/items", body, signer=n.keys["huaibei-duji"])
+        status, res = await _raw(
+            n, "POST", "/v1/items", body, signer=n.keys["huaibei-duji"]
+        )
         assert status == 200, res
         got.append(res)
         # once more: every good item is now a duplicate with its first index
-        again = (await _raw(n, "POST", "/v1/items", body, signer=n.keys["huaibei-duji"]))[1]
+        again = (
+            await _raw(n, "POST", "/v1/items", body, signer=n.keys["huaibei-duji"])
+        )[1]
         got.append(again)
     assert got[0] == got[2] and got[1] == got[3]
     results = got[0]["results"]
     codes = [(r["status"], (r["error"] or {}).get("code")) for r in results]
     assert codes == [
-        ("accepted", None), ("refused", "bad_signature"), ("accepted", None),
-        ("refused", "bad_signature"), ("refused", "unknown_key"), ("refused", "forbidden"),
-        ("refused", "schema_invalid"), ("accepted", None), ("refused", "unknown_kind"),
-        ("refused", "timestamp_in_future"), ("refused", "audience_invalid"),
-        ("refused", "schema_invalid"), ("refused", "schema_invalid"),
-        ("duplicate", None), ("accepted", None), ("refused", "schema_invalid"),
-        ("accepted", None), ("accepted", None),
+        ("accepted", None),
+        ("refused", "bad_signature"),
+        ("accepted", None),
+        ("refused", "bad_signature"),
+        ("refused", "unknown_key"),
+        ("refused", "forbidden"),
+        ("refused", "schema_invalid"),
+        ("accepted", None),
+        ("refused", "unknown_kind"),
+        ("refused", "timestamp_in_future"),
+        ("refused", "audience_invalid"),
+        ("refused", "schema_invalid"),
+        ("refused", "schema_invalid"),
+        ("duplicate", None),
+        ("accepted", None),
+        ("refused", "schema_invalid"),
+        ("accepted", None),
+        ("accepted", None),
     ]
     assert results[13]["index"] == results[0]["index"]
     assert {r["status"] for r in got[1]["results"]} == {"duplicate", "refused"}
@@ -93,10 +140,18 @@ async def test_mixed_batch_same_outcomes_inline_and_in_helpers(node_factory: Any
     assert off.node.ingestor._pool is not None and inline.node.ingestor._pool is None
 
 
-@pytest.mark.parametrize("case", [
-    "not_json", "duplicate_key", "float", "empty_batch", "extra_field", "too_many",
-    "too_deep",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "not_json",
+        "duplicate_key",
+        "float",
+        "empty_batch",
+        "extra_field",
+        "too_many",
+        "too_deep",
+    ],
+)
 async def test_bad_bodies_same_error_inline_and_in_helpers(
     node_factory: Any, case: str
 ) -> None:
@@ -113,7 +168,9 @@ async def test_bad_bodies_same_error_inline_and_in_helpers(
     }[case]
     answers = []
     for n in (off, inline):
-        status, res = await _raw(n, "POST", "/v1/items", body, signer=n.keys["huaibei-duji"])
+        status, res = await _raw(
+            n, "POST", "/v1/items", body, signer=n.keys["huaibei-duji"]
+        )
         answers.append((status, res))
         assert 400 <= status < 500 and res["error"]["message"], res
     assert answers[0] == answers[1]
@@ -128,5 +185,7 @@ async def test_key_id_spelt_with_escapes_is_checked_inline(node_factory: Any) ->
     text = orjson.dumps({"items": [signed]}).decode()
     body = text.replace('"huaibei-duji#k1"', '"huaibei-duji\\u0023k1"').encode()
     assert b"\\u0023" in body
-    status, res = await _raw(off, "POST", "/v1/items", body, signer=off.keys["huaibei-duji"])
+    status, res = await _raw(
+        off, "POST", "/v1/items", body, signer=off.keys["huaibei-duji"]
+    )
     assert status == 200 and res["accepted"] == 1, res

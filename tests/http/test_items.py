@@ -168,7 +168,9 @@ async def test_pages_are_cut_by_bytes_without_gaps(node_factory: Any) -> None:
     await _setup(node)
     key = node.keys["huaibei-duji"]
     batch = [
-        sign_item(_item(title=f"条目{i}", summary="预算联网监督。" * (20 + 40 * (i % 3))), key)
+        sign_item(
+            _item(title=f"条目{i}", summary="预算联网监督。" * (20 + 40 * (i % 3))), key
+        )
         for i in range(40)
     ]
     async with node.client("huaibei-duji") as c:
@@ -177,7 +179,10 @@ async def test_pages_are_cut_by_bytes_without_gaps(node_factory: Any) -> None:
         while True:
             page = await c.list_items(cursor=cursor, limit=1000)
             pages += 1
-            body = [orjson.dumps(orjson.loads(orjson.dumps(e["signed"]))["item"]) for e in page["items"]]
+            body = [
+                orjson.dumps(orjson.loads(orjson.dumps(e["signed"]))["item"])
+                for e in page["items"]
+            ]
             assert page["items"], "a page with more to come is never empty"
             assert len(page["items"]) == 1 or sum(map(len, body)) <= 16 * 1024
             seen += [e["index"] for e in page["items"]]
@@ -188,7 +193,9 @@ async def test_pages_are_cut_by_bytes_without_gaps(node_factory: Any) -> None:
         assert seen == list(range(40)) and pages > 3
         # A limit below the byte budget: exactly `limit` items, then the rest.
         first = await c.list_items(cursor=-1, limit=2)
-        assert [e["index"] for e in first["items"]] == [0, 1] and first["next_cursor"] == 1
+        assert [e["index"] for e in first["items"]] == [0, 1] and first[
+            "next_cursor"
+        ] == 1
 
 
 async def test_batch_with_bad_items_stores_good_ones(node: Any) -> None:
@@ -550,19 +557,26 @@ async def test_revocation_from_another_process_takes_effect(node: Any) -> None:
 
     await _setup(node)
     key = node.keys["huaibei-duji"]
-    k2 = generate_key(key_id="huaibei-duji#k2")  # signs the requests; k1 signs the items
+    k2 = generate_key(
+        key_id="huaibei-duji#k2"
+    )  # signs the requests; k1 signs the items
     await node.node.sites.add_key(k2.key_id, "huaibei-duji", k2.alg, k2.public_key.raw)
     async with node.client("huaibei-duji") as c:
         await c.push(sign_item(_item(title="撤销前"), key))  # the key is now cached
     conn = await asyncpg.connect(node.node.db.url)
     try:
-        await conn.execute("UPDATE site_keys SET revoked_at = now() WHERE key_id = 'huaibei-duji#k1'")
+        await conn.execute(
+            "UPDATE site_keys SET revoked_at = now() WHERE key_id = 'huaibei-duji#k1'"
+        )
     finally:
         await conn.close()
     refused_code = None
     for attempt in range(50):  # bounded: at most ~5 s
         status, body = await _raw(
-            node, "POST", "/v1/items", orjson.dumps(sign_item(_item(title=f"撤销后{attempt}"), key)),
+            node,
+            "POST",
+            "/v1/items",
+            orjson.dumps(sign_item(_item(title=f"撤销后{attempt}"), key)),
             signer=k2,
         )
         if status != 201:
@@ -570,8 +584,13 @@ async def test_revocation_from_another_process_takes_effect(node: Any) -> None:
             break
         await asyncio.sleep(0.1)
     assert refused_code == "revoked_key"
-    status, body = await _raw(node, "POST", "/v1/items",
-                              orjson.dumps(sign_item(_item(title="再试"), key)), signer=key)
+    status, body = await _raw(
+        node,
+        "POST",
+        "/v1/items",
+        orjson.dumps(sign_item(_item(title="再试"), key)),
+        signer=key,
+    )
     assert status == 401 and body["error"]["code"] == "bad_request_signature"
     assert "revoked" in body["error"]["message"]
 
@@ -581,17 +600,30 @@ async def test_rate_limit_per_site(node_factory: Any) -> None:
     await _setup(node)
     statuses = []
     for _ in range(5):
-        status, body = await _raw(node, "GET", "/v1/items", None, signer=node.keys["huaibei-duji"])
+        status, body = await _raw(
+            node, "GET", "/v1/items", None, signer=node.keys["huaibei-duji"]
+        )
         statuses.append(status)
         if status == 429:
             assert body["error"]["code"] == "rate_limited"
     assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
     # Another site is not affected.
-    status, _ = await _raw(node, "GET", "/v1/items", None, signer=node.keys["suzhou-wuzhong"])
+    status, _ = await _raw(
+        node, "GET", "/v1/items", None, signer=node.keys["suzhou-wuzhong"]
+    )
     assert status == 200
     authority = node.url.split("://", 1)[1]
     async with aiohttp.ClientSession() as s:
-        hdrs = httpsig.sign_request(node.keys["huaibei-duji"], "GET", "/v1/items", authority, {}, None,
-                                    created=int(time.time()), nonce=secrets.token_urlsafe(12), scheme="http")
+        hdrs = httpsig.sign_request(
+            node.keys["huaibei-duji"],
+            "GET",
+            "/v1/items",
+            authority,
+            {},
+            None,
+            created=int(time.time()),
+            nonce=secrets.token_urlsafe(12),
+            scheme="http",
+        )
         async with s.get(node.url + "/v1/items", headers=hdrs) as r:
             assert r.status == 429 and int(r.headers["Retry-After"]) >= 1

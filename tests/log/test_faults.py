@@ -287,6 +287,7 @@ async def test_single_writer_and_takeover(
         )  # the writer goes away; its lock goes with its connection
         async with a.client("huaibei-duji") as c:
             await c.push_batch(items(key, 30, 30))
+
         async def took_over() -> bool:
             return bool(other.sequencer.is_writer)
 

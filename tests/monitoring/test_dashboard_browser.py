@@ -30,35 +30,68 @@ async def test_dashboard_login_live_language_filter_scope(node: Any) -> None:
     url = node.url + "/dashboard"
 
     with chromium() as d:
+
         def login(tok: str) -> None:
             d.get(url)
-            wait_for(lambda: d.find_element(By.ID, "token").is_displayed(), what="login form")
+            wait_for(
+                lambda: d.find_element(By.ID, "token").is_displayed(), what="login form"
+            )
             d.find_element(By.ID, "token").send_keys(tok)
             d.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
-            wait_for(lambda: d.find_element(By.ID, "app-view").is_displayed(), what="dashboard")
+            wait_for(
+                lambda: d.find_element(By.ID, "app-view").is_displayed(),
+                what="dashboard",
+            )
 
         await _run(login, token)
         await _run(wait_for, lambda: _text(d, "#c-items .v") == "3", 15, "3 items")
         assert _text(d, "h1") == "人大工作交流平台 · 监督看板"
         rows = d.find_elements(By.CSS_SELECTOR, "#sites tbody tr")
-        assert sorted(r.get_attribute("data-site") for r in rows) == ["huaibei-duji", "xuzhou-tongshan"]
-        assert "苏州" not in d.page_source  # another circle's site never reaches the page
-        assert "endorse" not in _text(d, "#plans") and "已会签 1/1" in _text(d, "#plans")
+        assert sorted(r.get_attribute("data-site") for r in rows) == [
+            "huaibei-duji",
+            "xuzhou-tongshan",
+        ]
+        assert (
+            "苏州" not in d.page_source
+        )  # another circle's site never reaches the page
+        assert "endorse" not in _text(d, "#plans") and "已会签 1/1" in _text(
+            d, "#plans"
+        )
         # Security events in words: what happened, who, what to do; no raw code.
         sec = _text(d, "#security")
-        assert "签名无法验证" in sec and "处理建议" in sec and "淮北市杜集区人大常委会" in sec
+        assert (
+            "签名无法验证" in sec
+            and "处理建议" in sec
+            and "淮北市杜集区人大常委会" in sec
+        )
         assert "bad_signature" not in sec
         assert "草案" in _text(d, "#plans")  # the plan's state
         week = _text(d, "#week")
         assert "联合执法检查方案" in week and "inspection_plan" not in week, week
-        await _run(wait_for, lambda: "on" in (d.find_element(By.ID, "live").get_attribute("class") or ""), 15, "SSE")
+        await _run(
+            wait_for,
+            lambda: (
+                "on" in (d.find_element(By.ID, "live").get_attribute("class") or "")
+            ),
+            15,
+            "SSE",
+        )
         screenshot(d, "dashboard", "overview-zh")
 
         # A new push appears without a reload.
         d.execute_script("window.__marker = 1")
         async with node.client("xuzhou-tongshan") as c:
-            await c.push(sign_item(template("lesson", "xuzhou-tongshan"), node.keys["xuzhou-tongshan"]))
-        await _run(wait_for, lambda: _text(d, "#c-items .v") == "4", 20, "live update to 4 items")
+            await c.push(
+                sign_item(
+                    template("lesson", "xuzhou-tongshan"), node.keys["xuzhou-tongshan"]
+                )
+            )
+        await _run(
+            wait_for,
+            lambda: _text(d, "#c-items .v") == "4",
+            20,
+            "live update to 4 items",
+        )
         assert d.execute_script("return window.__marker") == 1, "the page was reloaded"
 
         # Filter and sort the table.
@@ -66,16 +99,25 @@ async def test_dashboard_login_live_language_filter_scope(node: Any) -> None:
         rows = d.find_elements(By.CSS_SELECTOR, "#sites tbody tr")
         assert [r.get_attribute("data-site") for r in rows] == ["xuzhou-tongshan"]
         d.find_element(By.ID, "filter").clear()
-        d.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
+        d.execute_script(
+            "document.getElementById('filter').dispatchEvent(new Event('input'))"
+        )
         header = d.find_element(By.CSS_SELECTOR, "#sites th[data-sort=items_shared]")
         header.click()
         header.click()  # descending: the site with most items first
-        first = d.find_elements(By.CSS_SELECTOR, "#sites tbody tr")[0].get_attribute("data-site")
+        first = d.find_elements(By.CSS_SELECTOR, "#sites tbody tr")[0].get_attribute(
+            "data-site"
+        )
         assert first == "huaibei-duji"
 
         # Switch language.
         d.find_element(By.ID, "lang").click()
-        await _run(wait_for, lambda: _text(d, "h1") == "Congress Exchange · Monitoring", 5, "English")
+        await _run(
+            wait_for,
+            lambda: _text(d, "h1") == "Congress Exchange · Monitoring",
+            5,
+            "English",
+        )
         assert _text(d, "#sites thead").startswith("Site")
         screenshot(d, "dashboard", "overview-en")
         d.find_element(By.ID, "lang").click()
@@ -86,13 +128,28 @@ async def test_dashboard_login_live_language_filter_scope(node: Any) -> None:
 
         # Log out, then a monitor of the other circle sees only its own sites.
         d.find_element(By.ID, "logout").click()
-        await _run(wait_for, lambda: d.find_element(By.ID, "login-view").is_displayed(), 10, "logout")
+        await _run(
+            wait_for,
+            lambda: d.find_element(By.ID, "login-view").is_displayed(),
+            10,
+            "logout",
+        )
         await _run(login, other)
-        await _run(wait_for, lambda: len(d.find_elements(By.CSS_SELECTOR, "#sites tbody tr")) == 2, 15, "rows")
+        await _run(
+            wait_for,
+            lambda: len(d.find_elements(By.CSS_SELECTOR, "#sites tbody tr")) == 2,
+            15,
+            "rows",
+        )
         rows = d.find_elements(By.CSS_SELECTOR, "#sites tbody tr")
-        assert sorted(r.get_attribute("data-site") for r in rows) == ["huaibei-duji", "suzhou-wuzhong"]
+        assert sorted(r.get_attribute("data-site") for r in rows) == [
+            "huaibei-duji",
+            "suzhou-wuzhong",
+        ]
         assert "铜山" not in d.page_source
         cookies = {c["name"]: c for c in d.get_cookies()}
         assert cookies["exchange_session"]["httpOnly"] is True
         assert cookies["exchange_session"]["sameSite"] == "Strict"
-        assert d.execute_script("return document.cookie") == ""  # not readable from scripts
+        assert (
+            d.execute_script("return document.cookie") == ""
+        )  # not readable from scripts

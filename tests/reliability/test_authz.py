@@ -230,9 +230,18 @@ async def _world(node_factory: Any) -> World:
         w.plan_id = (await c.push(sign_item(plan, author)))["id"]
     # site_out names the secret attachment in an item of its own (the blob cell).
     async with a.client("lianyungang-haizhou") as c:
-        borrowed = lesson("lianyungang-haizhou", "借用附件", attachments=[{
-            "name": "x.pdf", "media_type": "application/pdf", "size": len(w.blob),
-            "sha256": w.blob_sha}])
+        borrowed = lesson(
+            "lianyungang-haizhou",
+            "借用附件",
+            attachments=[
+                {
+                    "name": "x.pdf",
+                    "media_type": "application/pdf",
+                    "size": len(w.blob),
+                    "sha256": w.blob_sha,
+                }
+            ],
+        )
         await c.push(sign_item(borrowed, w.keys["site_out"]))
     # The foreign site's keys reach A the way they always do: with a replicated item.
     async with b.client("suzhou-wuzhong") as c:
@@ -356,8 +365,15 @@ async def _plan_step_cells(
             step["refs"] = [{"rel": "endorses", "id": pid}]
             step["audience"] = {"circles": ["huaihai"], "sites": []}
             body = orjson.dumps({"items": [sign_item(step, w.keys[role])]})
-            status, data = await _call(w, session, role, "POST", "/v1/items", body,
-                                       {"Content-Type": "application/json"})
+            status, data = await _call(
+                w,
+                session,
+                role,
+                "POST",
+                "/v1/items",
+                body,
+                {"Content-Type": "application/json"},
+            )
             counts["cells"] += 1
             answers[name] = data.replace(pid.encode(), b"ID")
             row[role] = status
@@ -369,8 +385,10 @@ async def _plan_step_cells(
             (got,) = orjson.loads(answers["plan"])["results"]
             (unk,) = orjson.loads(answers["unknown"])["results"]
             if got["error"] != unk["error"]:
-                problems.append(f"plan step as {role}: refused unlike an unknown plan: "
-                                f"{got['error']} vs {unk['error']}")
+                problems.append(
+                    f"plan step as {role}: refused unlike an unknown plan: "
+                    f"{got['error']} vs {unk['error']}"
+                )
     return row
 
 

@@ -399,8 +399,12 @@ async def test_helper_processes_end_with_a_killed_node(tmp_path: Path) -> None:
     pg = OwnedPostgres(tmp_path)
     await asyncio.to_thread(pg.start)
     node = NodeProcess(
-        tmp_path / "node", pg.url("exchange"),
-        env={"EXCHANGE_WEBHOOKS_ENABLED": "false", "EXCHANGE_INGEST_OFFLOAD_MIN_BYTES": "0"},
+        tmp_path / "node",
+        pg.url("exchange"),
+        env={
+            "EXCHANGE_WEBHOOKS_ENABLED": "false",
+            "EXCHANGE_INGEST_OFFLOAD_MIN_BYTES": "0",
+        },
     )
     helpers: list[psutil.Process] = []
     try:
@@ -411,7 +415,10 @@ async def test_helper_processes_end_with_a_killed_node(tmp_path: Path) -> None:
         node.start()
         await node.wait_ready()
         async with ExchangeClient(node.url, key=key) as c:
-            batch = [sign_item(lesson("huaibei-duji", f"助手进程{i}"), key) for i in range(20)]
+            batch = [
+                sign_item(lesson("huaibei-duji", f"助手进程{i}"), key)
+                for i in range(20)
+            ]
             assert (await c.push_batch(batch))["accepted"] == 20
         # the verify pool, the tokenizer and the forkserver start on first use
         for _ in range(200):

@@ -70,45 +70,66 @@ async def _get(node: Any, site: str, path: str) -> tuple[int, bytes, Any]:
 
 
 # ------------------------------------------------------------------ blobs
-async def test_a_blob_is_not_readable_through_an_item_of_another_author(node: Any) -> None:
+async def test_a_blob_is_not_readable_through_an_item_of_another_author(
+    node: Any,
+) -> None:
     await _sites(node)
     secret = b"SECRET-ATTACHMENT-" + secrets.token_bytes(2000)
     sha = hashlib.sha256(secret).hexdigest()
     async with node.client(AUTHOR) as c:
         await c.put_blob(secret, "application/pdf")
-        await c.push(sign_item(
-            lesson(AUTHOR, "机密方案", {"circles": ["huaihai"], "sites": []},
-                   attachments=[_attachment(secret, "机密.pdf", "application/pdf")]),
-            node.keys[AUTHOR],
-        ))
+        await c.push(
+            sign_item(
+                lesson(
+                    AUTHOR,
+                    "机密方案",
+                    {"circles": ["huaihai"], "sites": []},
+                    attachments=[_attachment(secret, "机密.pdf", "application/pdf")],
+                ),
+                node.keys[AUTHOR],
+            )
+        )
     async with node.client(INSIDE) as c:  # in the audience: reads it
         assert await c.get_blob(sha) == secret
     # The outsider pushes an item of its own, public, naming the secret's hash.
     async with node.client(OUTSIDE) as c:
-        await c.push(sign_item(
-            lesson(OUTSIDE, "借用附件", attachments=[
-                _attachment(secret, "x.pdf", "application/pdf")]),
-            node.keys[OUTSIDE],
-        ))
+        await c.push(
+            sign_item(
+                lesson(
+                    OUTSIDE,
+                    "借用附件",
+                    attachments=[_attachment(secret, "x.pdf", "application/pdf")],
+                ),
+                node.keys[OUTSIDE],
+            )
+        )
         with pytest.raises(NotFound):
             await c.get_blob(sha)
         # Claiming the hash by upload without the bytes does not help either.
         with pytest.raises(ExchangeError):
-            await c.request("PUT", f"/v1/blobs/{sha}", body=b"not the bytes",
-                            headers={"Content-Type": "application/pdf"})
+            await c.request(
+                "PUT",
+                f"/v1/blobs/{sha}",
+                body=b"not the bytes",
+                headers={"Content-Type": "application/pdf"},
+            )
         with pytest.raises(NotFound):
             await c.get_blob(sha)
     # No existence oracle: the refusal is the one an unknown hash gets.
     unknown = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
     s1, b1, _ = await _get(node, OUTSIDE, f"/v1/blobs/{sha}")
     s2, b2, _ = await _get(node, OUTSIDE, f"/v1/blobs/{unknown}")
-    assert (s1, b1.replace(sha.encode(), b"H")) == (s2, b2.replace(unknown.encode(), b"H"))
+    assert (s1, b1.replace(sha.encode(), b"H")) == (
+        s2,
+        b2.replace(unknown.encode(), b"H"),
+    )
     assert s1 == 404
     # The reading view applies the same rule.
     token = await node.node.read_access.issue_token(OUTSIDE)
     async with _browser() as s:
-        async with s.post(node.url + "/read/login", data={"token": token},
-                          allow_redirects=False) as r:
+        async with s.post(
+            node.url + "/read/login", data={"token": token}, allow_redirects=False
+        ) as r:
             assert r.status == 303
         async with s.get(node.url + f"/read/blobs/{sha}") as r:
             assert r.status == 404
@@ -122,11 +143,16 @@ async def test_a_site_that_uploads_the_same_bytes_may_attach_them(node: Any) -> 
         await c.put_blob(data, "application/pdf")
     async with node.client(OUTSIDE) as c:
         await c.put_blob(data, "application/pdf")  # has the bytes: may attach them
-        await c.push(sign_item(
-            lesson(OUTSIDE, "法规原文", attachments=[
-                _attachment(data, "法规.pdf", "application/pdf")]),
-            node.keys[OUTSIDE],
-        ))
+        await c.push(
+            sign_item(
+                lesson(
+                    OUTSIDE,
+                    "法规原文",
+                    attachments=[_attachment(data, "法规.pdf", "application/pdf")],
+                ),
+                node.keys[OUTSIDE],
+            )
+        )
     async with node.client(INSIDE) as c:
         assert await c.get_blob(sha) == data
 
@@ -146,14 +172,20 @@ async def test_blobs_never_render_in_the_nodes_origin(
     node: Any, declared: str, served: str
 ) -> None:
     await _sites(node)
-    data = b"<html><script>fetch('/v1/activity')</script></html>" + secrets.token_bytes(8)
+    data = b"<html><script>fetch('/v1/activity')</script></html>" + secrets.token_bytes(
+        8
+    )
     sha = hashlib.sha256(data).hexdigest()
     async with node.client(AUTHOR) as c:
         await c.put_blob(data, declared)
-        await c.push(sign_item(
-            lesson(AUTHOR, "附件", attachments=[_attachment(data, "a.html", declared)]),
-            node.keys[AUTHOR],
-        ))
+        await c.push(
+            sign_item(
+                lesson(
+                    AUTHOR, "附件", attachments=[_attachment(data, "a.html", declared)]
+                ),
+                node.keys[AUTHOR],
+            )
+        )
     status, body, headers = await _get(node, INSIDE, f"/v1/blobs/{sha}")
     assert status == 200 and body == data
     assert headers["Content-Type"].split(";")[0] == served
@@ -162,10 +194,13 @@ async def test_blobs_never_render_in_the_nodes_origin(
     assert "sandbox" in headers["Content-Security-Policy"]
     token = await node.node.read_access.issue_token(INSIDE)
     async with _browser() as s:
-        async with s.post(node.url + "/read/login", data={"token": token},
-                          allow_redirects=False) as r:
+        async with s.post(
+            node.url + "/read/login", data={"token": token}, allow_redirects=False
+        ) as r:
             assert r.status == 303
-        async with s.get(node.url + f"/read/blobs/{sha}", params={"name": "a.html"}) as r:
+        async with s.get(
+            node.url + f"/read/blobs/{sha}", params={"name": "a.html"}
+        ) as r:
             assert r.status == 200 and await r.read() == data
             assert r.headers["Content-Type"].split(";")[0] == served
             assert r.headers["Content-Disposition"].startswith("attachment")
@@ -197,8 +232,9 @@ async def test_pages_carry_their_own_csp_and_the_language_switch_stays_local(
             ("https://evil.example/read", "/read"),
             ("/read/\t/x", "/read"),
         ]:
-            async with s.get(node.url + "/read/lang/en", params={"next": nxt},
-                             allow_redirects=False) as r:
+            async with s.get(
+                node.url + "/read/lang/en", params={"next": nxt}, allow_redirects=False
+            ) as r:
                 assert r.status == 303, nxt
                 assert r.headers["Location"] == want, nxt
 
@@ -220,11 +256,14 @@ def _hand_signed(
     params["nonce"] = secrets.token_urlsafe(12)
     inner = httpsig.InnerList(tuple(httpsig.Item(c) for c in components), params)
     ser = httpsig.serialize_inner_list(inner)
-    base = httpsig.signature_base(method, target, authority, {}, components, ser,
-                                  scheme="http")
+    base = httpsig.signature_base(
+        method, target, authority, {}, components, ser, scheme="http"
+    )
     return {
         "Signature-Input": f"sig1={ser}",
-        "Signature": httpsig.serialize_dictionary({"sig1": httpsig.Item(key.sign(base))}),
+        "Signature": httpsig.serialize_dictionary(
+            {"sig1": httpsig.Item(key.sign(base))}
+        ),
     }
 
 
@@ -240,26 +279,38 @@ async def test_request_signatures_must_cover_authority_and_carry_alg(node: Any) 
     here = node.url.split("://", 1)[1]
     ok = _hand_signed(key, "GET", "/v1/items", here)
     assert (await _status(node.url, "/v1/items", ok))[0] == 200
-    no_authority = _hand_signed(key, "GET", "/v1/items", here,
-                                components=("@method", "@path", "@query"))
+    no_authority = _hand_signed(
+        key, "GET", "/v1/items", here, components=("@method", "@path", "@query")
+    )
     assert await _status(node.url, "/v1/items", no_authority) == (
-        401, "bad_request_signature")
+        401,
+        "bad_request_signature",
+    )
     no_alg = _hand_signed(key, "GET", "/v1/items", here, alg=False)
-    assert await _status(node.url, "/v1/items", no_alg) == (401, "bad_request_signature")
+    assert await _status(node.url, "/v1/items", no_alg) == (
+        401,
+        "bad_request_signature",
+    )
 
 
 async def test_a_request_signed_for_another_node_is_refused(node_factory: Any) -> None:
-    node = await node_factory(node={"id": "huaihai", "base_url": "https://huaihai.example"})
+    node = await node_factory(
+        node={"id": "huaihai", "base_url": "https://huaihai.example"}
+    )
     await _sites(node)
     key = node.keys[INSIDE]
     # Signed for node Y and presented to this node with Y's Host: refused.
     for other in ("yangtze.example", "yangtze.example:8700", "127.0.0.2:8700"):
         hdrs = {**_hand_signed(key, "GET", "/v1/items", other), "Host": other}
         assert await _status(node.url, "/v1/items", hdrs) == (
-            401, "bad_request_signature"), other
+            401,
+            "bad_request_signature",
+        ), other
     # Signed for this node's public URL (as through its TLS proxy), or its listen address.
-    public = {**_hand_signed(key, "GET", "/v1/items", "huaihai.example"),
-              "Host": "huaihai.example"}
+    public = {
+        **_hand_signed(key, "GET", "/v1/items", "huaihai.example"),
+        "Host": "huaihai.example",
+    }
     assert (await _status(node.url, "/v1/items", public))[0] == 200
     direct = _hand_signed(key, "GET", "/v1/items", node.url.split("://", 1)[1])
     assert (await _status(node.url, "/v1/items", direct))[0] == 200
@@ -293,8 +344,12 @@ def _step(item: dict[str, Any], audience: dict[str, list[str]]) -> dict[str, Any
 async def _push_refusal(node: Any, flow: Flow, item: dict[str, Any]) -> dict[str, Any]:
     """Push and return the refusal (error body) the pusher sees."""
     async with node.client(item["author"]) as c:
-        res = await c.request("POST", "/v1/items", params={},
-                              body=orjson.dumps({"items": [flow.signed(item)]}))
+        res = await c.request(
+            "POST",
+            "/v1/items",
+            params={},
+            body=orjson.dumps({"items": [flow.signed(item)]}),
+        )
     (result,) = res["results"]
     assert result["status"] == "refused", result
     return dict(result["error"])
@@ -338,12 +393,18 @@ async def test_a_refused_step_never_reveals_a_plan_the_pusher_cannot_read(
         return it
 
     answers = {}
-    for name, pid in (("plan", flow.plan_id), ("lesson", hidden_id), ("unknown", unknown)):
+    for name, pid in (
+        ("plan", flow.plan_id),
+        ("lesson", hidden_id),
+        ("unknown", unknown),
+    ):
         err = await _push_refusal(node, flow, endorsement(pid))
         answers[name] = orjson.dumps(err).decode().replace(pid, "ID")
     assert answers["plan"] == answers["unknown"], answers
     assert answers["lesson"] == answers["unknown"], answers
-    assert "inspection_plan" not in answers["plan"] and "lesson" not in answers["lesson"]
+    assert (
+        "inspection_plan" not in answers["plan"] and "lesson" not in answers["lesson"]
+    )
 
 
 async def test_a_plan_step_may_not_reach_beyond_its_plans_audience(node: Any) -> None:
@@ -356,11 +417,16 @@ async def test_a_plan_step_may_not_reach_beyond_its_plans_audience(node: Any) ->
         err = await _push_refusal(node, flow, _step(flow.endorse(INSIDE), wider))
         assert err["code"] == "invalid_transition", err
         assert err["detail"]["reason"] == "audience_wider", err
-    async with node.client(INSIDE) as c:  # the plan's own audience (or narrower) is fine
+    async with node.client(
+        INSIDE
+    ) as c:  # the plan's own audience (or narrower) is fine
         await c.push(flow.signed(_step(flow.endorse(INSIDE), RESTRICTED)))
     async with node.client(PARTNER) as c:
-        await c.push(flow.signed(_step(flow.endorse(PARTNER),
-                                       {"circles": [], "sites": [PARTNER]})))
+        await c.push(
+            flow.signed(
+                _step(flow.endorse(PARTNER), {"circles": [], "sites": [PARTNER]})
+            )
+        )
 
 
 async def test_plan_step_templates_copy_the_plans_audience(tmp_path: Any) -> None:
@@ -372,19 +438,39 @@ async def test_plan_step_templates_copy_the_plans_audience(tmp_path: Any) -> Non
         it = template(kind, INSIDE, PARTNER, plan=flow.plan_item)
         assert it["audience"] == RESTRICTED, kind
         assert it["body"]["plan"] == item_id(flow.plan_item), kind
-        assert {"rel": PLAN_KINDS[kind], "id": item_id(flow.plan_item)} in it["refs"], kind
+        assert {"rel": PLAN_KINDS[kind], "id": item_id(flow.plan_item)} in it["refs"], (
+            kind
+        )
     out = tmp_path / "step.json"
     done = subprocess.run(
-        [sys.executable, "-m", "exchange", "item", "new", "--kind", "endorsement",
-         "--author", INSIDE, "--plan", str(plan_file), "--out", str(out)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "exchange",
+            "item",
+            "new",
+            "--kind",
+            "endorsement",
+            "--author",
+            INSIDE,
+            "--plan",
+            str(plan_file),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert orjson.loads(out.read_bytes())["audience"] == RESTRICTED
 
 
 # ------------------------------------------------------------------ sessions and tokens
-async def _cli(tmp_path: Any, node: Any, *args: str) -> subprocess.CompletedProcess[str]:
+async def _cli(
+    tmp_path: Any, node: Any, *args: str
+) -> subprocess.CompletedProcess[str]:
     cfg = tmp_path / "node.toml"
     cfg.write_text(
         f'[node]\nid = "huaihai"\ndata_dir = "{tmp_path / "data"}"\n'
@@ -394,22 +480,28 @@ async def _cli(tmp_path: Any, node: Any, *args: str) -> subprocess.CompletedProc
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "exchange", *args, "--config", str(cfg)],
-        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
     )
 
 
 async def _dashboard_session(node: Any, token: str) -> str:
-    async with aiohttp.ClientSession() as s, s.post(
-        node.url + "/dashboard/login", json={"token": token}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(node.url + "/dashboard/login", json={"token": token}) as r,
+    ):
         assert r.status == 200, await r.text()
         return r.cookies["exchange_session"].value
 
 
 async def _with_cookie(node: Any, path: str, name: str, value: str) -> int:
-    async with aiohttp.ClientSession(cookies={name: value}) as s, s.get(
-        node.url + path, allow_redirects=False
-    ) as r:
+    async with (
+        aiohttp.ClientSession(cookies={name: value}) as s,
+        s.get(node.url + path, allow_redirects=False) as r,
+    ):
         await r.read()
         return r.status
 
@@ -440,8 +532,9 @@ async def test_rotating_or_revoking_a_token_ends_its_sessions(
     # The reading view: a revoked read token ends its sessions and cannot sign in again.
     token = await node.node.read_access.issue_token(INSIDE)
     async with _browser() as s:
-        async with s.post(node.url + "/read/login", data={"token": token},
-                          allow_redirects=False) as r:
+        async with s.post(
+            node.url + "/read/login", data={"token": token}, allow_redirects=False
+        ) as r:
             assert r.status == 303
         session = r.cookies["exchange_read"].value
     assert await _with_cookie(node, "/read", "exchange_read", session) == 200
@@ -450,29 +543,44 @@ async def test_rotating_or_revoking_a_token_ends_its_sessions(
     async with _browser() as s:
         async with s.get(node.url + "/read", cookies={"exchange_read": session}) as r:
             assert 'name="token"' in await r.text()  # signed out: the login form
-        async with s.post(node.url + "/read/login", data={"token": token},
-                          allow_redirects=False) as r:
+        async with s.post(
+            node.url + "/read/login", data={"token": token}, allow_redirects=False
+        ) as r:
             assert r.status == 401
 
 
-@pytest.mark.parametrize("origin", ["null", "https://evil.example", "http://127.0.0.2:1"])
+@pytest.mark.parametrize(
+    "origin", ["null", "https://evil.example", "http://127.0.0.2:1"]
+)
 async def test_login_forms_refuse_foreign_origins(node: Any, origin: str) -> None:
     await _sites(node)
     mon = await node.add_monitor("huaibei-municipal", circles=("huaihai",))
     read = await node.node.read_access.issue_token(INSIDE)
     async with aiohttp.ClientSession() as s:
-        async with s.post(node.url + "/dashboard/login", data={"token": mon},
-                          headers={"Origin": origin}) as r:
+        async with s.post(
+            node.url + "/dashboard/login",
+            data={"token": mon},
+            headers={"Origin": origin},
+        ) as r:
             assert r.status == 403 and "exchange_session" not in r.cookies
-        async with s.post(node.url + "/read/login", data={"token": read},
-                          headers={"Origin": origin}, allow_redirects=False) as r:
+        async with s.post(
+            node.url + "/read/login",
+            data={"token": read},
+            headers={"Origin": origin},
+            allow_redirects=False,
+        ) as r:
             assert r.status == 403 and "exchange_read" not in r.cookies
         own = node.url  # the page's own origin is fine
-        async with s.post(node.url + "/dashboard/login", data={"token": mon},
-                          headers={"Origin": own}) as r:
+        async with s.post(
+            node.url + "/dashboard/login", data={"token": mon}, headers={"Origin": own}
+        ) as r:
             assert r.status == 200
-        async with s.post(node.url + "/read/login", data={"token": read},
-                          headers={"Origin": own}, allow_redirects=False) as r:
+        async with s.post(
+            node.url + "/read/login",
+            data={"token": read},
+            headers={"Origin": own},
+            allow_redirects=False,
+        ) as r:
             assert r.status == 303
 
 
@@ -485,12 +593,17 @@ async def test_cookies_are_secure_behind_a_trusted_tls_proxy(node_factory: Any) 
         read = await rn.node.read_access.issue_token(INSIDE)
         fwd = {"X-Forwarded-Proto": "https"}
         async with aiohttp.ClientSession() as s:
-            async with s.post(rn.url + "/dashboard/login", json={"token": mon},
-                              headers=fwd) as r:
+            async with s.post(
+                rn.url + "/dashboard/login", json={"token": mon}, headers=fwd
+            ) as r:
                 assert r.status == 200
                 assert bool(r.cookies["exchange_session"]["secure"]) is secure
-            async with s.post(rn.url + "/read/login", data={"token": read},
-                              headers=fwd, allow_redirects=False) as r:
+            async with s.post(
+                rn.url + "/read/login",
+                data={"token": read},
+                headers=fwd,
+                allow_redirects=False,
+            ) as r:
                 assert r.status == 303
                 assert bool(r.cookies["exchange_read"]["secure"]) is secure
 
@@ -512,8 +625,12 @@ async def _serve(body: bytes) -> tuple[Any, str]:
 
 @pytest.mark.parametrize(
     "body",
-    [DUPLICATE, b'{"items": [], "next_cursor": 18446744073709551616}',
-     b'{"items": []}\xff', b"[" * 80 + b"]" * 80],
+    [
+        DUPLICATE,
+        b'{"items": [], "next_cursor": 18446744073709551616}',
+        b'{"items": []}\xff',
+        b"[" * 80 + b"]" * 80,
+    ],
 )
 async def test_client_and_puller_parse_answers_strictly(node: Any, body: bytes) -> None:
     server, url = await _serve(body)
@@ -527,19 +644,31 @@ async def test_client_and_puller_parse_answers_strictly(node: Any, body: bytes) 
         await server.close()
 
 
-async def test_the_roster_file_is_read_strictly(node_factory: Any, tmp_path: Any) -> None:
+async def test_the_roster_file_is_read_strictly(
+    node_factory: Any, tmp_path: Any
+) -> None:
     roster_key = generate_key(key_id="roster#k1")
-    signed = roster([node_entry("huaihai", "http://127.0.0.1:1", generate_key(
-        key_id="huaihai#k1"))], {"huaihai": []}, roster_key)
+    signed = roster(
+        [
+            node_entry(
+                "huaihai", "http://127.0.0.1:1", generate_key(key_id="huaihai#k1")
+            )
+        ],
+        {"huaihai": []},
+        roster_key,
+    )
     first = next(iter(signed))
     raw = orjson.dumps(signed)
-    doubled = b'{"' + first.encode() + b'": {"forged": true},' + raw[1:]  # last one wins
+    doubled = (
+        b'{"' + first.encode() + b'": {"forged": true},' + raw[1:]
+    )  # last one wins
     path = tmp_path / "roster.json"
     path.write_bytes(doubled)
     pinned = [f"roster#k1 ed25519 {roster_key.public_key.b64()}"]
     with pytest.raises(ConfigError, match="duplicate_key"):
-        await node_factory("huaihai", federation={"roster_keys": pinned,
-                                                  "roster_file": str(path)})
+        await node_factory(
+            "huaihai", federation={"roster_keys": pinned, "roster_file": str(path)}
+        )
 
 
 async def test_offline_verify_reads_its_files_strictly(tmp_path: Any) -> None:
@@ -547,8 +676,12 @@ async def test_offline_verify_reads_its_files_strictly(tmp_path: Any) -> None:
     signed = sign_item(lesson(AUTHOR, "离线核验"), key)
     item = tmp_path / "item.json"
     item.write_bytes(orjson.dumps(signed))
-    good = {"id": AUTHOR, "keys": [{"key_id": key.key_id, "alg": key.alg,
-                                    "public_key": key.public_key.b64()}]}
+    good = {
+        "id": AUTHOR,
+        "keys": [
+            {"key_id": key.key_id, "alg": key.alg, "public_key": key.public_key.b64()}
+        ],
+    }
     sites = tmp_path / "sites.json"
     sites.write_bytes(orjson.dumps({"sites": [good]}))
     assert verify_path(item, sites_file=sites).ok

@@ -38,7 +38,9 @@ _counts: Counter[str] = Counter()
 _statuses: Counter[int] = Counter()
 
 
-async def _signed_get(node: Any, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+async def _signed_get(
+    node: Any, path: str, params: dict[str, str]
+) -> tuple[int, bytes]:
     target = path + ("?" + urlencode(params) if params else "")
     async with node.client(SITE) as c:
         hdrs = c.signed_headers("GET", target, None)
@@ -58,7 +60,9 @@ async def _world(node: Any) -> str:
     async with node.client(SITE) as c:
         for i in range(3):
             await c.push(sign_item(lesson(SITE, f"安全生产法检查经验 {i}"), key))
-    status, body = await _signed_get(node, "/v1/search", {"q": "安全生产法", "limit": "1"})
+    status, body = await _signed_get(
+        node, "/v1/search", {"q": "安全生产法", "limit": "1"}
+    )
     assert status == 200, body
     cursor = orjson.loads(body)["next_cursor"]
     assert cursor
@@ -88,10 +92,20 @@ async def test_hand_made_cases_that_were_server_errors(node: Any) -> None:
             cases.append(("/v1/items", {"since": value}))
     real = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     for change in (
-        {"t": 10**18}, {"t": -(10**18)}, {"t": 1e18}, {"m": 10**30}, {"i": 10**30},
-        {"m": -(10**30)}, {"i": 2**63}, {"s": 1e308}, {"t": "x"}, {"m": None},
+        {"t": 10**18},
+        {"t": -(10**18)},
+        {"t": 1e18},
+        {"m": 10**30},
+        {"i": 10**30},
+        {"m": -(10**30)},
+        {"i": 2**63},
+        {"s": 1e308},
+        {"t": "x"},
+        {"m": None},
     ):
-        cases.append(("/v1/search", {"q": "安全生产法", "cursor": _cursor({**real, **change})}))
+        cases.append(
+            ("/v1/search", {"q": "安全生产法", "cursor": _cursor({**real, **change})})
+        )
     cases.append(("/v1/search", {"q": "安全生产法", "cursor": _cursor([1, 2])}))
     for digits in ("³", "²⁵", "١٢", "①"):  # Unicode digits: isdigit() but not int()
         cases.append(("/v1/search", {"q": "安全生产法", "limit": digits}))
@@ -109,8 +123,11 @@ async def test_hand_made_cases_that_were_server_errors(node: Any) -> None:
     token = await node.add_monitor("odd-monitor", circles=("huaihai",))
     async with aiohttp.ClientSession() as s:
         for name in ("days", "inactive_days"):
-            async with s.get(node.url + "/v1/activity", params={name: "³"},
-                             headers={"Authorization": f"Bearer {token}"}) as r:
+            async with s.get(
+                node.url + "/v1/activity",
+                params={name: "³"},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as r:
                 _counts["hand-made query cases"] += 1
                 if r.status != 400:
                     problems.append(f"/v1/activity {name}=³: {r.status}")
@@ -122,19 +139,33 @@ MULTIPART_BODIES: list[tuple[str, bytes]] = [
     ("multipart/form-data; boundary=", b"--\r\n"),
     ("multipart/form-data; boundary=xyz", b""),
     ("multipart/form-data; boundary=xyz", b"--xyz\r\n"),
-    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Type: text/plain\r\n\r\nx\r\n--xyz--"),
-    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data\r\n\r\nx\r\n--xyz--"),
-    ("multipart/form-data; boundary=xyz",
-     b'--xyz\r\nContent-Disposition: form-data; name="token"\r\n\r\nabc'),  # no end
-    ("multipart/form-data; boundary=xyz",
-     b'--xyz\r\nContent-Disposition: form-data; name="token"\r\n'
-     b"Content-Transfer-Encoding: base64\r\n\r\n!!!\r\n--xyz--\r\n"),
-    ("multipart/form-data; boundary=xyz",
-     b'--xyz\r\nContent-Disposition: form-data; name="token"\r\n'
-     b"Content-Encoding: gzip\r\n\r\nnot gzip\r\n--xyz--\r\n"),
-    ("multipart/form-data; boundary=xyz",
-     b'--xyz\r\nContent-Disposition: form-data; name="token"; filename="a.txt"\r\n\r\n'
-     b"abc\r\n--xyz--\r\n"),
+    (
+        "multipart/form-data; boundary=xyz",
+        b"--xyz\r\nContent-Type: text/plain\r\n\r\nx\r\n--xyz--",
+    ),
+    (
+        "multipart/form-data; boundary=xyz",
+        b"--xyz\r\nContent-Disposition: form-data\r\n\r\nx\r\n--xyz--",
+    ),
+    (
+        "multipart/form-data; boundary=xyz",
+        b'--xyz\r\nContent-Disposition: form-data; name="token"\r\n\r\nabc',
+    ),  # no end
+    (
+        "multipart/form-data; boundary=xyz",
+        b'--xyz\r\nContent-Disposition: form-data; name="token"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n!!!\r\n--xyz--\r\n",
+    ),
+    (
+        "multipart/form-data; boundary=xyz",
+        b'--xyz\r\nContent-Disposition: form-data; name="token"\r\n'
+        b"Content-Encoding: gzip\r\n\r\nnot gzip\r\n--xyz--\r\n",
+    ),
+    (
+        "multipart/form-data; boundary=xyz",
+        b'--xyz\r\nContent-Disposition: form-data; name="token"; filename="a.txt"\r\n\r\n'
+        b"abc\r\n--xyz--\r\n",
+    ),
     ("multipart/mixed; boundary=xyz", b"--xyz\r\n\r\nabc\r\n--xyz--\r\n"),
     ("application/x-www-form-urlencoded", b"token=%ZZ&&=="),
     ("application/x-www-form-urlencoded; charset=nonexistent", b"token=abc"),
@@ -148,8 +179,12 @@ async def test_malformed_login_bodies_get_4xx(node: Any, path: str) -> None:
     problems = []
     async with aiohttp.ClientSession() as s:
         for ctype, body in MULTIPART_BODIES:
-            async with s.post(node.url + path, data=body, headers={"Content-Type": ctype},
-                              allow_redirects=False) as r:
+            async with s.post(
+                node.url + path,
+                data=body,
+                headers={"Content-Type": ctype},
+                allow_redirects=False,
+            ) as r:
                 _counts["malformed login bodies"] += 1
                 text = await r.read()
                 if not 400 <= r.status < 500:
@@ -165,26 +200,47 @@ async def test_a_client_that_hangs_up_is_not_a_database_outage(
     sha = hashlib.sha256(blob).hexdigest()
     async with node.client(SITE) as c:
         await c.put_blob(blob, "application/pdf")
-        await c.push(sign_item(lesson(SITE, "附件", attachments=[{
-            "name": "a.pdf", "media_type": "application/pdf", "size": len(blob),
-            "sha256": sha}]), key))
+        await c.push(
+            sign_item(
+                lesson(
+                    SITE,
+                    "附件",
+                    attachments=[
+                        {
+                            "name": "a.pdf",
+                            "media_type": "application/pdf",
+                            "size": len(blob),
+                            "sha256": sha,
+                        }
+                    ],
+                ),
+                key,
+            )
+        )
         hdrs = c.signed_headers("GET", f"/v1/blobs/{sha}", None)
     host, port = node.url.split("://", 1)[1].split(":")
     caplog.set_level(logging.INFO)
     for request in (
         f"GET /v1/blobs/{sha} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n",
+        + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+        + "\r\n",
         f"POST /dashboard/login HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        "Content-Type: application/json\r\nContent-Length: 120\r\n\r\n{\"token\": \"aaa",
+        'Content-Type: application/json\r\nContent-Length: 120\r\n\r\n{"token": "aaa',
     ):
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(request.encode())
         await writer.drain()
-        await asyncio.wait_for(reader.read(1), 10) if request.startswith("GET") else None
+        await asyncio.wait_for(reader.read(1), 10) if request.startswith(
+            "GET"
+        ) else None
         writer.transport.abort()  # gone mid-response / before the body is complete
         await asyncio.sleep(0.5)
     await asyncio.sleep(0.5)
-    outage = [r.getMessage() for r in caplog.records if "database unavailable" in r.getMessage()]
+    outage = [
+        r.getMessage()
+        for r in caplog.records
+        if "database unavailable" in r.getMessage()
+    ]
     assert not outage, outage
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, errors
@@ -201,8 +257,11 @@ async def test_nul_characters_in_bodies_never_poison_storage(node: Any) -> None:
     token = await node.add_monitor("nul-monitor", circles=("huaihai",))
     signed = sign_item(lesson(SITE, "控制字符"), key)
     async with node.client(SITE) as c:
-        res = await c.request("POST", "/v1/items", body=orjson.dumps(
-            {"items": [{**signed, "x\u0000y": 1}]}))
+        res = await c.request(
+            "POST",
+            "/v1/items",
+            body=orjson.dumps({"items": [{**signed, "x\u0000y": 1}]}),
+        )
         assert res["refused"] == 1
         with pytest.raises(Exception) as caught:
             await c.request("POST", "/v1/subscriptions", body=b'{"q": "a\\u0000b"}')
@@ -216,12 +275,34 @@ async def test_nul_characters_in_bodies_never_poison_storage(node: Any) -> None:
 QUERY_EXAMPLES = 3000 if SOAK else 300
 FORM_EXAMPLES = 1000 if SOAK else 120
 _YEARS = st.sampled_from([1, 2, 1969, 1970, 2026, 9998, 9999])
-_OFFSETS = st.sampled_from(["Z", "+00:00", "-00:00", "+23:59", "-23:59", "+08:00", "+14:00",
-                            "-12:00", "+24:00", "+99:99", ""])
+_OFFSETS = st.sampled_from(
+    [
+        "Z",
+        "+00:00",
+        "-00:00",
+        "+23:59",
+        "-23:59",
+        "+08:00",
+        "+14:00",
+        "-12:00",
+        "+24:00",
+        "+99:99",
+        "",
+    ]
+)
 
 
-_EDGE_DAYS = st.sampled_from(["0001-01-01", "0001-01-02", "9999-12-31", "9999-12-30",
-                              "1970-01-01", "2026-02-29", "2024-02-29"])
+_EDGE_DAYS = st.sampled_from(
+    [
+        "0001-01-01",
+        "0001-01-02",
+        "9999-12-31",
+        "9999-12-30",
+        "1970-01-01",
+        "2026-02-29",
+        "2024-02-29",
+    ]
+)
 
 
 @st.composite
@@ -229,23 +310,65 @@ def _times(draw: st.DrawFn) -> str:
     if draw(st.booleans()):  # the extremes, most of the time
         day = draw(_EDGE_DAYS)
     else:
-        y, m, d = draw(_YEARS), draw(st.integers(1, 12)), draw(st.sampled_from([1, 28, 31]))
+        y, m, d = (
+            draw(_YEARS),
+            draw(st.integers(1, 12)),
+            draw(st.sampled_from([1, 28, 31])),
+        )
         day = f"{y:04d}-{m:02d}-{d:02d}"
     if draw(st.booleans()):
         return day
-    clock = draw(st.sampled_from(["00:00:00", "23:59:59", "23:59:59.999999", "24:00:00"]))
+    clock = draw(
+        st.sampled_from(["00:00:00", "23:59:59", "23:59:59.999999", "24:00:00"])
+    )
     return f"{day}T{clock}{draw(_OFFSETS)}"
 
 
 _INTS = st.one_of(
-    st.sampled_from([-(2**63) - 1, -(2**63), -(2**62), -2, -1, 0, 1, 2**31, 2**53 + 1,
-                     2**62, 2**63 - 1, 2**63, 2**64, 10**18, 10**30]),
+    st.sampled_from(
+        [
+            -(2**63) - 1,
+            -(2**63),
+            -(2**62),
+            -2,
+            -1,
+            0,
+            1,
+            2**31,
+            2**53 + 1,
+            2**62,
+            2**63 - 1,
+            2**63,
+            2**64,
+            10**18,
+            10**30,
+        ]
+    ),
     st.integers(-(10**20), 10**20),
 )
 _INT_TEXT = st.one_of(
     _INTS.map(str),
-    st.sampled_from(["", " 1", "1 ", "+1", "-0", "1e3", "1.0", "0x10", "1_000", "١٢", "NaN",
-                     "inf", "%00", "99999999999999999999999999999999999999", "³", "-²", "①"]),
+    st.sampled_from(
+        [
+            "",
+            " 1",
+            "1 ",
+            "+1",
+            "-0",
+            "1e3",
+            "1.0",
+            "0x10",
+            "1_000",
+            "١٢",
+            "NaN",
+            "inf",
+            "%00",
+            "99999999999999999999999999999999999999",
+            "³",
+            "-²",
+            "①",
+        ]
+    ),
 )
 
 
@@ -255,13 +378,18 @@ def _cursors(draw: st.DrawFn) -> str:
         return draw(_INT_TEXT)
     doc = {
         "f": draw(st.sampled_from(["", "0" * 16, "x"])),
-        "t": draw(st.one_of(st.sampled_from([10**18, 1e18, -1e18, 2**63, 1.5, "1", None]),
-                            _INTS)),
+        "t": draw(
+            st.one_of(
+                st.sampled_from([10**18, 1e18, -1e18, 2**63, 1.5, "1", None]), _INTS
+            )
+        ),
         "m": draw(st.one_of(_INTS, st.none())),
         "s": draw(st.one_of(st.floats(allow_nan=False), _INTS, st.text(max_size=3))),
         "i": draw(st.one_of(_INTS, st.booleans())),
     }
-    return _cursor(draw(st.sampled_from([doc, [doc], "x", {k: doc[k] for k in list(doc)[:2]}])))
+    return _cursor(
+        draw(st.sampled_from([doc, [doc], "x", {k: doc[k] for k in list(doc)[:2]}]))
+    )
 
 
 _TEXT = st.text(max_size=60)
@@ -270,11 +398,15 @@ _BY_NAME: dict[str, st.SearchStrategy[str]] = {
     "until": st.one_of(_times(), _TEXT),
     "today": st.one_of(_times(), _TEXT),
     "cursor": _cursors(),
-    "kind": st.one_of(st.sampled_from(["lesson", "inspection_plan", "LESSON", ""]), _TEXT),
+    "kind": st.one_of(
+        st.sampled_from(["lesson", "inspection_plan", "LESSON", ""]), _TEXT
+    ),
     "author": st.one_of(st.sampled_from([SITE, "a" * 200, "-x-"]), _TEXT),
     "circle": st.one_of(st.sampled_from(["huaihai", "Huaihai"]), _TEXT),
-    "q": st.one_of(st.sampled_from(["安全生产法", '"', "a OR b", "*", "\\", "&|!"]),
-                   st.text(max_size=300)),
+    "q": st.one_of(
+        st.sampled_from(["安全生产法", '"', "a OR b", "*", "\\", "&|!"]),
+        st.text(max_size=300),
+    ),
 }
 
 
@@ -283,8 +415,11 @@ def _param(name: str) -> st.SearchStrategy[str]:
 
 
 def _query_ops() -> list[tuple[str, tuple[str, ...]]]:
-    return [(o.path, tuple(n for n, where, _ in o.params if where == "query"))
-            for o in OPERATIONS if o.method == "get" and any(w == "query" for _, w, _ in o.params)]
+    return [
+        (o.path, tuple(n for n, where, _ in o.params if where == "query"))
+        for o in OPERATIONS
+        if o.method == "get" and any(w == "query" for _, w, _ in o.params)
+    ]
 
 
 def _fuzz_queries(url: str, key: Any, token: str, subst: dict[str, str]) -> list[str]:
@@ -292,8 +427,13 @@ def _fuzz_queries(url: str, key: Any, token: str, subst: dict[str, str]) -> list
     authority = url.split("://", 1)[1]
     session = requests.Session()
 
-    @settings(max_examples=QUERY_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=QUERY_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(op=st.sampled_from(_query_ops()), data=st.data())
     def run(op: tuple[str, tuple[str, ...]], data: st.DataObject) -> None:
         path, names = op
@@ -307,9 +447,17 @@ def _fuzz_queries(url: str, key: Any, token: str, subst: dict[str, str]) -> list
         if path == "/v1/activity":
             headers = {"Authorization": f"Bearer {token}"}
         else:
-            headers = httpsig.sign_request(key, "GET", target, authority, {}, None,
-                                           created=int(time.time()),
-                                           nonce=secrets.token_urlsafe(12), scheme="http")
+            headers = httpsig.sign_request(
+                key,
+                "GET",
+                target,
+                authority,
+                {},
+                None,
+                created=int(time.time()),
+                nonce=secrets.token_urlsafe(12),
+                scheme="http",
+            )
         r = session.get(url + target, headers=headers, timeout=30)
         _counts["property: query parameters"] += 1
         _statuses[r.status_code // 100 * 100] += 1
@@ -327,35 +475,60 @@ async def test_every_query_parameter_at_its_edges(node: Any) -> None:
         await c.put_blob(blob, "application/pdf")
         item = await c.push(sign_item(lesson(SITE, "模糊测试"), node.keys[SITE]))
     token = await node.add_monitor("fuzz-monitor", circles=("huaihai",))
-    subst = {"{id}": item["id"], "{sha256}": hashlib.sha256(blob).hexdigest(),
-             "{node_id}": "yangtze-delta", "{lang}": "en", "{name}": "app.js"}
-    problems = await asyncio.to_thread(_fuzz_queries, node.url, node.keys[SITE], token, subst)
+    subst = {
+        "{id}": item["id"],
+        "{sha256}": hashlib.sha256(blob).hexdigest(),
+        "{node_id}": "yangtze-delta",
+        "{lang}": "en",
+        "{name}": "app.js",
+    }
+    problems = await asyncio.to_thread(
+        _fuzz_queries, node.url, node.keys[SITE], token, subst
+    )
     assert not problems, "\n".join(problems[:20])
 
 
 @st.composite
 def _form_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
     boundary = draw(st.sampled_from(["xyz", "", "a" * 80, "x y", '"q"', "--"]))
-    ctype = draw(st.sampled_from([
-        f"multipart/form-data; boundary={boundary}", "multipart/form-data",
-        "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=x",
-        "application/json", "text/plain", "", "multipart/mixed; boundary=xyz",
-    ]))
-    header = draw(st.sampled_from([
-        'Content-Disposition: form-data; name="token"',
-        'Content-Disposition: form-data; name="token"; filename="t"',
-        "Content-Disposition: form-data", "Content-Type: text/plain",
-        'Content-Disposition: form-data; name="token"\r\nContent-Transfer-Encoding: base64',
-        'Content-Disposition: form-data; name="token"\r\nContent-Encoding: deflate',
-        'Content-Disposition: form-data; name="token"\r\nContent-Type: text/plain; charset=x',
-    ]))
+    ctype = draw(
+        st.sampled_from(
+            [
+                f"multipart/form-data; boundary={boundary}",
+                "multipart/form-data",
+                "application/x-www-form-urlencoded",
+                "application/x-www-form-urlencoded; charset=x",
+                "application/json",
+                "text/plain",
+                "",
+                "multipart/mixed; boundary=xyz",
+            ]
+        )
+    )
+    header = draw(
+        st.sampled_from(
+            [
+                'Content-Disposition: form-data; name="token"',
+                'Content-Disposition: form-data; name="token"; filename="t"',
+                "Content-Disposition: form-data",
+                "Content-Type: text/plain",
+                'Content-Disposition: form-data; name="token"\r\nContent-Transfer-Encoding: base64',
+                'Content-Disposition: form-data; name="token"\r\nContent-Encoding: deflate',
+                'Content-Disposition: form-data; name="token"\r\nContent-Type: text/plain; charset=x',
+            ]
+        )
+    )
     value = draw(st.binary(max_size=80))
     end = draw(st.sampled_from([f"\r\n--{boundary}--\r\n", "", f"\r\n--{boundary}"]))
-    raw = draw(st.one_of(
-        st.just(f"--{boundary}\r\n{header}\r\n\r\n".encode() + value + end.encode()),
-        st.binary(max_size=200),
-        st.just(b"token=" + value),
-    ))
+    raw = draw(
+        st.one_of(
+            st.just(
+                f"--{boundary}\r\n{header}\r\n\r\n".encode() + value + end.encode()
+            ),
+            st.binary(max_size=200),
+            st.just(b"token=" + value),
+        )
+    )
     return ctype, raw
 
 
@@ -363,13 +536,25 @@ def _fuzz_forms(url: str) -> list[str]:
     problems: list[str] = []
     session = requests.Session()
 
-    @settings(max_examples=FORM_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
-    @given(path=st.sampled_from(["/dashboard/login", "/read/login"]), body=_form_bodies())
+    @settings(
+        max_examples=FORM_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        path=st.sampled_from(["/dashboard/login", "/read/login"]), body=_form_bodies()
+    )
     def run(path: str, body: tuple[str, bytes]) -> None:
         ctype, raw = body
-        r = session.post(url + path, data=raw, headers={"Content-Type": ctype},
-                         allow_redirects=False, timeout=30)
+        r = session.post(
+            url + path,
+            data=raw,
+            headers={"Content-Type": ctype},
+            allow_redirects=False,
+            timeout=30,
+        )
         _counts["property: login form bodies"] += 1
         _statuses[r.status_code // 100 * 100] += 1
         if r.status_code >= 500:
@@ -385,4 +570,8 @@ async def test_malformed_form_bodies_property(node: Any) -> None:
 
 
 async def test_zz_record_counts() -> None:
-    merge_artifact("odd_input", cases=dict(_counts), statuses={str(k): v for k, v in _statuses.items()})
+    merge_artifact(
+        "odd_input",
+        cases=dict(_counts),
+        statuses={str(k): v for k, v in _statuses.items()},
+    )

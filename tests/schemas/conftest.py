@@ -266,8 +266,13 @@ def every_item(
 # The cooperation and joint-inspection workflow kinds: the realistic CLI templates
 # (exchange.templates), at a fixed time so the fixtures are deterministic.
 _WORKFLOW_KINDS = (
-    "agreement", "inspection_report", "deliberation_opinion", "rectification_reply",
-    "research_report", "minutes", "plan_update",
+    "agreement",
+    "inspection_report",
+    "deliberation_opinion",
+    "rectification_reply",
+    "research_report",
+    "minutes",
+    "plan_update",
 )
 
 

@@ -223,7 +223,17 @@ def test_examples_validate_against_the_files(
 
 # ---------------------------------------------------------------- the surface
 
-_SUBMODULES = ["_base", "api", "errors", "items", "kinds", "log", "plans", "roster", "search"]
+_SUBMODULES = [
+    "_base",
+    "api",
+    "errors",
+    "items",
+    "kinds",
+    "log",
+    "plans",
+    "roster",
+    "search",
+]
 
 
 def _submodule(name: str) -> ModuleType:

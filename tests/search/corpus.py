@@ -268,7 +268,11 @@ def _audience(rng: random.Random, author: str) -> dict[str, list[str]]:
 def _let_read(audience: dict[str, list[str]], site: str) -> None:
     """Add ``site`` to a restricted audience it is not in yet."""
     circles, sites = audience["circles"], audience["sites"]
-    if (circles or sites) and site not in sites and not set(circles) & set(SITES[site][1]):
+    if (
+        (circles or sites)
+        and site not in sites
+        and not set(circles) & set(SITES[site][1])
+    ):
         audience["sites"] = sorted([*sites, site])
 
 

@@ -118,7 +118,9 @@ def _reference_literal(fields: list[tuple[str, str]]) -> list[str]:
     for weight, text in fields:
         toks = tokens(text)
         out += [f"'{t}':{min(base + p, 16383)}{weight}" for t, p in toks]
-        base += (toks[-1][1] + 1 if toks else 0) + 8  # the field's positions, then a gap
+        base += (
+            toks[-1][1] + 1 if toks else 0
+        ) + 8  # the field's positions, then a gap
     return out
 
 

@@ -276,12 +276,18 @@ async def test_index_lag_never_skips_a_match(node_factory: Any) -> None:
     node = await node_factory(search={"indexer": False, "fresh_wait_s": 0.2})
     node.node.subscriptions.fresh_wait = 0.2
     await _sites(node)
-    sub = await _req(node, "suzhou-wuzhong", "POST", "/v1/subscriptions", {"q": "安全生产法"})
-    idx = await _push(node, "huaibei-duji", _plan("huaibei-duji", "安全生产法联合执法检查方案"))
+    sub = await _req(
+        node, "suzhou-wuzhong", "POST", "/v1/subscriptions", {"q": "安全生产法"}
+    )
+    idx = await _push(
+        node, "huaibei-duji", _plan("huaibei-duji", "安全生产法联合执法检查方案")
+    )
     assert await node.node.search.store.lag() == (idx + 1, 0)
     found = await _req(node, "suzhou-wuzhong", "GET", "/v1/search", q="安全生产法")
     assert found["hits"] == []
-    page = await _req(node, "suzhou-wuzhong", "GET", f"/v1/subscriptions/{sub['id']}/matches")
+    page = await _req(
+        node, "suzhou-wuzhong", "GET", f"/v1/subscriptions/{sub['id']}/matches"
+    )
     assert page["matches"] == [] and page["next_after"] < idx
     node.node.indexer.start()
     try:

@@ -26,12 +26,17 @@ def vectors_dir(*parts: str) -> Path:
     """A folder or file of the conformance vectors in ``tests/vectors`` (see SOURCES.md)."""
     path = VECTORS.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"test vector missing: {path} (see tests/vectors/SOURCES.md)", pytrace=False)
+        pytest.fail(
+            f"test vector missing: {path} (see tests/vectors/SOURCES.md)", pytrace=False
+        )
     return path
 
 
 def wait_for(
-    cond: Callable[[], T], timeout: float = 15.0, what: str = "condition", interval: float = 0.05
+    cond: Callable[[], T],
+    timeout: float = 15.0,
+    what: str = "condition",
+    interval: float = 0.05,
 ) -> T:
     """Call ``cond`` until it returns something truthy, bounded by ``timeout`` seconds.
 
@@ -49,7 +54,9 @@ def wait_for(
         except Exception as exc:  # e.g. a page mid-render, a server not yet listening
             last = exc
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what} (last: {last!r})"
+            )
         time.sleep(interval)
 
 
@@ -67,11 +74,15 @@ async def wait_until(
         if last:
             return last
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what} (last: {last!r})"
+            )
         await asyncio.sleep(interval)
 
 
-def fill_placeholders(doc: Any, *, site: str = "suzhou-wuzhong", item_id: str = "") -> Any:
+def fill_placeholders(
+    doc: Any, *, site: str = "suzhou-wuzhong", item_id: str = ""
+) -> Any:
     """What an author does with ``exchange item new``'s output: replace every ``<填写…>``.
 
     Site-id placeholders become ``site``, item-id ones ``item_id`` (by default a
@@ -135,8 +146,14 @@ def wait_ready(
 
     def ready() -> bool:
         if proc is not None and proc.poll() is not None:
-            shown = log.read_text(errors="replace") if log is not None and log.exists() else ""
-            raise AssertionError(f"the node exited ({proc.returncode}) before it was ready\n{shown}")
+            shown = (
+                log.read_text(errors="replace")
+                if log is not None and log.exists()
+                else ""
+            )
+            raise AssertionError(
+                f"the node exited ({proc.returncode}) before it was ready\n{shown}"
+            )
         with urllib.request.urlopen(base_url + "/readyz", timeout=2) as r:
             return bool(r.status == 200)
 

@@ -35,22 +35,36 @@ class RunningNode:
         return str(self.server.make_url("")).rstrip("/")
 
     async def add_site(
-        self, site_id: str, name: str = "", circles: tuple[str, ...] = (), key_no: int = 1
+        self,
+        site_id: str,
+        name: str = "",
+        circles: tuple[str, ...] = (),
+        key_no: int = 1,
     ) -> PrivateKey:
         """Register a site with a fresh key; returns the private key."""
-        await self.node.sites.add_site(site_id, name or site_id, self.node.id, list(circles))
+        await self.node.sites.add_site(
+            site_id, name or site_id, self.node.id, list(circles)
+        )
         key = generate_key(key_id=f"{site_id}#k{key_no}")
         await self.node.sites.add_key(key.key_id, site_id, key.alg, key.public_key.raw)
         self.keys[site_id] = key
         return key
 
-    def client(self, site_id: str | None = None, *, token: str | None = None) -> ExchangeClient:
+    def client(
+        self, site_id: str | None = None, *, token: str | None = None
+    ) -> ExchangeClient:
         """A client signing as ``site_id`` (or with a monitor token, or anonymous)."""
         key = self.keys[site_id] if site_id else None
         return ExchangeClient(self.url, key=key, token=token)
 
-    async def add_monitor(self, monitor_id: str, circles: tuple[str, ...] = (),
-                          sites: tuple[str, ...] = ()) -> str:
+    async def add_monitor(
+        self,
+        monitor_id: str,
+        circles: tuple[str, ...] = (),
+        sites: tuple[str, ...] = (),
+    ) -> str:
         token = secrets.token_urlsafe(32)
-        await self.node.sites.add_monitor(monitor_id, monitor_id, token, list(circles), list(sites))
+        await self.node.sites.add_monitor(
+            monitor_id, monitor_id, token, list(circles), list(sites)
+        )
         return token

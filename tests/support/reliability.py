@@ -145,7 +145,9 @@ class NodeProcess:
     node_id: str = "huaihai"
     env: dict[str, str] = field(default_factory=dict)
     verbose: bool = False
-    nofile: int | None = None  # soft RLIMIT_NOFILE the node starts with (hard unchanged)
+    nofile: int | None = (
+        None  # soft RLIMIT_NOFILE the node starts with (hard unchanged)
+    )
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
