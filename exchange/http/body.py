@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from exchange.core import httpsig
 from exchange.core.canonical import parse_json
@@ -135,6 +135,23 @@ def read_json(request: web.Request, body: bytes) -> Any:
     )
 
 
+async def _form_value(request: web.Request, name: str) -> object:
+    """The field ``name`` of a form body. Multipart bodies are read part by part and
+    file parts are skipped unread, so no temporary file is ever made for them."""
+    if request.content_type != "multipart/form-data":
+        return (await request.post()).get(name, "")
+    value: object = ""
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ValueError("nested multipart")
+        if part.name == name and part.filename is None:
+            value = await part.text()
+        else:
+            await part.release()
+    return value
+
+
 async def read_form_field(request: web.Request, name: str) -> str:
     """One text field of a form body (urlencoded or multipart) from an unauthenticated
     caller (login forms); ``""`` when absent. The body must declare its length, within
@@ -156,8 +173,7 @@ async def read_form_field(request: web.Request, name: str) -> str:
         )
     try:
         async with asyncio.timeout(cfg.body_stall_s):
-            form = await request.post()
-        value = form.get(name, "")
+            value = await _form_value(request, name)
     except TimeoutError:
         raise body_too_slow(cfg.body_stall_s) from None
     except (
