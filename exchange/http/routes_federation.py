@@ -101,7 +101,7 @@ async def log(request: web.Request) -> web.Response:
         )
     # The caller stores before it moves its cursor, so it has everything it serves up to
     # ``after``: pushes to it start after that (nothing pulled is pushed again).
-    await node.federation.store.skip_to(reader.id, after)
+    await node.federation.store.skip_to(reader.id, after, delivered=True)
     items, examined = await node.federation.store.local_after(
         reader, after, limit, 4 << 20
     )

@@ -118,14 +118,24 @@ class FederationStore:
                 refusal,
             )
 
-    async def skip_to(self, node_id: str, cursor: int) -> None:
-        """Move the push cursor past local items the peer does not serve (or has: its
-        catch-up pull said so)."""
+    async def skip_to(
+        self, node_id: str, cursor: int, *, delivered: bool = False
+    ) -> None:
+        """Move the push cursor past local items the peer does not serve, or has.
+
+        ``delivered``: the peer's own catch-up pull says it holds everything up to
+        ``cursor``; that is a delivery like an acknowledged push, so when the cursor
+        moves, ``last_success`` moves too (``peer status`` would otherwise show a peer
+        kept current by its pulls as never reached)."""
         async with self.db.pool.acquire() as c:
             await c.execute(
-                "UPDATE peers SET push_cursor = greatest(push_cursor, $2) WHERE node_id = $1",
+                """UPDATE peers SET push_cursor = greatest(push_cursor, $2),
+                     last_success = CASE WHEN $3 AND push_cursor < $2 THEN now()
+                                         ELSE last_success END
+                   WHERE node_id = $1""",
                 node_id,
                 cursor,
+                delivered,
             )
 
     async def pull_done(self, node_id: str, cursor: int, pulled: int) -> None:

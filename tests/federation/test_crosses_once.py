@@ -143,3 +143,6 @@ async def test_what_a_peer_pulled_is_not_pushed_to_it_again(node_factory: Any) -
         )
         == 0
     )
+    # A peer kept current by its own pulls was reached: peer status must not show it
+    # as never delivered to.
+    assert row.last_success is not None
