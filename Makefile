@@ -41,4 +41,10 @@ schemas: install
 	$(BIN)/python -m schemas.export
 
 clean:
+	@# Under root the demo's cluster may live outside demo-data (docs/operations.md,
+	@# "Running as root"); remove it too, so a later 'make run' starts afresh.
+	@if [ -f demo-data/pg.location ]; then \
+	  loc=$$(cat demo-data/pg.location); \
+	  case "$$loc" in /var/lib/congress-exchange/clusters/*) rm -rf -- "$$loc";; esac; \
+	fi
 	rm -rf $(VENV) demo-data .pytest_cache
