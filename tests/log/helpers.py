@@ -8,9 +8,8 @@ import subprocess
 import sys
 from typing import Any
 
-from exchange.core.items import sign_item
 from exchange.core.logleaf import leaf_hash_for
-from exchange.templates import template
+from tests.support.processes import items as items  # the log tests' signed lessons
 
 # Checkpoints every 50 ms and small integration batches, so a few hundred items span
 # many integration transactions.
@@ -19,17 +18,6 @@ FAST_LOG: dict[str, Any] = {"log": {"checkpoint_interval_ms": 50, "batch_size": 
 
 async def add_site(node: Any) -> Any:
     return await node.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))
-
-
-def items(
-    key: Any, n: int, start: int = 0, site: str = "huaibei-duji"
-) -> list[dict[str, Any]]:
-    out = []
-    for i in range(start, start + n):
-        it = template("lesson", site)
-        it["title"] = f"经验做法 第{i}号"
-        out.append(sign_item(it, key))
-    return out
 
 
 async def leaves_over_http(client: Any, size: int) -> list[bytes]:
