@@ -15,6 +15,8 @@ import re
 import sys
 import time
 
+import orjson
+
 __all__ = ["REQUEST_ID", "JsonFormatter", "configure_logging"]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -32,12 +34,20 @@ def _mask(text: str) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats records as JSON lines."""
+    """Formats records as JSON lines (one per access, so kept cheap: orjson, and the
+    timestamp's seconds formatted once per second)."""
+
+    _second: tuple[int, str] = (-1, "")
+
+    def _ts(self, created: float) -> str:
+        sec = int(created)
+        if self._second[0] != sec:
+            self._second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+        return f"{self._second[1]}.{int((created - sec) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._ts(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": _mask(record.getMessage()),
@@ -50,7 +60,12 @@ class JsonFormatter(logging.Formatter):
             doc.update({k: v for k, v in extra.items() if k not in doc})
         if record.exc_info:
             doc["exc"] = _mask(self.formatException(record.exc_info))
-        return json.dumps(doc, ensure_ascii=False, default=str)
+        try:
+            return orjson.dumps(
+                doc, default=str, option=orjson.OPT_NON_STR_KEYS
+            ).decode()
+        except TypeError:  # what orjson cannot hold (an integer beyond 64 bits)
+            return json.dumps(doc, ensure_ascii=False, default=str)
 
 
 def configure_logging(*, json_lines: bool = True, level: int = logging.INFO) -> None:

@@ -13,12 +13,15 @@ the item's canonical bytes, so the leaf pins the signed content.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
-from .canonical import canonical_json
+from .canonical import MAX_SAFE_INTEGER, canonical_json
 from .merkle import leaf_hash
 
 __all__ = ["accepted_at_text", "leaf_data", "leaf_hash_for", "log_origin"]
+
+_PLAIN = re.compile(r"[0-9A-Za-z:.\-]*")  # needs no JSON escape, in every form
 
 
 def accepted_at_text(at: datetime) -> str:
@@ -29,12 +32,25 @@ def accepted_at_text(at: datetime) -> str:
     """
     if at.tzinfo is None:
         raise ValueError("acceptance time must be timezone-aware")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = at.astimezone(UTC)
+    if utc.year < 1000:  # strftime's %Y is not zero-padded on every platform
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime's, at a fraction of its cost (one per log entry).
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def leaf_data(item_id: str, index: int, accepted_at: datetime | str) -> bytes:
     """The leaf data for one log entry."""
     at = accepted_at if isinstance(accepted_at, str) else accepted_at_text(accepted_at)
+    if (
+        type(index) is int
+        and 0 <= index <= MAX_SAFE_INTEGER
+        and _PLAIN.fullmatch(at)
+        and _PLAIN.fullmatch(item_id)
+    ):
+        # Nothing to escape and keys already in order: RFC 8785 text written directly
+        # (one per log entry; byte for byte what canonical_json gives, tested).
+        return f'{{"accepted_at":"{at}","id":"{item_id}","index":{index}}}'.encode()
     return canonical_json({"accepted_at": at, "id": item_id, "index": index})
 
 

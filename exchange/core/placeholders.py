@@ -19,6 +19,7 @@ from schemas.errors import ErrorCode
 
 __all__ = [
     "PLACEHOLDER",
+    "PLACEHOLDER_MARK",
     "find_placeholders",
     "placeholder",
     "refuse_placeholders",
@@ -26,6 +27,9 @@ __all__ = [
 ]
 
 PLACEHOLDER = re.compile(r"<填写[^<>]*>")
+PLACEHOLDER_MARK = "<填写".encode()
+"""What every placeholder starts with, as it appears in canonical JSON bytes (RFC 8785
+escapes neither ``<`` nor non-ASCII): bytes without it hold no placeholder."""
 # Values a template may keep as they are: site ids, item ids, dates and times, enum
 # values, language tags (plain ASCII without spaces); everything else is prose.
 _STRUCTURAL = re.compile(r"^[\x21-\x7e]*$")

@@ -38,7 +38,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from exchange.errors import InputError
@@ -91,10 +91,22 @@ _CJK_CHAR = re.compile(f"[{_CJK}]")
 _MAX_WORD = 40  # longer "words" (hashes, base64) are cut
 
 
+# Full-width punctuation common in Chinese prose, with its NFKC mapping (each maps to
+# one ASCII character that maps to nothing further, so replacing them first does not
+# change what NFKC gives). ``str.replace`` is far cheaper than a full NFKC pass, which
+# most Chinese text would otherwise need for its commas alone.
+_WIDE_PUNCTUATION = tuple(
+    (c, unicodedata.normalize("NFKC", c)) for c in "，；：（）！？　"
+)
+
+
 def normalize(text: str) -> str:
     """NFKC and case folding, as both documents and queries are normalised."""
     if not unicodedata.is_normalized("NFKC", text):  # a quick check, most text is
-        text = unicodedata.normalize("NFKC", text)
+        for wide, narrow in _WIDE_PUNCTUATION:
+            text = text.replace(wide, narrow)
+        if not unicodedata.is_normalized("NFKC", text):
+            text = unicodedata.normalize("NFKC", text)
     return text.casefold()
 
 
@@ -235,42 +247,40 @@ def _pos_suffixes(weight: str) -> tuple[str, ...]:
 
 
 def _field_literal(text: str, base: int, weight: str, out: list[str]) -> int:
-    """Append ``'lexeme':posW`` entries of one field to ``out``; return the next base.
+    """Append the pieces of one field's ``'lexeme':posW `` entries to ``out``; return
+    the next base (the caller joins the pieces once).
 
     Lexemes come from :data:`_RUN`, so they never hold a quote or a backslash and need
     no escaping; PostgreSQL merges repeated lexemes, sorts them, keeps the first 256
     positions of each and clamps positions above 16383.
 
-    A CJK run's bigrams are interleaved with precomputed position suffixes by
-    ``str.join`` over ``zip`` (no Python-level loop per bigram): indexing is on the
+    An entry is four pieces: ``'``, its first character (or word), the bigram's second
+    character (empty for a run's last character and for words) and the precomputed
+    ``':<pos><weight> `` suffix. A CJK run's pieces are laid out by extended-slice
+    assignment, with no Python-level loop and no object per bigram: indexing is on the
     write path, and a 2 KB Chinese item holds hundreds of bigrams.
     """
     pos = base
-    w = weight
-    suffixes = _pos_suffixes(w)
+    suffixes = _pos_suffixes(weight)
     for m in _RUN.finditer(normalize(text)):
         t = m.group()
         if m.lastgroup == "cjk":
             n = len(t)
             last = pos + n - 1
-            if n > 1:
-                if last <= _MAX_POS:
-                    head = "".join(
-                        chain.from_iterable(
-                            zip(repeat("'"), t, t[1:], suffixes[pos:last])
-                        )
-                    )
-                else:  # past PostgreSQL's last position: write it clamped, as it would
-                    head = "".join(
-                        f"'{t[i : i + 2]}':{min(pos + i, _MAX_POS)}{w} "
-                        for i in range(n - 1)
-                    )
-                out.append(f"{head}'{t[-1]}':{min(last, _MAX_POS)}{w}")
-            else:
-                out.append(f"'{t}':{min(pos, _MAX_POS)}{w}")
+            if last <= _MAX_POS:
+                k = len(out)
+                out.extend(repeat("'", 4 * n))
+                out[k + 1 :: 4] = t
+                second = list(t[1:])
+                second.append("")
+                out[k + 2 :: 4] = second
+                out[k + 3 :: 4] = suffixes[pos : last + 1]
+            else:  # past PostgreSQL's last position: write it clamped, as it would
+                for i in range(n):
+                    out += ("'", t[i : i + 2], "", suffixes[min(pos + i, _MAX_POS)])
             pos += n
         else:
-            out.append(f"'{t[:_MAX_WORD]}':{min(pos, _MAX_POS)}{w}")
+            out += ("'", t[:_MAX_WORD], "", suffixes[min(pos, _MAX_POS)])
             pos += 1
     return pos
 
@@ -298,7 +308,7 @@ def tsvector_literal(item: Mapping[str, Any], *, head: bool = False) -> str:
             _field_literal(text, base, "" if weight == "D" else weight, out)
             + _FIELD_GAP
         )
-    return " ".join(out)
+    return "".join(out)[:-1]  # every entry ends with a space
 
 
 # ---------------------------------------------------------------------- queries

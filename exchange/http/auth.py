@@ -18,8 +18,9 @@ import ipaddress
 import math
 import re
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -212,19 +213,33 @@ def _authority(value: str, scheme: str) -> str:
     return value[: -len(default)] if default and value.endswith(default) else value
 
 
+_CONFIGURED: weakref.WeakKeyDictionary[Any, tuple[Any, frozenset[str], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per node: the authorities its configuration and roster entry name (rebuilt when the
+roster view or the scheme changes), so a request does not parse URLs again."""
+
+
 def own_authorities(request: web.Request, node: Node) -> set[str]:
     """The authorities a request to this node may be signed for: the configured public
     base URL's (in the node's configuration and in its roster entry), the configured
     listen address and the address the connection reached
     (``localhost`` too when that is a loopback address)."""
-    out = set()
     fed = getattr(node, "federation", None)
-    entry = fed.view.node(node.id) if fed is not None and fed.view is not None else None
-    for url in (node.config.node.base_url, str(entry.base_url) if entry else ""):
-        base = urlsplit(url)
-        if base.netloc:
-            out.add(_authority(base.netloc, base.scheme))
-    out.add(_authority(node.config.http.listen, request.scheme))
+    view = fed.view if fed is not None else None
+    cache_key = (id(view), request.scheme)
+    cached = _CONFIGURED.get(node)
+    if cached is None or cached[0] != cache_key or cached[2] is not view:
+        entry = view.node(node.id) if view is not None else None
+        configured = set()
+        for url in (node.config.node.base_url, str(entry.base_url) if entry else ""):
+            base = urlsplit(url)
+            if base.netloc:
+                configured.add(_authority(base.netloc, base.scheme))
+        configured.add(_authority(node.config.http.listen, request.scheme))
+        cached = (cache_key, frozenset(configured), view)
+        _CONFIGURED[node] = cached  # per roster view: a republished roster is a new one
+    out = set(cached[1])
     sock = request.transport.get_extra_info("sockname") if request.transport else None
     if isinstance(sock, tuple) and len(sock) >= 2:
         host, port = str(sock[0]), int(sock[1])

@@ -810,3 +810,127 @@ def test_mutations_after_signing_never_verify(data: st.DataObject) -> None:
             authority=mutated["authority"],
             body=mutated["body"],
         )
+
+
+_SF_PIECES = st.sampled_from(
+    [
+        "sig1",
+        "a",
+        "=",
+        "(",
+        ")",
+        '"@method"',
+        '"content-digest"',
+        '"x\\"y"',
+        '"é"',
+        " ",
+        "  ",
+        ";",
+        "; ",
+        "created=",
+        "keyid=",
+        "alg=",
+        '"ed25519"',
+        "ed25519",
+        "1796421356",
+        "0123",
+        "-5",
+        "1234567890123456",
+        "1.5",
+        '""',
+        "?1",
+        ":AAEC:",
+        ",",
+        ", b=1",
+        'nonce="abc"',
+        ";sf",
+        "\t",
+    ]
+)
+
+
+_NEAR_SIGNATURE_INPUT = st.builds(
+    lambda label, comps, sep, params, tail: (
+        f"{label}=({sep.join(comps)}){''.join(params)}{tail}"
+    ),
+    st.sampled_from(["sig1", "a", "Sig", "*x"]),
+    st.lists(
+        st.sampled_from(
+            ['"@method"', '"a b"', '"x\\"y"', '"é"', '"content-type";sf', "tok", '""']
+        ),
+        max_size=5,
+    ),
+    st.sampled_from([" ", "  "]),
+    st.lists(
+        st.builds(
+            str.__add__,
+            st.sampled_from([";created", ";keyid", "; alg", ";a*b", ";Bad"]),
+            st.sampled_from(
+                [
+                    '="v"',
+                    '=""',
+                    "=0123",
+                    "=-5",
+                    "=1234567890123456",
+                    "=1.5",
+                    "=tok",
+                    "",
+                    "=?1",
+                    "=:AAEC:",
+                    '="q\\"q"',
+                ]
+            ),
+        ),
+        max_size=5,
+    ),
+    st.sampled_from(["", "", ", b=1", " ", ",", "\t"]),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.lists(_SF_PIECES, max_size=14).map("".join), _NEAR_SIGNATURE_INPUT))
+def test_dictionary_shortcut_parses_as_the_full_parser(text: str) -> None:
+    """Every text is parsed by parse_dictionary (with its one-Inner-List shortcut)
+    exactly as the step-by-step RFC 8941 parser does: same members, same types, same
+    refusals."""
+    from exchange.core.httpsig import _parse_dictionary
+
+    try:
+        want: object = _parse_dictionary(text.strip(" ")) if text.isascii() else None
+    except AuthError:
+        want = AuthError
+    try:
+        got: object = parse_dictionary(text) if text.isascii() else None
+    except AuthError:
+        got = AuthError
+    assert got == want
+    if isinstance(got, dict):
+        assert [type(v) for m in got.values() for v in _values(m)] == [
+            type(v)
+            for m in want.values()
+            for v in _values(m)  # type: ignore[union-attr]
+        ]
+
+
+def _values(member: Item | InnerList) -> list[object]:
+    if isinstance(member, InnerList):
+        return [i.value for i in member.items] + list(member.params.values())
+    return [member.value, *member.params.values()]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'sig1=("@method" "@path" "@query" "@authority" "content-digest");created=1796421356;keyid="huaibei-duji#k1";alg="ed25519";nonce="BSWkNxNeHTEv6HFz"',
+        "sig1=();created=1",
+        'sig1=("@method");created=0123;keyid="";alg="ed25519"',
+        'sig1=("@method");created=1;created=2;keyid="k"',
+    ],
+)
+def test_dictionary_shortcut_on_signature_inputs(text: str) -> None:
+    """Signature-Input values of the usual shape take the shortcut and give what the
+    full parser gives."""
+    from exchange.core.httpsig import _ONE_INNER_LIST_RE, _parse_dictionary
+
+    assert _ONE_INNER_LIST_RE.fullmatch(text) is not None
+    assert parse_dictionary(text) == _parse_dictionary(text)

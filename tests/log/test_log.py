@@ -261,3 +261,34 @@ async def test_stored_proofs_property(node_factory: Any) -> None:
         ]
 
     await asyncio.to_thread(prop)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    at=st.datetimes(
+        min_value=datetime(1, 1, 1),
+        max_value=datetime(9999, 12, 31),
+        timezones=st.timezones(),
+    ),
+    item_id=st.one_of(
+        st.text(max_size=80),
+        st.text(alphabet="sha256:0123456789abcdef", max_size=80),
+    ),
+    index=st.integers(min_value=-5, max_value=2**53 - 1),
+)
+def test_leaf_data_is_the_canonical_json_of_the_record(
+    at: datetime, item_id: str, index: int
+) -> None:
+    """The directly written leaf record is byte for byte RFC 8785 of the same object,
+    and the acceptance time is strftime's text, for every time and any id."""
+    from datetime import UTC
+
+    from exchange.core.canonical import canonical_json
+
+    try:
+        text = accepted_at_text(at)
+    except (ValueError, OverflowError):  # a local time outside what UTC can express
+        return
+    assert text == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    want = canonical_json({"accepted_at": text, "id": item_id, "index": index})
+    assert leaf_data(item_id, index, at) == want

@@ -9,6 +9,7 @@ from exchange.core.search_text import (
     MAX_TERMS,
     highlight,
     item_texts,
+    normalize,
     parse_query,
     snippet,
     tokens,
@@ -137,3 +138,25 @@ def test_document_literal_equals_the_plain_construction(seed: int) -> None:
     got = tsvector_literal(item).split(" ") if tokens(title) or tokens(summary) else []
     fields = [("A", title)] + ([("B", summary)] if summary else [])
     assert got == _reference_literal(fields)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_normalize_is_nfkc_and_casefold(seed: int) -> None:
+    """The shortcut for full-width punctuation gives what NFKC itself gives, also next
+    to combining marks, compatibility ideographs and full-width letters."""
+    import random
+    import unicodedata
+
+    rnd = random.Random(seed)
+    alphabet = "，；：（）！？　。、ＡＢｃ１Ⅻ①ﬁ\u0301\u0338\u3099か豈e安全法 ,A"
+    text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 200)))
+    assert normalize(text) == unicodedata.normalize("NFKC", text).casefold()
+
+
+def test_positions_past_the_last_are_clamped_as_postgresql_does() -> None:
+    """A field that runs past position 16383 is written clamped, entry for entry as
+    the plain construction (a long CJK run straddling the limit, then words)."""
+    summary = "执法检查" * 4100 + "，app 12345 安全生产"
+    item = {"title": "标题", "summary": summary}
+    got = tsvector_literal(item).split(" ")
+    assert got == _reference_literal([("A", "标题"), ("B", summary)])
