@@ -192,9 +192,23 @@ def _page_window(
     The byte budget is applied by PostgreSQL (a running sum over the limited rows), so a
     page of large items does not ship rows only to drop them; the first row always goes,
     whatever its size. ``fetched`` counts the rows looked at (``limit`` + 1 at most): a
-    page with fewer rows than that has a next page."""
+    page with fewer rows than that has a next page.
+
+    The visibility condition is wrapped in ``coalesce(…, false)`` (the same rows: NULL
+    never passes a WHERE) so that the planner estimates it at one row in two: it cannot
+    know which items a reader sees (``cardinality(…) = 0`` of public items counts as
+    0.5 % each, an unanalyzed table as a guess), and on such an underestimate it fetched
+    *every* visible row after the cursor and sorted them for each page, which made a
+    full pull quadratic. With the estimate at one in two it walks ``items_pkey`` in
+    order and stops after ``limit`` + 1 rows; filters (tag, author, ...) keep their own
+    estimates."""
     args: list[Any] = [flt.after]
-    conds = ["idx > $1", _visibility(reader, args), *_filters(flt, args)]
+    vis = _visibility(reader, args)
+    conds = [
+        "idx > $1",
+        vis if vis == "TRUE" else f"coalesce({vis}, false)",
+        *_filters(flt, args),
+    ]
     args += [limit + 1, max_bytes, limit]
     n = len(args)
     return (
