@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -77,6 +78,11 @@ __all__ = [
 ]
 
 _log = logging.getLogger("exchange.cli")
+
+
+GC_YOUNG_THRESHOLD = 7000
+"""Allocations between young-generation collections in a serving node (Python's
+default is 700): requests allocate many short-lived containers."""
 
 
 def _parse_json_bytes(data: bytes) -> Any:
@@ -332,6 +338,7 @@ def cmd_node_up(args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            settle_garbage_collector()
             say(
                 f"节点 {node.id} 已启动 / node {node.id}{f' worker {worker}' if worker else ''} listening on http://{host}:{port} "
                 f"(database: {'embedded PostgreSQL in ' + str(cfg.data_path / 'pg') if node.embedded else 'external'})"
@@ -341,6 +348,17 @@ def cmd_node_up(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return _run_loop(run())
+
+
+def settle_garbage_collector() -> None:
+    """Once the node serves: move everything built while starting (modules, schemas,
+    compiled patterns, the app) out of the collector's sight and collect the young
+    generation less often. A full collection then scans only what requests left
+    behind: under load the default settings cost a few percent of the CPU and stalled
+    every request for tens of milliseconds at each full collection (a p99 cost)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
