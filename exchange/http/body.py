@@ -94,6 +94,12 @@ async def read_body(request: web.Request, limit: int | None = None) -> bytes:
     """
     if limit is None:
         limit = request.app[NODE].config.http.max_body_bytes
+    content = request.content
+    if content.is_eof() and content.total_bytes <= limit:
+        # The whole body already arrived with the headers (most small requests): there
+        # is nothing to wait for, so no deadline to keep.
+        check_declared(request, limit)
+        return content.read_nowait()
     return b"".join([c async for c in body_chunks(request, limit)])
 
 
