@@ -141,10 +141,16 @@ class LogStore:
         )
         if moved is None:
             return False
-        if len(new_nodes) <= 128:
-            await conn.executemany(
-                "INSERT INTO log_nodes (level, idx, hash) VALUES ($1, $2, $3)",
-                list(new_nodes),
+        if len(new_nodes) <= 128:  # one statement from arrays (COPY costs more setup)
+            levels, idxs, hashes = (
+                zip(*new_nodes, strict=True) if new_nodes else ((),) * 3
+            )
+            await conn.execute(
+                "INSERT INTO log_nodes (level, idx, hash) SELECT * FROM "
+                "unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+                levels,
+                idxs,
+                hashes,
             )
         else:
             await conn.copy_records_to_table(
