@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from exchange.errors import InputError, NotFound
@@ -88,13 +87,12 @@ async def list_items(request: web.Request) -> web.Response:
         since=since,
     )
     limit = _int_param(request, "limit", 100, 1, 1000)
-    # PostgreSQL assembles the page from the stored bytes (no per-item objects here).
-    items, n, nxt = await node.items.page_json(
+    # PostgreSQL writes each envelope from the stored bytes; the page is joined once.
+    body, n, _ = await node.items.page_json(
         reader, flt, limit=limit, max_bytes=node.config.http.page_max_bytes
     )
     if n and reader.kind == "site":
         await node.activity.bump(reader.id, "pulled", n)
-    body = b'{"items":' + items + b',"next_cursor":' + orjson.dumps(nxt) + b"}"
     return web.Response(body=body, content_type="application/json")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from exchange.core.items import sign_item
-from exchange.core.trust import Reader
+from exchange.core.trust import Reader, audience_allows
 from exchange.storage.items import _STORED_COLUMNS, ItemFilter, NewItem, _page_window
 from exchange.templates import template
 from exchange.wire import item_envelope
@@ -78,25 +78,113 @@ async def _mixed_items(node: Any) -> None:
         )
 
 
+def _expected(old: list[Any], nxt: int | None) -> bytes:
+    return orjson.dumps({"items": [item_envelope(i) for i in old], "next_cursor": nxt})
+
+
 async def test_assembled_page_equals_the_page_built_in_python(node: Any) -> None:
     await _mixed_items(node)
     items = node.node.items
     checked = 0
     for reader, flt, (limit, max_bytes) in itertools.product(
-        READERS, FILTERS, ((1000, 8 << 20), (3, 8 << 20), (1000, 5000), (2, 1))
+        [*READERS, Reader("anonymous")],
+        [*FILTERS, ItemFilter(after=10**6)],
+        ((1000, 8 << 20), (3, 8 << 20), (1000, 5000), (2, 1)),
     ):
         old, old_next = await items.page(reader, flt, limit=limit, max_bytes=max_bytes)
         body, n, nxt = await items.page_json(
             reader, flt, limit=limit, max_bytes=max_bytes
         )
-        assert body == orjson.dumps([item_envelope(i) for i in old]), (
-            reader,
-            flt,
-            limit,
-        )
+        assert body == _expected(old, old_next), (reader, flt, limit)
         assert (n, nxt) == (len(old), old_next), (reader, flt, limit, max_bytes)
         checked += n
     assert checked > 100  # the mix is not empty for most readers
+
+
+# Text columns of the envelope that PostgreSQL escapes (to_json) where orjson did.
+AWKWARD = [
+    'quote " and backslash \\ and slash /',
+    "".join(chr(c) for c in range(1, 32)) + "\x7f",
+    "CJK 淮北市杜集区 𠮷 emoji 🙂 separators \u2028\u2029 bom \ufeff nbsp \xa0",
+    "\u00e9\u0301 combining, \U0010ffff last plane",
+]
+
+
+def _awkward_items() -> list[NewItem]:
+    """Stored rows no push would make (ids, key ids and algorithms with characters
+    JSON escapes), large ones stored out of line (TOAST), CJK and escapes in the
+    canonical bytes, and audiences of every shape."""
+    out = []
+    audiences = [([], []), (["huaihai"], []), ([], ["xuzhou-tongshan"]), (["z"], ["z"])]
+    for i in range(24):
+        text = AWKWARD[i % len(AWKWARD)]
+        circles, sites = audiences[i % len(audiences)]
+        size = (300_000, 40, 5000, 1)[i % 4]  # characters of the body
+        body = orjson.dumps({"n": i, "text": text, "body": ("案" * size)})
+        out.append(
+            NewItem(
+                id=f"sha256:{i:064x}" if i % 3 else f"awkward {i} {text}",
+                kind="lesson",
+                author=("huaibei-duji", "suzhou-wuzhong", "xuzhou-tongshan")[i % 3],
+                created_at=datetime.now(UTC),
+                audience_circles=circles,
+                audience_sites=sites,
+                tags=[],
+                title=text,
+                key_id=f"{text}#k{i}",
+                alg=text if i % 2 else "ed25519",
+                sig=bytes(range(i, i + (64, 0, 1, 2, 3, 65)[i % 6])),
+                canonical=body,
+                origin="huaihai",
+            )
+        )
+    return out
+
+
+async def test_awkward_rows_give_the_same_bytes_and_the_same_readers(node: Any) -> None:
+    """Every envelope column PostgreSQL writes (escapes, times, base64url of every
+    length), items stored out of line, pages cut by bytes and by count, empty pages;
+    and each reader gets exactly the items audience_allows lets it see."""
+    store = node.node.items
+    async with node.node.db.pool.acquire() as c:
+        await store.append(c, _awkward_items(), datetime.now(UTC))
+        # received_at on a whole second, on one microsecond, on a tenth, and as stored
+        await c.execute(
+            "UPDATE items SET received_at = date_trunc('second', received_at)"
+            " + (ARRAY[0, 1, 100000, 999999])[idx % 4 + 1] * interval '1 microsecond'"
+            " WHERE idx % 5 <> 0"
+        )
+    everything = await store.range(0, 1000)
+    assert len(everything) == 24
+    for reader in [*READERS, Reader("anonymous")]:
+        visible = [
+            i.idx
+            for i in everything
+            if audience_allows(reader, i.author, i.audience_circles, i.audience_sites)
+        ]
+        for limit, max_bytes in (
+            (1000, 8 << 20),
+            (5, 8 << 20),
+            (1000, 700_000),
+            (1, 1),
+        ):
+            seen, cursor = [], -1
+            while True:
+                flt = ItemFilter(after=cursor)
+                old, old_next = await store.page(
+                    reader, flt, limit=limit, max_bytes=max_bytes
+                )
+                body, n, nxt = await store.page_json(
+                    reader, flt, limit=limit, max_bytes=max_bytes
+                )
+                assert body == _expected(old, old_next), (reader, cursor, limit)
+                assert (n, nxt) == (len(old), old_next)
+                assert orjson.loads(body)["next_cursor"] == nxt
+                seen += [e["index"] for e in orjson.loads(body)["items"]]
+                if nxt is None:
+                    break
+                cursor = nxt
+            assert seen == visible, (reader, limit, max_bytes)
 
 
 async def test_pull_over_http_reads_the_same_items_page_by_page(node: Any) -> None:
