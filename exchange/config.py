@@ -280,6 +280,15 @@ class SearchConfig(_Section):
         ge=0,
         description="How long a search waits for the index to reach the log head",
     )
+    indexer_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description=(
+            "CPU priority steps the indexer's tokenizer and (embedded) PostgreSQL "
+            "backend yield to pushes; 0: the same priority"
+        ),
+    )
 
 
 class NodeConfig(_Section):

@@ -176,6 +176,8 @@ class Node:
             process=cfg.search.indexer_process,
             name=f"exchange-{self.id}",
             notifier=self.notifier,
+            nice=cfg.search.indexer_nice,
+            nice_backend=self.embedded is not None,  # a server process of this host
         )
         self.subscriptions = SubscriptionService(self.db, self.search.store)
         self.read_access = ReadAccessStore(self.db)

@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["helper_pool", "start_helper_pool"]
+__all__ = ["helper_pool", "lower_priority", "start_helper_pool"]
 
 # Imported once by the forkserver; every helper forked from it inherits them.
 _PRELOAD = ["exchange.service.verify_pool", "exchange.storage.search"]
@@ -35,8 +35,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _start_helper(node_pid: int, nice: int) -> None:
+    """Pool initializer: lower the helper's CPU priority by ``nice`` (background work),
+    and end it when the node process is gone."""
+    if nice:
+        os.nice(nice)
+    _watch_node(node_pid)
+
+
 def _watch_node(node_pid: int, interval: float = 0.5) -> None:
-    """Pool initializer: end this helper when the node process is gone."""
+    """End this helper when the node process is gone."""
 
     def watch() -> None:
         while _alive(node_pid):
@@ -46,8 +54,9 @@ def _watch_node(node_pid: int, interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="watch-node", daemon=True).start()
 
 
-def helper_pool(processes: int) -> ProcessPoolExecutor:
-    """A pool of ``processes`` helpers forked from this process's forkserver."""
+def helper_pool(processes: int, *, nice: int = 0) -> ProcessPoolExecutor:
+    """A pool of ``processes`` helpers forked from this process's forkserver, each
+    ``nice`` steps below the node's CPU priority (0: the same)."""
     global _configured
     ctx = multiprocessing.get_context("forkserver")
     if not _configured:
@@ -56,21 +65,38 @@ def helper_pool(processes: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=processes,
         mp_context=ctx,
-        initializer=_watch_node,
-        initargs=(os.getpid(),),
+        initializer=_start_helper,
+        initargs=(os.getpid(), nice),
     )
 
 
-def _warm(processes: int) -> ProcessPoolExecutor:
-    pool = helper_pool(processes)
+def _warm(processes: int, nice: int) -> ProcessPoolExecutor:
+    pool = helper_pool(processes, nice=nice)
     # Starting helpers (and, the first time, the forkserver) blocks; do it here, off the
     # event loop: one quick task per helper makes the pool start all of them now.
     list(pool.map(abs, range(processes)))
     return pool
 
 
-async def start_helper_pool(processes: int) -> ProcessPoolExecutor:
+async def start_helper_pool(processes: int, *, nice: int = 0) -> ProcessPoolExecutor:
     """:func:`helper_pool` with its helpers started in a thread, not on the event loop."""
     import asyncio
 
-    return await asyncio.to_thread(_warm, processes)
+    return await asyncio.to_thread(_warm, processes, nice)
+
+
+def lower_priority(pid: int, nice: int) -> bool:
+    """Lower the CPU priority of process ``pid`` (a PostgreSQL backend of this host)
+    by ``nice`` steps; False when it is not a PostgreSQL process here or may not be
+    changed. Best effort: the work still runs, only after what is more urgent."""
+    if nice <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if not f.read().startswith(b"postgres"):
+                return False
+        current = os.getpriority(os.PRIO_PROCESS, pid)
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, current + nice))
+    except OSError:  # gone, not ours, or no /proc (not Linux)
+        return False
+    return True

@@ -54,7 +54,7 @@ from exchange.core.trust import Reader
 from exchange.errors import InputError
 from exchange.service.loop import BackgroundLoop, run_as_leader
 from exchange.service.notify import Notifier
-from exchange.service.procpool import start_helper_pool
+from exchange.service.procpool import lower_priority, start_helper_pool
 from exchange.storage.database import Database
 from exchange.storage.items import StoredItem
 from exchange.storage.search import SearchFilter, SearchStore, item_docs
@@ -297,9 +297,13 @@ class Indexer(BackgroundLoop):
         process: bool = True,
         name: str = "exchange",
         notifier: Notifier | None = None,
+        nice: int = 0,
+        nice_backend: bool = False,
     ) -> None:
         self.db = db
         self.store = store
+        self.nice = nice
+        self.nice_backend = nice_backend
         self.notifier = notifier
         self.batch = batch
         self.process = process
@@ -335,6 +339,11 @@ class Indexer(BackgroundLoop):
         self.is_indexer = leading
 
     async def _index_loop(self, conn: asyncpg.Connection) -> None:
+        # Indexing runs behind the log: it yields the CPU to acknowledgements (its
+        # tokenizer and, on the embedded PostgreSQL, its server process run at a lower
+        # priority) and catches up when pushes leave room.
+        if self.nice_backend:
+            lower_priority(await conn.fetchval("SELECT pg_backend_pid()"), self.nice)
         wake = asyncio.Event()
         unsubscribe = (
             self.notifier.subscribe("exchange_items", lambda _: wake.set())
@@ -373,7 +382,7 @@ class Indexer(BackgroundLoop):
     async def _tokenize(self, canonicals: list[bytes]) -> list[str]:
         if self.process:
             if self._pool is None:
-                self._pool = await start_helper_pool(1)
+                self._pool = await start_helper_pool(1, nice=self.nice)
             try:
                 return await asyncio.wait_for(
                     asyncio.get_running_loop().run_in_executor(
