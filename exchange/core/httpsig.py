@@ -202,6 +202,7 @@ _ONE_INNER_LIST_RE = re.compile(
     rf"({_KEY})=\(((?:{_PLAIN_STRING}(?: {_PLAIN_STRING})*)?)\)((?:{_PLAIN_PARAM})*)"
 )
 _PLAIN_PARAM_RE = re.compile(_PLAIN_PARAM)
+_LEADING_ZERO_RE = re.compile(r"=0[0-9]")  # an integer parameter written 0123
 _PLAIN_STRING_ITEM_RE = re.compile(r'"([\x20\x21\x23-\x5b\x5d-\x7e]*)"')
 
 
@@ -426,6 +427,22 @@ def serialize_inner_list(inner: InnerList) -> str:
     """
     body = " ".join(_ser_item(item) for item in inner.items)
     return f"({body}){_ser_params(inner.params)}"
+
+
+def _signature_params(field: str, label: str, inner: InnerList) -> str:
+    """``@signature-params``: the serialisation of the Signature-Input member. When the
+    field is that one member written canonically already (no integer with a leading
+    zero, no repeated parameter: what the shortcut of :func:`parse_dictionary` reads),
+    it is the field's own text; otherwise it is serialised."""
+    text = field.strip(" ")
+    if (
+        text.startswith(label + "=(")
+        and _ONE_INNER_LIST_RE.fullmatch(text) is not None
+        and _LEADING_ZERO_RE.search(text) is None
+        and text.count(";") == len(inner.params)
+    ):
+        return text[len(label) + 1 :]
+    return serialize_inner_list(inner)
 
 
 def serialize_dictionary(members: Mapping[str, Item | InnerList]) -> str:
@@ -882,7 +899,13 @@ def verify_request(
         check_content_digest(folded.get("content-digest"), body or b"")
 
     base = _base(
-        method, target, authority, folded, covered, serialize_inner_list(inner), scheme
+        method,
+        target,
+        authority,
+        folded,
+        covered,
+        _signature_params(sig_input_field, label, inner),
+        scheme,
     )
     try:
         valid = key.verify(base, signature)

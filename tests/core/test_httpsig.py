@@ -934,3 +934,23 @@ def test_dictionary_shortcut_on_signature_inputs(text: str) -> None:
 
     assert _ONE_INNER_LIST_RE.fullmatch(text) is not None
     assert parse_dictionary(text) == _parse_dictionary(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_NEAR_SIGNATURE_INPUT)
+def test_signature_params_are_the_canonical_serialisation(text: str) -> None:
+    """``@signature-params`` taken from the field's own text (when it is canonical
+    already) is exactly the RFC 8941 serialisation of the parsed member."""
+    from exchange.core.httpsig import _signature_params
+
+    try:
+        members = parse_dictionary(text)
+    except AuthError:
+        return
+    for label, member in members.items():
+        if isinstance(member, InnerList):
+            try:
+                want = serialize_inner_list(member)
+            except ValueError:
+                continue
+            assert _signature_params(text, label, member) == want
