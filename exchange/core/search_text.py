@@ -88,6 +88,8 @@ _SKIP_VALUE = re.compile(
     r"^(?:sha256:[0-9a-f]{64}|[0-9a-f]{64}|\d{4}-\d{2}-\d{2}(?:[T ][0-9:.+\-Z]*)?)$"
 )
 _CJK_CHAR = re.compile(f"[{_CJK}]")
+_CJK_RUN = re.compile(f"[{_CJK}]+")
+_WORD_CHAR = re.compile(f"[^\\W_{_CJK}]")  # a character of a word run
 _MAX_WORD = 40  # longer "words" (hashes, base64) are cut
 
 
@@ -262,7 +264,29 @@ def _field_literal(text: str, base: int, weight: str, out: list[str]) -> int:
     """
     pos = base
     suffixes = _pos_suffixes(weight)
-    for m in _RUN.finditer(normalize(text)):
+    text = normalize(text)
+    if _WORD_CHAR.search(text) is None:  # only CJK runs (Chinese prose): all at once
+        runs = _CJK_RUN.findall(text)
+        chars = "".join(runs)
+        n = len(chars)
+        if not n:
+            return pos
+        if pos + n - 1 <= _MAX_POS:
+            # The runs' characters side by side take consecutive positions, as run
+            # after run would; a run's last character has no bigram partner.
+            second = list(chars[1:])
+            second.append("")
+            end = 0
+            for run in runs:
+                end += len(run)
+                second[end - 1] = ""
+            k = len(out)
+            out.extend(repeat("'", 4 * n))
+            out[k + 1 :: 4] = chars
+            out[k + 2 :: 4] = second
+            out[k + 3 :: 4] = suffixes[pos : pos + n]
+            return pos + n
+    for m in _RUN.finditer(text):
         t = m.group()
         if m.lastgroup == "cjk":
             n = len(t)

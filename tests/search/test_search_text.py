@@ -160,3 +160,29 @@ def test_positions_past_the_last_are_clamped_as_postgresql_does() -> None:
     item = {"title": "标题", "summary": summary}
     got = tsvector_literal(item).split(" ")
     assert got == _reference_literal([("A", "标题"), ("B", summary)])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_chinese_prose_literal_equals_the_plain_construction(seed: int) -> None:
+    """Fields of CJK runs and punctuation only (written all runs at once) give, entry
+    for entry, the plain construction too: runs of one character, empty fields,
+    fields of punctuation only, astral ideographs, kana, full-width punctuation."""
+    import random
+
+    rnd = random.Random(seed)
+    alphabet = "安全生产法执法检查人大常委会，。、；：（）《》 　！？かカ\U00020bb7豈"
+    fields = [
+        ("A", "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30)))),
+        ("B", "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 4000)))),
+    ]
+    item = {"title": fields[0][1], "summary": fields[1][1]}
+    text = tsvector_literal(item)
+    got = text.split(" ") if text else []
+    assert got == _reference_literal([f for f in fields if f[0] == "A" or f[1]])
+
+
+def test_chinese_prose_past_the_last_position_is_clamped() -> None:
+    summary = "执法检查，" * 4200
+    item = {"title": "标题", "summary": summary}
+    got = tsvector_literal(item).split(" ")
+    assert got == _reference_literal([("A", "标题"), ("B", summary)])
