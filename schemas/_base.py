@@ -13,6 +13,7 @@ Floats appear nowhere; every number is an ``int`` inside the I-JSON safe range.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +81,12 @@ class StrictModel(BaseModel):
 # the types are built, not part of the contract.
 
 
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """A pattern compiled once (``re``'s own cache is looked up on every call)."""
+    return re.compile(pattern)
+
+
 @dataclass(frozen=True)
 class Matches:
     """Metadata: the string must fully match ``pattern``; optional semantic check.
@@ -111,7 +118,7 @@ class Matches:
         return json_schema
 
     def _validate(self, value: str) -> str:
-        if re.fullmatch(self.pattern, value) is None:
+        if _compiled(self.pattern).fullmatch(value) is None:
             raise PydanticCustomError(
                 "string_pattern_mismatch",
                 "must be {expected}",
