@@ -12,7 +12,7 @@ import asyncpg
 from exchange.core.trust import Reader
 
 from .database import Database
-from .items import StoredItem, _stored, _visibility
+from .items import ENVELOPE_SQL, StoredItem, _stored, _visibility
 
 __all__ = ["FederationStore", "PeerRow"]
 
@@ -197,6 +197,34 @@ class FederationStore:
 
         The examined position lets a cursor move past items the peer does not serve.
         """
+        rows, examined = await self._local_page(
+            reader, after, limit, max_bytes, "w.*, octet_length(w.canonical) AS size"
+        )
+        return [_stored(r) for r in rows], examined
+
+    async def local_after_json(
+        self, reader: Reader, after: int, limit: int, max_bytes: int
+    ) -> tuple[list[bytes], set[str], int]:
+        """:meth:`local_after` with each item as its ``ItemEnvelope`` JSON, written by
+        PostgreSQL (``ENVELOPE_SQL``, byte for byte ``orjson.dumps(item_envelope(i))``),
+        and the items' authors."""
+        rows, examined = await self._local_page(
+            reader,
+            after,
+            limit,
+            max_bytes,
+            f"w.idx, {ENVELOPE_SQL} AS env, w.author,"
+            " octet_length(w.canonical) AS size",
+        )
+        return [r["env"] for r in rows], {r["author"] for r in rows}, examined
+
+    async def _local_page(
+        self, reader: Reader, after: int, limit: int, max_bytes: int, columns: str
+    ) -> tuple[list[Any], int]:
+        """Rows of ``columns`` (among them ``idx`` and ``size``, the canonical bytes'
+        length) of the local items after ``after`` that ``reader`` sees, cut at
+        ``limit`` rows or ``max_bytes`` (the first row always goes), and the highest
+        index examined."""
         async with self.db.pool.acquire() as c:
             # The head first: every item at or below a committed head is committed
             # (both are written in one transaction), so nothing is skipped unseen.
@@ -205,20 +233,19 @@ class FederationStore:
             cond = _visibility(reader, args)
             args.append(limit)
             rows = await c.fetch(
-                f"""SELECT * FROM items WHERE origin = 'local' AND idx > $1 AND idx <= $2
+                f"""SELECT {columns} FROM items w
+                    WHERE origin = 'local' AND idx > $1 AND idx <= $2
                     AND {cond} ORDER BY idx LIMIT ${len(args)}""",
                 *args,
             )
-        out: list[StoredItem] = []
         used = 0
-        for r in rows:
-            if out and used + len(r["canonical"]) > max_bytes:
-                return out, out[-1].idx
-            out.append(_stored(r))
-            used += len(r["canonical"])
-        if len(rows) == limit and out:
-            return out, out[-1].idx
-        return out, head
+        for n, r in enumerate(rows):
+            if n and used + r["size"] > max_bytes:
+                return rows[:n], rows[n - 1]["idx"]
+            used += r["size"]
+        if len(rows) == limit and rows:
+            return rows, rows[-1]["idx"]
+        return rows, head
 
     # -- site records --------------------------------------------------------------------
     async def site_record_version(self, site_id: str) -> int:

@@ -20,7 +20,14 @@ from exchange.core.trust import Reader
 
 from .database import Database
 
-__all__ = ["ItemFilter", "ItemStore", "NewItem", "StoredItem"]
+__all__ = [
+    "ENVELOPE_SQL",
+    "ItemFilter",
+    "ItemStore",
+    "NewItem",
+    "StoredItem",
+    "json_list",
+]
 
 _APPEND = """
 WITH u AS (
@@ -136,12 +143,10 @@ _ENVELOPE_COLUMNS = "idx, id, received_at, key_id, alg, sig, canonical"
 # in as they are: ``to_json`` of text escapes exactly what orjson escapes (``"``, ``\``
 # and the controls below U+0020, as ``\b \t \n \f \r`` or lower-case ``\u00xx``), the
 # time is ``datetime.isoformat()`` of the UTC value (no fraction on a whole second) and
-# the signature base64url without padding (``b64u_encode``). Rows after the first start
-# with the comma that separates them. Per row this costs PostgreSQL less than the
-# Python it replaces costs the node (bench/pull_bench.py).
-_ENVELOPE_SQL = """
-    convert_to(CASE WHEN w.rn = 1 THEN '' ELSE ',' END
-               || '{"index":' || w.idx || ',"id":' || to_json(w.id)::text
+# the signature base64url without padding (``b64u_encode``). Per row this costs
+# PostgreSQL less than the Python it replaces costs the node (bench/pull_bench.py).
+ENVELOPE_SQL = """
+    convert_to('{"index":' || w.idx || ',"id":' || to_json(w.id)::text
                || ',"received_at":"'
                || replace(to_char(w.received_at AT TIME ZONE 'UTC',
                                   'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '')
@@ -152,6 +157,18 @@ _ENVELOPE_SQL = """
                   || rtrim(replace(replace(replace(encode(w.sig, 'base64'),
                                                    chr(10), ''), '+', '-'), '/', '_'), '=')
                   || '"}}}', 'UTF8')"""
+
+
+def json_list(head: bytes, elements: Sequence[bytes], tail: bytes) -> bytes:
+    """``head + b",".join(elements) + tail``, the elements copied once (a page of
+    envelopes is megabytes)."""
+    if not elements:
+        return head + tail
+    parts = [b","] * (2 * len(elements) + 1)
+    parts[0] = head
+    parts[1::2] = elements
+    parts[-1] = tail
+    return b"".join(parts)
 
 
 def _filters(flt: Any, args: list[Any]) -> list[str]:
@@ -385,7 +402,7 @@ class ItemStore:
     ) -> tuple[bytes, int, int | None]:
         """The same page as :meth:`page`, as the JSON of an ``ItemPage``
         (``{"items": [ItemEnvelope, ...], "next_cursor": ...}``): PostgreSQL writes each
-        envelope from the row and the stored canonical bytes (``_ENVELOPE_SQL``), and
+        envelope from the row and the stored canonical bytes (``ENVELOPE_SQL``), and
         the node joins them once, with no item objects, dictionaries or serialiser walk.
         Byte for byte what ``orjson.dumps({"items": [item_envelope(i) for i in page],
         "next_cursor": cursor})`` gives (``exchange.wire``).
@@ -395,7 +412,7 @@ class ItemStore:
         """
         args, window = _page_window(reader, flt, limit, max_bytes, _ENVELOPE_COLUMNS)
         rows = await self._fetch(
-            f"SELECT {_ENVELOPE_SQL} AS env, w.idx, w.fetched"
+            f"SELECT {ENVELOPE_SQL} AS env, w.idx, w.fetched"
             f" FROM ({window}) w ORDER BY w.idx",
             args,
             read_replica,
@@ -403,10 +420,8 @@ class ItemStore:
         nxt: int | None = None
         if rows and len(rows) < rows[0][2]:
             nxt = rows[-1][1]
-        parts = [b'{"items":[']
-        parts += [r[0] for r in rows]
-        parts.append(b'],"next_cursor":%b}' % (b"null" if nxt is None else b"%d" % nxt))
-        return b"".join(parts), len(rows), nxt
+        tail = b'],"next_cursor":%b}' % (b"null" if nxt is None else b"%d" % nxt)
+        return json_list(b'{"items":[', [r[0] for r in rows], tail), len(rows), nxt
 
     async def blob_visible(
         self, sha256: str, reader: Reader, *, conn: asyncpg.Connection | None = None
