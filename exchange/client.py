@@ -57,6 +57,9 @@ class ExchangeClient:
         key: A signer for site (or node) requests.
         token: A monitor's bearer token (instead of a key).
         timeout: Total seconds per request.
+        lean: Send no ``User-Agent``, ``Accept`` or ``Accept-Encoding`` headers (node to
+            node requests, where every byte of every request counts; the signature's
+            ``keyid`` names the caller).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class ExchangeClient:
         key: Signer | None = None,
         token: str | None = None,
         timeout: float = 30.0,
+        lean: bool = False,
     ) -> None:
         if (
             urlsplit(base_url).scheme not in ("http", "https")
@@ -81,11 +85,17 @@ class ExchangeClient:
         self.key = key
         self.token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._skip = ("User-Agent", "Accept", "Accept-Encoding") if lean else ()
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> ExchangeClient:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        self._session = self._new_session()
         return self
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            timeout=self._timeout, skip_auto_headers=self._skip
+        )
 
     async def __aexit__(
         self,
@@ -105,7 +115,7 @@ class ExchangeClient:
     def session(self) -> aiohttp.ClientSession:
         """The underlying session (opened lazily)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = self._new_session()
         return self._session
 
     def signed_headers(

@@ -31,6 +31,7 @@ __all__ = [
     "signed_item_bytes",
     "site_json",
     "site_record_doc",
+    "site_record_version",
 ]
 
 
@@ -83,24 +84,27 @@ def _utc(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
-def site_record_doc(
-    s: SiteRecordRow, *, issued_at: datetime | None = None
-) -> dict[str, Any]:
-    """The unsigned site record of one of this node's sites.
-
-    Its ``version`` is the newest key event (a key added or revoked) in milliseconds, so
-    a record changes version exactly when its keys change.
-    """
+def site_record_version(s: SiteRecordRow) -> int:
+    """The version of one of this node's site records: its newest key event (a key
+    added or revoked) in milliseconds, so a record changes version exactly when its
+    keys change."""
     stamps = [k.valid_from for k in s.keys] + [
         k.revoked_at for k in s.keys if k.revoked_at
     ]
-    version = max(1, int(max(stamps).timestamp() * 1000)) if stamps else 1
+    return max(1, int(max(stamps).timestamp() * 1000)) if stamps else 1
+
+
+def site_record_doc(
+    s: SiteRecordRow, *, issued_at: datetime | None = None
+) -> dict[str, Any]:
+    """The unsigned site record of one of this node's sites (its ``version``:
+    :func:`site_record_version`)."""
     return {
         "id": s.id,
         "name": s.name,
         "home_node": s.home_node,
         "circles": sorted(s.circles),
         "keys": _keys(s, _utc),
-        "version": version,
+        "version": site_record_version(s),
         "issued_at": (issued_at or datetime.now(UTC)).isoformat(),
     }

@@ -32,7 +32,6 @@ from .items import MAX_ATTACHMENT_SIZE
 from .roster import KeyEntry
 
 __all__ = [
-    "MAX_BATCH",
     "AdapterHealth",
     "AdapterHealthList",
     "AdapterHealthReport",
@@ -40,9 +39,14 @@ __all__ = [
     "BlobInfo",
     "ErrorBody",
     "ErrorDetail",
+    "FederationBatch",
+    "FederationBatchResponse",
+    "FederationRefusal",
     "Health",
     "ItemEnvelope",
     "ItemPage",
+    "LogRange",
+    "MAX_BATCH",
     "PushBatch",
     "PushResponse",
     "PushResult",
@@ -130,6 +134,57 @@ class PushResponse(StrictModel):
         if counts != stated:
             raise ValueError(f"counts {stated} do not match the results {counts}")
         return self
+
+
+class LogRange(StrictModel):
+    """The part of the sender's log a federation batch completes: ``(after, through]``."""
+
+    after: Annotated[int, Field(ge=-1, le=2**62)]
+    through: Annotated[int, Field(ge=-1, le=2**62)]
+
+
+class FederationBatch(StrictModel):
+    """``POST /v1/federation/batch``: a peer's items (format 1, or 2 with ``format``,
+    ``site_versions`` and only the records the receiver lacks; docs/api.md)."""
+
+    format: Literal[1, 2] | None = Field(
+        default=None, description="2 for the compact format; absent: format 1."
+    )
+    items: Annotated[list[dict[str, Any]], Field(max_length=2000)] = Field(
+        description="Signed items, in the sender's log order; each is verified here."
+    )
+    site_records: list[dict[str, Any]] | None = Field(
+        default=None, description="Signed records of the items' authors."
+    )
+    site_versions: dict[SiteId, Annotated[int, Field(ge=1, le=2**62)]] | None = Field(
+        default=None,
+        description="Format 2: the record version each author of the batch needs.",
+    )
+    log_range: LogRange | None = None
+
+
+class FederationRefusal(StrictModel):
+    """One refused item of a format 2 batch."""
+
+    position: SafeInt = Field(description="Its position in the batch's items.")
+    id: ItemId | None = Field(default=None, description="The item's id, if readable.")
+    error: ErrorDetail
+
+
+class FederationBatchResponse(StrictModel):
+    """Response to ``POST /v1/federation/batch``: format 1 has ``results`` (one per
+    item) and ``batch_format``; format 2 only the counts, ``refusals`` when some were
+    refused, or ``site_records_wanted`` (nothing stored) when records are missing."""
+
+    results: Annotated[list[PushResult], Field(max_length=2000)] | None = None
+    accepted: SafeInt
+    duplicates: SafeInt
+    refused: SafeInt
+    batch_format: SafeInt | None = Field(
+        default=None, description="The newest batch format the receiver reads."
+    )
+    refusals: Annotated[list[FederationRefusal], Field(max_length=2000)] | None = None
+    site_records_wanted: Annotated[list[SiteId], Field(max_length=1000)] | None = None
 
 
 class ItemEnvelope(StrictModel):

@@ -89,7 +89,7 @@ class Puller(BackgroundLoop):
         fed = self.node.federation
         stored = 0
         async with ExchangeClient(
-            url, key=self.node.key, timeout=self.timeout
+            url, key=self.node.key, timeout=self.timeout, lean=True
         ) as client:
             for n in range(max_pages):
                 row = await fed.store.peer(peer)

@@ -38,6 +38,7 @@ from exchange.wire import site_record_doc
 
 if TYPE_CHECKING:
     from exchange.node import Node
+    from exchange.storage.directory import SiteRecordRow
 
 __all__ = ["Federation", "parse_pinned_keys"]
 
@@ -263,18 +264,30 @@ class Federation:
         self, only: set[str] | None = None
     ) -> list[dict[str, Any]]:
         """Signed records for this node's own sites (optionally only some)."""
+        return [self.sign_site_record(s) for s in await self.own_sites(only)]
+
+    async def own_sites(self, only: set[str] | None = None) -> list[SiteRecordRow]:
+        """This node's own sites that have keys (optionally only some), by id."""
+        rows = await self.node.sites.list_sites(None if only is None else sorted(only))
+        return [s for s in rows if s.home_node == self.node.id and s.keys]
+
+    def sign_site_record(self, site: SiteRecordRow) -> dict[str, Any]:
+        """The signed record of one of this node's sites, as it is now."""
         assert self.node.key is not None
-        out = []
-        for s in await self.node.sites.list_sites():
-            if (
-                s.home_node != self.node.id
-                or (only is not None and s.id not in only)
-                or not s.keys
-            ):
-                continue
-            doc = site_record_doc(s)
-            out.append(sign_document(doc, self.node.key, CONTEXT_SITE_RECORD))
-        return out
+        return sign_document(site_record_doc(site), self.node.key, CONTEXT_SITE_RECORD)
+
+    async def site_records_wanted(
+        self, versions: dict[str, int], supplied: set[str]
+    ) -> list[str]:
+        """Sites whose record a peer's batch names at ``versions`` while this node holds
+        an older one (or none), and the batch did not carry it (``supplied``): the
+        batch cannot be checked until they come (a node restored from a backup, or one
+        that lost its records, asks again this way)."""
+        need = sorted(set(versions) - supplied)
+        if not need:
+            return []
+        have = await self.store.site_record_versions(need)
+        return [s for s in need if have.get(s, 0) < versions[s]]
 
     async def accept_site_records(self, records: list[Any], source: str) -> list[str]:
         """Verify and store site records received from ``source``; returns problems.

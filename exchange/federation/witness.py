@@ -94,7 +94,10 @@ class Witness(BackgroundLoop):
         for peer in view.peers(self.node.id):
             try:
                 async with ExchangeClient(
-                    str(peer.base_url), key=self.node.key, timeout=self.timeout
+                    str(peer.base_url),
+                    key=self.node.key,
+                    timeout=self.timeout,
+                    lean=True,
                 ) as c:
                     out[peer.id] = await self.witness_peer(peer.id, c)
                     await self.learn_own_floor(peer.id, c)

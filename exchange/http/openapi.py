@@ -172,10 +172,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post",
         "/v1/federation/batch",
-        "A peer node delivers items and site records",
+        "A peer node delivers items and site records (formats 1 and 2, docs/api.md)",
         ("node",),
-        "PushBatch",
-        "PushResponse",
+        "FederationBatch",
+        "FederationBatchResponse",
     ),
     Operation(
         "get",

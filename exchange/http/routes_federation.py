@@ -22,19 +22,33 @@ routes = web.RouteTableDef()
 _log = logging.getLogger(__name__)
 
 
+_FORMAT_1 = frozenset({"items", "site_records", "log_range"})
+_FORMAT_2 = _FORMAT_1 | {"format", "site_versions"}
+BATCH_FORMAT = 2  # the newest batch format this node reads (docs/api.md, Federation)
+
+
 @routes.post("/v1/federation/batch")
 async def batch(request: web.Request) -> web.Response:
-    """A peer delivers items (and its sites' current records); each is verified here."""
+    """A peer delivers items (and its sites' current records); each is verified here.
+
+    Format 1 is answered with a result per item and ``batch_format`` (the newest format
+    this node reads); format 2 (``"format": 2``) with counts and the refused items only,
+    or with ``site_records_wanted`` (nothing stored) when it names a site record version
+    this node does not hold and did not carry it. See docs/api.md, "Federation"."""
     node = request.app[NODE]
     reader, body = await signed_body(request, "node")
     doc = read_json(request, body)
+    fmt = doc.get("format", 1) if isinstance(doc, dict) else None
     if (
         not isinstance(doc, dict)
         or not isinstance(doc.get("items"), list)
-        or set(doc) - {"items", "site_records", "log_range"}
+        or fmt not in (1, 2)
+        or type(fmt) is not int
+        or set(doc) - (_FORMAT_2 if fmt == 2 else _FORMAT_1)
     ):
         raise SchemaError(
-            'a batch is {"items": [...], "site_records": [...], "log_range": {...}}',
+            'a batch is {"items": [...], "site_records": [...], "log_range": {...}}, '
+            'or in format 2 {"format": 2, "items": [...], "site_versions": {...}, ...}',
             code=ErrorCode.SCHEMA_INVALID,
         )
     if len(doc["items"]) > 2000:
@@ -42,9 +56,26 @@ async def batch(request: web.Request) -> web.Response:
             "at most 2000 items per federation batch", code=ErrorCode.BATCH_TOO_LARGE
         )
     log_range = _log_range(doc.get("log_range"))
-    problems = await node.federation.accept_site_records(
-        list(doc.get("site_records") or []), reader.id
-    )
+    versions = _site_versions(doc.get("site_versions")) if fmt == 2 else {}
+    records = doc.get("site_records") or []
+    if not isinstance(records, list):
+        raise SchemaError("site_records is a list", code=ErrorCode.SCHEMA_INVALID)
+    fed = node.federation
+    problems = await fed.accept_site_records(list(records), reader.id)
+    for problem in problems:
+        _log.warning("site record from %s refused: %s", reader.id, problem)
+    if versions:
+        supplied = {s for s in map(_record_site, records) if s is not None}
+        wanted = await fed.site_records_wanted(versions, supplied)
+        if wanted:
+            return json_response(
+                {
+                    "accepted": 0,
+                    "duplicates": 0,
+                    "refused": 0,
+                    "site_records_wanted": wanted,
+                }
+            )
     outcomes = await node.ingestor.push(doc["items"], reader, origin=reader.id)
     if log_range is not None and not any(
         o.error is not None and o.error.retryable for o in outcomes
@@ -52,18 +83,45 @@ async def batch(request: web.Request) -> web.Response:
         # Everything the sender serves us in this range of its log is now here: the
         # catch-up pull starts after it (it is the sender's word about its own log, as
         # the pull's next_cursor is).
-        await node.federation.store.pushed_through(reader.id, *log_range)
+        await fed.store.pushed_through(reader.id, *log_range)
+    counts = {
+        "accepted": sum(1 for o in outcomes if o.status == "accepted"),
+        "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
+        "refused": sum(1 for o in outcomes if o.status == "refused"),
+    }
+    if fmt == 2:
+        refusals = [
+            {"position": i, "id": o.id, "error": o.to_json()["error"]}
+            for i, o in enumerate(outcomes)
+            if o.status == "refused"
+        ]
+        return json_response({**counts, "refusals": refusals} if refusals else counts)
     results = [o.to_json() for o in outcomes]
-    for problem in problems:
-        _log.warning("site record from %s refused: %s", reader.id, problem)
-    return json_response(
-        {
-            "results": results,
-            "accepted": sum(1 for o in outcomes if o.status == "accepted"),
-            "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
-            "refused": sum(1 for o in outcomes if o.status == "refused"),
-        }
-    )
+    return json_response({"results": results, **counts, "batch_format": BATCH_FORMAT})
+
+
+def _record_site(record: object) -> str | None:
+    """The site a (possibly malformed) signed site record is about."""
+    doc = record.get("document") if isinstance(record, dict) else None
+    site = doc.get("id") if isinstance(doc, dict) else None
+    return site if isinstance(site, str) else None
+
+
+def _site_versions(value: object) -> dict[str, int]:
+    """``{"site": version, ...}``: the record versions a format 2 batch's items need."""
+    if value is None:
+        return {}
+    if (
+        not isinstance(value, dict)
+        or len(value) > 1000
+        or not all(type(v) is int and 0 < v <= 2**62 for v in value.values())
+    ):
+        raise SchemaError(
+            'site_versions is {"site id": version} with 0 < version <= 2**62 '
+            "(at most 1000 sites)",
+            code=ErrorCode.SCHEMA_INVALID,
+        )
+    return dict(value)
 
 
 def _log_range(value: object) -> tuple[int, int] | None:
@@ -103,6 +161,7 @@ async def log(request: web.Request) -> web.Response:
     # The caller stores before it moves its cursor, so it has everything it serves up to
     # ``after``: pushes to it start after that (nothing pulled is pushed again).
     await node.federation.store.skip_to(reader.id, after, delivered=True)
+    node.federation.wake_all()  # the caller is up: a sender backing off looks again
     # PostgreSQL writes each envelope from the stored bytes; the page is joined once.
     items, authors, examined = await node.federation.store.local_after_json(
         reader, after, limit, 4 << 20

@@ -126,12 +126,18 @@ class FederationStore:
         ``delivered``: the peer's own catch-up pull says it holds everything up to
         ``cursor``; that is a delivery like an acknowledged push, so when the cursor
         moves, ``last_success`` moves too (``peer status`` would otherwise show a peer
-        kept current by its pulls as never reached)."""
+        kept current by its pulls as never reached). The peer is also up, so a backoff
+        after failed pushes to it ends now: the sender need not sleep out a long delay
+        while the peer that came back pulls (its requests come at most every
+        ``pull_interval_ms``, so a peer that is up but refuses pushes is not hammered)."""
         async with self.db.pool.acquire() as c:
             await c.execute(
                 """UPDATE peers SET push_cursor = greatest(push_cursor, $2),
                      last_success = CASE WHEN $3 AND push_cursor < $2 THEN now()
-                                         ELSE last_success END
+                                         ELSE last_success END,
+                     attempts = CASE WHEN $3 THEN 0 ELSE attempts END,
+                     next_attempt_at = CASE WHEN $3 THEN least(next_attempt_at, now())
+                                            ELSE next_attempt_at END
                    WHERE node_id = $1""",
                 node_id,
                 cursor,
@@ -255,6 +261,15 @@ class FederationStore:
                 "SELECT version FROM site_records WHERE site_id = $1", site_id
             )
         return int(v or 0)
+
+    async def site_record_versions(self, site_ids: Sequence[str]) -> dict[str, int]:
+        """Versions of the stored records of some sites (absent: none stored)."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch(
+                "SELECT site_id, version FROM site_records WHERE site_id = ANY($1::text[])",
+                list(site_ids),
+            )
+        return {r["site_id"]: int(r["version"]) for r in rows}
 
     async def store_site_record_txn(
         self,

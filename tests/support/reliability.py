@@ -432,7 +432,9 @@ class SwitchProxy:
 
     ``pass`` forwards the request unchanged (the ``Host`` header too, so signatures over
     ``@authority`` still verify); ``500`` answers 500 without forwarding. Every request's
-    headers are recorded (the secrets test looks for signatures in the logs).
+    headers are recorded (the secrets test looks for signatures in the logs), and every
+    forwarded exchange as ``(path, request body, status, response body)`` in
+    ``exchanges`` (what crossed the wire, for the federation format tests).
     """
 
     def __init__(self, target: str, mode: str = "pass") -> None:
@@ -442,6 +444,7 @@ class SwitchProxy:
         self.forwarded = 0
         self.refused = 0
         self.seen_headers: list[dict[str, str]] = []
+        self.exchanges: list[tuple[str, bytes, int, bytes]] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -472,6 +475,7 @@ class SwitchProxy:
             ) as r:
                 data = await r.read()
                 self.forwarded += 1
+                self.exchanges.append((request.path, body, r.status, data))
                 return web.Response(
                     status=r.status,
                     body=data,

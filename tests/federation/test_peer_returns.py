@@ -1,0 +1,66 @@
+"""A peer that comes back is served at once: its catch-up pull ends the sender's backoff,
+and a backlog is pushed in batches kept in flight together, each item once (two real
+nodes over HTTP on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestServer
+
+from exchange.core.items import sign_item
+from exchange.federation.puller import Puller
+from exchange.http.app import make_app
+from tests.support.federation import build, item_ids, wait_until
+from tests.support.reliability import lesson
+
+# The sender backs off for ten minutes after a failure; the receiver pulls only when the
+# test says so.
+LONG_BACKOFF = {
+    "huaihai": {"federation": {"backoff_base_ms": 600_000, "backoff_max_s": 600.0}},
+    "yangtze-delta": {"federation": {"pull_interval_ms": 600_000}},
+}
+
+
+async def _push(rn: Any, titles: list[str]) -> set[str]:
+    key = rn.keys["huaibei-duji"]
+    async with rn.client("huaibei-duji") as c:
+        res = await c.push_batch(
+            [sign_item(lesson("huaibei-duji", t), key) for t in titles]
+        )
+    return {r["id"] for r in res["results"]}
+
+
+async def test_a_returning_peers_pull_ends_the_senders_backoff(
+    node_factory: Any,
+) -> None:
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), per_node=LONG_BACKOFF
+    )
+    hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
+    port = yd.server.port
+    await yd.server.close()  # the peer goes away
+    first = await _push(hh, [f"离线{i}" for i in range(5)])
+
+    async def backing_off() -> bool:
+        p = await hh.node.federation.store.peer("yangtze-delta")
+        return p is not None and p.attempts >= 1
+
+    await wait_until(backing_off, what="a failed delivery and a long backoff")
+    yd.server = TestServer(make_app(yd.node), host="127.0.0.1", port=port)
+    await yd.server.start_server()
+    # The peer comes back and catches up by pulling; that tells the sender it is up.
+    await Puller(yd.node).pull_all()
+    assert first <= set(await item_ids(yd))
+    row = await hh.node.federation.store.peer("yangtze-delta")
+    assert row is not None and row.attempts == 0
+    # So new items are pushed now, not after the ten-minute backoff.
+    later = await _push(hh, [f"回来{i}" for i in range(5)])
+
+    async def pushed() -> bool:
+        p = await hh.node.federation.store.peer("yangtze-delta")
+        return (
+            later <= set(await item_ids(yd)) and p is not None and p.pushed_total >= 5
+        )
+
+    await wait_until(pushed, what="the items pushed after the peer came back")
