@@ -122,21 +122,17 @@ def _top_frames(collapsed: Path, n: int = 25) -> None:
 
 
 async def explain(db_url: str, items: int, site: str) -> None:
-    """EXPLAIN (ANALYZE, BUFFERS) of a middle page's query as the site reads it."""
+    """EXPLAIN (ANALYZE, BUFFERS) of a middle page's query (``page_json``'s) as the
+    site reads it."""
     from exchange.core.trust import Reader
     from exchange.storage import items as st
 
     reader = Reader("site", site, circles=frozenset({"huaihai"}))
-    args, window = st._page_window(  # the node's own query
-        reader,
-        st.ItemFilter(after=items // 2),
-        1000,
-        4 * 1024 * 1024,
-        st._ENVELOPE_COLUMNS,
+    args, sql = st.page_json_query(
+        reader, st.ItemFilter(after=items // 2), 1000, 4 * 1024 * 1024
     )
     conn = await asyncpg.connect(db_url)
     try:
-        sql = f"SELECT * FROM ({window}) w ORDER BY w.idx"
         plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)
         print("\n".join(r[0] for r in plan))
     finally:

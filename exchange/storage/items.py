@@ -27,6 +27,7 @@ __all__ = [
     "NewItem",
     "StoredItem",
     "json_list",
+    "page_json_query",
 ]
 
 _APPEND = """
@@ -236,6 +237,18 @@ def _page_window(
     )
 
 
+def page_json_query(
+    reader: Reader, flt: ItemFilter, limit: int, max_bytes: int
+) -> tuple[list[Any], str]:
+    """The arguments and statement of :meth:`ItemStore.page_json`: the page's rows,
+    each as ``env`` (its envelope's JSON), ``idx`` and ``fetched``."""
+    args, window = _page_window(reader, flt, limit, max_bytes, _ENVELOPE_COLUMNS)
+    return args, (
+        f"SELECT {ENVELOPE_SQL} AS env, w.idx, w.fetched"
+        f" FROM ({window}) w ORDER BY w.idx"
+    )
+
+
 def _stored(r: Any) -> StoredItem:
     return StoredItem(
         idx=r["idx"],
@@ -410,13 +423,8 @@ class ItemStore:
         Returns:
             The JSON, the number of items in it and the next cursor (None at the end).
         """
-        args, window = _page_window(reader, flt, limit, max_bytes, _ENVELOPE_COLUMNS)
-        rows = await self._fetch(
-            f"SELECT {ENVELOPE_SQL} AS env, w.idx, w.fetched"
-            f" FROM ({window}) w ORDER BY w.idx",
-            args,
-            read_replica,
-        )
+        args, sql = page_json_query(reader, flt, limit, max_bytes)
+        rows = await self._fetch(sql, args, read_replica)
         nxt: int | None = None
         if rows and len(rows) < rows[0][2]:
             nxt = rows[-1][1]
