@@ -136,11 +136,16 @@ class PushResponse(StrictModel):
         return self
 
 
+_MAX_INDEX = 2**53 - 1
+"""The largest log index or record version a wire body carries: the largest integer
+every JSON peer reads exactly (the strict parser refuses larger ones anyway)."""
+
+
 class LogRange(StrictModel):
     """The part of the sender's log a federation batch completes: ``(after, through]``."""
 
-    after: Annotated[int, Field(ge=-1, le=2**62)]
-    through: Annotated[int, Field(ge=-1, le=2**62)]
+    after: Annotated[int, Field(ge=-1, le=_MAX_INDEX)]
+    through: Annotated[int, Field(ge=-1, le=_MAX_INDEX)]
 
 
 class FederationBatch(StrictModel):
@@ -156,9 +161,11 @@ class FederationBatch(StrictModel):
     site_records: list[dict[str, Any]] | None = Field(
         default=None, description="Signed records of the items' authors."
     )
-    site_versions: dict[SiteId, Annotated[int, Field(ge=1, le=2**62)]] | None = Field(
-        default=None,
-        description="Format 2: the record version each author of the batch needs.",
+    site_versions: dict[SiteId, Annotated[int, Field(ge=1, le=_MAX_INDEX)]] | None = (
+        Field(
+            default=None,
+            description="Format 2: the record version each author of the batch needs.",
+        )
     )
     log_range: LogRange | None = None
 
