@@ -9,6 +9,7 @@ logged with the request id and answered with a generic 500 that reveals nothing.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 import time
@@ -72,6 +73,17 @@ def _refuse_nul(request: web.Request) -> None:
         )
 
 
+_RID_PREFIX = secrets.token_hex(4)  # per process: workers are started, not forked
+_RID_COUNTER = itertools.count()
+
+
+def _new_request_id() -> str:
+    """A request id unique to this process's life (16 hex digits: a random prefix per
+    process, then a counter): ids correlate log lines, they are not secrets, so no
+    system call for fresh randomness on every request."""
+    return f"{_RID_PREFIX}{next(_RID_COUNTER) & 0xFFFFFFFF:08x}"
+
+
 _HTTP_CODES = {
     404: ErrorCode.NOT_FOUND,
     405: ErrorCode.BAD_REQUEST,
@@ -106,7 +118,7 @@ async def error_middleware(
     """Assign a request id and render every error as JSON."""
     rid = request.headers.get("X-Request-Id", "")
     if not rid or len(rid) > 64 or not rid.replace("-", "").isalnum():
-        rid = secrets.token_hex(8)
+        rid = _new_request_id()
     request[REQUEST_ID] = rid
     REQUEST_ID_VAR.set(rid)
     try:
