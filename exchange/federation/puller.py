@@ -19,7 +19,9 @@ left for the puller is exactly what pushes did not deliver: a gap after downtime
 restore, or a push that could not be stored. When pushes move the cursor while a round
 pulls pages (a peer that just came back pushes its backlog), the round stops and leaves
 the rest to them; and each page request tells the peer how far this node has everything
-(``after``), so the peer's pushes skip what was pulled.
+(``after``), so the peer's pushes skip what was pulled. A node that comes back catches up
+by pulling: until a page comes empty (a round ends with one) the peer holds its pushes
+back (they would carry the same items), then pushes go on from where the pull ended.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ __all__ = ["PUSH_LOCK_SPACE", "Sender"]
 _log = logging.getLogger(__name__)
 PUSH_LOCK_SPACE = 0x45585053  # "EXPS": advisory locks (space, peer) of the push loops
 GATHER_ITEMS = 16  # a batch of fewer items waits up to push_gather_ms for more
+PULL_YIELD_S = 3.0  # a page the peer pulled holds pushes back this long at most
 
 
 @dataclass
@@ -196,6 +197,12 @@ class Sender:
         the batch failed, -1 if it must be sent again at once: the peer asked for site
         records or does not read the compact format)."""
         fed = self.node.federation
+        pulling = fed.pulling_since.get(peer)
+        if pulling is not None and time.monotonic() - pulling < PULL_YIELD_S:
+            # The peer is catching up by pulling pages from us (it came back): each
+            # page moves this cursor, so pushing now would send the same items twice.
+            # Pushes go on once its pull reaches the end (an empty page) or stops.
+            return 0
         st = self._state(peer)
         reader = fed.node_reader(peer)
         items, examined = await fed.store.local_after(

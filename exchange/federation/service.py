@@ -80,6 +80,9 @@ class Federation:
         self.pinned = parse_pinned_keys(node.config.federation.roster_keys)
         self.view: RosterView | None = None
         self._wakers: set[asyncio.Event] = set()
+        # Per peer, in this process: when it last pulled a page of ours that was not
+        # empty (it is catching up by pulling: the sender holds its pushes back).
+        self.pulling_since: dict[str, float] = {}
         self._listen: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
         self._file_mtime: float | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 from aiohttp import web
@@ -160,13 +161,19 @@ async def log(request: web.Request) -> web.Response:
         )
     # The caller stores before it moves its cursor, so it has everything it serves up to
     # ``after``: pushes to it start after that (nothing pulled is pushed again).
+    # The caller is catching up by pulling until a page comes empty (its round ends
+    # with one); the skip below ends the sender's backoff, and it must not push
+    # meanwhile: it would send what the pages carry.
+    node.federation.pulling_since[reader.id] = time.monotonic()
     await node.federation.store.skip_to(reader.id, after, delivered=True)
-    node.federation.wake_all()  # the caller is up: a sender backing off looks again
     # PostgreSQL writes each envelope from the stored bytes; the page is joined once.
     items, authors, examined = await node.federation.store.local_after_json(
         reader, after, limit, 4 << 20
     )
     records = await node.federation.local_site_records(authors)
+    if not items:  # the caller has everything: pushes go on from its cursor, at once
+        node.federation.pulling_since.pop(reader.id, None)
+        node.federation.wake_all()
     tail = b'],"next_cursor":%d,"site_records":%b}' % (
         max(examined, after),
         orjson.dumps(records),

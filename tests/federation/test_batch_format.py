@@ -16,7 +16,7 @@ from tests.support.federation import Federation, build, item_ids, wait_until
 from tests.support.reliability import SwitchProxy, lesson, node_entry, roster
 
 # The receiver pulls nothing itself: what it holds came through the pushes.
-QUIET = {"yangtze-delta": {"federation": {"pull_interval_ms": 600_000}}}
+QUIET = {"yangtze-delta": {"federation": {"replicate": False}}}
 
 
 async def _behind_proxy(fed: Federation, node_id: str) -> SwitchProxy:

@@ -14,11 +14,11 @@ from exchange.http.app import make_app
 from tests.support.federation import build, item_ids, wait_until
 from tests.support.reliability import lesson
 
-# The sender backs off for ten minutes after a failure; the receiver pulls only when the
-# test says so.
+# The sender backs off for ten minutes after a failure; the receiver runs no loops of
+# its own (it pulls when the test says so).
 LONG_BACKOFF = {
     "huaihai": {"federation": {"backoff_base_ms": 600_000, "backoff_max_s": 600.0}},
-    "yangtze-delta": {"federation": {"pull_interval_ms": 600_000}},
+    "yangtze-delta": {"federation": {"replicate": False}},
 }
 
 
@@ -64,3 +64,42 @@ async def test_a_returning_peers_pull_ends_the_senders_backoff(
         )
 
     await wait_until(pushed, what="the items pushed after the peer came back")
+
+
+async def test_a_returning_peer_that_pulls_its_backlog_gets_each_item_once(
+    node_factory: Any,
+) -> None:
+    """Found by the drain benchmark: once the pull ended the sender's backoff, the sender
+    pushed the backlog while the returning peer pulled the same items (over half of
+    10,000 crossed twice). The sender now holds its pushes back while the peer pulls
+    pages, and goes on from the peer's cursor after its round's last (empty) page."""
+    fed = await build(
+        node_factory, regions=("huaihai", "yangtze-delta"), per_node=LONG_BACKOFF
+    )
+    hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
+    port = yd.server.port
+    await yd.server.close()
+    backlog: set[str] = set()
+    for n in range(3):  # 1,200 items: more than two full pages of the pull
+        backlog |= await _push(hh, [f"积压{n}-{i}" for i in range(400)])
+
+    async def failing() -> bool:
+        p = await hh.node.federation.store.peer("yangtze-delta")
+        return p is not None and p.attempts >= 1
+
+    await wait_until(failing, what="a failed delivery while the peer is down")
+    yd.server = TestServer(make_app(yd.node), host="127.0.0.1", port=port)
+    await yd.server.start_server()
+    await Puller(yd.node).pull_all()
+    assert backlog <= set(await item_ids(yd))
+    later = await _push(hh, ["追上之后"])  # pushed from where the pull ended
+
+    async def delivered() -> bool:
+        p = await hh.node.federation.store.peer("yangtze-delta")
+        return (backlog | later) <= set(await item_ids(yd)) and (
+            p is not None and p.pushed_total >= 1
+        )
+
+    await wait_until(delivered, what="the item pushed after the catch-up")
+    row = await hh.node.federation.store.peer("yangtze-delta")
+    assert row is not None and row.pushed_total == 1  # none of the backlog
