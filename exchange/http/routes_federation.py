@@ -8,6 +8,7 @@ import time
 import orjson
 from aiohttp import web
 
+from exchange.core.canonical import MAX_SAFE_INTEGER
 from exchange.errors import InputError, NotFound, SchemaError, TooLarge
 from exchange.storage.items import json_list
 from schemas.errors import ErrorCode
@@ -115,10 +116,10 @@ def _site_versions(value: object) -> dict[str, int]:
     if (
         not isinstance(value, dict)
         or len(value) > 1000
-        or not all(type(v) is int and 0 < v <= 2**62 for v in value.values())
+        or not all(type(v) is int and 0 < v <= MAX_SAFE_INTEGER for v in value.values())
     ):
         raise SchemaError(
-            'site_versions is {"site id": version} with 0 < version <= 2**62 '
+            'site_versions is {"site id": version} with 0 < version <= 2**53-1 '
             "(at most 1000 sites)",
             code=ErrorCode.SCHEMA_INVALID,
         )
@@ -133,10 +134,10 @@ def _log_range(value: object) -> tuple[int, int] | None:
         not isinstance(value, dict)
         or set(value) != {"after", "through"}
         or not all(type(value[k]) is int for k in ("after", "through"))
-        or not -1 <= value["after"] <= value["through"] <= 2**62
+        or not -1 <= value["after"] <= value["through"] <= MAX_SAFE_INTEGER
     ):
         raise SchemaError(
-            'log_range is {"after": A, "through": T} with -1 <= A <= T <= 2**62',
+            'log_range is {"after": A, "through": T} with -1 <= A <= T <= 2**53-1',
             code=ErrorCode.SCHEMA_INVALID,
         )
     return value["after"], value["through"]
