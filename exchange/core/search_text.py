@@ -36,7 +36,7 @@ import functools
 import html
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -248,6 +248,18 @@ def _pos_suffixes(weight: str) -> tuple[str, ...]:
     return tuple(f"':{p}{weight} " for p in range(_MAX_POS + 1))
 
 
+def _lay_out(
+    out: list[str], chars: str, second: list[str], suffixes: Sequence[str]
+) -> None:
+    """Append the four pieces of each character's entry (see :func:`_field_literal`)
+    by extended-slice assignment: no Python-level loop, no object per entry."""
+    k = len(out)
+    out.extend(repeat("'", 4 * len(chars)))
+    out[k + 1 :: 4] = chars
+    out[k + 2 :: 4] = second
+    out[k + 3 :: 4] = suffixes
+
+
 def _field_literal(text: str, base: int, weight: str, out: list[str]) -> int:
     """Append the pieces of one field's ``'lexeme':posW `` entries to ``out``; return
     the next base (the caller joins the pieces once).
@@ -280,11 +292,7 @@ def _field_literal(text: str, base: int, weight: str, out: list[str]) -> int:
             for run in runs:
                 end += len(run)
                 second[end - 1] = ""
-            k = len(out)
-            out.extend(repeat("'", 4 * n))
-            out[k + 1 :: 4] = chars
-            out[k + 2 :: 4] = second
-            out[k + 3 :: 4] = suffixes[pos : pos + n]
+            _lay_out(out, chars, second, suffixes[pos : pos + n])
             return pos + n
     for m in _RUN.finditer(text):
         t = m.group()
@@ -292,13 +300,9 @@ def _field_literal(text: str, base: int, weight: str, out: list[str]) -> int:
             n = len(t)
             last = pos + n - 1
             if last <= _MAX_POS:
-                k = len(out)
-                out.extend(repeat("'", 4 * n))
-                out[k + 1 :: 4] = t
                 second = list(t[1:])
                 second.append("")
-                out[k + 2 :: 4] = second
-                out[k + 3 :: 4] = suffixes[pos : last + 1]
+                _lay_out(out, t, second, suffixes[pos : last + 1])
             else:  # past PostgreSQL's last position: write it clamped, as it would
                 for i in range(n):
                     out += ("'", t[i : i + 2], "", suffixes[min(pos + i, _MAX_POS)])

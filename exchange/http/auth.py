@@ -213,11 +213,12 @@ def _authority(value: str, scheme: str) -> str:
     return value[: -len(default)] if default and value.endswith(default) else value
 
 
-_CONFIGURED: weakref.WeakKeyDictionary[Any, tuple[Any, frozenset[str], Any]] = (
+_CONFIGURED: weakref.WeakKeyDictionary[Any, tuple[Any, str, frozenset[str]]] = (
     weakref.WeakKeyDictionary()
 )
-"""Per node: the authorities its configuration and roster entry name (rebuilt when the
-roster view or the scheme changes), so a request does not parse URLs again."""
+"""Per node: the roster view and scheme it was built for, and the authorities the
+node's configuration and roster entry name, so a request does not parse URLs again (a
+republished roster is a new view, and rebuilds it)."""
 
 
 def own_authorities(request: web.Request, node: Node) -> set[str]:
@@ -227,9 +228,8 @@ def own_authorities(request: web.Request, node: Node) -> set[str]:
     (``localhost`` too when that is a loopback address)."""
     fed = getattr(node, "federation", None)
     view = fed.view if fed is not None else None
-    cache_key = (id(view), request.scheme)
     cached = _CONFIGURED.get(node)
-    if cached is None or cached[0] != cache_key or cached[2] is not view:
+    if cached is None or cached[0] is not view or cached[1] != request.scheme:
         entry = view.node(node.id) if view is not None else None
         configured = set()
         for url in (node.config.node.base_url, str(entry.base_url) if entry else ""):
@@ -237,9 +237,9 @@ def own_authorities(request: web.Request, node: Node) -> set[str]:
             if base.netloc:
                 configured.add(_authority(base.netloc, base.scheme))
         configured.add(_authority(node.config.http.listen, request.scheme))
-        cached = (cache_key, frozenset(configured), view)
-        _CONFIGURED[node] = cached  # per roster view: a republished roster is a new one
-    out = set(cached[1])
+        cached = (view, request.scheme, frozenset(configured))
+        _CONFIGURED[node] = cached
+    out = set(cached[2])
     sock = request.transport.get_extra_info("sockname") if request.transport else None
     if isinstance(sock, tuple) and len(sock) >= 2:
         host, port = str(sock[0]), int(sock[1])

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from exchange.core.canonical import MAX_SAFE_INTEGER
 from exchange.errors import InputError, NotFound, SchemaError, TooLarge
+from exchange.service.ingest import outcome_counts
 from exchange.storage.items import json_list
 from schemas.errors import ErrorCode
 
@@ -86,11 +87,7 @@ async def batch(request: web.Request) -> web.Response:
         # catch-up pull starts after it (it is the sender's word about its own log, as
         # the pull's next_cursor is).
         await fed.store.pushed_through(reader.id, *log_range)
-    counts = {
-        "accepted": sum(1 for o in outcomes if o.status == "accepted"),
-        "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
-        "refused": sum(1 for o in outcomes if o.status == "refused"),
-    }
+    counts = outcome_counts(outcomes)
     if fmt == 2:
         refusals = [
             {"position": i, "id": o.id, "error": o.to_json()["error"]}

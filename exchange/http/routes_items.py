@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from exchange.errors import InputError, NotFound
+from exchange.service.ingest import outcome_counts
 from exchange.storage.items import ItemFilter
 from exchange.wire import item_envelope as envelope
 from schemas.errors import ErrorCode
@@ -37,14 +38,7 @@ async def push_items(request: web.Request) -> web.Response:
     )
     if is_batch:
         results = [o.to_json() for o in outcomes]
-        return json_response(
-            {
-                "results": results,
-                "accepted": sum(1 for o in outcomes if o.status == "accepted"),
-                "duplicates": sum(1 for o in outcomes if o.status == "duplicate"),
-                "refused": sum(1 for o in outcomes if o.status == "refused"),
-            }
-        )
+        return json_response({"results": results, **outcome_counts(outcomes)})
     (outcome,) = outcomes
     if outcome.error is not None:
         raise outcome.error

@@ -64,7 +64,14 @@ from exchange.storage.items import ItemStore, NewItem
 from exchange.storage.search import refs_of
 from schemas.errors import ErrorCode
 
-__all__ = ["GroupCommitter", "Guard", "Ingestor", "Outcome", "VerifiedItem"]
+__all__ = [
+    "GroupCommitter",
+    "Guard",
+    "Ingestor",
+    "Outcome",
+    "VerifiedItem",
+    "outcome_counts",
+]
 
 _log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "exchange_items"
@@ -101,6 +108,17 @@ class Outcome:
             "index": self.index,
             "error": self.error.to_body()["error"] if self.error else None,
         }
+
+
+def outcome_counts(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """How many of a push's items were accepted, duplicates and refused (the counts of
+    a batch answer)."""
+    statuses = [o.status for o in outcomes]
+    return {
+        "accepted": statuses.count("accepted"),
+        "duplicates": statuses.count("duplicate"),
+        "refused": statuses.count("refused"),
+    }
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """A peer that comes back is served at once: its catch-up pull ends the sender's backoff,
-and a backlog is pushed in batches kept in flight together, each item once (two real
-nodes over HTTP on 127.0.0.1)."""
+and a backlog it pulls is not pushed to it again (two real nodes over HTTP on
+127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,27 @@ async def _push(rn: Any, titles: list[str]) -> set[str]:
     return {r["id"] for r in res["results"]}
 
 
+async def _missed_then_pulled(hh: Any, yd: Any, batches: list[list[str]]) -> set[str]:
+    """Take the peer down, push ``batches`` to the sender until a delivery has failed
+    (the sender then backs off for ten minutes), bring the peer back on its port and
+    let it catch up by pulling. Returns the ids pushed while it was down."""
+    port = yd.server.port
+    await yd.server.close()
+    missed: set[str] = set()
+    for titles in batches:
+        missed |= await _push(hh, titles)
+
+    async def failed() -> bool:
+        p = await hh.node.federation.store.peer("yangtze-delta")
+        return p is not None and p.attempts >= 1
+
+    await wait_until(failed, what="a failed delivery and a long backoff")
+    yd.server = TestServer(make_app(yd.node), host="127.0.0.1", port=port)
+    await yd.server.start_server()
+    await Puller(yd.node).pull_all()
+    return missed
+
+
 async def test_a_returning_peers_pull_ends_the_senders_backoff(
     node_factory: Any,
 ) -> None:
@@ -38,19 +59,8 @@ async def test_a_returning_peers_pull_ends_the_senders_backoff(
         node_factory, regions=("huaihai", "yangtze-delta"), per_node=LONG_BACKOFF
     )
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
-    port = yd.server.port
-    await yd.server.close()  # the peer goes away
-    first = await _push(hh, [f"离线{i}" for i in range(5)])
-
-    async def backing_off() -> bool:
-        p = await hh.node.federation.store.peer("yangtze-delta")
-        return p is not None and p.attempts >= 1
-
-    await wait_until(backing_off, what="a failed delivery and a long backoff")
-    yd.server = TestServer(make_app(yd.node), host="127.0.0.1", port=port)
-    await yd.server.start_server()
     # The peer comes back and catches up by pulling; that tells the sender it is up.
-    await Puller(yd.node).pull_all()
+    first = await _missed_then_pulled(hh, yd, [[f"离线{i}" for i in range(5)]])
     assert first <= set(await item_ids(yd))
     row = await hh.node.federation.store.peer("yangtze-delta")
     assert row is not None and row.attempts == 0
@@ -77,20 +87,10 @@ async def test_a_returning_peer_that_pulls_its_backlog_gets_each_item_once(
         node_factory, regions=("huaihai", "yangtze-delta"), per_node=LONG_BACKOFF
     )
     hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
-    port = yd.server.port
-    await yd.server.close()
-    backlog: set[str] = set()
-    for n in range(3):  # 1,200 items: more than two full pages of the pull
-        backlog |= await _push(hh, [f"积压{n}-{i}" for i in range(400)])
-
-    async def failing() -> bool:
-        p = await hh.node.federation.store.peer("yangtze-delta")
-        return p is not None and p.attempts >= 1
-
-    await wait_until(failing, what="a failed delivery while the peer is down")
-    yd.server = TestServer(make_app(yd.node), host="127.0.0.1", port=port)
-    await yd.server.start_server()
-    await Puller(yd.node).pull_all()
+    # 1,200 items: more than two full pages of the pull
+    backlog = await _missed_then_pulled(
+        hh, yd, [[f"积压{n}-{i}" for i in range(400)] for n in range(3)]
+    )
     assert backlog <= set(await item_ids(yd))
     later = await _push(hh, ["追上之后"])  # pushed from where the pull ended
 
