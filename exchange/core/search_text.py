@@ -60,6 +60,7 @@ __all__ = [
     "snippet",
     "tokens",
     "tsvector_literal",
+    "tsvector_literals",
 ]
 
 TOKENIZER_VERSION = 1
@@ -322,12 +323,25 @@ def tsvector_literal(item: Mapping[str, Any], *, head: bool = False) -> str:
         item: The item object.
         head: Only the title, tags and summary (the small vector ranking reads).
     """
+    doc, head_text = tsvector_literals(item)
+    return head_text if head else doc
+
+
+def tsvector_literals(item: Mapping[str, Any]) -> tuple[str, str]:
+    """``(doc, head)``: the item's whole ``tsvector`` literal and its title, tags and
+    summary part, built in one pass.
+
+    The ``A`` and ``B`` fields come first, so ``head`` is the leading part of ``doc``'s
+    entries and equals PostgreSQL's ``ts_filter(doc, '{a,b}')`` (which the node no
+    longer has to compute per row).
+    """
     out: list[str] = []
     base = 1
     budget = _MAX_INDEXED_CHARS
+    head_end = -1
     for weight, text in _fields(item):
-        if head and weight not in ("A", "B"):
-            break
+        if head_end < 0 and weight not in ("A", "B"):
+            head_end = len(out)
         if budget <= 0 or base > _MAX_POS:
             break
         text = text[:budget]
@@ -336,7 +350,10 @@ def tsvector_literal(item: Mapping[str, Any], *, head: bool = False) -> str:
             _field_literal(text, base, "" if weight == "D" else weight, out)
             + _FIELD_GAP
         )
-    return "".join(out)[:-1]  # every entry ends with a space
+    doc = "".join(out)[:-1]  # every entry ends with a space
+    if head_end < 0:
+        return doc, doc
+    return doc, "".join(out[:head_end])[:-1]
 
 
 # ---------------------------------------------------------------------- queries

@@ -379,7 +379,7 @@ class Indexer(BackgroundLoop):
             done += len(rows)
             self.indexed_total += len(rows)
 
-    async def _tokenize(self, canonicals: list[bytes]) -> list[str]:
+    async def _tokenize(self, canonicals: list[bytes]) -> list[tuple[str, str]]:
         if self.process:
             if self._pool is None:
                 self._pool = await start_helper_pool(1, nice=self.nice)
@@ -398,7 +398,7 @@ class Indexer(BackgroundLoop):
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
                 self.process = False
-        out: list[str] = []
+        out: list[tuple[str, str]] = []
         for i in range(0, len(canonicals), 8):  # a few at a time: requests go between
             out.extend(item_docs(canonicals[i : i + 8]))
             await asyncio.sleep(0)

@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from exchange.core.search_text import TOKENIZER_VERSION, tsvector_literal
+from exchange.core.search_text import TOKENIZER_VERSION, tsvector_literals
 from exchange.core.trust import Reader
 
 from .database import Database
@@ -66,9 +66,10 @@ def refs_of(item: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def item_docs(canonicals: Sequence[bytes]) -> list[str]:
-    """The ``tsvector`` literal of each stored item (pure CPU: runs in the indexer process)."""
-    return [tsvector_literal(orjson.loads(c)) for c in canonicals]
+def item_docs(canonicals: Sequence[bytes]) -> list[tuple[str, str]]:
+    """The ``(doc, head)`` ``tsvector`` literals of each stored item (pure CPU: runs in
+    the indexer process)."""
+    return [tsvector_literals(orjson.loads(c)) for c in canonicals]
 
 
 @dataclass(frozen=True)
@@ -293,30 +294,34 @@ class SearchStore:
         return {r["id"]: _stored(r) for r in rows}
 
     async def write_docs(
-        self, conn: asyncpg.Connection, idxs: Sequence[int], docs: Sequence[str]
+        self,
+        conn: asyncpg.Connection,
+        idxs: Sequence[int],
+        docs: Sequence[tuple[str, str]],
     ) -> None:
         """Write (or rewrite) the search rows of stored items, one statement per batch.
 
-        ``head`` (what ranks: title, tags, summary) is the A and B weighted part of
-        ``doc``, cut by PostgreSQL (``ts_filter``) rather than tokenized twice.
+        ``docs`` holds each item's ``(doc, head)`` literals (:func:`item_docs`): ``head``
+        (what ranks: title, tags, summary) is the A and B weighted part of ``doc``, cut
+        by the tokenizer in the same pass (PostgreSQL's ``ts_filter`` would parse and
+        filter every row again).
         """
         if not idxs:
             return
         await conn.execute(
-            """WITH d AS (
-                 SELECT u.idx, u.doc::tsvector AS doc
-                 FROM unnest($2::bigint[], $3::text[]) AS u(idx, doc))
-               INSERT INTO item_search
+            """INSERT INTO item_search
                  (idx, v, kind, author, created_at, audience_circles, audience_sites, tags,
                   doc, head)
                SELECT i.idx, $1, i.kind, i.author, i.created_at, i.audience_circles,
-                      i.audience_sites, i.tags, d.doc, ts_filter(d.doc, '{a,b}')
-               FROM d JOIN items i USING (idx)
+                      i.audience_sites, i.tags, u.doc::tsvector, u.head::tsvector
+               FROM unnest($2::bigint[], $3::text[], $4::text[]) AS u(idx, doc, head)
+                 JOIN items i USING (idx)
                ON CONFLICT (idx) DO UPDATE
                SET v = EXCLUDED.v, doc = EXCLUDED.doc, head = EXCLUDED.head""",
             TOKENIZER_VERSION,
             list(idxs),
-            list(docs),
+            [d for d, _ in docs],
+            [h for _, h in docs],
         )
 
     async def indexed_upto(self, *, conn: asyncpg.Connection | None = None) -> int:

@@ -186,3 +186,33 @@ def test_chinese_prose_past_the_last_position_is_clamped() -> None:
     item = {"title": "标题", "summary": summary}
     got = tsvector_literal(item).split(" ")
     assert got == _reference_literal([("A", "标题"), ("B", summary)])
+
+
+async def test_head_is_postgresqls_ts_filter_of_the_document(pg_url: str) -> None:
+    """The ranking vector cut by the tokenizer equals what PostgreSQL's ``ts_filter``
+    keeps of the whole vector (the node stores it instead of computing it per row)."""
+    import asyncpg
+
+    from exchange.core.search_text import tsvector_literals
+
+    items = [template(k) for k in ("case_study", "lesson", "inspection_plan")]
+    items.append({**template("lesson"), "tags": ["预算", "ＡＰＰ监督"], "summary": ""})
+    long = template("case_study")
+    long["body"] = {
+        **long["body"],
+        "background": "执法检查" * 40_000,
+    }  # past the budget
+    long["attachments"] = [{"name": "方案.pdf", "sha256": "0" * 64, "size": 1}]
+    items.append(long)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        for item in items:
+            doc, head = tsvector_literals(item)
+            assert doc.startswith(head) and head
+            assert await conn.fetchval(
+                "SELECT ts_filter($1::tsvector, '{a,b}') = $2::tsvector", doc, head
+            ), item["kind"]
+            assert tsvector_literal(item) == doc
+            assert tsvector_literal(item, head=True) == head
+    finally:
+        await conn.close()
