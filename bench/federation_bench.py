@@ -23,7 +23,9 @@ database on **one** embedded PostgreSQL (``synchronous_commit`` on, as in produc
    are pushed to the sender (batches of 500) and held for ``--hold`` seconds (the sender
    retries and backs off), the peer is restarted; drain rate = items / (restart → last
    item visible on the peer), the same from the moment the peer answers (is ready;
-   with workers, the first one), and the rate from the first to the last arrival. The
+   with workers, the first one), and the rate from the first to the last arrival; the
+   CPU per item drained of each role (sender, peer, PostgreSQL) from ready to the last
+   arrival. The
    sender's RSS is sampled before the backlog, with the backlog held, and after the
    drain, to check that a backlog costs no memory (delivery is a cursor, not a queue).
 3. **Replication lag**, three nodes, as in 1 (two peers; the worst peer counts).
@@ -572,10 +574,15 @@ async def _one(db_url: str, sql: str) -> Any:
 
 
 async def backlog_run(
-    nodes: dict[str, NodeProc], key: PrivateKey, s: Settings, out: dict[str, Any]
+    nodes: dict[str, NodeProc],
+    key: PrivateKey,
+    s: Settings,
+    out: dict[str, Any],
+    pg: EmbeddedPostgres,
 ) -> None:
     """Backlog drain on a running federation: its first peer is stopped, ``s.backlog``
-    items pushed and held, the peer restarted; writes ``out["backlog"]``."""
+    items pushed and held, the peer restarted; writes ``out["backlog"]``, with the CPU
+    per item drained of each role from the restart to the last arrival."""
     count = s.backlog
     hh = nodes[SENDER]
     peer_id = next(n for n in nodes if n != SENDER)
@@ -624,11 +631,13 @@ async def backlog_run(
     w = Watcher(yd.db_url)
     await w.start()
     drain_samples: list[float] = []
+    roles = cpu_roles(pg, nodes)
     try:
         yd.start()
         t_restart = time.monotonic()
         await yd.ready(all_workers=False)  # it answers: it can take items
         t_ready = time.monotonic()
+        cpu0 = {r: f() for r, f in roles.items()}
         await yd.ready()  # every worker listens
         t_all = time.monotonic()
         deadline = time.monotonic() + s.drain_timeout_s
@@ -636,6 +645,7 @@ async def backlog_run(
             await asyncio.sleep(0.1)
             drain_samples.append(hh.rss_mb())
         t_done = time.monotonic()
+        cpu_drain = {r: f() - cpu0[r] for r, f in roles.items()}
         arrived = [w.seen[i] for i in ids if i in w.seen]
     finally:
         await w.stop()
@@ -672,6 +682,9 @@ async def backlog_run(
         "drain_items_per_s_first_to_last_arrival": round(len(arrived) / span, 1)
         if span == span and span > 0
         else None,
+        "drain_cpu_us_per_item": {
+            r: round(v * 1e6 / max(1, len(arrived)), 1) for r, v in cpu_drain.items()
+        },
         "sender_pushed_total": pushed,
         "peer_pulled_total": pulled,
         "sender_rss_mb_before": round(rss_before, 1),
@@ -689,7 +702,8 @@ async def backlog_run(
         f"({b['drain_items_per_s_from_restart']} items/s; "
         f"{b['drain_items_per_s_from_ready']} items/s "
         f"once the peer was ready); sender RSS {b['sender_rss_mb_before']} → "
-        f"{b['sender_rss_mb_with_backlog']} → {b['sender_rss_mb_after']} MB"
+        f"{b['sender_rss_mb_with_backlog']} → {b['sender_rss_mb_after']} MB; CPU µs "
+        f"per item: {b['drain_cpu_us_per_item']}"
     )
 
 
@@ -699,7 +713,7 @@ async def measure_backlog(
     """:func:`backlog_run` on a two-node federation started for it."""
     nodes, key = await federation(pg, work, TWO_NODES, workers=s.workers)
     try:
-        await backlog_run(nodes, key, s, out)
+        await backlog_run(nodes, key, s, out, pg)
     finally:
         stop_all(nodes)
         close_relays(nodes)
@@ -746,7 +760,7 @@ async def run_all(pg: EmbeddedPostgres, work: Path, s: Settings) -> dict[str, An
             lap(f"lag {n} nodes")
             if n == 2:  # the backlog on the same two nodes
                 try:
-                    await backlog_run(nodes, key, s, res)
+                    await backlog_run(nodes, key, s, res, pg)
                 except Exception as exc:
                     failed("backlog drain", exc)
                 lap("backlog")

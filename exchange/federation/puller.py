@@ -22,13 +22,18 @@ the rest to them; and each page request tells the peer how far this node has eve
 (``after``), so the peer's pushes skip what was pulled. A node that comes back catches up
 by pulling: until a page comes empty (a round ends with one) the peer holds its pushes
 back (they would carry the same items), then pushes go on from where the pull ended.
+
+A backlog is pulled at the pace of the helper processes, not of one event loop: the
+next page is fetched and checked while this one is stored, and a page's signatures are
+checked by every helper, each taking a share (:meth:`~exchange.service.ingest.Ingestor.push_delivered`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from exchange.client import ExchangeClient
 from exchange.errors import ExchangeError
@@ -36,10 +41,14 @@ from exchange.service.loop import BackgroundLoop
 
 if TYPE_CHECKING:
     from exchange.node import Node
+    from exchange.service.ingest import Outcome, VerifiedItem
 
 __all__ = ["Puller"]
 
 _log = logging.getLogger(__name__)
+
+Page = tuple[int, list["VerifiedItem | Outcome"]]
+"""A fetched page: its ``next_cursor`` and each item's checks."""
 
 
 class Puller(BackgroundLoop):
@@ -93,31 +102,62 @@ class Puller(BackgroundLoop):
         async with ExchangeClient(
             url, key=self.node.key, timeout=self.timeout, lean=True
         ) as client:
-            for n in range(max_pages):
-                row = await fed.store.peer(peer)
-                if row is not None and row.pull_cursor > cursor:
-                    if n > 0:
-                        break  # pushes are delivering meanwhile: leave the rest to them
-                    cursor = row.pull_cursor
-                page = await client.request(
-                    "GET", "/v1/federation/log", params={"after": cursor, "limit": 500}
+            reader = fed.node_reader(peer)
+
+            async def fetch(after: int) -> Page:
+                """A page, its site records taken in and its items checked."""
+                page: dict[str, Any] = await client.request(
+                    "GET", "/v1/federation/log", params={"after": after, "limit": 1000}
                 )
                 await fed.accept_site_records(page.get("site_records", []), peer)
                 objs = [env["signed"] for env in page.get("items", [])]
-                if objs:
-                    outcomes = await self.node.ingestor.push(
-                        objs, fed.node_reader(peer), origin=peer
+                checked = (
+                    await self.node.ingestor.check_delivered(
+                        objs,
+                        reader,
+                        origin=peer,
+                        max_depth=self.node.config.limits.max_depth,
                     )
-                    bad = [
-                        o for o in outcomes if o.error is not None and o.error.retryable
-                    ]
-                    if bad:
-                        return stored  # do not advance past what could not be stored
-                    stored += sum(1 for o in outcomes if o.status == "accepted")
-                nxt = int(page.get("next_cursor", cursor))
-                if nxt <= cursor:
-                    break
-                await fed.store.pull_done(peer, nxt, len(objs))
-                cursor = nxt
+                    if objs
+                    else []
+                )
+                return int(page.get("next_cursor", after)), checked
+
+            # The next page is fetched and checked while this one is stored.
+            ahead: asyncio.Task[Page] | None = None
+            try:
+                for n in range(max_pages):
+                    row = await fed.store.peer(peer)
+                    if row is not None and row.pull_cursor > cursor:
+                        if n > 0:
+                            break  # pushes are delivering meanwhile: leave the rest to them
+                        cursor = row.pull_cursor
+                    nxt, checked = await (ahead if ahead is not None else fetch(cursor))
+                    ahead = None
+                    if nxt > cursor and n + 1 < max_pages:
+                        ahead = asyncio.ensure_future(fetch(nxt))
+                    if checked:
+                        outcomes = await self.node.ingestor.commit_checked(
+                            checked, reader, peer
+                        )
+                        bad = [
+                            o
+                            for o in outcomes
+                            if o.error is not None and o.error.retryable
+                        ]
+                        if bad:
+                            return (
+                                stored  # do not advance past what could not be stored
+                            )
+                        stored += sum(1 for o in outcomes if o.status == "accepted")
+                    if nxt <= cursor:
+                        break
+                    await fed.store.pull_done(peer, nxt, len(checked))
+                    cursor = nxt
+            finally:
+                if ahead is not None:
+                    ahead.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await ahead
         self._seen[peer] = cursor
         return stored

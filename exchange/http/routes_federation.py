@@ -79,7 +79,9 @@ async def batch(request: web.Request) -> web.Response:
                     "site_records_wanted": wanted,
                 }
             )
-    outcomes = await node.ingestor.push(doc["items"], reader, origin=reader.id)
+    outcomes = await node.ingestor.push_delivered(
+        doc["items"], reader, origin=reader.id, max_depth=node.config.limits.max_depth
+    )
     if log_range is not None and not any(
         o.error is not None and o.error.retryable for o in outcomes
     ):

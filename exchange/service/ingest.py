@@ -23,6 +23,7 @@ on one database take turns, so indexes stay gap-free across workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -127,6 +128,14 @@ class _Pending:
     future: asyncio.Future[list[tuple[str, int]]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+
+
+def _log_start_failure(task: asyncio.Task[ProcessPoolExecutor]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _log.warning(
+            "the item-check helpers did not start (%s); checking on the event loop",
+            task.exception(),
+        )
 
 
 class GroupCommitter:
@@ -312,6 +321,8 @@ class Ingestor:
         self.helper_timeout_s = 60.0  # one body; a helper that takes longer is given up
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = asyncio.Lock()
+        self._pool_start: asyncio.Task[ProcessPoolExecutor] | None = None
+        self.helper_checked = 0  # items whose CPU checks ran in a helper process
         self.federation = federation
         self.activity = activity
         self.metrics = metrics
@@ -506,6 +517,87 @@ class Ingestor:
             checked, pusher, "local", before_commit
         )
 
+    async def push_delivered(
+        self,
+        objs: Sequence[Any],
+        pusher: Reader,
+        *,
+        origin: str,
+        max_depth: int,
+    ) -> list[Outcome]:
+        """:meth:`push` for items a peer delivered (its batch or a catch-up page):
+        :meth:`check_delivered`, then :meth:`commit_checked`."""
+        checked = await self.check_delivered(
+            objs, pusher, origin=origin, max_depth=max_depth
+        )
+        return await self.commit_checked(checked, pusher, origin)
+
+    async def check_delivered(
+        self,
+        objs: Sequence[Any],
+        pusher: Reader,
+        *,
+        origin: str,
+        max_depth: int,
+    ) -> list[VerifiedItem | Outcome]:
+        """Every check of items a peer delivered; nothing is stored.
+
+        A large delivery is checked in the helper processes, split so that each helper
+        takes a share (a peer's backlog arrives one page or batch at a time, and its
+        signatures would otherwise be checked on one core); a small one on the event
+        loop. Both give the same outcomes.
+        """
+        checked: list[VerifiedItem | Outcome] | None = None
+        if self.verify_processes and objs and self._helpers_ready():
+            n = len(objs)
+            parts = max(1, min(self.verify_processes, n // 64))
+            step = -(-n // parts)
+            bodies = [
+                orjson.dumps({"items": list(objs[i : i + step])})
+                for i in range(0, n, step)
+            ]
+            if sum(map(len, bodies)) >= self.offload_min_bytes:
+                done = await asyncio.gather(
+                    *(
+                        self._checked_in_helper(b, pusher, origin, max_depth, step)
+                        for b in bodies
+                    ),
+                    return_exceptions=True,
+                )
+                for d in done:  # a share cancelled by a failed helper: check inline
+                    if isinstance(d, BaseException) and not isinstance(
+                        d, asyncio.CancelledError
+                    ):
+                        raise d
+                if all(isinstance(d, tuple) for d in done):
+                    checked = [c for d in done if isinstance(d, tuple) for c in d[1]]
+                    self.helper_checked += len(checked)
+        if checked is None:
+            checked = await self.verify(objs, pusher, origin=origin)
+        return checked
+
+    async def commit_checked(
+        self, checked: list[VerifiedItem | Outcome], pusher: Reader, origin: str
+    ) -> list[Outcome]:
+        """Commit what :meth:`check_delivered` verified; one outcome per entry."""
+        return await self._commit_checked(checked, pusher, origin)
+
+    def _helpers_ready(self) -> bool:
+        """Whether the helper pool runs; if not, start it in the background (a delivery
+        is checked inline meanwhile rather than wait the helpers' start-up)."""
+        if self._pool is not None:
+            return True
+        if self._pool_start is None or self._pool_start.done():
+            self._pool_start = asyncio.create_task(self._ensure_pool())
+            self._pool_start.add_done_callback(_log_start_failure)
+        return False
+
+    async def _ensure_pool(self) -> ProcessPoolExecutor:
+        async with self._pool_lock:  # concurrent first pushes start one pool
+            if self._pool is None:
+                self._pool = await start_helper_pool(self.verify_processes)
+            return self._pool
+
     async def _push_offloaded(
         self,
         body: bytes,
@@ -515,12 +607,34 @@ class Ingestor:
         before_commit: Callable[[], Awaitable[None]] | None,
     ) -> tuple[bool, list[Outcome]] | None:
         """:meth:`push_body` with the CPU checks in a helper; None: do it inline."""
+        done = await self._checked_in_helper(
+            body, pusher, "local", max_depth, max_batch
+        )
+        if done is None:
+            return None
+        is_batch, out = done
+        self.helper_checked += len(out)
+        return is_batch, await self._commit_checked(out, pusher, "local", before_commit)
+
+    async def _checked_in_helper(
+        self,
+        body: bytes,
+        pusher: Reader,
+        origin: str,
+        max_depth: int,
+        max_batch: int,
+    ) -> tuple[bool, list[VerifiedItem | Outcome]] | None:
+        """A push body's checks: the CPU half in a helper process, then the rules that
+        need the node's state. None: check it on the event loop instead (a helper
+        failed, or items name keys found only by parsing).
+
+        Raises:
+            ExchangeError: the body as a whole is refused.
+        """
         cands = key_ids_in(body)
         keys = await self.sites.keys(sorted(cands)) if cands else {}
         now = datetime.now(UTC)
-        async with self._pool_lock:  # concurrent first pushes start one pool
-            if self._pool is None:
-                self._pool = await start_helper_pool(self.verify_processes)
+        pool = await self._ensure_pool()
         job = functools.partial(
             check_body,
             body,
@@ -534,7 +648,7 @@ class Ingestor:
         )
         try:
             kind, res = await asyncio.wait_for(
-                asyncio.get_running_loop().run_in_executor(self._pool, job),
+                asyncio.get_running_loop().run_in_executor(pool, job),
                 timeout=self.helper_timeout_s,
             )
         except (BrokenProcessPool, TimeoutError) as exc:
@@ -542,10 +656,13 @@ class Ingestor:
                 "an item-check helper failed (%s); checking on the event loop",
                 type(exc).__name__,
             )
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
             return None
         if kind == "error":
+            if origin != "local":
+                return None  # a delivery: the inline path refuses item by item
             raise error_from(res)
         if kind == "keys":
             return None  # a key id spelt with escapes: the inline path looks it up
@@ -564,7 +681,7 @@ class Ingestor:
                         None,
                         pusher,
                         now,
-                        "local",
+                        origin,
                         known_sites,
                         known_circles,
                         pre=(c.key, c.trust_error),
@@ -572,10 +689,13 @@ class Ingestor:
                 )
             except ExchangeError as err:
                 out.append(self._refuse(p.id, err))
-        return is_batch, await self._commit_checked(out, pusher, "local", before_commit)
+        return is_batch, out
 
     async def stop(self) -> None:
-        """End the helper processes."""
+        """End the helper processes (once a background start has finished)."""
+        if self._pool_start is not None and not self._pool_start.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._pool_start), 30)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

@@ -189,3 +189,63 @@ async def test_key_id_spelt_with_escapes_is_checked_inline(node_factory: Any) ->
         off, "POST", "/v1/items", body, signer=off.keys["huaibei-duji"]
     )
     assert status == 200 and res["accepted"] == 1, res
+
+
+@pytest.mark.parametrize("with_float", [False, True])
+async def test_delivered_items_same_outcomes_inline_and_in_helper_shares(
+    node_factory: Any, with_float: bool
+) -> None:
+    """A peer's delivery (catch-up page or batch) large enough to be split among the
+    helpers gives, item by item and in order, the outcomes of the inline checks; an
+    object the strict parser refuses as a whole (a float) sends the delivery inline."""
+    from exchange.core.trust import Reader
+
+    off, inline = await _pair(node_factory)
+    duji = off.keys["huaibei-duji"]
+    objs: list[Any] = _mixed_batch(duji, off.keys["suzhou-wuzhong"])
+    objs += [sign_item(_item(100 + n), duji) for n in range(120)]
+    if with_float:
+        objs.insert(40, {**sign_item(_item(99), duji), "weight": 0.5})
+    assert len(objs) >= 2 * 64  # two shares, one per helper
+    await off.node.ingestor._ensure_pool()  # started: deliveries go to the helpers
+    outcomes = []
+    for n in (off, inline):
+        ing = n.node.ingestor
+        checked = await ing.check_delivered(
+            objs, Reader("site", "huaibei-duji"), origin="yangtze-delta", max_depth=32
+        )
+        assert await n.node.items.size() == 0  # checking stores nothing
+        done = await ing.commit_checked(
+            checked, Reader("site", "huaibei-duji"), "yangtze-delta"
+        )
+        outcomes.append([(o.status, o.id, o.error and o.error.code) for o in done])
+        outcomes.append([o.error and o.error.message for o in done])
+    assert outcomes[0] == outcomes[2] and outcomes[1] == outcomes[3]
+    assert len(outcomes[0]) == len(objs)
+    assert sum(1 for s, *_ in outcomes[0] if s == "accepted") == 126
+    assert off.node.ingestor._pool is not None and inline.node.ingestor._pool is None
+    assert off.node.ingestor.helper_checked == (0 if with_float else len(objs))
+    assert inline.node.ingestor.helper_checked == 0
+
+
+async def test_a_delivery_before_the_helpers_run_is_checked_inline_meanwhile(
+    node_factory: Any,
+) -> None:
+    """The first delivery does not wait for the helpers to start: it is checked on the
+    event loop while they start, and later ones go to them."""
+    from exchange.core.trust import Reader
+
+    off, _ = await _pair(node_factory)
+    duji = off.keys["huaibei-duji"]
+    ing = off.node.ingestor
+    reader = Reader("site", "huaibei-duji")
+    first = [sign_item(_item(n), duji) for n in range(130)]
+    assert ing._pool is None
+    done = await ing.push_delivered(first, reader, origin="yangtze-delta", max_depth=32)
+    assert [o.status for o in done] == ["accepted"] * 130
+    assert ing.helper_checked == 0
+    await ing._ensure_pool()
+    later = [sign_item(_item(200 + n), duji) for n in range(130)]
+    done = await ing.push_delivered(later, reader, origin="yangtze-delta", max_depth=32)
+    assert [o.status for o in done] == ["accepted"] * 130
+    assert ing.helper_checked == 130
