@@ -102,8 +102,6 @@ class Puller(BackgroundLoop):
         async with ExchangeClient(
             url, key=self.node.key, timeout=self.timeout, lean=True
         ) as client:
-            reader = fed.node_reader(peer)
-
             async def fetch(after: int) -> Page:
                 """A page, its site records taken in and its items checked."""
                 page: dict[str, Any] = await client.request(
@@ -114,7 +112,7 @@ class Puller(BackgroundLoop):
                 checked = (
                     await self.node.ingestor.check_delivered(
                         objs,
-                        reader,
+                        fed.node_reader(peer),
                         origin=peer,
                         max_depth=self.node.config.limits.max_depth,
                     )
@@ -138,7 +136,7 @@ class Puller(BackgroundLoop):
                         ahead = asyncio.ensure_future(fetch(nxt))
                     if checked:
                         outcomes = await self.node.ingestor.commit_checked(
-                            checked, reader, peer
+                            checked, fed.node_reader(peer), peer
                         )
                         bad = [
                             o
