@@ -102,6 +102,7 @@ class Puller(BackgroundLoop):
         async with ExchangeClient(
             url, key=self.node.key, timeout=self.timeout, lean=True
         ) as client:
+
             async def fetch(after: int) -> Page:
                 """A page, its site records taken in and its items checked."""
                 page: dict[str, Any] = await client.request(

@@ -300,6 +300,8 @@ class Ingestor:
         future_skew: Allowed clock skew for ``created_at``.
     """
 
+    INLINE_SLICE = 50  # items a delivery checked on the event loop takes at a time
+
     def __init__(
         self,
         db: Database,
@@ -573,7 +575,15 @@ class Ingestor:
                     checked = [c for d in done if isinstance(d, tuple) for c in d[1]]
                     self.helper_checked += len(checked)
         if checked is None:
-            checked = await self.verify(objs, pusher, origin=origin)
+            # In slices, so that a large delivery checked here (no helpers, or not
+            # started yet) holds the event loop for a few milliseconds at a time, not
+            # for the whole page.
+            checked = []
+            for i in range(0, len(objs), self.INLINE_SLICE):
+                checked += await self.verify(
+                    objs[i : i + self.INLINE_SLICE], pusher, origin=origin
+                )
+                await asyncio.sleep(0)
         return checked
 
     async def commit_checked(
