@@ -693,6 +693,8 @@ async def measure_federation(
             "drain_items_per_s_first_to_last_arrival"
         ]
         node["backlog_peer_start_s"] = b["peer_start_seconds"]
+        for role, us in (b.get("drain_cpu_us_per_item") or {}).items():
+            node[f"backlog_drain_cpu_us_per_item_{role}"] = us
         node["rss_mb_backlog_before"] = b["sender_rss_mb_before"]
         node["rss_mb_backlog"] = b["sender_rss_mb_with_backlog"]
         node["rss_mb_backlog_after"] = b["sender_rss_mb_after"]
@@ -873,6 +875,12 @@ ROWS += [
         "backlog drain items/s (peer restart → all in)",
         "node.backlog_drain_items_per_s_from_restart",
         ratio="limits.pipeline_items_per_s",
+    ),
+    _r(
+        "  CPU µs/item drained: peer / sender / PostgreSQL",
+        "node.backlog_drain_cpu_us_per_item_peers",
+        "node.backlog_drain_cpu_us_per_item_sender",
+        "node.backlog_drain_cpu_us_per_item_postgresql",
     ),
     _r("RSS MB node idle", "node.rss_mb_idle"),
     _r("RSS MB node under load", "node.rss_mb_load"),
