@@ -23,6 +23,10 @@ the rest to them; and each page request tells the peer how far this node has eve
 by pulling: until a page comes empty (a round ends with one) the peer holds its pushes
 back (they would carry the same items), then pushes go on from where the pull ended.
 
+One process per database pulls (the holder of :data:`PULL_LOCK_KEY`, on its own
+connection, as the log writer): with ``--workers``, every worker pulling would fetch and
+check each page once per worker.
+
 A backlog is pulled at the pace of the helper processes, not of one event loop: the
 next page is fetched and checked while this one is stored, and a page's signatures are
 checked by every helper, each taking a share (:meth:`~exchange.service.ingest.Ingestor.push_delivered`).
@@ -33,19 +37,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import TYPE_CHECKING, Any
+
+import asyncpg
 
 from exchange.client import ExchangeClient
 from exchange.errors import ExchangeError
-from exchange.service.loop import BackgroundLoop
+from exchange.service.loop import BackgroundLoop, run_as_leader
 
 if TYPE_CHECKING:
     from exchange.node import Node
     from exchange.service.ingest import Outcome, VerifiedItem
 
-__all__ = ["Puller"]
+__all__ = ["PULL_LOCK_KEY", "Puller"]
 
 _log = logging.getLogger(__name__)
+
+PULL_LOCK_KEY = 0x45585055  # "EXPU": one catch-up puller per database
 
 Page = tuple[int, list["VerifiedItem | Outcome"]]
 """A fetched page: its ``next_cursor`` and each item's checks."""
@@ -59,11 +68,26 @@ class Puller(BackgroundLoop):
         self.interval = node.config.federation.pull_interval_ms / 1000
         self.timeout = node.config.federation.request_timeout_s
         self.task_name = "federation-puller"
+        self.leading = False  # this process holds PULL_LOCK_KEY and runs the rounds
         # Per peer: the pull cursor as the last round left it.
         self._seen: dict[str, int] = {}
 
     async def _run(self) -> None:
-        while True:
+        await run_as_leader(
+            self.node.db.url,
+            PULL_LOCK_KEY,
+            self._pull_loop,
+            name="catch-up puller",
+            app_name=f"exchange-pull-{self.node.id}-{os.getpid()}",
+            on_change=self._lead,
+        )
+
+    def _lead(self, leading: bool) -> None:
+        self.leading = leading
+
+    async def _pull_loop(self, conn: asyncpg.Connection) -> None:
+        """The leader's rounds, while its lock connection lasts."""
+        while not conn.is_closed():
             try:
                 await self.pull_all()
             except asyncio.CancelledError:

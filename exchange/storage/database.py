@@ -89,9 +89,10 @@ async def ensure_database(url: str) -> None:
 
 RELAXED_POOL = 4
 """Connections of the small ``synchronous_commit = off`` pool (request nonces)."""
-FIXED_CONNECTIONS = 6
+FIXED_CONNECTIONS = 7
 """Dedicated connections of a serving process besides its pools: the notifier, the log
-writer's and the indexer's leader locks, the push and webhook key locks, one spare."""
+writer's, the indexer's and the catch-up puller's leader locks, the push and webhook key
+locks, one spare."""
 _HEADROOM = 3  # operator commands (exchange site add ...) and psql
 
 
