@@ -73,8 +73,10 @@ class Puller(BackgroundLoop):
         self._seen: dict[str, int] = {}
 
     async def _run(self) -> None:
+        db = self.node.db
+        assert db is not None
         await run_as_leader(
-            self.node.db.url,
+            db.url,
             PULL_LOCK_KEY,
             self._pull_loop,
             name="catch-up puller",

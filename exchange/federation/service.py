@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,9 +41,13 @@ if TYPE_CHECKING:
     from exchange.node import Node
     from exchange.storage.directory import SiteRecordRow
 
-__all__ = ["Federation", "parse_pinned_keys"]
+__all__ = ["PULL_CHANNEL", "Federation", "parse_pinned_keys"]
 
 _log = logging.getLogger(__name__)
+
+PULL_CHANNEL = "exchange_peer_pulls"
+"""Notifications ``"1 <peer>"`` (it pulls pages from us) and ``"0 <peer>"`` (its pull
+reached the end), so the worker that pushes to it holds back, whichever one served."""
 
 
 def parse_pinned_keys(entries: list[str]) -> dict[str, PublicKey]:
@@ -80,8 +85,9 @@ class Federation:
         self.pinned = parse_pinned_keys(node.config.federation.roster_keys)
         self.view: RosterView | None = None
         self._wakers: set[asyncio.Event] = set()
-        # Per peer, in this process: when it last pulled a page of ours that was not
-        # empty (it is catching up by pulling: the sender holds its pushes back).
+        # Per peer: when it last pulled a page of ours that was not empty (it is
+        # catching up by pulling: the sender holds its pushes back). Every worker
+        # hears of it (mark_pulling notifies on PULL_CHANNEL).
         self.pulling_since: dict[str, float] = {}
         self._listen: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
@@ -377,13 +383,43 @@ class Federation:
         for ev in self._wakers:
             ev.set()
 
+    async def mark_pulling(self, peer: str, pulling: bool) -> None:
+        """Note that ``peer`` is catching up by pulling pages from us (its sender holds
+        its pushes back) or that its pull reached the end (pushes go on at once), in
+        this process and, through a notification, in every worker of this node."""
+        self._set_pulling(peer, pulling)
+        async with self.store.db.pool.acquire() as c:
+            await c.execute(
+                "SELECT pg_notify($1, $2)", PULL_CHANNEL, f"{int(pulling)} {peer}"
+            )
+
+    def _set_pulling(self, peer: str, pulling: bool) -> None:
+        if pulling:
+            self.pulling_since[peer] = time.monotonic()
+        elif self.pulling_since.pop(peer, None) is not None:
+            self.wake_all()
+
+    def _on_pull_note(self, payload: str) -> None:
+        flag, _, peer = payload.partition(" ")
+        if peer:  # "" is the notifier's nudge after a reconnect
+            self._set_pulling(peer, flag == "1")
+
     def start_listener(self) -> None:
         """Wake the peer senders on every new item (through the node's notifier), and
-        every 2 s anyway (retries and catch-up)."""
+        every 2 s anyway (retries and catch-up); hear which peers pull (any worker)."""
         if self._listen is None:
-            self._unsubscribe = self.node.notifier.subscribe(
+            items = self.node.notifier.subscribe(
                 "exchange_items", lambda _: self.wake_all()
             )
+            pulls = self.node.notifier.subscribe(
+                PULL_CHANNEL, self._on_pull_note, nudge=False
+            )
+
+            def unsubscribe() -> None:
+                items()
+                pulls()
+
+            self._unsubscribe = unsubscribe
             self._listen = asyncio.create_task(
                 self._nudge_loop(), name="federation-nudge"
             )

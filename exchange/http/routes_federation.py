@@ -171,9 +171,9 @@ async def log(request: web.Request) -> web.Response:
         reader, after, limit, 4 << 20
     )
     records = await node.federation.local_site_records(authors)
-    if not items:  # the caller has everything: pushes go on from its cursor, at once
-        node.federation.pulling_since.pop(reader.id, None)
-        node.federation.wake_all()
+    # Every worker hears it: the one that pushes to the caller may not be this one.
+    # An empty page: the caller has everything; pushes go on from its cursor, at once.
+    await node.federation.mark_pulling(reader.id, bool(items))
     tail = b'],"next_cursor":%d,"site_records":%b}' % (
         max(examined, after),
         orjson.dumps(records),

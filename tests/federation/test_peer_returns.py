@@ -139,3 +139,47 @@ async def test_one_process_per_database_pulls(node_factory: Any) -> None:
     finally:
         await second.puller.stop()
         await second.stop()
+
+
+async def test_every_worker_hears_that_a_peer_is_pulling(node_factory: Any) -> None:
+    """Found by the drain benchmark with ``--workers 2``: the worker that served a
+    returning peer's catch-up pages held its own pushes back, but the worker whose push
+    loop served that peer did not hear of it and pushed the same backlog meanwhile (7,600
+    of 10,000 items pushed while the peer pulled 3,000). The mark now reaches every
+    worker through a notification."""
+    from exchange.client import ExchangeClient
+    from exchange.node import Node
+
+    fed = await build(node_factory, regions=("huaihai", "yangtze-delta"))
+    hh, yd = fed.nodes["huaihai"], fed.nodes["yangtze-delta"]
+    await _push(hh, ["第一条"])
+    second = Node(hh.node.config)  # a second worker of the sender, on its database
+    await second.start(run_migrations=False)
+    try:
+        async with second.serving():
+
+            async def listening() -> bool:
+                return second.notifier.live
+
+            await wait_until(listening, what="the second worker's notifications")
+            async with ExchangeClient(hh.url, key=yd.node.key) as c:
+                page = await c.request(
+                    "GET", "/v1/federation/log", params={"after": -1, "limit": 1}
+                )
+                assert page["items"], page  # a page with items: the peer is pulling
+
+                async def heard() -> bool:
+                    return "yangtze-delta" in second.federation.pulling_since
+
+                await wait_until(heard, what="the second worker to hear of the pull")
+                end = await c.request(
+                    "GET", "/v1/federation/log", params={"after": 2**40, "limit": 1}
+                )
+                assert end["items"] == []  # the end: pushes go on, in every worker
+
+                async def ended() -> bool:
+                    return "yangtze-delta" not in second.federation.pulling_since
+
+                await wait_until(ended, what="the second worker to hear the pull ended")
+    finally:
+        await second.stop()
