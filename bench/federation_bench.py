@@ -25,9 +25,9 @@ database on **one** embedded PostgreSQL (``synchronous_commit`` on, as in produc
    item visible on the peer), the same from the moment the peer answers (is ready;
    with workers, the first one), and the rate from the first to the last arrival; the
    CPU per item drained of each role (sender, peer, PostgreSQL) from ready to the last
-   arrival. The
-   sender's RSS is sampled before the backlog, with the backlog held, and after the
-   drain, to check that a backlog costs no memory (delivery is a cursor, not a queue).
+   arrival. The sender's RSS is sampled before the backlog, with the backlog held, and
+   after the drain, to check that a backlog costs no memory (delivery is a cursor, not a
+   queue).
 3. **Replication lag**, three nodes, as in 1 (two peers; the worst peer counts).
 4. **Crossings**, for each federation of 1 and 3: every node's roster URL is a counting
    TCP relay in this process (the load generator talks to the nodes directly), so all
