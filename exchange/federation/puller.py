@@ -170,10 +170,8 @@ class Puller(BackgroundLoop):
                             for o in outcomes
                             if o.error is not None and o.error.retryable
                         ]
-                        if bad:
-                            return (
-                                stored  # do not advance past what could not be stored
-                            )
+                        if bad:  # do not advance past what could not be stored
+                            return stored
                         stored += sum(1 for o in outcomes if o.status == "accepted")
                     if nxt <= cursor:
                         break

@@ -481,7 +481,7 @@ class Ingestor:
         self, objs: Sequence[Any], pusher: Reader, *, origin: str = "local"
     ) -> list[Outcome]:
         """Verify and commit; one outcome per object, in order."""
-        return await self._commit_checked(
+        return await self.commit_checked(
             await self.verify(objs, pusher, origin=origin), pusher, origin
         )
 
@@ -515,7 +515,7 @@ class Ingestor:
         doc = parse_json(body, max_depth=max_depth, allow_floats=False)
         is_batch, objs = split_push_body(doc, max_batch)
         checked = await self.verify(objs, pusher)
-        return is_batch, await self._commit_checked(
+        return is_batch, await self.commit_checked(
             checked, pusher, "local", before_commit
         )
 
@@ -586,12 +586,6 @@ class Ingestor:
                 await asyncio.sleep(0)
         return checked
 
-    async def commit_checked(
-        self, checked: list[VerifiedItem | Outcome], pusher: Reader, origin: str
-    ) -> list[Outcome]:
-        """Commit what :meth:`check_delivered` verified; one outcome per entry."""
-        return await self._commit_checked(checked, pusher, origin)
-
     def _helpers_ready(self) -> bool:
         """Whether the helper pool runs; if not, start it in the background (a delivery
         is checked inline meanwhile rather than wait the helpers' start-up)."""
@@ -624,7 +618,7 @@ class Ingestor:
             return None
         is_batch, out = done
         self.helper_checked += len(out)
-        return is_batch, await self._commit_checked(out, pusher, "local", before_commit)
+        return is_batch, await self.commit_checked(out, pusher, "local", before_commit)
 
     async def _checked_in_helper(
         self,
@@ -710,14 +704,15 @@ class Ingestor:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    async def _commit_checked(
+    async def commit_checked(
         self,
         checked: list[VerifiedItem | Outcome],
         pusher: Reader,
         origin: str,
         before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> list[Outcome]:
-        """Run the guards on verified items, commit them; one outcome per entry."""
+        """Run the guards on verified items (local pushes), commit them; one outcome
+        per entry (also what :meth:`check_delivered` verified)."""
         if before_commit is not None:
             await before_commit()
         for guard in self.guards if origin == "local" else ():
