@@ -43,6 +43,7 @@ __all__ = [
     "AdapterError",
     "Attachment",
     "Draft",
+    "Names",
     "Poll",
     "RefusedDelivery",
     "Sink",
@@ -162,6 +163,28 @@ class Poll:
     problems: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Names:
+    """Display names of sites and circles, for what a person reads (a sink's documents
+    and mails show 淮北市杜集区人大常委会, not ``huaibei-duji``).
+
+    The runner fills them on every pull pass from what it verified: site names from the
+    site records their home nodes signed, circle names from the signed roster. An id
+    with no verified name is shown as it is.
+    """
+
+    sites: dict[str, str] = field(default_factory=dict)
+    circles: dict[str, str] = field(default_factory=dict)
+
+    def site(self, site_id: str) -> str:
+        """The site's name (its id when no name is known)."""
+        return self.sites.get(site_id) or site_id
+
+    def circle(self, circle_id: str) -> str:
+        """The circle's name (its id when no name is known)."""
+        return self.circles.get(circle_id) or circle_id
+
+
 @dataclass(frozen=True)
 class AdapterContext:
     """What the runner hands an adapter.
@@ -172,12 +195,15 @@ class AdapterContext:
         log: The adapter's logger.
         base_dir: The folder of ``site.toml``: relative paths in the adapter's
             config are resolved against it.
+        names: Names of sites and circles, kept current by the runner (sinks show
+            them in what people read).
     """
 
     site_id: str
     data_dir: Path
     log: logging.Logger
     base_dir: Path = Path(".")
+    names: Names = field(default_factory=Names)
 
     def path(self, value: str | Path) -> Path:
         """A config path, resolved against :attr:`base_dir` when relative."""

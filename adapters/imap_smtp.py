@@ -68,8 +68,9 @@ from adapters.extract.fields import (
     shape_item,
 )
 from adapters.extract.mail import imap_utf7, parse_mail
-from adapters.extract.readable import item_text, kind_label
+from adapters.extract.readable import item_text
 from adapters.sentlog import SentLog
+from schemas.labels import kind_label as _kind_name
 
 __all__ = ["ImapSource", "ImapSourceConfig", "SmtpSink", "SmtpSinkConfig"]
 
@@ -379,11 +380,13 @@ class SmtpSink:
 
     def _single(self, signed: dict[str, Any], envelope: dict[str, Any]) -> EmailMessage:
         item = signed.get("item", {})
-        kind = kind_label(str(item.get("kind", ""))).split(" (")[0]
+        kind = _kind_name(str(item.get("kind", "")))
         subject = f"{self.config.subject_prefix}{kind}：{item.get('title', '')}"
         msg = self._base(subject, f"<{_short(envelope['id'])}.item@{self._domain()}>")
         msg.set_content(
-            item_text(item, item_id=envelope["id"]), charset="utf-8", cte="base64"
+            item_text(item, item_id=envelope["id"], names=self.ctx.names),
+            charset="utf-8",
+            cte="base64",
         )
         self._attach_signed(msg, signed, envelope["id"])
         return msg
@@ -397,7 +400,11 @@ class SmtpSink:
         for n, e in enumerate(entries, 1):
             parts.append(f"==== {n}. ====")
             parts.append(
-                item_text(e["signed"].get("item", {}), item_id=e["envelope"]["id"])
+                item_text(
+                    e["signed"].get("item", {}),
+                    item_id=e["envelope"]["id"],
+                    names=self.ctx.names,
+                )
             )
         msg.set_content("\n".join(parts), charset="utf-8", cte="base64")
         for e in entries:

@@ -73,6 +73,7 @@ from .base import (
     AdapterContext,
     AdapterError,
     Draft,
+    Names,
     RefusedDelivery,
     Sink,
     Source,
@@ -224,6 +225,7 @@ class Runner:
         self._client: ExchangeClient | None = None
         self._wake_push = asyncio.Event()
         self._trust: Trust | None = None
+        self.names = Names()  # shared by every sink; the trust refresh fills it
 
     # -- lifecycle ----------------------------------------------------------------------
     def load_key(self) -> PrivateKey:
@@ -260,6 +262,7 @@ class Runner:
                     data / "adapters" / name,
                     logging.getLogger(f"adapters.{name}"),
                     self.config.base_dir,
+                    self.names,
                 )
                 adapter = load_adapter(table, ctx, role=role, index=i)  # type: ignore[arg-type]
                 st = AdapterState(name, str(table["type"]), role)
@@ -418,6 +421,7 @@ class Runner:
                 self.states,
                 self.config.site.roster_keys,
                 self.config.data_path / "state",
+                names=self.names,
             )
         return self._trust
 

@@ -345,10 +345,13 @@ class FolderSink:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if self.config.format == "docx":
-                atomic_write(folder / f"{hexid}.docx", to_docx(item, envelope))
+                atomic_write(
+                    folder / f"{hexid}.docx", to_docx(item, envelope, self.ctx.names)
+                )
             else:
                 atomic_write(
-                    folder / f"{hexid}.md", to_markdown(item, envelope).encode("utf-8")
+                    folder / f"{hexid}.md",
+                    to_markdown(item, envelope, self.ctx.names).encode("utf-8"),
                 )
             atomic_write(
                 target, json.dumps(signed, ensure_ascii=False, indent=2).encode("utf-8")

@@ -51,7 +51,7 @@ from exchange.core.signing import (
 from exchange.errors import ExchangeError, NotFound, VerificationError
 from schemas.roster import SiteRecord
 
-from .base import AdapterError
+from .base import AdapterError, Names
 from .spool import StateFiles
 
 __all__ = ["Trust", "TrustError", "TrustedKey", "parse_key_entries"]
@@ -117,6 +117,8 @@ class Trust:
         states: The runner's state files (``trust.json`` lives there).
         roster_keys: ``[site] roster_keys`` from ``site.toml`` (may be empty).
         where: The state folder, for messages.
+        names: Filled on every refresh with the names of the sites whose records
+            verified and of the roster's circles (what sinks show people).
     """
 
     def __init__(
@@ -125,8 +127,11 @@ class Trust:
         states: StateFiles,
         roster_keys: list[str],
         where: Path,
+        *,
+        names: Names | None = None,
     ) -> None:
         self.client = client
+        self.names = names if names is not None else Names()
         self.states = states
         self.configured = parse_key_entries(roster_keys, "site.roster_keys")
         self.where = where / f"{_STATE}.json"
@@ -243,12 +248,14 @@ class Trust:
         )
         problems: list[str] = []
         keys: dict[str, TrustedKey] = {}
+        sites: dict[str, str] = {}
         for signed in (doc or {}).get("records") or []:
             try:
                 rec = self._record(signed, pinned)
             except (ExchangeError, ValueError) as exc:
                 problems.append(str(getattr(exc, "message", exc))[:300])
                 continue
+            sites[rec.id] = rec.name
             for k in rec.keys:
                 if k.owner != rec.id:
                     continue
@@ -258,6 +265,10 @@ class Trust:
                     _when(k.revoked_at),
                 )
         self.keys = keys
+        self.names.sites = sites
+        self.names.circles = (
+            {c.id: c.name for c in self.view.roster.circles} if self.view else {}
+        )
         self._pinned = pinned
         self.stale = False
         return problems

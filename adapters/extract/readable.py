@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .render import item_blocks, kind_label
+from adapters.base import Names
+
+from .render import audience_names, author_name, item_blocks, kind_label
 
 __all__ = ["item_text", "kind_label"]
 
@@ -25,25 +27,31 @@ def _one_line(cell: str) -> str:
     )
 
 
-def item_text(item: dict[str, Any], *, item_id: str = "") -> str:
+def item_text(
+    item: dict[str, Any], *, item_id: str = "", names: Names | None = None
+) -> str:
     """The item as plain text: header lines, then each body field under its label.
 
     Args:
         item: The (verified) item object.
         item_id: Its id, shown in the header when given.
+        names: Site and circle names (sites and circles are shown by id without).
     """
     lines = [
         str(item.get("title", "")),
         "",
         f"类型 Kind: {kind_label(str(item.get('kind', '')))}",
-        f"作者 Author: {item.get('author', '')}",
+        f"作者 Author: {author_name(item, names)}",
         f"时间 Created: {item.get('created_at', '')}",
     ]
     if item.get("tags"):
         lines.append(f"标签 Tags: {'、'.join(item['tags'])}")
+    audience = audience_names(item, names)
+    if audience:
+        lines.append(f"范围 Audience: {audience}")
     if item_id:
         lines.append(f"编号 Id: {item_id}")
-    for b in item_blocks(item):
+    for b in item_blocks(item, names):
         lines += ["", f"【{b.heading.split(' (')[0]}】", *b.paragraphs]
         lines += [f"{i}. {t}" for i, t in enumerate(b.numbered, 1)]
         for row in b.rows:  # a record: its first cell as a bullet, the rest indented

@@ -12,17 +12,31 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.base import Names
 from exchange.core.present import Block as _Field
 from exchange.core.present import body_blocks
 from schemas.labels import field_label
 from schemas.labels import kind_label as _kind_name
 
-__all__ = ["Block", "item_blocks", "kind_label", "to_docx", "to_markdown"]
+__all__ = [
+    "Block",
+    "audience_names",
+    "author_name",
+    "item_blocks",
+    "kind_label",
+    "to_docx",
+    "to_markdown",
+]
+
+
+def _both(zh: str, en: str) -> str:
+    """A Chinese label with its English one: ``典型案例 (Case study)``."""
+    return zh if not en or en == zh else f"{zh} ({en})"
 
 
 def kind_label(kind: str) -> str:
-    """``典型案例 (case_study)``."""
-    return f"{_kind_name(kind)} ({kind})"
+    """``典型案例 (Case study)``."""
+    return _both(_kind_name(kind), _kind_name(kind, "en"))
 
 
 @dataclass(frozen=True)
@@ -36,8 +50,8 @@ class Block:
     rows: tuple[tuple[str, ...], ...] = ()
 
 
-def _section(f: _Field) -> Block:
-    heading = f"{f.label} ({f.name})"
+def _section(f: _Field, en: str) -> Block:
+    heading = _both(f.label, en)
     v = f.value
     if f.shape == "text":
         return Block(heading, tuple(v))
@@ -89,42 +103,57 @@ def _section(f: _Field) -> Block:
     return Block(heading, (str(v),))
 
 
-def item_blocks(
-    item: dict[str, Any], names: dict[str, str] | None = None
-) -> list[Block]:
-    """The sections of an item's body (and summary) in the schema's order.
+def item_blocks(item: dict[str, Any], names: Names | None = None) -> list[Block]:
+    """The sections of an item's body (and summary) in the schema's order, headed by
+    their Chinese and English labels.
 
     Args:
         item: The item object.
-        names: Site id → name, where the caller knows them.
+        names: Site and circle names, where the caller knows them (ids otherwise).
     """
     out: list[Block] = []
     if item.get("summary"):
-        out.append(Block("摘要 (summary)", tuple(str(item["summary"]).split("\n"))))
+        out.append(Block("摘要 (Summary)", tuple(str(item["summary"]).split("\n"))))
     body = item.get("body") or {}
-    out += [
-        _section(f)
-        for f in body_blocks(str(item.get("kind", "")), body, "zh", names=names)
-    ]
+    kind = str(item.get("kind", ""))
+    sites = names.sites if names is not None else {}
+    zh = body_blocks(kind, body, "zh", names=sites)
+    en = body_blocks(kind, body, "en", names=sites)
+    out += [_section(f, e.label) for f, e in zip(zh, en, strict=True)]
     return out
 
 
-def _meta(item: dict[str, Any], envelope: dict[str, Any]) -> list[tuple[str, str]]:
+def author_name(item: dict[str, Any], names: Names | None = None) -> str:
+    """Who wrote the item: the site's name (its id when no name is known)."""
+    author = str(item.get("author", ""))
+    return names.site(author) if names is not None else author
+
+
+def audience_names(item: dict[str, Any], names: Names | None = None) -> str:
+    """The item's circles and sites by name, ``、``-joined ("" when public)."""
+    aud = item.get("audience") or {}
+    n = names if names is not None else Names()
+    return "、".join(
+        [
+            *(n.circle(str(c)) for c in aud.get("circles", [])),
+            *(n.site(str(s)) for s in aud.get("sites", [])),
+        ]
+    )
+
+
+def _meta(
+    item: dict[str, Any], envelope: dict[str, Any], names: Names | None
+) -> list[tuple[str, str]]:
     rows = [
         ("类型 Kind", kind_label(str(item.get("kind", "")))),
-        ("作者 Author", str(item.get("author", ""))),
+        ("作者 Author", author_name(item, names)),
         ("时间 Created", str(item.get("created_at", ""))),
     ]
     if item.get("tags"):
         rows.append(("标签 Tags", "、".join(item["tags"])))
-    aud = item.get("audience") or {}
-    if aud.get("circles") or aud.get("sites"):
-        rows.append(
-            (
-                "范围 Audience",
-                "、".join([*aud.get("circles", []), *aud.get("sites", [])]),
-            )
-        )
+    audience = audience_names(item, names)
+    if audience:
+        rows.append(("范围 Audience", audience))
     rows.append(("编号 Id", str(envelope.get("id", ""))))
     if "index" in envelope:
         rows.append(("日志序号 Log index", str(envelope["index"])))
@@ -142,11 +171,14 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
 
-def to_markdown(item: dict[str, Any], envelope: dict[str, Any]) -> str:
-    """The item as Markdown: title, a metadata table, one section per field."""
+def to_markdown(
+    item: dict[str, Any], envelope: dict[str, Any], names: Names | None = None
+) -> str:
+    """The item as Markdown: title, a metadata table, one section per field; sites
+    and circles by name where ``names`` knows them."""
     lines = [f"# {item.get('title', '')}", "", "| 项目 | 内容 |", "|---|---|"]
-    lines += [f"| {k} | {_md_cell(v)} |" for k, v in _meta(item, envelope)]
-    for b in item_blocks(item):
+    lines += [f"| {k} | {_md_cell(v)} |" for k, v in _meta(item, envelope, names)]
+    for b in item_blocks(item, names):
         lines += ["", f"## {b.heading}", ""]
         lines += (
             [p for para in b.paragraphs for p in (para, "")][:-1]
@@ -167,17 +199,19 @@ def to_markdown(item: dict[str, Any], envelope: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_docx(item: dict[str, Any], envelope: dict[str, Any]) -> bytes:
+def to_docx(
+    item: dict[str, Any], envelope: dict[str, Any], names: Names | None = None
+) -> bytes:
     """The item as a Word document (same content as :func:`to_markdown`)."""
     import docx
 
     doc = docx.Document()
     doc.add_heading(str(item.get("title", "")), level=0)
-    meta = _meta(item, envelope)
+    meta = _meta(item, envelope, names)
     table = doc.add_table(rows=len(meta), cols=2)
     for row, (k, v) in zip(table.rows, meta, strict=True):
         row.cells[0].text, row.cells[1].text = k, v
-    for b in item_blocks(item):
+    for b in item_blocks(item, names):
         doc.add_heading(b.heading, level=1)
         for p in b.paragraphs:
             doc.add_paragraph(p)

@@ -147,7 +147,13 @@ path = "收件箱"
     inbox = tmp_path / "收件箱"
     hexid = pushed["id"].removeprefix("sha256:")
     assert {p.name for p in inbox.iterdir()} == {f"{hexid}.md", f"{hexid}.json"}
-    assert "联合执法检查方案" in (inbox / f"{hexid}.md").read_text(encoding="utf-8")
+    md = (inbox / f"{hexid}.md").read_text(encoding="utf-8")
+    assert "联合执法检查方案" in md
+    # People read names: the author and the partner as their signed site records
+    # name them, never the site ids.
+    assert "| 作者 Author | 徐州市铜山区人大常委会 |" in md
+    assert "淮北市杜集区人大常委会" in md
+    assert "xuzhou-tongshan" not in md and "huaibei-duji" not in md, md
     # The health report, as a monitor in scope sees it.
     token = await rn.add_monitor("huaibei-municipal", circles=("huaihai",))
     async with rn.client(token=token) as c:

@@ -323,12 +323,15 @@ async def test_sink_writes_readable_and_signed_files_idempotently(
     key = doc.pop("_key")
     iid = item_id(doc["item"])
     env = {"index": 7, "id": iid, "received_at": "2021-10-28T10:00:00+00:00"}
+    ctx = _ctx(tmp_path)
     sink = load_adapter(
         {"type": "folder", "name": "inbox", "path": "inbox", "format": fmt},
-        _ctx(tmp_path),
+        ctx,
         role="sink",
     )
     assert isinstance(sink, FolderSink)
+    # What the runner learned from the signed site records (see test_runner.py).
+    ctx.names.sites.update({"xuzhou-tongshan": "徐州市铜山区人大常委会"})
     await sink.deliver(doc, env)
     hexid = iid.removeprefix("sha256:")
     inbox = tmp_path / "inbox"
@@ -338,17 +341,20 @@ async def test_sink_writes_readable_and_signed_files_idempotently(
     if fmt == "md":
         md = (inbox / f"{hexid}.md").read_text(encoding="utf-8")
         assert md.startswith("# 伙伴的经验\n")
-        assert "| 类型 Kind | 联合执法检查方案 (inspection_plan) |" in md
+        assert "| 类型 Kind | 联合执法检查方案 (Joint inspection plan) |" in md
         assert (
-            "## 检查步骤 (phases)" in md
+            "## 检查步骤 (Phases)" in md
             and "| 实地检查 | 2021-11-01 | 2021-11-05 |" in md
         )
+        assert "## 牵头单位 (Lead)\n\n徐州市铜山区人大常委会\n" in md
+        assert "xuzhou-tongshan" not in md
         assert iid in md
     else:
         text = "\n".join(
             p.text for p in docx.Document(inbox / f"{hexid}.docx").paragraphs
         )
-        assert "伙伴的经验" in text and "检查的法律 (law)" in text
+        assert "伙伴的经验" in text and "检查的法律 (Law inspected)" in text
+        assert "徐州市铜山区人大常委会" in text and "xuzhou-tongshan" not in text
     before = {p.name: p.stat().st_mtime_ns for p in inbox.iterdir()}
     await sink.deliver(doc, env)  # again: nothing changes
     assert {p.name: p.stat().st_mtime_ns for p in inbox.iterdir()} == before
