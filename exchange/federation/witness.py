@@ -48,7 +48,12 @@ _log = logging.getLogger(__name__)
 
 
 class Witness(BackgroundLoop):
-    """Witnesses every peer's log and learns how far peers witnessed ours."""
+    """Witnesses every peer's log and learns how far peers witnessed ours.
+
+    Rounds run in the process that writes this node's log (``Sequencer.is_writer``):
+    with ``--workers N`` the peers are asked once per interval, not N times, and a
+    fork is recorded and counted once.
+    """
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -56,8 +61,10 @@ class Witness(BackgroundLoop):
         self.interval = node.config.federation.witness_interval_ms / 1000
         self.timeout = node.config.federation.request_timeout_s
         self._task: asyncio.Task[None] | None = None
+        self.rounds = 0
 
     task_name = "witness"
+    FOLLOW_S = 0.25  # how soon a process that becomes the log writer starts witnessing
 
     def start(self) -> None:
         """Start the loop (the sequencer waits for its first round before signing)."""
@@ -66,9 +73,17 @@ class Witness(BackgroundLoop):
         super().start()
 
     async def _run(self) -> None:
+        # One witness per database: the process whose sequencer writes the log (the
+        # one that signs, and so the one that must learn its floor first). Every
+        # ``--workers`` process runs this loop; the others wait, and take over with
+        # the log writer's lock.
         while True:
+            if not self.node.sequencer.is_writer:
+                await asyncio.sleep(min(self.interval, self.FOLLOW_S))
+                continue
             try:
                 await self.round()
+                self.rounds += 1
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -125,3 +125,53 @@ async def test_restored_node_does_not_sign_behind_what_peers_witnessed(
         refusal, 10, "the log writer to refuse"
     )
     assert await hh.node.log.latest_checkpoint() is None
+
+
+async def test_one_witness_per_database(node_factory: Any) -> None:
+    """Every ``--workers`` process ran its own witness rounds: each peer was asked for
+    its checkpoint and proofs once per worker and interval, and a fork would have been
+    recorded and counted once per worker. Now the process that writes the log (and
+    signs it) witnesses; another process on the same database takes over with the
+    writer's lock."""
+    import asyncio
+
+    from exchange.node import Node
+
+    fed = await build(
+        node_factory,
+        regions=("huaihai", "yangtze-delta"),
+        replicate=False,
+        witness_interval_ms=200,
+    )
+    yd = fed.nodes["yangtze-delta"]
+    second = Node(yd.node.config)  # a second worker of the same node and database
+    await second.start(run_migrations=False)
+    processes = (yd.node, second)
+    try:
+        second.sequencer.start()
+        for n in processes:
+            n.witness.start()
+
+        async def a_writer() -> bool:
+            return any(n.sequencer.is_writer for n in processes)
+
+        await wait_until(a_writer, what="a log writer")
+        await asyncio.sleep(1.5)  # several witness intervals
+        writer = next(n for n in processes if n.sequencer.is_writer)
+        other = next(n for n in processes if n is not writer)
+        assert writer.witness.rounds >= 3
+        assert other.witness.rounds == 0
+        await writer.sequencer.stop()  # its lock goes with its connection
+
+        async def other_witnesses() -> bool:
+            return other.sequencer.is_writer and other.witness.rounds > 0
+
+        await wait_until(other_witnesses, what="the new log writer to witness")
+        assert (await other.witness.round())["huaihai"].startswith(
+            ("cosigned", "no checkpoint yet")
+        )
+    finally:
+        for n in processes:
+            await n.witness.stop()
+        await second.sequencer.stop()
+        await second.stop()
