@@ -13,7 +13,8 @@ wrote. :class:`Trust` keeps, in ``<data_dir>/state/trust.json``:
   those the node announces on first contact, pinned then;
 * the **roster** (``GET /v1/roster``), accepted only if it verifies with the pinned
   roster keys and is not older than the version pinned before; it must name the pinned
-  node with a pinned key.
+  node, and the node keys it names are pinned from then on (a node key rotation the
+  roster announces is followed; the node alone cannot change them).
 
 A partner's key is trusted only from a **site record signed by the site's home node**
 (as the pinned roster names it, with that node's key from the roster), fetched from
@@ -23,8 +24,8 @@ invents a key for a site of another node cannot sign its record, so items signed
 that key are refused. (A node remains authoritative for the keys of its own sites:
 that is the federation's trust model.)
 
-Delete ``trust.json`` to pin again after the operator rotated the node key or the
-roster key (the refusal messages say so).
+Delete ``trust.json`` to pin again after the operator rotated the roster key, or the
+node key of a node without a roster (the refusal messages say so).
 """
 
 from __future__ import annotations
@@ -207,12 +208,16 @@ class Trust:
         node_id = pinned["node"]["id"]
         if view.node(node_id) is None:
             raise self._refuse(f"the roster does not name the pinned node {node_id}")
-        if not set(view.node_keys(node_id)) & set(pinned["node"]["keys"]):
-            raise self._refuse(
-                f"the roster names other keys for {node_id} than the pinned ones"
-            )
-        if roster.version > version:
+        # The roster, signed by the pinned roster keys, is the authority on the node's
+        # keys: a rotation it announces is followed (pinned from now on) instead of
+        # refused, so an operator who rotates the node key does not have to re-pin
+        # every adapter. A node cannot sign a roster, so it cannot use this to swap keys.
+        keys = {k: _key_json(v) for k, v in view.node_keys(node_id).items()}
+        if roster.version > version or (
+            roster.version == version and keys != pinned["node"]["keys"]
+        ):
             pinned["roster_version"] = roster.version
+            pinned["node"]["keys"] = keys
             self.states.save(_STATE, pinned)
         return view
 

@@ -383,3 +383,54 @@ async def test_partner_item_from_another_node_is_verified_by_its_home_record(
     assert (tmp_path / "inbox" / f"{hexid}.json").is_file()
     pinned = json.loads((tmp_path / "adapter-data/state/trust.json").read_text())
     assert pinned["node"]["id"] == "huaihai" and pinned["roster_version"] == 1
+
+
+async def test_a_node_key_rotation_the_roster_announces_is_followed(
+    evil: EvilNode, tmp_path: Path
+) -> None:
+    """The operator rotates node-a's key and the federation publishes a roster naming
+    only the new one: the runner used to refuse every pull from then on ("the roster
+    names other keys") until someone deleted trust.json on every site. The roster is
+    signed with the pinned roster keys, which the node does not hold, so its word on
+    the node's keys is followed and pinned."""
+    evil.add(sign_item(_tongshan_item("铜山区经验"), evil.tongshan))
+    cfg = _config(tmp_path, evil)
+    async with Runner(cfg, say=lambda _: None) as runner:
+        s = RunSummary()
+        await runner.pull_once(s)
+        assert s.delivered == 1
+    state = tmp_path / "adapter-data/state/trust.json"
+    assert list(json.loads(state.read_text())["node"]["keys"]) == ["node-a#k1"]
+    old_roster = evil.roster
+    rotated = generate_key(key_id="node-a#k2")
+
+    def roster_v2() -> dict[str, Any]:
+        doc = json.loads(json.dumps(old_roster()["document"]))
+        doc["version"] = 2
+        doc["nodes"][0]["keys"] = [_key_entry(rotated)]
+        return sign_document(doc, evil.roster_key, CONTEXT_ROSTER)
+
+    evil.roster = roster_v2  # type: ignore[method-assign]
+    evil.node_a = rotated  # the node signs its sites' records with the new key
+    evil.add(sign_item(_tongshan_item("铜山区经验（二）"), evil.tongshan))
+    async with Runner(cfg, say=lambda _: None) as runner:
+        s = RunSummary()
+        await runner.pull_once(s)
+        assert (s.delivered, s.problems) == (1, [])
+    pinned = json.loads(state.read_text())
+    assert pinned["roster_version"] == 2
+    assert list(pinned["node"]["keys"]) == ["node-a#k2"]
+    # A roster the pinned roster keys did not sign still changes nothing.
+    stranger = generate_key(key_id="roster#k1")
+
+    def forged() -> dict[str, Any]:
+        doc = json.loads(json.dumps(old_roster()["document"]))
+        doc["version"] = 3
+        return sign_document(doc, stranger, CONTEXT_ROSTER)
+
+    evil.roster = forged  # type: ignore[method-assign]
+    evil.add(sign_item(_tongshan_item("铜山区经验（三）"), evil.tongshan))
+    async with Runner(cfg, say=lambda _: None) as runner:
+        with pytest.raises(TrustError, match="roster"):
+            await runner.pull_once(RunSummary())
+    assert list(json.loads(state.read_text())["node"]["keys"]) == ["node-a#k2"]
