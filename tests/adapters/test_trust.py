@@ -224,6 +224,17 @@ def _config(tmp_path: Path, n: EvilNode, extra: str = "") -> Any:
     return load_site_config(tmp_path / "site.toml")
 
 
+async def _first_pull(evil: EvilNode, tmp_path: Path) -> Any:
+    """Pin on a first pull that delivers one genuine item; returns the config."""
+    evil.add(sign_item(_tongshan_item("铜山区经验"), evil.tongshan))
+    cfg = _config(tmp_path, evil)
+    async with Runner(cfg, say=lambda _: None) as runner:
+        s = RunSummary()
+        await runner.pull_once(s)
+    assert (s.delivered, s.problems) == (1, [])
+    return cfg
+
+
 def _files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
@@ -270,12 +281,7 @@ async def test_crafted_ids_kinds_and_invented_keys_are_refused(
 async def test_a_node_that_changes_its_identity_is_refused(
     evil: EvilNode, tmp_path: Path
 ) -> None:
-    evil.add(sign_item(_tongshan_item("铜山区经验"), evil.tongshan))
-    cfg = _config(tmp_path, evil)
-    async with Runner(cfg, say=lambda _: None) as runner:
-        s = RunSummary()
-        await runner.pull_once(s)
-        assert s.delivered == 1
+    cfg = await _first_pull(evil, tmp_path)
     pinned = json.loads((tmp_path / "adapter-data/state/trust.json").read_text())
     assert pinned["node"]["id"] == "node-a" and pinned["roster_version"] == 1
     evil.node_id = "node-z"
@@ -393,12 +399,7 @@ async def test_a_node_key_rotation_the_roster_announces_is_followed(
     names other keys") until someone deleted trust.json on every site. The roster is
     signed with the pinned roster keys, which the node does not hold, so its word on
     the node's keys is followed and pinned."""
-    evil.add(sign_item(_tongshan_item("铜山区经验"), evil.tongshan))
-    cfg = _config(tmp_path, evil)
-    async with Runner(cfg, say=lambda _: None) as runner:
-        s = RunSummary()
-        await runner.pull_once(s)
-        assert s.delivered == 1
+    cfg = await _first_pull(evil, tmp_path)
     state = tmp_path / "adapter-data/state/trust.json"
     assert list(json.loads(state.read_text())["node"]["keys"]) == ["node-a#k1"]
     old_roster = evil.roster
@@ -414,9 +415,9 @@ async def test_a_node_key_rotation_the_roster_announces_is_followed(
     evil.node_a = rotated  # the node signs its sites' records with the new key
     evil.add(sign_item(_tongshan_item("铜山区经验（二）"), evil.tongshan))
     async with Runner(cfg, say=lambda _: None) as runner:
-        s = RunSummary()
-        await runner.pull_once(s)
-        assert (s.delivered, s.problems) == (1, [])
+        again = RunSummary()
+        await runner.pull_once(again)
+    assert (again.delivered, again.problems) == (1, [])
     pinned = json.loads(state.read_text())
     assert pinned["roster_version"] == 2
     assert list(pinned["node"]["keys"]) == ["node-a#k2"]
