@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,6 +65,25 @@ class NodeSection(_Section):
     circles: list[str] = Field(
         default_factory=list, description="Circles this node serves"
     )
+    circle_names: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Display names of circles, e.g. huaihai = "淮海经济区" (for a node '
+            "without a roster; an installed roster's names win)"
+        ),
+    )
+
+    @field_validator("circle_names")
+    @classmethod
+    def _circle_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for cid, name in v.items():
+            if not re.match(_SLUG, cid):
+                raise ValueError(f"circle id {cid!r} is not a lowercase slug")
+            if not name.strip() or len(name) > 100 or not name.isprintable():
+                raise ValueError(
+                    f"the name of circle {cid} must be 1-100 printable characters"
+                )
+        return {cid: name.strip() for cid, name in v.items()}
 
 
 class HttpConfig(_Section):

@@ -143,10 +143,11 @@ async def node_factory(
     async def make(node_id: str = "huaihai", **overrides: Any) -> RunningNode:
         url = await fresh_db()
         data = tmp_path / node_id
+        own = {"id": node_id, "data_dir": str(data), **overrides.pop("node", {})}
         cfg: NodeConfig = load_config(
             None,
             overrides={
-                "node": {"id": node_id, "data_dir": str(data)},
+                "node": own,
                 "database": {"url": url, "pool_min": 1, "pool_max": 5},
                 **overrides,
             },

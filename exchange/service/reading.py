@@ -47,9 +47,10 @@ class Directory:
 
 
 async def directory(node: Any) -> Directory:
-    """Names from the node's site table, monitors table and installed roster."""
+    """Names from the node's site table, monitors table and installed roster (circle
+    names of ``[node] circle_names`` where the roster names none)."""
     sites = {s.id: s.name for s in await node.sites.list_sites()}
-    circles: dict[str, str] = {}
+    circles: dict[str, str] = dict(node.config.node.circle_names)
     monitors: dict[str, str] = {}
     row = await node.federation.store.roster()
     if row is not None:

@@ -431,3 +431,31 @@ async def test_cli_table_and_exit_code(
         env=env,
     )
     assert done.returncode == 1 and "✗  磁盘空间 disk space" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("names", "said"),
+    [
+        ({"Huai Hai": "淮海经济区"}, "circle id 'Huai Hai' is not a lowercase slug"),
+        ({"huaihai": "  "}, "the name of circle huaihai must be 1-100 printable"),
+        (
+            {"huaihai": "淮海\n经济区"},
+            "the name of circle huaihai must be 1-100 printable",
+        ),
+        ({"huaihai": "淮" * 101}, "the name of circle huaihai must be 1-100 printable"),
+    ],
+)
+def test_circle_names_in_the_config_are_checked(
+    names: dict[str, str], said: str
+) -> None:
+    from exchange.config import ConfigError
+
+    with pytest.raises(ConfigError, match="node.circle_names") as err:
+        load_config(None, overrides={"node": {"circle_names": names}}, environ={})
+    assert said in str(err.value)
+    cfg = load_config(
+        None,
+        overrides={"node": {"circle_names": {"huaihai": " 淮海经济区 "}}},
+        environ={},
+    )
+    assert cfg.node.circle_names == {"huaihai": "淮海经济区"}

@@ -23,9 +23,15 @@ async def _run(fn: Any, *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
 
 
-async def test_dashboard_login_live_language_filter_scope(node: Any) -> None:
+async def test_dashboard_login_live_language_filter_scope(node_factory: Any) -> None:
+    # A node without a roster names its circles in its config.
+    node = await node_factory(
+        node={"circle_names": {"huaihai": "淮海经济区", "yangtze-delta": "长三角"}}
+    )
     await _populate(node)
-    token = await node.add_monitor("huaibei-municipal", circles=("huaihai",))
+    token = await node.add_monitor(
+        "huaibei-municipal", circles=("huaihai",), name="淮北市人大常委会"
+    )
     other = await node.add_monitor("yangtze", circles=("yangtze-delta",))
     url = node.url + "/dashboard"
 
@@ -68,6 +74,14 @@ async def test_dashboard_login_live_language_filter_scope(node: Any) -> None:
         assert "草案" in _text(d, "#plans")  # the plan's state
         week = _text(d, "#week")
         assert "联合执法检查方案" in week and "inspection_plan" not in week, week
+        # Who watches and which circles, by name: no monitor or circle ids.
+        assert (
+            _text(d, "#scope") == "监督范围: 淮北市人大常委会 · 淮海经济区 · 2 个单位"
+        )
+        sites = _text(d, "#sites")
+        assert "淮海经济区、长三角" in sites and "淮海经济区" in week
+        for shown in (sites, week, _text(d, "#scope")):
+            assert "huaihai" not in shown and "yangtze-delta" not in shown
         await _run(
             wait_for,
             lambda: (

@@ -51,8 +51,11 @@ async def fill(node: Any, items: list[CorpusItem]) -> dict[str, int]:
 
 @pytest.fixture
 async def corpus(node_factory: Callable[..., Awaitable[Any]]) -> Corpus:
-    """A node with the 400-item corpus pushed."""
-    node = await node_factory()
+    """A node with the 400-item corpus pushed (its circles named in its config, as a
+    node without a roster names them)."""
+    node = await node_factory(
+        node={"circle_names": {"huaihai": "淮海经济区", "yangtze-delta": "长三角"}}
+    )
     items = generate(400)
     return Corpus(node, items, await fill(node, items))
 

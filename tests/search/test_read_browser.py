@@ -97,6 +97,8 @@ def _drive(url: str, token: str, pid: str, eid: str, title: str) -> list[str]:
         assert "已记入日志" in text("#receipt")
         assert len(d.find_elements(By.CSS_SELECTOR, "#timeline li.phase")) == 2
         assert "联合执法检查方案.pdf" in text("#attachments")
+        page = text("main")
+        assert "长三角" in page and "yangtze-delta" not in page  # circles by name
         d.set_window_size(1366, 2400)
         shots.append(str(screenshot(d, "read", "03-plan-zh")))
         d.set_window_size(1366, 900)

@@ -62,9 +62,10 @@ class RunningNode:
         monitor_id: str,
         circles: tuple[str, ...] = (),
         sites: tuple[str, ...] = (),
+        name: str = "",
     ) -> str:
         token = secrets.token_urlsafe(32)
         await self.node.sites.add_monitor(
-            monitor_id, monitor_id, token, list(circles), list(sites)
+            monitor_id, name or monitor_id, token, list(circles), list(sites)
         )
         return token
