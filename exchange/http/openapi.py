@@ -439,6 +439,12 @@ def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
                         }
                     },
                 }
+            if op.method == "put" and op.path == "/v1/blobs/{sha256}":
+                entry["responses"]["200"] = {
+                    "description": "This site sent these bytes before (201 otherwise, "
+                    "whether or not another site did)",
+                    "content": {"application/json": {"schema": _ref("BlobInfo")}},
+                }
             if op.raw:  # the same result in another form (e.g. ?format=text)
                 entry["responses"][str(op.status)]["content"][op.raw] = {
                     "schema": {"type": "string"}

@@ -147,24 +147,13 @@ async def put_blob(request: web.Request) -> web.Response:
             code=ErrorCode.DIGEST_MISMATCH,
         )
     with _upload_slot(node, reader.id, http.blob_uploads_per_site):
+        # The answer depends only on what this site sent before, never on whether
+        # another site stored the same bytes (that would confirm a guessed document):
+        # same quota check, same status, the media type this site declared.
         existing = await node.blobs.meta(sha)
-        if existing is not None:  # stored already: the caller proves it holds the bytes
-            await node.blobs.add_uploader(
-                sha,
-                body_chunks(request, limit),
-                uploader=reader.id,
-                max_bytes=limit,
-            )
-            return json_response(
-                {
-                    "sha256": sha,
-                    "size": existing.size,
-                    "media_type": existing.media_type,
-                },
-                200,
-            )
+        mine = existing is not None and await node.blobs.is_uploader(sha, reader.id)
         quota = node.config.limits.blob_quota_bytes
-        if quota:
+        if quota and not mine:
             used = await node.blobs.uploaded_bytes(reader.id)
             if used + (request.content_length or 0) > quota:
                 raise TooLarge(
@@ -179,16 +168,27 @@ async def put_blob(request: web.Request) -> web.Response:
         )
         if not _MEDIA.match(media):
             media = "application/octet-stream"
-        meta = await node.blobs.put_stream(
-            sha,
-            body_chunks(request, limit),
-            media_type=media,
-            uploader=reader.id,
-            max_bytes=limit,
-            spool_dir=node.config.data_path / "uploads",
-        )
+        if existing is not None:  # stored already: the caller proves it holds the bytes
+            await node.blobs.add_uploader(
+                sha,
+                body_chunks(request, limit),
+                uploader=reader.id,
+                max_bytes=limit,
+            )
+            size = existing.size
+        else:
+            size = (
+                await node.blobs.put_stream(
+                    sha,
+                    body_chunks(request, limit),
+                    media_type=media,
+                    uploader=reader.id,
+                    max_bytes=limit,
+                    spool_dir=node.config.data_path / "uploads",
+                )
+            ).size
     return json_response(
-        {"sha256": meta.sha256, "size": meta.size, "media_type": meta.media_type}, 201
+        {"sha256": sha, "size": size, "media_type": media}, 200 if mine else 201
     )
 
 

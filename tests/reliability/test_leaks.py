@@ -157,6 +157,46 @@ async def test_a_site_that_uploads_the_same_bytes_may_attach_them(node: Any) -> 
         assert await c.get_blob(sha) == data
 
 
+async def _put(node: Any, site: str, data: bytes, media: str) -> tuple[int, Any]:
+    """A signed blob upload as ``site``: status and body."""
+    path = f"/v1/blobs/{hashlib.sha256(data).hexdigest()}"
+    async with node.client(site) as c:
+        hdrs = c.signed_headers("PUT", path, data, {"Content-Type": media})
+        async with c.session.put(node.url + path, data=data, headers=hdrs) as r:
+            return r.status, await r.json()
+
+
+async def test_an_upload_does_not_tell_whether_another_site_sent_the_bytes(
+    node_factory: Any,
+) -> None:
+    """Confirmation of a file: a site that guesses a document (a draft report, a list
+    of names) used to learn from the answer whether another congress had uploaded it:
+    200 and the other uploader's media type for bytes already stored, 201 for new ones,
+    and no quota check on the first. Now the answer depends only on what this site
+    sent before."""
+    node = await node_factory(limits={"blob_quota_bytes": 1500})
+    await _sites(node)
+    known = b"DRAFT-REPORT-" + secrets.token_bytes(600)
+    fresh = b"OWN-NOTES-" + secrets.token_bytes(600)
+    assert (await _put(node, AUTHOR, known, "application/pdf"))[0] == 201
+    got_known = await _put(node, OUTSIDE, known, "text/plain")
+    got_fresh = await _put(node, OUTSIDE, fresh, "text/plain")
+    assert got_known[0] == got_fresh[0] == 201
+    assert got_known[1]["media_type"] == got_fresh[1]["media_type"] == "text/plain"
+    # Sent again by the same site: the same "already yours" answer for both.
+    assert (await _put(node, OUTSIDE, known, "text/plain"))[0] == 200
+    assert (await _put(node, OUTSIDE, fresh, "text/plain"))[0] == 200
+    # Past its quota, the site is refused whether or not the bytes are stored.
+    other = b"SECOND-DRAFT-" + secrets.token_bytes(600)
+    assert (await _put(node, AUTHOR, other, "application/pdf"))[0] == 201
+    refused_known = await _put(node, OUTSIDE, other, "text/plain")
+    refused_fresh = await _put(
+        node, OUTSIDE, b"MORE-" + secrets.token_bytes(600), "text/plain"
+    )
+    assert refused_known[0] == refused_fresh[0] == 413
+    assert refused_known[1]["error"]["code"] == refused_fresh[1]["error"]["code"]
+
+
 @pytest.mark.parametrize(
     ("declared", "served"),
     [
