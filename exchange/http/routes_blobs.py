@@ -151,7 +151,7 @@ async def put_blob(request: web.Request) -> web.Response:
         # another site stored the same bytes (that would confirm a guessed document):
         # same quota check, same status, the media type this site declared.
         existing = await node.blobs.meta(sha)
-        mine = existing is not None and await node.blobs.is_uploader(sha, reader.id)
+        mine = existing is not None and await node.blobs.uploaded_by(sha, reader.id)
         quota = node.config.limits.blob_quota_bytes
         if quota and not mine:
             used = await node.blobs.uploaded_bytes(reader.id)

@@ -87,18 +87,6 @@ class BlobStore:
                 uploader,
             )
 
-    async def is_uploader(self, sha256: str, site_id: str) -> bool:
-        """Whether ``site_id`` sent the bytes of this blob before."""
-        async with self.db.pool.acquire() as c:
-            return bool(
-                await c.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM blob_uploaders "
-                    "WHERE sha256 = $1 AND site = $2)",
-                    sha256,
-                    site_id,
-                )
-            )
-
     async def uploaded_bytes(self, site_id: str) -> int:
         """Bytes of the blobs ``site_id`` has uploaded (for its quota)."""
         async with self.db.pool.acquire() as c:
