@@ -27,7 +27,13 @@ import yarl
 
 from exchange.core import httpsig
 from exchange.core.canonical import parse_json
-from exchange.errors import ConfigError, ExchangeError, OperationalError, make_error
+from exchange.errors import (
+    ConfigError,
+    ExchangeError,
+    OperationalError,
+    TooLarge,
+    make_error,
+)
 from schemas.errors import ErrorCode
 
 from .core.signing import Signer
@@ -263,15 +269,54 @@ class ExchangeClient:
 
     async def get_blob(self, sha256: str) -> bytes:
         """Download a blob."""
+        return b"".join([c async for c in self.blob_chunks(sha256)])
+
+    async def blob_chunks(
+        self,
+        sha256: str,
+        *,
+        max_bytes: int | None = None,
+        read_timeout: float | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Stream a blob as it arrives (memory stays bounded whatever its size).
+
+        Args:
+            sha256: The blob's hash.
+            max_bytes: Refuse a blob the server says is larger (the caller still
+                counts and hashes what arrives).
+            read_timeout: Longest wait for the next bytes; the session's total
+                timeout does not apply (a large blob may take longer than a request).
+
+        Raises:
+            ExchangeError: the server refused (its error), or announced more than
+                ``max_bytes``.
+        """
         target = f"{self._prefix}/v1/blobs/{sha256}"
         hdrs = self.signed_headers("GET", target, None)
+        timeout = (
+            aiohttp.ClientTimeout(
+                total=None, sock_connect=read_timeout, sock_read=read_timeout
+            )
+            if read_timeout is not None
+            else None
+        )
         async with self.session.get(
-            f"{self.base_url}/v1/blobs/{sha256}", headers=hdrs
+            f"{self.base_url}/v1/blobs/{sha256}", headers=hdrs, timeout=timeout
         ) as resp:
-            data = await resp.read()
             if resp.status >= 400:
-                self._decode(resp.status, data)
-            return data
+                self._decode(resp.status, await resp.content.read(64 * 1024))
+            if (
+                max_bytes is not None
+                and resp.content_length is not None
+                and resp.content_length > max_bytes
+            ):
+                raise TooLarge(
+                    f"blob {sha256} is {resp.content_length} bytes, more than the "
+                    f"{max_bytes} expected",
+                    code=ErrorCode.TOO_LARGE,
+                )
+            async for chunk in resp.content.iter_chunked(256 * 1024):
+                yield chunk
 
     # -- directory and health --------------------------------------------------
     async def sites(self) -> list[dict[str, Any]]:

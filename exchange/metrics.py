@@ -64,6 +64,13 @@ class Metrics:
             ["origin"],
             registry=r,
         )
+        self.blob_fetches = Counter(
+            "exchange_blob_fetches",
+            "Attempts to fetch a replicated item's attachment from its author's home "
+            "node, by result (fetched, failed).",
+            ["result"],
+            registry=r,
+        )
         self.items_duplicate = Counter(
             "exchange_items_duplicate",
             "Pushes of items already stored (idempotent).",

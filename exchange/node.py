@@ -37,6 +37,7 @@ from exchange.core.signing import (
     save_private_key,
 )
 from exchange.core.trust import Reader
+from exchange.federation.blobs import BlobFetcher
 from exchange.federation.puller import Puller
 from exchange.federation.sender import Sender
 from exchange.federation.service import Federation
@@ -235,6 +236,7 @@ class Node:
         self.sender = Sender(self)
         self.puller = Puller(self)
         self.witness = Witness(self)
+        self.blob_fetcher = BlobFetcher(self)
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[None]:
@@ -271,7 +273,12 @@ class Node:
             if self.config.federation.replicate:
                 self.federation.start_listener()
                 stack.push_async_callback(self.federation.stop)
-                for loop in (self.sender, self.puller, self.witness):
+                for loop in (
+                    self.sender,
+                    self.puller,
+                    self.witness,
+                    self.blob_fetcher,
+                ):
                     loop.start()
                     stack.push_async_callback(loop.stop)
             flusher = asyncio.create_task(self._flush_activity(), name="activity-flush")

@@ -35,7 +35,7 @@ from exchange.core.logleaf import log_origin
 from exchange.core.merkle import verify_consistency
 from exchange.core.note import NoteVerifier, cosign_checkpoint, verify_checkpoint
 from exchange.errors import ExchangeError, ProofError
-from exchange.service.loop import BackgroundLoop
+from exchange.service.loop import BackgroundLoop, rounds_while
 from exchange.storage.witness import WitnessStore
 from schemas.errors import ErrorCode
 
@@ -64,7 +64,6 @@ class Witness(BackgroundLoop):
         self.rounds = 0
 
     task_name = "witness"
-    FOLLOW_S = 0.25  # how soon a process that becomes the log writer starts witnessing
 
     def start(self) -> None:
         """Start the loop (the sequencer waits for its first round before signing)."""
@@ -77,18 +76,13 @@ class Witness(BackgroundLoop):
         # one that signs, and so the one that must learn its floor first). Every
         # ``--workers`` process runs this loop; the others wait, and take over with
         # the log writer's lock.
-        while True:
-            if not self.node.sequencer.is_writer:
-                await asyncio.sleep(min(self.interval, self.FOLLOW_S))
-                continue
-            try:
-                await self.round()
-                self.rounds += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.warning("witness round failed", exc_info=True)
-            await asyncio.sleep(self.interval)
+        await rounds_while(
+            lambda: self.node.sequencer.is_writer, self._round, self.interval, "witness"
+        )
+
+    async def _round(self) -> None:
+        await self.round()
+        self.rounds += 1
 
     def peer_verifier(self, peer: str) -> NoteVerifier | None:
         """The note verifier of a peer's log, from its node key in the roster."""

@@ -195,12 +195,18 @@ async def item(request: web.Request) -> web.Response:
     plan = await _plan_panel(
         node, view.item.kind, view.item.id, body, reader, lang, names.sites
     )
+    shas = [
+        str(a.get("sha256"))
+        for a in view.doc.get("attachments") or []
+        if isinstance(a, dict)
+    ]
     return await _render(
         request,
         "item.html",
         site=site,
         v=view,
         doc=view.doc,
+        here=await node.blobs.stored(shas),
         blocks=body_blocks(
             view.item.kind, body, lang, names=names.sites, titles=titles
         ),

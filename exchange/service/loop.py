@@ -23,7 +23,9 @@ implementation here:
   connection, so a key is never served twice.
 * **A database-wide leader** (:func:`run_as_leader`): the log writer (sequencer) and the
   search indexer. Whoever holds the advisory lock on its dedicated connection runs the
-  body; the others retry every second; a lost connection ends the leadership.
+  body; the others retry every second; a lost connection ends the leadership. Work that
+  follows a leader it does not hold itself (the witness and the attachment fetcher run
+  where the log writer runs) loops with :func:`rounds_while`.
 
 The shared :class:`Backoff` doubles from ``base`` up to ``cap``, with "full jitter"
 drawn *inside* the cap (``uniform(d/2, d)`` with ``d = min(cap, base * 2**n)``), so a delay
@@ -56,6 +58,7 @@ __all__ = [
     "KeyedLoops",
     "cancel_and_wait",
     "key_lock_id",
+    "rounds_while",
     "run_as_leader",
     "supervised",
 ]
@@ -155,6 +158,34 @@ class BackgroundLoop(abc.ABC):
     @abc.abstractmethod
     async def _run(self) -> None:
         """The loop's body."""
+
+
+async def rounds_while(
+    leading: Callable[[], bool],
+    one_round: Callable[[], Awaitable[object]],
+    interval: float,
+    what: str,
+    *,
+    follow_s: float = 0.25,
+) -> None:
+    """Run ``one_round`` every ``interval`` seconds while ``leading()`` holds; check
+    again every ``follow_s`` (at most ``interval``) while it does not. A round that
+    raises is logged and the next one runs on time.
+
+    For work that belongs to whichever process holds some leadership already (the
+    witness and the attachment fetcher follow the log writer), so it needs no lock of
+    its own."""
+    while True:
+        if not leading():
+            await asyncio.sleep(min(interval, follow_s))
+            continue
+        try:
+            await one_round()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _log.warning("%s round failed", what, exc_info=True)
+        await asyncio.sleep(interval)
 
 
 def key_lock_id(key: Hashable) -> int:

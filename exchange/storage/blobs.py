@@ -18,13 +18,16 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from exchange.errors import Conflict, TooLarge
 from schemas.errors import ErrorCode
 
 from .database import Database
 
-__all__ = ["CHUNK_SIZE", "BlobMeta", "BlobStore"]
+__all__ = ["CHUNK_SIZE", "BlobFetch", "BlobMeta", "BlobStore"]
 
 CHUNK_SIZE = 256 * 1024
 
@@ -38,8 +41,20 @@ class BlobMeta:
     media_type: str
 
 
+@dataclass(frozen=True)
+class BlobFetch:
+    """An attachment of a replicated item still to fetch from its author's home node."""
+
+    sha256: str
+    author: str
+    size: int
+    media_type: str
+    attempts: int
+    last_error: str | None
+
+
 class BlobStore:
-    """Queries on ``blobs`` and ``blob_chunks``."""
+    """Queries on ``blobs`` and ``blob_chunks``, and on ``blob_fetches``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -49,6 +64,16 @@ class BlobStore:
         async with self.db.pool.acquire() as c:
             row = await c.fetchrow("SELECT * FROM blobs WHERE sha256=$1", sha256)
         return BlobMeta(row["sha256"], row["size"], row["media_type"]) if row else None
+
+    async def stored(self, sha256s: list[str]) -> set[str]:
+        """Which of these blobs are stored here."""
+        if not sha256s:
+            return set()
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch(
+                "SELECT sha256 FROM blobs WHERE sha256 = ANY($1::text[])", sha256s
+            )
+        return {r["sha256"] for r in rows}
 
     async def uploaded_by(self, sha256: str, site_id: str) -> bool:
         """Whether ``site_id`` uploaded the blob (uploaders may read their own blobs)."""
@@ -167,6 +192,106 @@ class BlobStore:
             )
         return BlobMeta(sha256, size, media_type)
 
+    # -- attachments of replicated items ------------------------------------------------
+    async def scan_attachments(self, batch: int = 1000) -> int:
+        """Queue the attachments of replicated items stored since the last scan.
+
+        Looks at up to ``batch`` items after ``blob_fetch_state.scanned``; each
+        attachment of an item from a peer whose author is not yet an uploader of its
+        bytes here becomes a ``blob_fetches`` row (size and media type as the signed
+        item declares them). Moves the scan position in the same transaction.
+
+        Returns:
+            How many items were looked at (0: the scan is at the end of the log).
+        """
+        async with self.db.pool.acquire() as c, c.transaction():
+            scanned = int(
+                await c.fetchval(
+                    "SELECT scanned FROM blob_fetch_state WHERE id = 1 FOR UPDATE"
+                )
+            )
+            rows = await c.fetch(
+                """SELECT idx, author,
+                          CASE WHEN origin <> 'local' AND cardinality(attachments) > 0
+                               THEN canonical END AS canonical
+                   FROM items WHERE idx >= $1 ORDER BY idx LIMIT $2""",
+                scanned,
+                batch,
+            )
+            if not rows:
+                return 0
+            wanted = [
+                (
+                    str(a["sha256"]),
+                    r["author"],
+                    int(a["size"]),
+                    str(a.get("media_type") or "application/octet-stream"),
+                )
+                for r in rows
+                if r["canonical"] is not None
+                for a in _attachments(bytes(r["canonical"]))
+            ]
+            if wanted:
+                await c.execute(
+                    """INSERT INTO blob_fetches (sha256, author, size, media_type)
+                       SELECT w.sha256, w.author, w.size, w.media_type
+                       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+                            AS w(sha256, author, size, media_type)
+                       WHERE NOT EXISTS (SELECT 1 FROM blob_uploaders u
+                                         WHERE u.sha256 = w.sha256 AND u.site = w.author)
+                       ON CONFLICT DO NOTHING""",
+                    *(list(col) for col in zip(*wanted, strict=True)),
+                )
+            await c.execute(
+                "UPDATE blob_fetch_state SET scanned = $1 WHERE id = 1",
+                rows[-1]["idx"] + 1,
+            )
+        return len(rows)
+
+    async def due_fetches(self, limit: int = 20) -> list[BlobFetch]:
+        """Attachments whose next attempt is due, oldest first."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch(
+                """SELECT sha256, author, size, media_type, attempts, last_error
+                   FROM blob_fetches WHERE next_at <= now() ORDER BY next_at LIMIT $1""",
+                limit,
+            )
+        return [BlobFetch(**dict(r)) for r in rows]
+
+    async def pending_fetches(self) -> list[BlobFetch]:
+        """Every attachment still to fetch (for operators and tests)."""
+        async with self.db.pool.acquire() as c:
+            rows = await c.fetch(
+                """SELECT sha256, author, size, media_type, attempts, last_error
+                   FROM blob_fetches ORDER BY sha256, author"""
+            )
+        return [BlobFetch(**dict(r)) for r in rows]
+
+    async def fetch_done(self, sha256: str, author: str) -> None:
+        """The bytes arrived (and ``author`` is recorded as an uploader)."""
+        async with self.db.pool.acquire() as c:
+            await c.execute(
+                "DELETE FROM blob_fetches WHERE sha256 = $1 AND author = $2",
+                sha256,
+                author,
+            )
+
+    async def fetch_failed(
+        self, sha256: str, author: str, error: str, retry_in_s: float
+    ) -> None:
+        """Count a failed attempt and when to try again."""
+        async with self.db.pool.acquire() as c:
+            await c.execute(
+                """UPDATE blob_fetches
+                   SET attempts = attempts + 1, last_error = $3,
+                       next_at = now() + make_interval(secs => $4)
+                   WHERE sha256 = $1 AND author = $2""",
+                sha256,
+                author,
+                error[:500],
+                retry_in_s,
+            )
+
     async def stream(self, sha256: str) -> AsyncIterator[bytes]:
         """Yield a blob's chunks in order (one chunk in memory at a time)."""
         seq = 0
@@ -181,6 +306,18 @@ class BlobStore:
                 return
             yield bytes(data)
             seq += 1
+
+
+def _attachments(canonical: bytes) -> list[dict[str, Any]]:
+    """The well-formed attachment entries of a stored item (schema-checked at ingest)."""
+    item = orjson.loads(canonical)
+    return [
+        a
+        for a in item.get("attachments") or []
+        if isinstance(a, dict)
+        and isinstance(a.get("sha256"), str)
+        and isinstance(a.get("size"), int)
+    ]
 
 
 async def _hashed(
