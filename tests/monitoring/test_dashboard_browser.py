@@ -11,6 +11,7 @@ from exchange.core.items import sign_item
 from exchange.templates import template
 from tests.support import wait_for
 from tests.support.browser import chromium, screenshot
+from tests.support.federation import CIRCLE_NAMES
 
 from .test_activity import _populate
 
@@ -25,9 +26,7 @@ async def _run(fn: Any, *args: Any) -> Any:
 
 async def test_dashboard_login_live_language_filter_scope(node_factory: Any) -> None:
     # A node without a roster names its circles in its config.
-    node = await node_factory(
-        node={"circle_names": {"huaihai": "淮海经济区", "yangtze-delta": "长三角"}}
-    )
+    node = await node_factory(node={"circle_names": CIRCLE_NAMES})
     await _populate(node)
     token = await node.add_monitor(
         "huaibei-municipal", circles=("huaihai",), name="淮北市人大常委会"

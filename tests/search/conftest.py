@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from exchange.core.items import sign_item
+from tests.support.federation import CIRCLE_NAMES
 
 from .corpus import SITES, CorpusItem, generate
 
@@ -53,9 +54,7 @@ async def fill(node: Any, items: list[CorpusItem]) -> dict[str, int]:
 async def corpus(node_factory: Callable[..., Awaitable[Any]]) -> Corpus:
     """A node with the 400-item corpus pushed (its circles named in its config, as a
     node without a roster names them)."""
-    node = await node_factory(
-        node={"circle_names": {"huaihai": "淮海经济区", "yangtze-delta": "长三角"}}
-    )
+    node = await node_factory(node={"circle_names": CIRCLE_NAMES})
     items = generate(400)
     return Corpus(node, items, await fill(node, items))
 
