@@ -200,7 +200,13 @@ async def test_restored_old_backup_is_not_signed_smaller_nor_regrown(
         await c.push_batch(items(key, 20))
     await wait_checkpoint(node, 20)
     head = node.node.sequencer.head_file()
-    assert head.exists()  # the largest signed size also lives outside the database
+
+    async def head_written() -> bool:
+        # Written right after the checkpoint is stored (in a thread): a moment later.
+        return head.exists() and '"size": 20' in head.read_text()
+
+    # The largest signed size also lives outside the database.
+    await wait_until(head_written, 10, "the signed size in the head file")
     await _restore_backup(node, 10)
     node.node.sequencer.start()
     async with node.client("huaibei-duji") as c:
