@@ -44,6 +44,7 @@ from ._table import clip, render
 __all__ = ["Check", "Doctor", "register"]
 
 OK, FAIL, SKIP = "ok", "fail", "skip"
+_STUCK_ATTEMPTS = 5  # failed fetches of one attachment before the doctor reports it
 _MARK = {OK: "✓", FAIL: "✗", SKIP: "–"}
 # Where the sequencer remembers the largest checkpoint it signed (outside the database).
 _HEAD_FILE = "log-head.json"
@@ -125,6 +126,7 @@ class Doctor:
                 await self._log(ctx)
                 await self._site_keys(ctx)
                 await self._roster(ctx)
+                await self._attachments(ctx)
             else:
                 self.add("联盟名册 roster", SKIP, "needs a current database schema")
             await self._peers(ctx)
@@ -587,6 +589,31 @@ class Doctor:
             )
             return
         self.add(name, OK, detail)
+
+    async def _attachments(self, ctx: _Context) -> None:
+        """Attachments of replicated items still to fetch from their home nodes."""
+        assert ctx.conn is not None
+        name = "附件同步 attachments"
+        rows = await ctx.conn.fetch(
+            "SELECT sha256, author, attempts, last_error FROM blob_fetches "
+            "ORDER BY attempts DESC, sha256"
+        )
+        stuck = [r for r in rows if r["attempts"] >= _STUCK_ATTEMPTS]
+        if not stuck:
+            waiting = f"{len(rows)} waiting for their first tries" if rows else "none"
+            self.add(name, OK, f"attachments of replicated items to fetch: {waiting}")
+            return
+        first = stuck[0]
+        self.add(
+            name,
+            FAIL,
+            f"{len(stuck)} of {len(rows)} attachments of replicated items failed "
+            f"{_STUCK_ATTEMPTS} or more times, e.g. {first['sha256'][:16]}… of "
+            f"{first['author']}: {first['last_error']}",
+            "检查发布单位所在节点是否可达、附件是否超过 http.max_blob_bytes；仍在重试 / "
+            "check that the author's home node is reachable and that the file fits "
+            "http.max_blob_bytes; fetches keep being retried",
+        )
 
     async def _peers(self, ctx: _Context) -> None:
         if ctx.view is None:

@@ -201,6 +201,30 @@ async def test_log_behind_what_this_node_signed(node_factory: Any) -> None:
     assert "no process holds the writer lock" in row.detail
 
 
+async def test_attachments_that_keep_failing_to_arrive(node_factory: Any) -> None:
+    rn = await _node(node_factory)
+    row = _row(await _doctor(rn.node.config), "附件同步")
+    assert row.status == OK and row.detail.endswith("to fetch: none")
+    async with rn.node.db.pool.acquire() as conn:  # what the fetcher records
+        await conn.execute(
+            """INSERT INTO blob_fetches (sha256, author, size, media_type, attempts,
+                                         last_error)
+               VALUES ($1, 'suzhou-wuzhong', 10, 'application/pdf', 1, 'unreachable'),
+                      ($2, 'suzhou-wuzhong', 10, 'application/pdf', 7,
+                       'too large: 10 bytes')""",
+            "a" * 64,
+            "b" * 64,
+        )
+    row = _row(await _doctor(rn.node.config), "附件同步")
+    assert row.status == FAIL
+    assert "1 of 2 attachments" in row.detail and "too large" in row.detail
+    assert "http.max_blob_bytes" in row.fix
+    async with rn.node.db.pool.acquire() as conn:
+        await conn.execute("DELETE FROM blob_fetches WHERE attempts > 5")
+    row = _row(await _doctor(rn.node.config), "附件同步")
+    assert row.status == OK and "1 waiting" in row.detail
+
+
 async def test_site_without_a_valid_key(node_factory: Any) -> None:
     rn = await _node(node_factory)
     await rn.add_site("huaibei-duji", "淮北市杜集区人大常委会", ("huaihai",))

@@ -123,6 +123,12 @@ def test_alert_rules_and_grafana_dashboard(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(rules)], capture_output=True, timeout=60
     )
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    done = subprocess.run(  # the alerts fire on the series they are meant for
+        [promtool, "test", "rules", str(rules.with_name("alerts_test.yml"))],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     cfg = (REPO / "deploy" / "prometheus" / "prometheus.yml").read_text()
     (tmp_path / "alerts.yml").write_bytes(rules.read_bytes())
     (tmp_path / "prometheus.yml").write_text(
