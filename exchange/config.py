@@ -154,6 +154,27 @@ class HttpConfig(_Section):
         "X-Forwarded-Proto is believed (cookies are Secure behind them)",
     )
 
+    extra_authorities: list[str] = Field(
+        default_factory=list,
+        description="Other host[:port] names clients may sign their requests for, "
+        "besides base_url's and the listen address (e.g. the in-cluster service name "
+        "congress-exchange.exchange.svc:8700)",
+    )
+
+    @field_validator("extra_authorities")
+    @classmethod
+    def _authorities(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(
+                r"[a-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9a-f:.]+\](?::[0-9]{1,5})?",
+                name.strip().lower(),
+            ):
+                raise ValueError(
+                    f"{name!r} is not a host or host:port (no scheme, no path), "
+                    "e.g. congress-exchange.exchange.svc:8700"
+                )
+        return [name.strip().lower() for name in v]
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, v: list[str]) -> list[str]:

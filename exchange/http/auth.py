@@ -224,8 +224,8 @@ republished roster is a new view, and rebuilds it)."""
 def own_authorities(request: web.Request, node: Node) -> set[str]:
     """The authorities a request to this node may be signed for: the configured public
     base URL's (in the node's configuration and in its roster entry), the configured
-    listen address and the address the connection reached
-    (``localhost`` too when that is a loopback address)."""
+    listen address, ``http.extra_authorities`` (in-cluster names) and the address the
+    connection reached (``localhost`` too when that is a loopback address)."""
     fed = getattr(node, "federation", None)
     view = fed.view if fed is not None else None
     cached = _CONFIGURED.get(node)
@@ -237,6 +237,10 @@ def own_authorities(request: web.Request, node: Node) -> set[str]:
             if base.netloc:
                 configured.add(_authority(base.netloc, base.scheme))
         configured.add(_authority(node.config.http.listen, request.scheme))
+        configured.update(
+            _authority(name, request.scheme)
+            for name in node.config.http.extra_authorities
+        )
         cached = (view, request.scheme, frozenset(configured))
         _CONFIGURED[node] = cached
     out = set(cached[2])

@@ -483,3 +483,14 @@ def test_circle_names_in_the_config_are_checked(
         environ={},
     )
     assert cfg.node.circle_names == {"huaihai": "淮海经济区"}
+
+
+@pytest.mark.parametrize(
+    "bad", ["http://exchange:8700", "exchange:8700/v1", "exchange:port", "a b"]
+)
+def test_extra_authorities_are_host_and_port_only(bad: str) -> None:
+    from exchange.config import ConfigError
+
+    with pytest.raises(ConfigError, match="http.extra_authorities") as err:
+        load_config(None, overrides={"http": {"extra_authorities": [bad]}}, environ={})
+    assert "not a host or host:port" in str(err.value)

@@ -359,6 +359,34 @@ async def test_a_request_signed_for_another_node_is_refused(node_factory: Any) -
         assert "items" in await c.list_items()
 
 
+async def test_an_in_cluster_name_is_accepted_only_when_configured(
+    node_factory: Any,
+) -> None:
+    """Clients inside a cluster reach the node by its service name and sign for that
+    name; they were refused, with no setting to allow it."""
+    internal = "congress-exchange.exchange.svc:8700"
+    plain = await node_factory(
+        node={"id": "huaihai", "base_url": "https://huaihai.example"}
+    )
+    named = await node_factory(
+        "yangtze-delta",
+        node={"base_url": "https://yangtze.example"},
+        http={"extra_authorities": ["Congress-Exchange.exchange.svc:8700"]},
+    )
+    for rn, status in ((plain, 401), (named, 200)):
+        await _sites(rn)
+        hdrs = {
+            **_hand_signed(rn.keys[INSIDE], "GET", "/v1/items", internal),
+            "Host": internal,
+        }
+        assert (await _status(rn.url, "/v1/items", hdrs))[0] == status
+    other = {
+        **_hand_signed(named.keys[INSIDE], "GET", "/v1/items", "elsewhere.svc:8700"),
+        "Host": "elsewhere.svc:8700",
+    }
+    assert (await _status(named.url, "/v1/items", other))[0] == 401
+
+
 # ------------------------------------------------------------------ plans and their steps
 PARTNER = "suzhou-wuzhong"  # circle yangtze-delta; a participant of the secret plan
 RESTRICTED = {"circles": ["huaihai"], "sites": [PARTNER]}
