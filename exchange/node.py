@@ -40,7 +40,7 @@ from exchange.core.trust import Reader
 from exchange.federation.blobs import BlobFetcher
 from exchange.federation.puller import Puller
 from exchange.federation.sender import Sender
-from exchange.federation.service import Federation
+from exchange.federation.service import Federation, peer_problem
 from exchange.federation.witness import Witness
 from exchange.metrics import Metrics
 from exchange.service.ingest import GroupCommitter, Ingestor
@@ -323,7 +323,10 @@ class Node:
         return out
 
     async def _federation_section(self, reader: Reader) -> dict[str, Any]:
-        return {"peers": await self.federation.peer_status()}
+        peers = await self.federation.peer_status()
+        for p in peers:  # the dashboard shows what an error means, not its text
+            p["problem"] = peer_problem(p["last_error"])
+        return {"peers": peers}
 
     async def _flush_activity(self) -> None:
         while True:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from exchange.node import Node
     from exchange.storage.directory import SiteRecordRow
 
-__all__ = ["PULL_CHANNEL", "Federation", "parse_pinned_keys"]
+__all__ = ["PULL_CHANNEL", "Federation", "parse_pinned_keys", "peer_problem"]
 
 _log = logging.getLogger(__name__)
 
@@ -74,6 +75,30 @@ def parse_pinned_keys(entries: list[str]) -> dict[str, PublicKey]:
 
 def _ts(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat() if dt else None
+
+
+_PROBLEMS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("refused", re.compile(r"^refused \d+ item")),
+    ("busy", re.compile(r"could not store|database_unavailable|rate_limited", re.I)),
+    ("timeout", re.compile(r"timeout|timed out", re.I)),
+    (
+        "unreachable",
+        re.compile(
+            r"connect|unreachable|ServerDisconnected|ClientOSError|ClientPayload", re.I
+        ),
+    ),
+    ("records", re.compile(r"site records")),
+    ("signature", re.compile(r"signature|unknown_key|revoked_key|node_not_in_roster")),
+)
+
+
+def peer_problem(error: str | None) -> str | None:
+    """What a peer's last delivery error means, as a code the dashboard words for
+    people (``unreachable``, ``timeout``, ``busy``, ``refused``, ``records``,
+    ``signature``, else ``other``); None when there is no error."""
+    if not error:
+        return None
+    return next((code for code, pat in _PROBLEMS if pat.search(error)), "other")
 
 
 class Federation:

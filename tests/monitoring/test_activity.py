@@ -233,3 +233,42 @@ async def test_activity_shows_adapter_health_and_peers(node: Any) -> None:
     )
     assert "huaibei-duji" not in act["adapters"]  # no report from it yet
     assert act["federation"] == {"peers": []}
+    # A peer that cannot be reached: the dashboard gets what it means, not the text.
+    async with node.node.db.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO peers (node_id, base_url, last_error, attempts) VALUES "
+            "('yangtze-delta', 'http://127.0.0.1:1', $1, 3)",
+            "ClientConnectorError: Cannot connect to host 127.0.0.1:1 ssl:default "
+            "[Connection refused]",
+        )
+    async with node.client(token=token) as c:
+        act = await c.request("GET", "/v1/activity")
+    (peer,) = act["federation"]["peers"]
+    assert peer["peer"] == "yangtze-delta" and peer["problem"] == "unreachable"
+
+
+@pytest.mark.parametrize(
+    ("error", "problem"),
+    [
+        (None, None),
+        ("", None),
+        (
+            "ClientConnectorError: Cannot connect to host x:1 [Connection refused]",
+            "unreachable",
+        ),
+        ("ServerDisconnectedError: Server disconnected", "unreachable"),
+        ("TimeoutError: ", "timeout"),
+        ("database_unavailable: the database is unavailable; retry shortly", "busy"),
+        ("peer could not store 3 item(s); retrying", "busy"),
+        ("refused 2 item(s): not_home_node", "refused"),
+        ("peer wants site records ['a'] again", "records"),
+        ("bad_request_signature: the request is signed for 'x'", "signature"),
+        ("something new", "other"),
+    ],
+)
+def test_peer_errors_are_told_by_what_they_mean(
+    error: str | None, problem: str | None
+) -> None:
+    from exchange.federation.service import peer_problem
+
+    assert peer_problem(error) == problem

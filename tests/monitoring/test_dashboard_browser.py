@@ -28,6 +28,12 @@ async def test_dashboard_login_live_language_filter_scope(node_factory: Any) -> 
     # A node without a roster names its circles in its config.
     node = await node_factory(node={"circle_names": CIRCLE_NAMES})
     await _populate(node)
+    async with node.node.db.pool.acquire() as conn:  # a peer that cannot be reached
+        await conn.execute(
+            "INSERT INTO peers (node_id, base_url, last_error, attempts) VALUES "
+            "('yangtze-delta', 'http://127.0.0.1:1', $1, 3)",
+            "ClientConnectorError: Cannot connect to host 127.0.0.1:1 [Connection refused]",
+        )
     token = await node.add_monitor(
         "huaibei-municipal", circles=("huaihai",), name="淮北市人大常委会"
     )
@@ -73,6 +79,9 @@ async def test_dashboard_login_live_language_filter_scope(node_factory: Any) -> 
         assert "草案" in _text(d, "#plans")  # the plan's state
         week = _text(d, "#week")
         assert "联合执法检查方案" in week and "inspection_plan" not in week, week
+        fed = _text(d, "#federation")
+        assert "无法连接对方节点" in fed and "对等节点" in fed
+        assert "ClientConnectorError" not in fed and "refused" not in fed
         # Who watches and which circles, by name: no monitor or circle ids.
         assert (
             _text(d, "#scope") == "监督范围: 淮北市人大常委会 · 淮海经济区 · 2 个单位"

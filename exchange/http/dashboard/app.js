@@ -13,7 +13,8 @@
       security_title: "安全事件", c_sites: "单位数", c_items: "共享条目",
       c_refused: "7日拒收", c_inactive: "不活跃单位", active: "活跃", inactive: "不活跃",
       none: "暂无", no_peers: "暂无对等节点数据", no_events: "暂无安全事件", no_plans: "暂无联合检查方案",
-      scope: "监督范围", endorsed: "已会签", of: "/", backlog: "积压", last_ok: "最近成功", error: "错误",
+      scope: "监督范围", endorsed: "已会签", of: "/", backlog: "积压", last_ok: "最近成功", error: "错误", peer_col: "对等节点", problem: "状况",
+      peer_unreachable: "无法连接对方节点", peer_timeout: "对方节点响应超时", peer_busy: "对方暂时无法保存，正在重试", peer_refused: "对方拒收部分条目（见节点日志）", peer_records: "正在同步单位信息", peer_signature: "签名或密钥未被对方接受", peer_other: "同步出错，正在重试（见节点日志）", peer_ok: "正常",
       all: "全部成员单位", never: "从未", bad_token: "令牌无效",
       adapter_none: "未报告", n_sites: "{n} 个单位", c_week: "本周新增条目", c_open: "进行中的联合检查",
       counts_note: "共享条目：各单位累计发布的条目数。本周新增：近7天新收到的条目，同一条目重复推送不重复计算；"
@@ -31,7 +32,8 @@
       security_title: "Security events", c_sites: "Sites", c_items: "Items shared",
       c_refused: "Refused (7d)", c_inactive: "Inactive sites", active: "active", inactive: "inactive",
       none: "none", no_peers: "No peer data yet", no_events: "No security events", no_plans: "No joint plans",
-      scope: "Scope", endorsed: "endorsed", of: "/", backlog: "backlog", last_ok: "last success", error: "error",
+      scope: "Scope", endorsed: "endorsed", of: "/", backlog: "backlog", last_ok: "last success", error: "error", peer_col: "Peer node", problem: "Status",
+      peer_unreachable: "cannot reach the peer", peer_timeout: "the peer is not answering in time", peer_busy: "the peer cannot store items just now; retrying", peer_refused: "the peer refused some items (see the node log)", peer_records: "sending site records", peer_signature: "the peer does not accept our signature or key", peer_other: "delivery failed; retrying (see the node log)", peer_ok: "OK",
       all: "all partners", never: "never", bad_token: "Invalid token",
       adapter_none: "not reported", n_sites: "{n} sites", c_week: "New items this week", c_open: "Open joint inspections",
       counts_note: "Items shared: all items each congress has published. New this week: items first received in the "
@@ -161,8 +163,8 @@
     const box = $("#federation"); const peers = (data.federation && data.federation.peers) || [];
     if (!peers.length) { box.replaceChildren(el("p", t("no_peers"), "muted")); return; }
     const table = el("table"); const head = el("tr");
-    [t("site"), t("backlog"), t("last_ok"), t("error")].forEach((h) => head.append(el("th", h))); table.append(head);
-    peers.forEach((p) => { const tr = el("tr"); tr.append(el("td", p.peer || p.id), el("td", p.backlog), el("td", fmtTime(p.last_success)), el("td", p.last_error || "—")); table.append(tr); });
+    [t("peer_col"), t("backlog"), t("last_ok"), t("problem")].forEach((h) => head.append(el("th", h))); table.append(head);
+    peers.forEach((p) => { const tr = el("tr"); tr.append(el("td", p.peer || p.id), el("td", p.backlog ?? "—"), el("td", fmtTime(p.last_success)), el("td", t(p.problem ? "peer_" + p.problem : "peer_ok"))); table.append(tr); });
     box.replaceChildren(table);
   }
 
