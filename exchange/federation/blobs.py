@@ -66,7 +66,6 @@ class BlobFetcher(BackgroundLoop):
         self.backoff_base = fed.backoff_base_ms / 1000
         self.backoff_max = fed.backoff_max_s
         self.fetched_total = 0
-        self.failed_total = 0
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -143,7 +142,6 @@ class BlobFetcher(BackgroundLoop):
         return str(entry.base_url).rstrip("/"), ""
 
     async def _failed(self, want: BlobFetch, error: str) -> None:
-        self.failed_total += 1
         self.node.metrics.blob_fetches.labels("failed").inc()
         retry = self._retry_in(want.attempts)
         if want.attempts in (0, 5) or want.attempts % 50 == 0:

@@ -53,6 +53,9 @@ class BlobFetch:
     last_error: str | None
 
 
+_FETCH_COLUMNS = "sha256, author, size, media_type, attempts, last_error"
+
+
 class BlobStore:
     """Queries on ``blobs`` and ``blob_chunks``, and on ``blob_fetches``."""
 
@@ -252,8 +255,8 @@ class BlobStore:
         """Attachments whose next attempt is due, oldest first."""
         async with self.db.pool.acquire() as c:
             rows = await c.fetch(
-                """SELECT sha256, author, size, media_type, attempts, last_error
-                   FROM blob_fetches WHERE next_at <= now() ORDER BY next_at LIMIT $1""",
+                f"""SELECT {_FETCH_COLUMNS} FROM blob_fetches
+                    WHERE next_at <= now() ORDER BY next_at LIMIT $1""",
                 limit,
             )
         return [BlobFetch(**dict(r)) for r in rows]
@@ -262,8 +265,7 @@ class BlobStore:
         """Every attachment still to fetch (for operators and tests)."""
         async with self.db.pool.acquire() as c:
             rows = await c.fetch(
-                """SELECT sha256, author, size, media_type, attempts, last_error
-                   FROM blob_fetches ORDER BY sha256, author"""
+                f"SELECT {_FETCH_COLUMNS} FROM blob_fetches ORDER BY sha256, author"
             )
         return [BlobFetch(**dict(r)) for r in rows]
 
